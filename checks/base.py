@@ -1,0 +1,50 @@
+"""The contract every check implements, and the options all checks share.
+
+A check is built from parsed option values (its constructor validates them and
+raises UsageError) and has one job: probe(deadline) -> CheckResult. Judging exit
+codes, printing and logging belong to the runner in kahooks.hooks.check_cli, so
+the daemon can run the very same objects in-process.
+"""
+
+from __future__ import annotations
+
+from kahooks.options import Option, positive_float
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from kahooks.deadline import Deadline
+    from kahooks.result import CheckResult
+
+# Below keepalived's default interval (and default timeout) of 1 s, leaving room
+# for interpreter start-up and the kill grace.
+DEFAULT_TIMEOUT = 0.8
+
+COMMON_OPTIONS = (
+    Option("-t", "--timeout", convert=positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+           help="give up and fail after this long (fractions allowed)"),
+    Option("--maintenance-file", metavar="PATH",
+           help="fail while this file exists (drain the node)"),
+    Option("--nagios", switch=True,
+           help="monitoring-plugins output and exit codes (0 OK, 2 CRITICAL, 3 UNKNOWN)"),
+    Option("--no-syslog", switch=True, help="do not log failures to syslog"),
+    Option("-v", "--verbose", switch=True, help="show a traceback on internal errors"),
+)
+
+
+class Check:
+    """Base of all checks. Subclasses set `kind` and OPTIONS and implement probe()."""
+
+    kind = "check"
+    OPTIONS: tuple[Option, ...] = ()
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.timeout: float = values.get("timeout") or DEFAULT_TIMEOUT
+
+    def probe(self, deadline: Deadline) -> CheckResult:
+        raise NotImplementedError
+
+    def hard_limit(self) -> float:
+        """Seconds after which the runner interrupts a probe that ignored its deadline."""
+        return self.timeout + 0.05

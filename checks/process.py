@@ -1,0 +1,148 @@
+"""ka-check-process: is a named process running? (replaces `killall -0 haproxy`, `pidof httpd`).
+
+Matching is by name as killall sees it, optionally narrowed by a command-line
+regex, an effective user, or a pidfile. Zombies never count: a crashed daemon
+whose parent has not reaped it is not running.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kahooks.checks import procfs
+from kahooks.checks.base import Check
+from kahooks.errors import UsageError
+from kahooks.options import Option, positive_int, regex
+from kahooks.result import CheckResult, healthy, unhealthy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from kahooks.deadline import Deadline
+
+
+def user_id(raw: str) -> int:
+    """A user name or numeric uid, as a uid."""
+    if raw.isdigit():
+        return int(raw)
+    import pwd
+
+    try:
+        return pwd.getpwnam(raw).pw_uid
+    except KeyError:
+        raise ValueError("no such user") from None
+
+
+class ProcessCheck(Check):
+    kind = "process"
+    OPTIONS = (
+        Option("NAME", help="process name as killall sees it (optional with --pidfile or --cmdline)"),
+        Option("--cmdline", convert=regex, metavar="REGEX",
+               help="the process's command line (argv joined by spaces) must match"),
+        Option("--pidfile", metavar="PATH",
+               help="the pid in this file must be alive (and be NAME, when given)"),
+        Option("--user", convert=user_id, metavar="USER", help="effective user name or uid"),
+        Option("--min-count", convert=positive_int, default=1, metavar="N",
+               help="at least N matching processes"),
+    )
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self.name: str | None = values.get("name")
+        self.cmdline = values.get("cmdline")
+        self.pidfile: str | None = values.get("pidfile")
+        self.user: int | None = values.get("user")
+        self.min_count: int = values.get("min_count") or 1
+        self.proc = values.get("proc_root", "/proc")
+        if not (self.name or self.cmdline or self.pidfile):
+            raise UsageError("give a process NAME, --cmdline or --pidfile")
+        if self.name is not None and (not self.name or "/" in self.name):
+            raise UsageError(f"NAME {self.name!r}: give the program name, not a path")
+        if self.pidfile and self.min_count > 1:
+            raise UsageError("--min-count cannot be used with --pidfile (a pidfile names one process)")
+
+    def describe(self) -> str:
+        if self.name:
+            return self.name
+        if self.pidfile:
+            return f"pid from {self.pidfile}"
+        return f"process matching /{self.cmdline.pattern}/"
+
+    def matches(self, info: procfs.ProcInfo) -> bool:
+        if self.name is not None and not procfs.name_matches(self.name, info, self.proc):
+            return False
+        if self.cmdline is not None:
+            argv = procfs.read_cmdline(info.pid, self.proc)
+            if not self.cmdline.search(" ".join(argv)):
+                return False
+        if self.user is not None and procfs.effective_uid(info.pid, self.proc) != self.user:
+            return False
+        return True
+
+    def find(self) -> list[int]:
+        """Pids of live (non-zombie) matching processes, excluding this checker itself."""
+        own = os.getpid()
+        return [info.pid for info in procfs.iter_processes(self.proc)
+                if info.pid != own and not info.zombie and self.matches(info)]
+
+    def probe(self, deadline: Deadline) -> CheckResult:
+        if self.pidfile:
+            return self._probe_pidfile()
+        pids = self.find()
+        label = self.describe()
+        if len(pids) >= self.min_count:
+            return healthy(f"{label} running ({_pid_list(pids)})", count=len(pids))
+        if not pids:
+            return unhealthy(f"{label} not running{self._zombie_note()}", count=0)
+        return unhealthy(f"only {len(pids)} {label} running, need {self.min_count} ({_pid_list(pids)})",
+                         count=len(pids))
+
+    def _probe_pidfile(self) -> CheckResult:
+        try:
+            with open(self.pidfile, "rb") as handle:
+                text = handle.read(64).split(b"\n")[0].strip()
+        except FileNotFoundError:
+            return unhealthy(f"pidfile {self.pidfile} does not exist", count=0)
+        except OSError as exc:
+            return unhealthy(f"cannot read pidfile {self.pidfile}: {exc.strerror}", count=0)
+        if not text.isdigit() or int(text) <= 0:
+            return unhealthy(f"pidfile {self.pidfile} holds no pid ({text[:20]!r})", count=0)
+        pid = int(text)
+        info = procfs.read_stat(pid, self.proc)
+        if info is None:
+            return unhealthy(f"pid {pid} from {self.pidfile} is not running", count=0)
+        if info.zombie:
+            return unhealthy(f"pid {pid} from {self.pidfile} is a zombie ({info.comm})", count=0)
+        if not self.matches(info):
+            # A live pid that is not the expected program: the daemon died and its pid was reused.
+            return unhealthy(f"pid {pid} from {self.pidfile} is {info.comm!r}, not {self.describe_match()}",
+                             count=0)
+        return healthy(f"{self.name or info.comm} running (pid {pid} from {self.pidfile})", count=1)
+
+    def describe_match(self) -> str:
+        parts = []
+        if self.name:
+            parts.append(repr(self.name))
+        if self.cmdline is not None:
+            parts.append(f"matching /{self.cmdline.pattern}/")
+        if self.user is not None:
+            parts.append(f"run by uid {self.user}")
+        return " ".join(parts) or "the expected process"
+
+    def _zombie_note(self) -> str:
+        """Say so when the only matches are zombies: a crashed, unreaped daemon confuses people."""
+        if self.name is None:
+            return ""
+        zombies = [info.pid for info in procfs.iter_processes(self.proc)
+                   if info.zombie and procfs.name_matches(self.name, info, self.proc)]
+        return f" (zombie: {_pid_list(zombies)})" if zombies else ""
+
+
+def _pid_list(pids: list[int]) -> str:
+    shown = ", ".join(str(pid) for pid in pids[:5])
+    more = f" and {len(pids) - 5} more" if len(pids) > 5 else ""
+    return f"pid{'s' if len(pids) > 1 else ''} {shown}{more}"
+
+
+CHECK = ProcessCheck

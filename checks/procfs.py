@@ -1,0 +1,96 @@
+"""Reading processes from /proc, the way killall and pidof see them.
+
+Pure /proc reads with no psutil, so a process check starts as fast as a bare
+interpreter; /proc is whatever pid namespace this process lives in, so it works
+inside containers and namespaces where keepalived's track_process does not.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+# The kernel keeps 15 bytes of a program name in comm (TASK_COMM_LEN - 1).
+COMM_LENGTH = 15
+GONE_STATES = frozenset("ZXx")
+
+
+class ProcInfo:
+    """The few facts about one process that a check matches on."""
+
+    __slots__ = ("pid", "comm", "state", "ppid", "pgrp", "session")
+
+    def __init__(self, pid: int, comm: str, state: str, ppid: int, pgrp: int, session: int) -> None:
+        self.pid = pid
+        self.comm = comm
+        self.state = state
+        self.ppid = ppid
+        self.pgrp = pgrp
+        self.session = session
+
+    @property
+    def zombie(self) -> bool:
+        return self.state in GONE_STATES
+
+
+def read_stat(pid: int, proc: str = "/proc") -> ProcInfo | None:
+    """Parse /proc/PID/stat; None when the process is gone."""
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm may itself contain spaces and parentheses: it ends at the last ')'.
+    left = data.find(b"(")
+    right = data.rfind(b")")
+    comm = data[left + 1:right].decode("utf-8", "surrogateescape")
+    fields = data[right + 2:].split()
+    return ProcInfo(pid, comm, fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]))
+
+
+def read_cmdline(pid: int, proc: str = "/proc") -> list[str]:
+    """argv of a process ([] for kernel threads, zombies and vanished processes)."""
+    try:
+        with open(f"{proc}/{pid}/cmdline", "rb") as handle:
+            data = handle.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return []
+    return [part.decode("utf-8", "surrogateescape") for part in data.rstrip(b"\0").split(b"\0")] if data else []
+
+
+def effective_uid(pid: int, proc: str = "/proc") -> int | None:
+    """Effective uid from /proc/PID/status (what ps -o euser shows)."""
+    try:
+        with open(f"{proc}/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[2])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None
+
+
+def iter_processes(proc: str = "/proc") -> Iterator[ProcInfo]:
+    """Every process (thread-group leader) visible in this pid namespace."""
+    for entry in os.listdir(proc):
+        if entry.isdigit():
+            info = read_stat(int(entry), proc)
+            if info is not None:
+                yield info
+
+
+def name_matches(name: str, info: ProcInfo, proc: str = "/proc") -> bool:
+    """Does the process carry `name` as killall sees it?
+
+    comm holds at most 15 bytes; for a longer name, as killall does, compare the
+    truncated comm and then the basename of argv[0].
+    """
+    if len(name) <= COMM_LENGTH:
+        return info.comm == name
+    if info.comm != name[:COMM_LENGTH]:
+        return False
+    argv = read_cmdline(info.pid, proc)
+    return bool(argv) and os.path.basename(argv[0]) == name

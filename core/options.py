@@ -1,0 +1,243 @@
+"""A small declarative option parser for programs keepalived forks every second.
+
+argparse costs about 10 ms of start-up (it pulls in re, gettext and locale),
+close to a whole bare interpreter; this parser costs nothing measurable. Each
+check declares its options once as a tuple of Option; the same declarations
+parse argv here and, later, the daemon's configuration tables.
+
+Errors raise UsageError with one line naming the option, never SystemExit:
+the caller decides the exit code (always 1 for a check, never argparse's 2).
+"""
+
+from __future__ import annotations
+
+from kahooks.errors import UsageError
+
+TYPE_CHECKING = False  # importing typing costs start-up time; annotations only need it for mypy
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any
+
+    Converter = Callable[[str], Any]
+
+
+class Option:
+    """One option or positional argument.
+
+    `names` starting with '-' make an option (e.g. ("-t", "--timeout")); a bare
+    name such as "URL" makes a positional. `rest=True` on a positional takes the
+    first bare word and everything after it, verbatim (a command line to run).
+    """
+
+    __slots__ = ("names", "dest", "convert", "default", "help", "metavar",
+                 "repeat", "switch", "required", "rest")
+
+    def __init__(self, *names: str, convert: Converter = str, default: Any = None,
+                 help: str = "", metavar: str | None = None, repeat: bool = False,
+                 switch: bool = False, required: bool = False, rest: bool = False) -> None:
+        self.names = names
+        first = names[-1]
+        self.dest = first.lstrip("-").replace("-", "_").lower()
+        self.convert = convert
+        self.default = default
+        self.help = help
+        self.metavar = metavar or (first if self.positional else first.lstrip("-").upper().replace("-", "_"))
+        self.repeat = repeat
+        self.switch = switch
+        self.required = required
+        self.rest = rest
+
+    @property
+    def positional(self) -> bool:
+        return not self.names[0].startswith("-")
+
+    def label(self) -> str:
+        return self.names[-1]
+
+
+class HelpRequested(Exception):
+    """Raised by parse_argv for -h/--help; carries the help text."""
+
+
+def parse_argv(options: Sequence[Option], argv: Sequence[str], prog: str) -> dict[str, Any]:
+    """Parse argv against `options`; return {dest: value} with defaults filled in."""
+    by_name: dict[str, Option] = {}
+    for opt in options:
+        for name in opt.names:
+            if not opt.positional:
+                by_name[name] = opt
+    positionals = [opt for opt in options if opt.positional]
+    values: dict[str, Any] = {opt.dest: ([] if opt.repeat else opt.default) for opt in options}
+    bare: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        index += 1
+        if arg == "--":
+            bare.extend(argv[index:])
+            break
+        if arg in ("-h", "--help"):
+            raise HelpRequested(format_help(options, prog))
+        if len(arg) < 2 or not arg.startswith("-") or _is_number(arg):
+            bare.append(arg)
+            if positionals and positionals[-1].rest and len(bare) >= len(positionals):
+                bare.extend(argv[index:])
+                break
+            continue
+        name, has_inline, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        opt = by_name.get(name)
+        if opt is None:
+            raise UsageError(f"unknown option {name}")
+        if opt.switch:
+            if has_inline:
+                raise UsageError(f"{name} takes no value")
+            values[opt.dest] = True
+            continue
+        if has_inline:
+            raw = inline
+        elif index < len(argv):
+            raw = argv[index]
+            index += 1
+        else:
+            raise UsageError(f"{name} needs a value ({opt.metavar})")
+        value = convert_value(opt, raw)
+        if opt.repeat:
+            values[opt.dest].append(value)
+        else:
+            values[opt.dest] = value
+    _assign_positionals(positionals, bare, values)
+    return values
+
+
+def convert_value(opt: Option, raw: str) -> Any:
+    """Run the option's converter, turning its ValueError into a UsageError that names the option."""
+    try:
+        return opt.convert(raw)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{opt.label()} {raw!r}: {exc}") from None
+
+
+def _assign_positionals(positionals: list[Option], bare: list[str], values: dict[str, Any]) -> None:
+    for opt in positionals:
+        if opt.rest:
+            values[opt.dest] = list(bare)
+            bare.clear()
+            if opt.required and not values[opt.dest]:
+                raise UsageError(f"missing {opt.metavar}")
+        elif bare:
+            values[opt.dest] = convert_value(opt, bare.pop(0))
+        elif opt.required:
+            raise UsageError(f"missing {opt.metavar}")
+    if bare:
+        raise UsageError(f"unexpected argument {bare[0]!r}")
+
+
+def _is_number(arg: str) -> bool:
+    """A negative number is a value, not an option (e.g. a weight of -20)."""
+    return arg[1:2].isdigit()
+
+
+def format_help(options: Iterable[Option], prog: str) -> str:
+    options = list(options)
+    words = []
+    for opt in options:
+        if opt.positional:
+            word = opt.metavar + ("..." if opt.rest else "")
+            words.append(word if opt.required else f"[{word}]")
+    lines = [f"usage: {prog} [options] {' '.join(words)}".rstrip(), "", "options:"]
+    for opt in options:
+        if opt.positional:
+            left = opt.metavar
+        else:
+            left = ", ".join(opt.names) + ("" if opt.switch else f" {opt.metavar}")
+        default = "" if opt.default in (None, False) else f" (default {opt.default})"
+        lines.append(f"  {left:<28} {opt.help}{default}")
+    return "\n".join(lines)
+
+
+# Converters: each takes the raw string and raises ValueError with a short reason.
+
+def positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number")
+    return value
+
+
+def non_negative_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("not a whole number") from None
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def positive_int(raw: str) -> int:
+    value = non_negative_int(raw)
+    if value == 0:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def regex(raw: str) -> Any:
+    import re  # only checks given a regex pay for re
+
+    try:
+        return re.compile(raw)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression: {exc}") from None
+
+
+def int_ranges(raw: str) -> tuple[tuple[int, int], ...]:
+    """'200,204,300-399' -> ((200, 200), (204, 204), (300, 399))."""
+    ranges = []
+    for part in raw.split(","):
+        part = part.strip()
+        low, dash, high = part.partition("-")
+        try:
+            first = int(low)
+            last = int(high) if dash else first
+        except ValueError:
+            raise ValueError(f"{part!r} is not a number or a range like 200-299") from None
+        if first < 0 or last < first:
+            raise ValueError(f"{part!r} is not a valid range")
+        ranges.append((first, last))
+    return tuple(ranges)
+
+
+def in_ranges(value: int, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(first <= value <= last for first, last in ranges)
+
+
+def unescape(raw: str) -> bytes:
+    r"""Text with C-style escapes (\r \n \t \0 \\ \xHH) as bytes, for --send/--expect."""
+    out = bytearray()
+    simple = {"r": b"\r", "n": b"\n", "t": b"\t", "0": b"\0", "\\": b"\\"}
+    index = 0
+    while index < len(raw):
+        char = raw[index]
+        if char != "\\":
+            out += char.encode()
+            index += 1
+            continue
+        code = raw[index + 1:index + 2]
+        if code in simple:
+            out += simple[code]
+            index += 2
+        elif code == "x":
+            digits = raw[index + 2:index + 4]
+            try:
+                out.append(int(digits, 16))
+            except ValueError:
+                raise ValueError(f"bad escape \\x{digits}") from None
+            if len(digits) != 2:
+                raise ValueError(f"bad escape \\x{digits}")
+            index += 4
+        else:
+            raise ValueError(f"unknown escape \\{code}")
+    return bytes(out)

@@ -1,0 +1,1 @@
+"""The keepalived-facing entry points: parse what keepalived passes, dispatch, exit as it expects."""

@@ -1,0 +1,1 @@
+"""What reacts to a VRRP transition: rebind, DNS, email, Slack, syslog, exec."""
