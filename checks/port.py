@@ -1,0 +1,195 @@
+"""ka-check-port: does HOST:PORT accept TCP connections (and answer as expected)?
+
+Modes: a plain connect; --send/--expect for a banner or reply; --tls for a
+handshake and --cert-days; --listening, which connects to nothing and only asks
+the kernel whether a socket LISTENs on that address (or a wildcard) here.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+from kahooks.checks import netaddr
+from kahooks.checks.base import Check
+from kahooks.deadline import format_seconds
+from kahooks.errors import KahooksError, ProbeTimeout, UsageError
+from kahooks.options import Option, non_negative_int, unescape
+from kahooks.result import CheckResult, healthy, unhealthy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from kahooks.deadline import Deadline
+
+READ_LIMIT = 65536
+TCP_LISTEN = "0A"
+
+
+class PortCheck(Check):
+    kind = "port"
+    OPTIONS = (
+        Option("HOST:PORT", convert=netaddr.parse_hostport, required=True,
+               help="address to check; IPv6 as [addr]:port"),
+        Option("--send", convert=unescape, metavar="TEXT", help="send this after connecting (\\r \\n \\xHH escapes)"),
+        Option("--expect", convert=unescape, metavar="TEXT", help="the reply (or banner) must contain this"),
+        Option("--tls", switch=True, help="do a TLS handshake"),
+        Option("--insecure", switch=True, help="with --tls: do not verify the certificate"),
+        Option("--ca", metavar="FILE", help="with --tls: trust the CA certificates in FILE"),
+        Option("--sni", metavar="NAME", help="with --tls: server name to send and verify (default HOST)"),
+        Option("--cert-days", convert=non_negative_int, metavar="N",
+               help="with --tls: fail when the certificate expires within N days"),
+        Option("--listening", switch=True,
+               help="only check that a local socket LISTENs on HOST:PORT (or a wildcard); no connection"),
+    )
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self.host, self.port = values["host:port"]
+        self.send: bytes | None = values.get("send")
+        self.expect: bytes | None = values.get("expect")
+        self.tls: bool = bool(values.get("tls"))
+        self.insecure: bool = bool(values.get("insecure"))
+        self.ca: str | None = values.get("ca")
+        self.sni: str | None = values.get("sni")
+        self.cert_days: int | None = values.get("cert_days")
+        self.listening: bool = bool(values.get("listening"))
+        self.target = netaddr.format_hostport(self.host, self.port)
+        tls_only = [flag for flag, given in (("--insecure", self.insecure), ("--ca", self.ca),
+                                             ("--sni", self.sni), ("--cert-days", self.cert_days is not None))
+                    if given]
+        if tls_only and not self.tls:
+            raise UsageError(f"{tls_only[0]} needs --tls")
+        if self.listening and (self.send is not None or self.expect is not None or self.tls):
+            raise UsageError("--listening checks the local socket table only; it cannot be combined "
+                             "with --send, --expect or --tls")
+        self.context = None
+        if self.tls:
+            from kahooks.checks import tlsinfo
+
+            self.context = tlsinfo.client_context(self.insecure, self.ca)
+
+    def probe(self, deadline: Deadline) -> CheckResult:
+        if self.listening:
+            return self._probe_listening(deadline)
+        try:
+            sock = netaddr.connect(self.host, self.port, deadline)
+        except ProbeTimeout as exc:
+            return unhealthy(str(exc))
+        except KahooksError as exc:
+            return unhealthy(f"{exc} after {format_seconds(deadline.elapsed())}")
+        notes = []
+        metrics: dict[str, float] = {}
+        try:
+            if self.tls:
+                sock, note, days = self._handshake(sock, deadline)
+                notes.append(note)
+                if days is not None:
+                    metrics["cert_days"] = round(days, 1)
+            if self.send is not None:
+                sock.settimeout(deadline.require(f"sending to {self.target}"))
+                sock.sendall(self.send)
+            if self.expect is not None:
+                reply = self._read_until_expected(sock, deadline)
+                if self.expect not in reply:
+                    shown = reply[:60].decode("utf-8", "replace")
+                    return unhealthy(f"{self.target} replied {shown!r}, expected {self.expect.decode('utf-8', 'replace')!r}")
+                notes.append(f"replied {self.expect.decode('utf-8', 'replace')!r}")
+        except KahooksError as exc:
+            return unhealthy(f"{self.target}: {exc}")
+        except OSError as exc:
+            return unhealthy(f"{self.target}: {netaddr._reason(exc)}")
+        finally:
+            sock.close()
+        if any(note.startswith("certificate expire") for note in notes):
+            return unhealthy(f"{self.target}: {notes[0]}", **metrics)
+        detail = f", {', '.join(notes)}" if notes else ""
+        return healthy(f"{self.target} accepted the connection in "
+                       f"{format_seconds(deadline.elapsed())}{detail}", **metrics)
+
+    def _handshake(self, sock: socket.socket, deadline: Deadline) -> tuple[Any, str, float | None]:
+        import ssl
+
+        from kahooks.checks import tlsinfo
+
+        sock.settimeout(deadline.require(f"TLS handshake with {self.target}"))
+        try:
+            tls = self.context.wrap_socket(sock, server_hostname=self.sni or self.host)
+        except ssl.SSLError as exc:
+            raise tlsinfo.handshake_error(exc) from None
+        except TimeoutError:
+            raise ProbeTimeout(f"TLS handshake: no answer within {deadline.seconds:g} s") from None
+        if self.cert_days is None:
+            return tls, f"TLS {tls.version()}", None
+        ok, note, days = tlsinfo.check_expiry(tls, self.cert_days)
+        return tls, note, days
+
+    def _read_until_expected(self, sock: socket.socket, deadline: Deadline) -> bytes:
+        reply = b""
+        while self.expect not in reply and len(reply) < READ_LIMIT:
+            sock.settimeout(deadline.require(f"waiting for {self.expect!r} from {self.target}"))
+            try:
+                chunk = sock.recv(4096)
+            except TimeoutError:
+                raise ProbeTimeout(f"no {self.expect.decode('utf-8', 'replace')!r} within "
+                                   f"{deadline.seconds:g} s (got {reply[:60]!r})") from None
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+    def _probe_listening(self, deadline: Deadline) -> CheckResult:
+        wanted = netaddr.resolve(self.host, self.port, deadline)
+        for family, sockaddr in wanted:
+            found = find_listener(family, sockaddr[0], self.port)
+            if found:
+                return healthy(f"a socket listens on {found}")
+        return unhealthy(f"nothing listens on {self.target} (nor on a wildcard address)")
+
+
+def find_listener(family: int, address: str, port: int, proc_net: str = "/proc/net") -> str | None:
+    """The listening address that serves address:port (itself or a wildcard), or None.
+
+    Read from /proc/net/tcp{,6}, which is this network namespace's socket table.
+    An IPv4 address is also served by a dual-stack [::] or a [::ffff:a.b.c.d] socket.
+    """
+    port_hex = f"{port:04X}"
+    if family == socket.AF_INET:
+        packed = socket.inet_pton(socket.AF_INET, address)
+        accept = {
+            "tcp": {_proc_hex(packed): address, _proc_hex(bytes(4)): "0.0.0.0"},
+            "tcp6": {_proc_hex(bytes(16)): "[::]",
+                     _proc_hex(bytes(10) + b"\xff\xff" + packed): f"[::ffff:{address}]"},
+        }
+    else:
+        packed = socket.inet_pton(socket.AF_INET6, address.split("%")[0])
+        accept = {"tcp6": {_proc_hex(packed): f"[{address}]", _proc_hex(bytes(16)): "[::]"}}
+    for table, addresses in accept.items():
+        for local in _listening_sockets(f"{proc_net}/{table}", port_hex):
+            if local in addresses:
+                return f"{addresses[local]}:{port}"
+    return None
+
+
+def _proc_hex(packed: bytes) -> str:
+    """An address as /proc/net/tcp prints it: each 32-bit word in host byte order, as hex."""
+    return "".join(f"{int.from_bytes(packed[i:i + 4], sys.byteorder):08X}" for i in range(0, len(packed), 4))
+
+
+def _listening_sockets(path: str, port_hex: str) -> list[str]:
+    try:
+        with open(path) as handle:
+            next(handle, None)  # header
+            found = []
+            for line in handle:
+                fields = line.split(None, 4)
+                local_address, _, local_port = fields[1].partition(":")
+                if local_port == port_hex and fields[3] == TCP_LISTEN:
+                    found.append(local_address)
+            return found
+    except FileNotFoundError:  # no IPv6 in this kernel or namespace
+        return []
+
+
+CHECK = PortCheck
