@@ -132,8 +132,9 @@ class PortCheck(Check):
             try:
                 chunk = sock.recv(4096)
             except TimeoutError:
+                got = reply[:60].decode("utf-8", "replace")
                 raise ProbeTimeout(f"no {self.expect.decode('utf-8', 'replace')!r} within "
-                                   f"{deadline.seconds:g} s (got {reply[:60]!r})") from None
+                                   f"{deadline.seconds:g} s (got {got!r})") from None
             if not chunk:
                 break
             reply += chunk

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
 NAGIOS_CODES = {"OK": 0, "CRITICAL": 2, "UNKNOWN": 3}
-SYSLOG_SOCKET = "/dev/log"
 
 
 class Interrupted(BaseException):
@@ -126,16 +125,9 @@ def _perf_value(key: str, value: float) -> str:
 
 def _syslog(message: str) -> None:
     """keepalived discards a check's output: syslog is where an operator sees why it failed."""
-    if not os.path.exists(SYSLOG_SOCKET):
-        return
-    try:
-        import syslog
+    from kahooks import localsyslog
 
-        syslog.openlog("ka-check", syslog.LOG_PID, syslog.LOG_DAEMON)
-        syslog.syslog(syslog.LOG_WARNING, message)
-        syslog.closelog()
-    except OSError:
-        pass
+    localsyslog.send("ka-check", message)
 
 
 def _trace(verbose: bool) -> None:

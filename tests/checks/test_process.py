@@ -1,0 +1,252 @@
+"""ka-check-process against real processes: names, zombies, pidfiles, users, namespaces."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.programs import assert_one_line_failure, run
+
+SLEEP = shutil.which("sleep") or "/bin/sleep"
+
+
+def named_program(directory: Path, name: str) -> Path:
+    """A copy of sleep under `name`, so the kernel's comm for it is `name` (truncated to 15)."""
+    path = directory / name
+    if not path.exists():  # copying over a running program fails with ETXTBSY
+        shutil.copy(SLEEP, path)
+    return path
+
+
+@pytest.fixture
+def unique_name() -> str:
+    return "kh" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def program_dir() -> Iterator[Path]:
+    """World-readable (pytest's tmp_path is 0700), so a program copied here can run as nobody."""
+    directory = Path(tempfile.mkdtemp(prefix="kahooks-test-"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def spawn(program_dir: Path) -> Iterator:
+    started: list[subprocess.Popen] = []
+
+    def start(name: str, *args: str, **kwargs) -> subprocess.Popen:
+        program = named_program(program_dir, name)
+        proc = subprocess.Popen([str(program), *(args or ("60",))], **kwargs)
+        started.append(proc)
+        wait_until(lambda: _comm(proc.pid) is not None)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
+
+
+def _comm(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+
+
+def wait_until(condition, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.01)
+
+
+def test_running_process_is_healthy(spawn, unique_name: str) -> None:
+    proc = spawn(unique_name)
+    outcome = run("ka-check-process", unique_name)
+    assert outcome.code == 0, outcome
+    assert outcome.line == f"OK: {unique_name} running (pid {proc.pid})"
+
+
+def test_missing_process_fails(unique_name: str) -> None:
+    assert_one_line_failure(run("ka-check-process", unique_name), f"{unique_name} not running")
+
+
+def test_killed_process_fails(spawn, unique_name: str) -> None:
+    proc = spawn(unique_name)
+    assert run("ka-check-process", unique_name).code == 0
+    proc.kill()
+    proc.wait()
+    assert_one_line_failure(run("ka-check-process", unique_name), "not running")
+
+
+def test_zombie_does_not_count(tmp_path: Path, unique_name: str) -> None:
+    program = named_program(tmp_path, unique_name)
+    # The parent forks the program, which exits at once; the parent never reaps it.
+    parent = subprocess.Popen(["python3", "-c", f"import os,time\nif os.fork()==0: os.execv({str(program)!r},"
+                               f"[{unique_name!r},'0'])\ntime.sleep(30)"])
+    try:
+        wait_until(lambda: any(_state(pid) == "Z" and _comm(pid) == unique_name for pid in _children(parent.pid)))
+        assert_one_line_failure(run("ka-check-process", unique_name), "not running", "zombie")
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def test_long_names_compare_beyond_comm(spawn) -> None:
+    name = "kahooks-long-" + uuid.uuid4().hex[:12]  # longer than the 15 bytes of comm
+    spawn(name)
+    assert run("ka-check-process", name).code == 0
+    other = name[:15] + "different"
+    assert_one_line_failure(run("ka-check-process", other), "not running")
+
+
+def test_min_count(spawn, unique_name: str) -> None:
+    spawn(unique_name)
+    spawn(unique_name)
+    assert run("ka-check-process", unique_name, "--min-count", "2").code == 0
+    assert_one_line_failure(run("ka-check-process", unique_name, "--min-count", "3"), "only 2", "need 3")
+
+
+def test_cmdline_regex_never_matches_the_checker_itself(spawn, unique_name: str) -> None:
+    marker = "0.000" + str(uuid.uuid4().int)[:12]  # sleep adds up its arguments: a unique number
+    # The checker's own argv contains the marker: it must not count itself.
+    assert_one_line_failure(run("ka-check-process", "--cmdline", marker), "not running")
+    spawn(unique_name, "60", marker)
+    ok = run("ka-check-process", "--cmdline", rf"{unique_name} 60 {marker}$")
+    assert ok.code == 0, ok
+    assert_one_line_failure(run("ka-check-process", unique_name, "--cmdline", "no-such-arg"))
+
+
+def test_user(spawn, unique_name: str) -> None:
+    spawn(unique_name)
+    me = str(os.geteuid())
+    assert run("ka-check-process", unique_name, "--user", me).code == 0
+    assert_one_line_failure(run("ka-check-process", unique_name, "--user", str(os.geteuid() + 4242)))
+
+
+@pytest.mark.root
+def test_user_by_name_for_a_process_run_as_nobody(spawn, unique_name: str) -> None:
+    spawn(unique_name, "60", preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
+    assert run("ka-check-process", unique_name, "--user", "nobody").code == 0
+    assert_one_line_failure(run("ka-check-process", unique_name, "--user", "root"))
+
+
+def test_pidfile(spawn, unique_name: str, tmp_path: Path) -> None:
+    proc = spawn(unique_name)
+    pidfile = tmp_path / "service.pid"
+    pidfile.write_text(f"{proc.pid}\n")
+    ok = run("ka-check-process", "--pidfile", str(pidfile))
+    assert ok.code == 0 and f"pid {proc.pid}" in ok.line, ok
+    assert run("ka-check-process", unique_name, "--pidfile", str(pidfile)).code == 0
+    proc.kill()
+    proc.wait()
+    assert_one_line_failure(run("ka-check-process", "--pidfile", str(pidfile)), f"pid {proc.pid}", "not running")
+
+
+def test_pidfile_whose_pid_was_reused(spawn, unique_name: str, tmp_path: Path) -> None:
+    impostor = spawn(unique_name)
+    pidfile = tmp_path / "haproxy.pid"
+    pidfile.write_text(str(impostor.pid))  # haproxy died; its pid now belongs to another program
+    assert_one_line_failure(run("ka-check-process", "haproxy", "--pidfile", str(pidfile)),
+                            f"is '{unique_name}', not 'haproxy'")
+
+
+@pytest.mark.parametrize("content, fragment", [(None, "does not exist"), ("", "holds no pid"),
+                                               ("garbage\n", "holds no pid"), ("-5", "holds no pid")])
+def test_bad_pidfiles(tmp_path: Path, content: str | None, fragment: str) -> None:
+    pidfile = tmp_path / "x.pid"
+    if content is not None:
+        pidfile.write_text(content)
+    assert_one_line_failure(run("ka-check-process", "--pidfile", str(pidfile)), fragment)
+
+
+@pytest.mark.root
+def test_inside_a_pid_namespace_only_that_namespace_counts(spawn, unique_name: str, tmp_path: Path) -> None:
+    spawn(unique_name)  # outside the namespace: must not be seen from inside
+    from tests.support.programs import program
+
+    check = program("ka-check-process")
+    inner = named_program(tmp_path, unique_name + "i")
+    script = (f"{check} {unique_name}; echo rc=$?; {inner} 30 & sleep 0.2; "
+              f"{check} {unique_name}i; echo rc=$?; kill $!")
+    out = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script],
+                         capture_output=True, text=True, timeout=30)
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"FAIL: {unique_name} not running" and lines[1] == "rc=1", out
+    assert lines[2].startswith(f"OK: {unique_name}i running") and lines[3] == "rc=0", out
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ((), "give a process NAME, --cmdline or --pidfile"),
+    (("/usr/sbin/haproxy",), "give the program name, not a path"),
+    (("x", "--min-count", "0"), "--min-count '0': must be at least 1"),
+    (("x", "--min-count", "two"), "not a whole number"),
+    (("x", "--user", "no-such-user-kh"), "no such user"),
+    (("x", "--cmdline", "(unclosed"), "bad regular expression"),
+    (("x", "--timeout", "0"), "must be a positive number"),
+    (("x", "--frobnicate"), "unknown option --frobnicate"),
+    (("x", "y"), "unexpected argument 'y'"),
+    (("--pidfile", "/run/x.pid", "--min-count", "2"), "cannot be used with --pidfile"),
+])
+def test_bad_input_is_one_line_and_exit_1(args: tuple[str, ...], fragment: str) -> None:
+    assert_one_line_failure(run("ka-check-process", *args), fragment)
+
+
+def test_nagios_mode(spawn, unique_name: str) -> None:
+    spawn(unique_name)
+    ok = run("ka-check-process", "--nagios", unique_name)
+    assert ok.code == 0 and ok.line.startswith(f"PROCESS OK - {unique_name} running"), ok
+    assert "| count=1 time=" in ok.line
+    critical = run("ka-check-process", "--nagios", unique_name + "x")
+    assert critical.code == 2 and critical.line.startswith("PROCESS CRITICAL - "), critical
+    unknown = run("ka-check-process", "--nagios", "--min-count", "x", unique_name)
+    assert unknown.code == 3 and unknown.line.startswith("PROCESS UNKNOWN - "), unknown
+
+
+def test_maintenance_file_drains(spawn, unique_name: str, tmp_path: Path) -> None:
+    spawn(unique_name)
+    flag = tmp_path / "maintenance"
+    assert run("ka-check-process", unique_name, "--maintenance-file", str(flag)).code == 0
+    flag.touch()
+    assert_one_line_failure(run("ka-check-process", unique_name, "--maintenance-file", str(flag)),
+                            f"maintenance file {flag} exists")
+
+
+def test_sigterm_from_keepalived_is_a_failure(tmp_path: Path) -> None:
+    """keepalived sends SIGTERM to a check that overran; the check must still exit 1, not die oddly."""
+    from tests.support.programs import program
+
+    proc = subprocess.Popen([program("ka-check-exec"), "--timeout", "10", "--", SLEEP, "30"],
+                            stdout=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent"})
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 1
+    assert "stopped by SIGTERM" in out or "timed out" in out, out

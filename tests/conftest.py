@@ -1,0 +1,51 @@
+"""Shared fixtures: real servers on loopback, started per test and always stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.netservers import HttpServer, make_certificate
+from tests.support.rsyslog import Rsyslog
+
+
+@pytest.fixture
+def http_server() -> Iterator[HttpServer]:
+    server = HttpServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    directory = tmp_path_factory.mktemp("certs")
+    return {"long": make_certificate(directory, 365), "short": make_certificate(directory, 5)}
+
+
+@pytest.fixture
+def https_server(certs: dict[str, tuple[Path, Path]]) -> Iterator[HttpServer]:
+    server = HttpServer(tls=certs["short"])
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
+    if not shutil.which("rsyslogd") and not os.path.exists("/usr/sbin/rsyslogd"):
+        pytest.fail("rsyslogd is not installed: the test command installs it (apt package rsyslog)")
+    server = Rsyslog(tmp_path)
+    yield server
+    server.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)

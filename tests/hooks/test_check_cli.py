@@ -1,0 +1,87 @@
+"""The guarded edge: failures reach syslog, bugs still exit 1, nothing but 0/1 ever leaves."""
+
+from __future__ import annotations
+
+import pytest
+
+from kahooks.checks import CHECK_MODULES
+from kahooks.hooks import check_cli
+from tests.support.programs import run
+from tests.support.rsyslog import Rsyslog
+
+
+def test_failures_are_logged_to_syslog(rsyslog: Rsyslog) -> None:
+    outcome = run("ka-check-process", "kh-not-running-x", env={"KAHOOKS_SYSLOG_SOCKET": str(rsyslog.socket)})
+    assert outcome.code == 1
+    line = rsyslog.wait_for("kh-not-running-x")
+    assert line.startswith("daemon.warning ka-check ")
+    assert "process: FAIL: kh-not-running-x not running" in line
+
+
+def test_no_syslog_and_successes_stay_quiet(rsyslog: Rsyslog) -> None:
+    env = {"KAHOOKS_SYSLOG_SOCKET": str(rsyslog.socket)}
+    run("ka-check-process", "kh-quiet-one", "--no-syslog", env=env)
+    run("ka-check-exec", "--", "true", env=env)
+    run("ka-check-process", "kh-marker-last", env=env)  # logged: proves rsyslog was listening
+    rsyslog.wait_for("kh-marker-last")
+    assert not [line for line in rsyslog.lines() if "kh-quiet-one" in line or "exec:" in line]
+
+
+def test_bad_arguments_are_logged_too(rsyslog: Rsyslog) -> None:
+    """A typo in keepalived.conf fails every run: the operator must be able to see why."""
+    run("ka-check-port", "localhost", env={"KAHOOKS_SYSLOG_SOCKET": str(rsyslog.socket)})
+    assert "missing :PORT" in rsyslog.wait_for("ka-check-port")
+
+
+class _BrokenCheck:
+    """A check whose probe has a bug."""
+
+    kind = "broken"
+    OPTIONS = ()
+
+    def __init__(self, values: dict) -> None:
+        self.timeout = 0.5
+
+    def hard_limit(self) -> float:
+        return 1.0
+
+    def probe(self, deadline: object) -> None:
+        return 1 / 0
+
+
+CHECK = _BrokenCheck
+
+
+@pytest.fixture
+def broken_kind(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setitem(CHECK_MODULES, "broken", __name__)
+    monkeypatch.setenv("KAHOOKS_SYSLOG_SOCKET", "/nonexistent")
+    return "broken"
+
+
+def test_a_bug_in_a_probe_is_a_failed_check(broken_kind: str, capsys: pytest.CaptureFixture) -> None:
+    assert check_cli.run(broken_kind, []) == 1
+    out, err = capsys.readouterr()
+    assert out == "FAIL: internal error: ZeroDivisionError: division by zero\n"
+    assert "Traceback" not in err
+
+
+def test_verbose_shows_the_traceback(broken_kind: str, capsys: pytest.CaptureFixture) -> None:
+    assert check_cli.run(broken_kind, ["-v"]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("FAIL: internal error")
+    assert "Traceback" in err and "ZeroDivisionError" in err
+
+
+def test_nagios_unknown_for_a_bug(broken_kind: str, capsys: pytest.CaptureFixture) -> None:
+    assert check_cli.run(broken_kind, ["--nagios"]) == 2  # the probe ran and failed: CRITICAL
+    assert capsys.readouterr().out.startswith("BROKEN CRITICAL - internal error")
+
+
+@pytest.mark.parametrize("name", ["ka-check-process", "ka-check-port", "ka-check-http", "ka-check-exec"])
+def test_help_and_usage_errors(name: str) -> None:
+    helped = run(name, "--help")
+    assert helped.code == 0 and helped.stdout.startswith(f"usage: {name} [options]"), helped
+    for args in (["--no-such-option"], ["--timeout"], []):
+        outcome = run(name, *args)
+        assert outcome.code == 1 and outcome.line.startswith(f"FAIL: {name}: "), outcome

@@ -1,0 +1,78 @@
+"""Start-up is part of the product: a check imports only what its probe needs.
+
+Each entry point runs once in a fresh interpreter against a real target, then
+reports every module it loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+
+# Never on any check's path: each costs 10-100 ms of start-up.
+HEAVY = {"requests", "urllib3", "jinja2", "watchdog", "click", "psutil", "dns", "argparse", "typing",
+         "dataclasses", "inspect", "subprocess", "asyncio", "email.mime", "logging", "tomllib"}
+# Only where the probe uses them.
+NETWORK = {"socket", "ssl", "http.client", "threading"}
+
+PROBE = """
+import json, sys
+sys.argv = {argv!r}
+from kahooks.hooks import check_cli
+try:
+    getattr(check_cli, {entry!r})()
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({{"code": code, "modules": sorted(sys.modules)}}))
+"""
+
+
+def loaded_modules(entry: str, *argv: str) -> tuple[int, set[str]]:
+    script = PROBE.format(argv=["ka-check", *argv, "--no-syslog"], entry=entry)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    return report["code"], set(report["modules"])
+
+
+def top_level(modules: set[str]) -> set[str]:
+    return modules | {name.split(".")[0] for name in modules}
+
+
+@pytest.fixture(scope="module")
+def listener():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield sock
+    sock.close()
+
+
+def test_process_check_loads_no_network_or_heavy_modules() -> None:
+    code, modules = loaded_modules("process_main", "init-or-anything")
+    assert code in (0, 1)
+    assert not (HEAVY | NETWORK) & top_level(modules) - {"http"}, (HEAVY | NETWORK) & modules
+
+
+def test_port_check_loads_socket_but_not_tls(listener) -> None:
+    code, modules = loaded_modules("port_main", f"127.0.0.1:{listener.getsockname()[1]}")
+    assert code == 0
+    assert "socket" in modules
+    assert not (HEAVY | {"ssl", "http.client", "threading"}) & modules
+
+
+def test_http_check_loads_http_client_but_not_requests(listener) -> None:
+    code, modules = loaded_modules("http_main", f"http://127.0.0.1:{listener.getsockname()[1]}/", "--timeout",
+                                   "0.2")
+    assert code == 1  # the listener never answers: a timeout, but the path is the same
+    assert "http.client" in modules
+    assert not HEAVY & top_level(modules) - {"email"}, HEAVY & modules
+
+
+def test_exec_check_loads_no_subprocess_module() -> None:
+    code, modules = loaded_modules("exec_main", "--", "true")
+    assert code == 0
+    assert not (HEAVY | NETWORK) & modules, (HEAVY | NETWORK) & modules

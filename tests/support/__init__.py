@@ -1,0 +1,1 @@
+"""Real peers for the tests: programs under test, servers on loopback, rsyslogd."""

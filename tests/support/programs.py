@@ -1,0 +1,47 @@
+"""Run the installed kahooks programs as keepalived would: a fresh process, argv, an exit status."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def line(self) -> str:
+        return self.stdout.strip()
+
+
+def program(name: str) -> str:
+    path = BIN / name
+    assert path.exists(), f"{name} is not installed next to {sys.executable}: run the test command"
+    return str(path)
+
+
+def run(name: str, *args: str, timeout: float = 30, env: dict[str, str] | None = None) -> Outcome:
+    started = time.monotonic()
+    full_env = {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log", **(env or {})}
+    proc = subprocess.run([program(name), *args], capture_output=True, text=True, timeout=timeout,
+                          env=full_env, stdin=subprocess.DEVNULL)
+    return Outcome(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+
+
+def assert_one_line_failure(outcome: Outcome, *fragments: str) -> None:
+    """A check failed the keepalived way: exit 1, one line starting FAIL:, no traceback."""
+    assert outcome.code == 1, outcome
+    assert outcome.stdout.count("\n") == 1 and outcome.line.startswith("FAIL: "), outcome
+    assert "Traceback" not in outcome.stdout + outcome.stderr, outcome
+    for fragment in fragments:
+        assert fragment in outcome.line, (fragment, outcome.line)
