@@ -11,7 +11,7 @@ import http.client
 from urllib.parse import urljoin, urlsplit
 
 from kahooks import __version__
-from kahooks.checks import netaddr
+from kahooks import netaddr
 from kahooks.checks.base import Check
 from kahooks.deadline import format_seconds
 from kahooks.errors import KahooksError, ProbeTimeout, UsageError

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import sys
 
-from kahooks.checks import netaddr
+from kahooks import netaddr
 from kahooks.checks.base import Check
 from kahooks.deadline import format_seconds
 from kahooks.errors import KahooksError, ProbeTimeout, UsageError

@@ -26,7 +26,8 @@ class Option:
 
     `names` starting with '-' make an option (e.g. ("-t", "--timeout")); a bare
     name such as "URL" makes a positional. `rest=True` on a positional takes the
-    first bare word and everything after it, verbatim (a command line to run).
+    first bare word and everything after it, verbatim (a command line to run);
+    `repeat=True` on a positional collects every bare word, options still parsed anywhere.
     """
 
     __slots__ = ("names", "dest", "convert", "default", "help", "metavar",
@@ -119,7 +120,7 @@ def convert_value(opt: Option, raw: str) -> Any:
 
 def _assign_positionals(positionals: list[Option], bare: list[str], values: dict[str, Any]) -> None:
     for opt in positionals:
-        if opt.rest:
+        if opt.rest or opt.repeat:
             values[opt.dest] = list(bare)
             bare.clear()
             if opt.required and not values[opt.dest]:

@@ -1,0 +1,286 @@
+"""The delivery worker: drains the spool into channels, in order, with retries and flap summaries.
+
+- Each channel has its own thread, so a dead mail server never delays syslog.
+- Within a channel, one instance's deliveries go one at a time, in event order:
+  a delivery waits while an older one for the same instance is retrying.
+- Temporary failures retry with exponential backoff and full jitter (or the
+  server's Retry-After); permanent failures, too many attempts or too great an
+  age move the delivery to dead/ and say so in the log.
+- Flapping: the first transition goes out at once; transitions that follow
+  within `flap_window` of each other are held until the instance has been
+  quiet for a window, then go out as one summary message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+
+from kahooks.errors import KahooksError
+from kahooks.templates import describe_time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from kahooks.config import Config
+    from kahooks.event import Event
+    from kahooks.spool import Delivery, Spool
+
+log = logging.getLogger("kahooks.delivery")
+
+
+class TemporaryFailure(KahooksError):
+    """The endpoint may accept this later (timeout, 4xx SMTP, 5xx HTTP, 429, connection refused)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class PermanentFailure(KahooksError):
+    """Retrying cannot help (authentication refused, channel deleted, bad request)."""
+
+
+class Message:
+    """What a channel sends for one delivery (or one flapping burst)."""
+
+    def __init__(self, subject: str, body: str, context: dict[str, Any], events: list[Event]) -> None:
+        self.subject = subject
+        self.body = body
+        self.context = context
+        self.events = events
+
+    @property
+    def event(self) -> Event:
+        """The newest event: the state the instance is in now, as far as keepalived told us."""
+        return self.events[-1]
+
+    @property
+    def id(self) -> str:
+        return self.events[-1].id
+
+
+def build_context(config: Config, batch: list[Delivery]) -> dict[str, Any]:
+    newest = batch[-1].event
+    changes = []
+    previous = batch[0].previous_state
+    for delivery in batch:
+        event = delivery.event
+        changes.append({"state": event.state, "priority": event.priority, "time": event.time,
+                        "when": describe_time(event.time), "id": event.id, "previous_state": previous})
+        previous = event.state
+    return {"host": config.host, "type": newest.type, "name": newest.name, "instance": newest.name,
+            "state": newest.state, "previous_state": batch[0].previous_state, "priority": newest.priority,
+            "vips": config.vips(newest.name), "time": newest.time, "when": describe_time(newest.time),
+            "id": newest.id, "flapping": len(batch) > 1, "events": changes}
+
+
+class Worker:
+    def __init__(self, config: Config, spool: Spool, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.spool = spool
+        self.clock = clock
+        self.settings = config.delivery
+        self.last_sent: dict[tuple[str, str], float] = {}
+        self.wake = threading.Event()
+        self._channel_wakers = {name: threading.Event() for name in config.channels}
+
+    # Fan-out ---------------------------------------------------------------------
+
+    def fan_out_pending(self) -> int:
+        """Queue every recorded event for the channels its rules pick; return how many were queued."""
+        import json
+
+        from kahooks.event import Event
+
+        count = 0
+        for path in self.spool.incoming():
+            try:
+                data = json.loads(path.read_text())
+                event = Event.from_dict(data)
+                channels = self.config.channels_for(event.name, event.state)
+            except FileNotFoundError:
+                continue
+            except (ValueError, KeyError, TypeError):
+                channels = []
+            if self.spool.fan_out(path, channels) is not None:
+                count += 1
+                log.debug("queued %s %s for %s", event.name, event.state, ", ".join(channels) or "no channel")
+        return count
+
+    # One pass over a channel's queue ----------------------------------------------------
+
+    def channel_pass(self, name: str) -> float | None:
+        """Attempt every due delivery of one channel; return when the next one falls due (None: nothing)."""
+        channel = self.config.channels[name]
+        groups: dict[str, list[Delivery]] = {}
+        for delivery in self.spool.queued(name):
+            groups.setdefault(delivery.event.name, []).append(delivery)
+        next_due: float | None = None
+        for instance, pending in groups.items():
+            now = self.clock()
+            batch, wait_until = self.select(name, instance, pending, now)
+            if batch is None:
+                next_due = wait_until if next_due is None else min(next_due, wait_until)
+                continue
+            if batch[0].next_attempt > now:
+                next_due = batch[0].next_attempt if next_due is None else min(next_due, batch[0].next_attempt)
+                continue
+            self.attempt(channel, name, instance, batch)
+            if len(batch) < len(pending) or self.spool.queued(name):
+                next_due = self.clock()
+        return next_due
+
+    def select(self, name: str, instance: str, pending: list[Delivery], now: float) -> tuple[list | None, float]:
+        """The deliveries to send together now, or (None, when to look again) while a burst settles."""
+        window = self.settings["flap_window"]
+        if window <= 0:
+            return [pending[0]], 0.0
+        run = [pending[0]]
+        for delivery in pending[1:]:
+            if delivery.event.time - run[-1].event.time >= window:
+                break
+            run.append(delivery)
+        quiet_after = len(run) < len(pending)  # a gap of a whole window follows this run
+        recently_sent = now - self.last_sent.get((name, instance), float("-inf")) < window
+        if len(run) == 1 and (not recently_sent or run[0].attempts > 0):
+            return run, 0.0  # an isolated transition goes out at once
+        release = run[-1].event.time + window
+        if not quiet_after and now < release:
+            return None, release
+        return run, 0.0
+
+    def attempt(self, channel: Any, name: str, instance: str, batch: list[Delivery]) -> None:
+        message = self.compose(channel, batch)
+        what = f"{instance} {message.event.state}" + (f" ({len(batch)} transitions)" if len(batch) > 1 else "")
+        try:
+            channel.send(message)
+        except PermanentFailure as exc:
+            for delivery in batch:
+                place = self.spool.bury(delivery, f"permanent: {exc}")
+            log.error("%s: gave up on %s (event %s): %s; kept in %s", name, what, message.id, exc, place.parent)
+            return
+        except TemporaryFailure as exc:
+            self.retry(name, what, batch, str(exc), exc.retry_after)
+            return
+        except Exception as exc:  # a channel bug must not lose the message: retry it like a timeout
+            log.exception("%s: unexpected error delivering %s", name, what)
+            self.retry(name, what, batch, f"{type(exc).__name__}: {exc}", None)
+            return
+        for delivery in batch:
+            self.spool.complete(delivery)
+        self.last_sent[(name, instance)] = self.clock()
+        log.info("%s: delivered %s (event %s)", name, what, message.id)
+
+    def retry(self, name: str, what: str, batch: list[Delivery], reason: str, retry_after: float | None) -> None:
+        now = self.clock()
+        attempts = batch[0].attempts + 1
+        too_old = now - batch[0].created > self.settings["max_age"]
+        if attempts >= self.settings["max_attempts"] or too_old:
+            why = "too old" if too_old else f"{attempts} attempts"
+            for delivery in batch:
+                delivery.attempts = attempts
+                place = self.spool.bury(delivery, f"gave up after {why}: {reason}")
+            log.error("%s: gave up on %s after %s, last error: %s; kept in %s", name, what, why, reason,
+                      place.parent)
+            return
+        delay = self.backoff(attempts, retry_after)
+        for delivery in batch:
+            delivery.attempts = attempts
+            delivery.next_attempt = now + delay
+            delivery.last_error = reason
+            self.spool.save(delivery)
+        log.warning("%s: %s not delivered (%s); attempt %d, next in %.1f s", name, what, reason, attempts, delay)
+
+    def backoff(self, attempts: int, retry_after: float | None) -> float:
+        """Full jitter: uniform in [0, min(cap, initial * 2^(n-1))]; a server's Retry-After wins (capped)."""
+        cap = self.settings["backoff_max"]
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), cap)
+        return random.uniform(0, min(cap, self.settings["backoff_initial"] * 2 ** (attempts - 1)))
+
+    def compose(self, channel: Any, batch: list[Delivery]) -> Message:
+        context = build_context(self.config, batch)
+        subject, body = channel.templates.render(context)
+        return Message(subject, body, context, [delivery.event for delivery in batch])
+
+    # Running ----------------------------------------------------------------------------
+
+    def drain(self, timeout: float) -> bool:
+        """Synchronously fan out and deliver until the spool is empty or `timeout` passes (for tests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.fan_out_pending()
+            for name in self.config.channels:
+                self.channel_pass(name)
+            if self.spool.idle():
+                return True
+            time.sleep(0.01)
+        return self.spool.idle()
+
+    def run(self, stop: threading.Event, idle_exit: float | None = None) -> None:
+        """Deliver until `stop` is set, or until idle for `idle_exit` seconds."""
+        threads = [threading.Thread(target=self._channel_loop, args=(name, stop), name=f"channel-{name}",
+                                    daemon=True) for name in self.config.channels]
+        for thread in threads:
+            thread.start()
+        watcher = _watch(self.spool.incoming_dir, self.wake)
+        last_busy = time.monotonic()
+        try:
+            while not stop.is_set():
+                self.wake.clear()
+                if self.fan_out_pending():
+                    for waker in self._channel_wakers.values():
+                        waker.set()
+                if not self.spool.idle():
+                    last_busy = time.monotonic()
+                elif idle_exit is not None and time.monotonic() - last_busy >= idle_exit:
+                    return
+                self.wake.wait(0.5 if watcher is None else 2.0)
+        finally:
+            stop.set()
+            if watcher is not None:
+                watcher.stop()
+            for waker in self._channel_wakers.values():
+                waker.set()
+            for thread in threads:
+                thread.join(timeout=10)
+
+    def _channel_loop(self, name: str, stop: threading.Event) -> None:
+        waker = self._channel_wakers[name]
+        while not stop.is_set():
+            waker.clear()
+            try:
+                next_due = self.channel_pass(name)
+            except Exception:
+                log.exception("%s: delivery pass failed", name)
+                next_due = self.clock() + 1.0
+            wait = 1.0 if next_due is None else min(1.0, max(0.0, next_due - self.clock()))
+            if wait > 0:
+                waker.wait(wait)
+
+
+def _watch(directory: Any, wake: threading.Event) -> Any:
+    """inotify on incoming/ through watchdog, so a new event is picked up at once; None: poll."""
+    try:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+    except ImportError:
+        return None
+
+    class Waker(FileSystemEventHandler):
+        def on_any_event(self, event: Any) -> None:
+            wake.set()
+
+    observer = Observer()
+    observer.schedule(Waker(), str(directory), recursive=False)
+    observer.daemon = True
+    try:
+        observer.start()
+    except OSError:
+        return None
+    return observer

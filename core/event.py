@@ -1,0 +1,103 @@
+"""The one immutable Event every route into ka-notify is parsed into.
+
+keepalived reports a transition three ways: four appended argv words
+(`INSTANCE VI_1 MASTER 100`), nothing at all (notify_master & co., so flags say
+it), or a FIFO line (`INSTANCE "VI_1" MASTER 100`). Each is parsed once, here;
+nothing downstream looks at argv or FIFO text again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from kahooks.errors import UsageError
+
+TYPES = ("INSTANCE", "GROUP")
+# What keepalived writes: argv carries the first five, the FIFO also the rest.
+STATES = ("MASTER", "BACKUP", "FAULT", "STOP", "DELETED",
+          "MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY")
+# LVS lines on a shared notify FIFO: valid, but not VRRP transitions.
+LVS_TYPES = ("VS", "RS", "FWM")
+
+
+class NotAnEvent(Exception):
+    """A well-formed keepalived line that is not a VRRP transition (LVS VS/RS lines)."""
+
+
+class Event:
+    """One VRRP transition as keepalived reported it. Immutable."""
+
+    __slots__ = ("type", "name", "state", "priority", "time", "host", "id", "source")
+
+    def __init__(self, type: str, name: str, state: str, priority: int, time: float,
+                 host: str, id: str, source: str) -> None:
+        for slot, value in (("type", type), ("name", name), ("state", state), ("priority", priority),
+                            ("time", time), ("host", host), ("id", id), ("source", source)):
+            object.__setattr__(self, slot, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Event is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Event) and self.as_dict() == other.as_dict()
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"Event({self.type} {self.name} {self.state} {self.priority} id={self.id})"
+
+    @classmethod
+    def new(cls, type: str, name: str, state: str, priority: int | str, source: str) -> Event:
+        """Validate keepalived's words and stamp them with time, host and a stable id."""
+        type, state = type.upper(), state.upper()
+        if type not in TYPES:
+            raise UsageError(f"type {type!r} is not INSTANCE or GROUP")
+        if not name or any(ch in name for ch in "\n\0\"") or len(name) > 255:
+            raise UsageError(f"bad {type.lower()} name {name!r}")
+        if state not in STATES:
+            raise UsageError(f"state {state!r} is not one of {', '.join(STATES)}")
+        try:
+            priority = int(priority)
+        except (TypeError, ValueError):
+            raise UsageError(f"priority {priority!r} is not a number") from None
+        if not 0 <= priority <= 255:
+            raise UsageError(f"priority {priority} is outside 0-255")
+        now = time.time_ns()
+        return cls(type, name, state, priority, now / 1e9, os.uname().nodename,
+                   f"{now:x}-{os.urandom(6).hex()}", source)
+
+    @classmethod
+    def from_argv(cls, words: list[str]) -> Event:
+        """The four words keepalived appends to a `notify` script: TYPE NAME STATE PRIORITY."""
+        if len(words) != 4:
+            raise UsageError(f"expected TYPE NAME STATE PRIORITY from keepalived, got {len(words)} words")
+        return cls.new(*words, source="argv")
+
+    @classmethod
+    def from_fifo_line(cls, line: str) -> Event:
+        """`INSTANCE "VI_1" MASTER 100`; raises NotAnEvent for LVS lines, UsageError for garbage."""
+        line = line.strip()
+        kind = line.split(" ", 1)[0]
+        if kind in LVS_TYPES:
+            raise NotAnEvent(line)
+        head, quote, rest = line.partition(' "')
+        name, closing, tail = rest.partition('" ')
+        if not quote or not closing or " " in head:
+            raise UsageError(f"not a keepalived notify line: {line[:120]!r}")
+        words = tail.split()
+        if len(words) != 2:
+            raise UsageError(f"not a keepalived notify line: {line[:120]!r}")
+        return cls.new(head, name, words[0], words[1], source="fifo")
+
+    def as_dict(self) -> dict[str, object]:
+        return {slot: getattr(self, slot) for slot in self.__slots__}
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Event:
+        return cls(**{slot: data[slot] for slot in cls.__slots__})

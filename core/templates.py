@@ -1,0 +1,99 @@
+"""Message subjects and bodies: jinja2 templates with strict variables and good defaults.
+
+jinja2 is imported here only, and only by the delivery worker and `validate`:
+never on a check's path. An undefined variable raises, so a typo in a template
+is caught by validation, not discovered as an empty subject during an outage.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from kahooks.config import ChannelConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+DEFAULT_SUBJECT = (
+    "{% if flapping %}[{{ host }}] {{ name }} flapped {{ events|length }} times, now {{ state }}"
+    "{% else %}[{{ host }}] {{ name }} is {{ state }}"
+    "{% if previous_state %} (was {{ previous_state }}){% endif %}{% endif %}"
+)
+DEFAULT_BODY = """\
+{% if flapping -%}
+{{ name }} changed state {{ events|length }} times between {{ events[0].when }} and {{ events[-1].when }}:
+{% for change in events %}  {{ change.when }}  {{ change.state }} (priority {{ change.priority }})
+{% endfor %}
+{% endif -%}
+Host:      {{ host }}
+{{ type|capitalize }}:{{ " " * (10 - type|length) }}{{ name }}
+State:     {{ previous_state or "unknown" }} -> {{ state }}
+Priority:  {{ priority }}
+VIPs:      {{ vips|join(", ") if vips else "none configured" }}
+Time:      {{ when }}
+Event id:  {{ id }}
+"""
+
+
+def _environment() -> Any:
+    import jinja2
+
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+class MessageTemplates:
+    """A channel's subject and body templates, compiled once and checked against a sample event."""
+
+    def __init__(self, settings: dict[str, Any], base: Path, default_body: str = DEFAULT_BODY,
+                 default_subject: str = DEFAULT_SUBJECT) -> None:
+        import jinja2
+
+        environment = _environment()
+        self.sources = {}
+        for part, default in (("subject", default_subject), ("body", default_body)):
+            source = settings.get(part)
+            file_key = f"{part}_file"
+            if source is not None and file_key in settings:
+                raise ChannelConfigError(part, f"give {part} or {file_key}, not both")
+            if file_key in settings:
+                path = base / str(settings[file_key])
+                try:
+                    source = path.read_text()
+                except OSError as exc:
+                    raise ChannelConfigError(file_key, f"{path}: {exc.strerror}") from None
+            elif source is not None and not isinstance(source, str):
+                raise ChannelConfigError(part, "must be a template string")
+            self.sources[part] = source if source is not None else default
+        try:
+            self.subject = environment.from_string(self.sources["subject"])
+            self.body = environment.from_string(self.sources["body"])
+        except jinja2.TemplateSyntaxError as exc:
+            raise ChannelConfigError("subject" if "subject" in str(exc) else "body",
+                                     f"template error on line {exc.lineno}: {exc.message}") from None
+        for sample in (sample_context(False), sample_context(True)):
+            try:
+                self.render(sample)
+            except jinja2.UndefinedError as exc:
+                raise ChannelConfigError("body", f"template uses an undefined variable: {exc.message}") from None
+            except jinja2.TemplateError as exc:
+                raise ChannelConfigError("body", f"template error: {exc}") from None
+
+    def render(self, context: dict[str, Any]) -> tuple[str, str]:
+        """(subject, body); the subject is always one line."""
+        subject = " ".join(self.subject.render(context).split())
+        return subject, self.body.render(context)
+
+
+def describe_time(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="milliseconds")
+
+
+def sample_context(flapping: bool) -> dict[str, Any]:
+    change = {"state": "MASTER", "priority": 100, "time": 0.0, "when": describe_time(0), "id": "0-0",
+              "previous_state": "BACKUP"}
+    return {"host": "lb1", "type": "INSTANCE", "name": "VI_1", "instance": "VI_1", "state": "MASTER",
+            "previous_state": "BACKUP", "priority": 100, "vips": ["192.0.2.10"], "time": 0.0,
+            "when": describe_time(0), "id": "0-0", "flapping": flapping,
+            "events": [change, {**change, "state": "BACKUP"}] if flapping else [change]}

@@ -1,0 +1,81 @@
+"""Reading keepalived's notify FIFO: every line, in order, without ever letting the pipe fill.
+
+keepalived writes to the FIFO without blocking and drops lines when the pipe is
+full, so a reader thread does nothing but read into memory (bounded) while the
+caller's handler, which fsyncs, works through them. The FIFO is also held open
+for writing here, so a keepalived reload (which closes and reopens it) is not
+an end-of-file. After SIGTERM, reading goes on for `linger` seconds: keepalived
+signals its fifo script before it writes the final STOP lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import select
+import threading
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+log = logging.getLogger("kahooks.fifo")
+MAX_BUFFERED_LINES = 100_000
+LINE_LIMIT = 4096
+
+
+def read_lines(fd: int, lines: queue.Queue, stop: threading.Event, linger: float) -> None:
+    """Read whole lines from fd into `lines` until `linger` seconds after `stop` is set."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    pending = b""
+    stop_at: float | None = None
+    while True:
+        if stop.is_set() and stop_at is None:
+            stop_at = time.monotonic() + linger
+        if stop_at is not None and time.monotonic() >= stop_at:
+            break
+        if not poller.poll(50):
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            time.sleep(0.01)
+            continue
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        if len(pending) > LINE_LIMIT:
+            log.warning("fifo: dropping an over-long line without a newline (%d bytes)", len(pending))
+            pending = b""
+        for raw in complete:
+            try:
+                lines.put_nowait(raw.decode("utf-8", "replace"))
+            except queue.Full:
+                log.error("fifo: %d lines waiting; dropping %r", MAX_BUFFERED_LINES, raw[:80])
+    lines.put(None)
+
+
+def serve_fifo(path: str, handle: Callable[[str], None], stop: threading.Event, linger: float = 0.5) -> int:
+    """Feed every line of the FIFO at `path` to `handle`, in order; return how many lines were read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    keep_open = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # no EOF when keepalived closes its end
+    lines: queue.Queue = queue.Queue(MAX_BUFFERED_LINES)
+    reader = threading.Thread(target=read_lines, args=(fd, lines, stop, linger), name="fifo-reader", daemon=True)
+    reader.start()
+    count = 0
+    try:
+        while True:
+            line = lines.get()
+            if line is None:
+                return count
+            count += 1
+            if line.strip():
+                handle(line)
+    finally:
+        reader.join(timeout=linger + 1)
+        os.close(keep_open)
+        os.close(fd)

@@ -1,0 +1,294 @@
+"""ka-notify: keepalived's notify handler. It records the transition durably, makes sure a
+delivery worker runs, and returns; it never waits for a mail server.
+
+  notify "/usr/local/bin/ka-notify"                    keepalived appends TYPE NAME STATE PRIORITY
+  notify_master "/usr/local/bin/ka-notify --instance VI_1 --state MASTER"
+  vrrp_notify_fifo_script "/usr/local/bin/ka-notify fifo"   keepalived appends the FIFO path
+  ka-notify send --instance VI_1 --state MASTER [--dry-run]  try a configuration by hand
+  ka-notify worker [--foreground]                      the delivery worker (started for you)
+
+Exit status: 0 recorded (or delivered, for send), 1 a configuration or runtime
+problem (the event is still recorded when it could be), 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from kahooks.config import DEFAULT_PATH, ConfigError, spool_dir_of
+from kahooks.errors import KahooksError, UsageError
+from kahooks.event import Event, NotAnEvent
+from kahooks.options import HelpRequested, Option, parse_argv, positive_float
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from kahooks.config import Config
+    from kahooks.spool import Spool
+
+PROG = "ka-notify"
+OPTIONS = (
+    Option("-c", "--config", default=DEFAULT_PATH, metavar="FILE", help="configuration file"),
+    Option("--spool", metavar="DIR", help="spool directory (default: the config's spool_dir)"),
+    Option("--instance", metavar="NAME", help="for notify_master & co.: the instance (no argv from keepalived)"),
+    Option("--group", metavar="NAME", help="for notify_master & co. on a sync group"),
+    Option("--state", metavar="STATE", help="with --instance/--group: MASTER, BACKUP, FAULT or STOP"),
+    Option("--priority", metavar="N", default="0", help="with --instance/--group"),
+    Option("--dry-run", switch=True, help="with send: show what each channel would send, send nothing"),
+    Option("--foreground", switch=True, help="with worker: run until stopped, log to stderr too"),
+    Option("--idle-exit", convert=positive_float, metavar="SECONDS", help="with worker: exit when idle this long"),
+    Option("-v", "--verbose", switch=True, help="tracebacks and debug logging"),
+    Option("WORDS", repeat=True, help="TYPE NAME STATE PRIORITY from keepalived, or fifo PATH, send, worker"),
+)
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    verbose = "-v" in argv or "--verbose" in argv
+    try:
+        code = dispatch(argv)
+    except HelpRequested as text:
+        print(text)
+        print(__doc__.split("\n\n", 1)[1].rstrip())
+        code = 0
+    except UsageError as exc:
+        _complain(f"{PROG}: {exc}")
+        code = 2
+    except ConfigError as exc:
+        for line in exc.lines():
+            _complain(f"{PROG}: {line}")
+        code = 1
+    except KahooksError as exc:
+        _complain(f"{PROG}: {exc}")
+        code = 1
+    except KeyboardInterrupt:
+        code = 1
+    except Exception as exc:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        _complain(f"{PROG}: internal error: {type(exc).__name__}: {exc}")
+        code = 1
+    sys.exit(code)
+
+
+def _complain(line: str) -> None:
+    """stderr for a person; syslog for keepalived's runs, whose output is discarded."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+    from kahooks import localsyslog
+
+    localsyslog.send(PROG, line.removeprefix(f"{PROG}: "), localsyslog.SEVERITY_WARNING)
+
+
+def dispatch(argv: Sequence[str]) -> int:
+    values = parse_argv(OPTIONS, argv, PROG)
+    words = values["words"]
+    command = words[0] if words else ""
+    if command == "fifo":
+        if len(words) != 2:
+            raise UsageError("fifo takes the FIFO's path (keepalived appends it)")
+        return run_fifo(values, words[1])
+    if command == "worker":
+        return run_worker(values)
+    if command == "send":
+        event = event_from_flags(values, source="manual")
+        if event is None:
+            raise UsageError("send needs --instance NAME (or --group NAME) and --state STATE")
+        return run_send(values, event)
+    if words:
+        return record(values, Event.from_argv(words))
+    event = event_from_flags(values, source="flags")
+    if event is None:
+        raise UsageError("expected TYPE NAME STATE PRIORITY (as keepalived's notify passes them), "
+                         "or --instance NAME --state STATE")
+    return record(values, event)
+
+
+def event_from_flags(values: dict, source: str) -> Event | None:
+    if values["instance"] and values["group"]:
+        raise UsageError("give --instance or --group, not both")
+    name = values["instance"] or values["group"]
+    if not name:
+        if values["state"]:
+            raise UsageError("--state needs --instance or --group")
+        return None
+    if not values["state"]:
+        raise UsageError("--instance/--group needs --state")
+    return Event.new("GROUP" if values["group"] else "INSTANCE", name, values["state"], values["priority"], source)
+
+
+def spool_for(values: dict) -> Spool:
+    from kahooks.spool import Spool
+
+    return Spool(values["spool"] or spool_dir_of(values["config"])).ensure()
+
+
+def load_config(path: str) -> Config:
+    from kahooks import config
+    from kahooks.notifiers import channel_types
+
+    return config.load(path, channel_types())
+
+
+def record(values: dict, event: Event) -> int:
+    """The handler proper: durable first, then check the configuration, then wake a worker."""
+    spool = spool_for(values)
+    spool.record(event)
+    check_config(spool, values["config"])  # raises ConfigError after the event is safe: nothing is lost
+    ensure_worker(spool, values)
+    return 0
+
+
+def check_config(spool: Spool, path: str) -> None:
+    """Validate the configuration, unless this very file already passed.
+
+    Full validation imports jinja2 and compiles every template (about 80 ms);
+    the handler only pays that after the file changed. The worker validates in
+    full whenever it starts.
+    """
+    try:
+        info = os.stat(path)
+        fingerprint = f"{__import__('kahooks').__version__} {info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns}"
+    except OSError:
+        fingerprint = None
+    stamp = spool.state_file.parent / "config-ok"
+    try:
+        if fingerprint and stamp.read_text() == f"{path} {fingerprint}":
+            return
+    except OSError:
+        pass
+    load_config(path)
+    if fingerprint:
+        spool.write_atomic(stamp.parent, stamp.name, f"{path} {fingerprint}")
+
+
+def ensure_worker(spool: Spool, values: dict) -> bool:
+    """Start a detached worker unless one holds the spool's lock; True when one was started."""
+    import fcntl
+
+    fd = os.open(spool.lock_path, os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # releases the probe lock at once: the worker takes it for itself
+    argv = [sys.executable, "-m", "kahooks.hooks.notify_cli", "worker", "--config", values["config"],
+            "--spool", str(spool.root)]
+    if values["verbose"]:
+        argv.append("--verbose")
+    # A new session: keepalived kills a STOP handler's process group after 1 s; the worker must live on.
+    os.posix_spawn(sys.executable, argv, os.environ, setsid=True,
+                   file_actions=[(os.POSIX_SPAWN_OPEN, fd_no, os.devnull, os.O_RDWR, 0) for fd_no in (0, 1, 2)])
+    return True
+
+
+def run_worker(values: dict) -> int:
+    import fcntl
+    import signal
+    import threading
+
+    from kahooks import logs
+    from kahooks.delivery import Worker
+
+    log = logs.setup("ka-notify", values["verbose"], to_stderr=values["foreground"])
+    config = load_config(values["config"])
+    spool = spool_for(values)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    idle_exit = None if values["foreground"] else (values["idle_exit"] or config.delivery["worker_idle_exit"])
+    while True:
+        lock = os.open(spool.lock_path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock)
+            return 0  # another worker has it
+        log.info("worker %d delivering from %s", os.getpid(), spool.root)
+        try:
+            Worker(config, spool).run(stop, idle_exit)
+        finally:
+            os.close(lock)
+        # Released the lock, then look once more: a handler that saw the lock held just before
+        # we let go did not start a worker, so its event is ours to deliver.
+        if stop.is_set() or spool.idle():
+            log.info("worker %d stopping (%s)", os.getpid(), "signal" if stop.is_set() else "idle")
+            return 0
+
+
+def run_fifo(values: dict, path: str) -> int:
+    import logging
+    import signal
+    import stat
+    import threading
+
+    from kahooks import logs
+
+    from kahooks.hooks.fifo import serve_fifo
+
+    log = logs.setup("ka-notify", values["verbose"], to_stderr=values["verbose"])
+    try:
+        if not stat.S_ISFIFO(os.stat(path).st_mode):
+            raise UsageError(f"{path} is not a FIFO")
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist") from None
+    spool = spool_for(values)
+    try:
+        load_config(values["config"])
+    except ConfigError as exc:  # keep recording: the worker delivers once the file is fixed
+        for line in exc.lines():
+            log.error("%s", line)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def handle(line: str) -> None:
+        try:
+            event = Event.from_fifo_line(line)
+        except NotAnEvent:
+            logging.getLogger("kahooks.fifo").debug("fifo: skipping LVS line %r", line)
+            return
+        except UsageError as exc:
+            log.warning("fifo: skipping a line: %s", exc)
+            return
+        spool.record(event)
+        ensure_worker(spool, values)
+
+    count = serve_fifo(path, handle, stop)
+    log.info("fifo: read %d lines from %s", count, path)
+    return 0
+
+
+def run_send(values: dict, event: Event) -> int:
+    config = load_config(values["config"])
+    channels = config.channels_for(event.name, event.state)
+    if not values["dry_run"]:
+        spool = spool_for(values)
+        spool.record(event)
+        ensure_worker(spool, values)
+        print(f"recorded {event.name} {event.state} as event {event.id} for: {', '.join(channels) or 'no channel'}")
+        return 0
+    from kahooks.delivery import Message, build_context
+    from kahooks.spool import Delivery
+
+    previous = spool_for(values).instance_states().get(event.name) if values["spool"] else None
+    if not channels:
+        print(f"no rule picks a channel for {event.type} {event.name} {event.state}")
+    for name in channels:
+        channel = config.channels[name]
+        context = build_context(config, [Delivery(None, event, name, previous)])
+        subject, body = channel.templates.render(context)
+        message = Message(subject, body, context, [event])
+        print(f"--- {name} ({channel.kind}) would send:\nSubject: {message.subject}\n\n{message.body.rstrip()}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

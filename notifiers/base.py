@@ -1,0 +1,59 @@
+"""The one contract every channel implements: validate settings in the constructor, send(message).
+
+send() returns on success and raises TemporaryFailure (retry later) or
+PermanentFailure (retrying cannot help); the worker does the rest. A channel
+never sees argv, FIFO lines or the spool.
+"""
+
+from __future__ import annotations
+
+from kahooks.config import ChannelConfigError
+from kahooks.delivery import Message, PermanentFailure, TemporaryFailure
+from kahooks.templates import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplates
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+__all__ = ["Channel", "ChannelConfigError", "Message", "PermanentFailure", "TemporaryFailure"]
+
+COMMON_SETTINGS = frozenset({"type", "subject", "body", "subject_file", "body_file"})
+
+
+class Channel:
+    kind = ""
+    SETTINGS: frozenset[str] = frozenset()
+    DEFAULT_SUBJECT = DEFAULT_SUBJECT
+    DEFAULT_BODY = DEFAULT_BODY
+
+    def __init__(self, name: str, settings: dict[str, Any], base: Path) -> None:
+        self.name = name
+        for key in settings:
+            if key not in COMMON_SETTINGS | self.SETTINGS:
+                known = ", ".join(sorted(COMMON_SETTINGS | self.SETTINGS))
+                raise ChannelConfigError(key, f"unknown setting for a {self.kind} channel (known: {known})")
+        self.templates = MessageTemplates(settings, base, self.DEFAULT_BODY, self.DEFAULT_SUBJECT)
+        self.configure(settings)
+
+    def configure(self, settings: dict[str, Any]) -> None:
+        """Read and check the type's own settings; raise ChannelConfigError(key, why)."""
+
+    def send(self, message: Message) -> None:
+        raise NotImplementedError
+
+    # Helpers for configure() ----------------------------------------------------------
+
+    @staticmethod
+    def number(settings: dict[str, Any], key: str, default: float, minimum: float = 0.0) -> float:
+        value = settings.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= minimum:
+            raise ChannelConfigError(key, f"must be a number above {minimum:g}")
+        return float(value)
+
+    @staticmethod
+    def text(settings: dict[str, Any], key: str, default: str | None = None) -> str:
+        value = settings.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise ChannelConfigError(key, "must be a non-empty string" if key in settings else "is required")
+        return value

@@ -1,0 +1,99 @@
+"""The exec channel: run any command with the transition in its environment.
+
+The command runs in its own process group with a timeout (the whole group is
+stopped when it overruns), its output goes to a temporary file rather than a
+pipe (a background grandchild cannot hold the channel hostage), and exit 0 is
+success. Other exit codes are retried, except those listed as permanent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+
+from kahooks.notifiers.base import Channel, ChannelConfigError, Message, PermanentFailure, TemporaryFailure
+
+KILL_GRACE = 2.0
+
+
+class ExecChannel(Channel):
+    kind = "exec"
+    SETTINGS = frozenset({"command", "timeout", "env", "permanent_exit_codes"})
+
+    def configure(self, settings: dict) -> None:
+        command = settings.get("command")
+        if isinstance(command, str):
+            import shlex
+
+            command = shlex.split(command)
+        if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
+            raise ChannelConfigError("command", "must be a command line or a list of words")
+        if shutil.which(command[0]) is None:
+            raise ChannelConfigError("command", f"{command[0]}: no such executable")
+        self.command = command
+        self.timeout = self.number(settings, "timeout", 30.0)
+        env = settings.get("env", {})
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            raise ChannelConfigError("env", "must be a table of strings")
+        self.extra_env = env
+        codes = settings.get("permanent_exit_codes", [])
+        if not isinstance(codes, list) or not all(isinstance(c, int) and 0 < c < 256 for c in codes):
+            raise ChannelConfigError("permanent_exit_codes", "must be a list of exit codes 1-255")
+        self.permanent_codes = set(codes)
+
+    def environment(self, message: Message) -> dict[str, str]:
+        context = message.context
+        return {**os.environ, **self.extra_env,
+                "KAHOOKS_EVENT_ID": message.id, "KAHOOKS_TYPE": context["type"],
+                "KAHOOKS_INSTANCE": context["name"], "KAHOOKS_STATE": context["state"],
+                "KAHOOKS_PREVIOUS_STATE": context["previous_state"] or "",
+                "KAHOOKS_PRIORITY": str(context["priority"]), "KAHOOKS_HOST": context["host"],
+                "KAHOOKS_TIME": f"{context['time']:.6f}", "KAHOOKS_VIPS": " ".join(context["vips"]),
+                "KAHOOKS_FLAPPING": "1" if context["flapping"] else "0",
+                "KAHOOKS_TRANSITIONS": str(len(message.events)),
+                "KAHOOKS_SUBJECT": message.subject, "KAHOOKS_BODY": message.body}
+
+    def send(self, message: Message) -> None:
+        with tempfile.TemporaryFile() as output:
+            try:
+                process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                                           env=self.environment(message), start_new_session=True)
+            except OSError as exc:
+                raise PermanentFailure(f"cannot run {self.command[0]}: {exc.strerror or exc}") from None
+            try:
+                code = process.wait(self.timeout)
+            except subprocess.TimeoutExpired:
+                _stop_group(process)
+                raise TemporaryFailure(f"{self.command[0]} timed out after {self.timeout:g} s") from None
+            finally:
+                _signal_group(process.pid, signal.SIGKILL)  # whatever it left running in its group
+            output.seek(0)
+            last = output.read()[-2000:].decode("utf-8", "replace").strip().rsplit("\n", 1)[-1]
+        if code == 0:
+            return
+        why = f"{self.command[0]} exited {code}" + (f": {last}" if last else "")
+        if code in self.permanent_codes:
+            raise PermanentFailure(why)
+        raise TemporaryFailure(why)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    _signal_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(KILL_GRACE)
+    except subprocess.TimeoutExpired:
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+CHANNEL = ExecChannel

@@ -1,0 +1,95 @@
+"""The syslog channel: the local socket, or a remote collector over UDP or TCP in RFC 5424.
+
+Remote records carry the transition as structured data
+([kahooks@32473 instance="VI_1" state="MASTER" ...]; 32473 is the enterprise
+number RFC 5612 sets aside for examples), and TCP uses RFC 6587 octet counting,
+since the NUL that logging.handlers.SysLogHandler appends merges records in rsyslog.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+
+from kahooks import localsyslog
+from kahooks.notifiers.base import Channel, ChannelConfigError, Message, TemporaryFailure
+
+FACILITIES = {name: code for code, name in enumerate(
+    ["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp"])}
+FACILITIES.update({f"local{n}": 16 + n for n in range(8)})
+SEVERITY = {"FAULT": 4, "STOP": 5, "DELETED": 5}  # warning, notice; everything else notice too
+NOTICE = 5
+SD_ID = "kahooks@32473"
+
+
+class SyslogChannel(Channel):
+    kind = "syslog"
+    SETTINGS = frozenset({"address", "facility", "ident", "timeout"})
+    DEFAULT_SUBJECT = (
+        "{% if flapping %}{{ name }} flapped {{ events|length }} times, now {{ state }}"
+        "{% else %}{{ name }} is {{ state }}{% if previous_state %} (was {{ previous_state }}){% endif %}"
+        "{% endif %} priority {{ priority }}")
+
+    def configure(self, settings: dict) -> None:
+        address = self.text(settings, "address", localsyslog.DEFAULT_SOCKET)
+        self.ident = self.text(settings, "ident", "kahooks")
+        if " " in self.ident:
+            raise ChannelConfigError("ident", "must not contain spaces")
+        facility = self.text(settings, "facility", "daemon")
+        if facility not in FACILITIES:
+            raise ChannelConfigError("facility", f"{facility!r} is not one of {', '.join(FACILITIES)}")
+        self.facility = FACILITIES[facility]
+        self.timeout = self.number(settings, "timeout", 5.0)
+        if address.startswith("/"):
+            self.transport, self.target = "unix", address
+            return
+        scheme, sep, rest = address.partition("://")
+        if scheme not in ("udp", "tcp") or not sep:
+            raise ChannelConfigError("address", "must be a socket path, udp://HOST:PORT or tcp://HOST:PORT")
+        from kahooks.netaddr import parse_hostport
+
+        try:
+            host, port = parse_hostport(rest, 514)
+        except ValueError as exc:
+            raise ChannelConfigError("address", str(exc)) from None
+        self.transport, self.target = scheme, (host, port)
+
+    def send(self, message: Message) -> None:
+        severity = 4 if message.context["flapping"] else SEVERITY.get(message.event.state, NOTICE)
+        if self.transport == "unix":
+            if not localsyslog.send(self.ident, message.subject, severity, self.facility, self.target):
+                raise TemporaryFailure(f"no syslog socket answers at {self.target}")
+            return
+        record = self.rfc5424(message, severity).encode("utf-8")
+        host, port = self.target
+        try:
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0][0]
+            if self.transport == "udp":
+                with socket.socket(family, socket.SOCK_DGRAM) as sock:
+                    sock.settimeout(self.timeout)
+                    sock.sendto(record, (host, port))
+            else:
+                with socket.create_connection((host, port), timeout=self.timeout) as sock:
+                    sock.sendall(f"{len(record)} ".encode() + record)
+        except OSError as exc:
+            raise TemporaryFailure(f"{self.transport}://{host}:{port}: {exc.strerror or exc}") from None
+
+    def rfc5424(self, message: Message, severity: int) -> str:
+        context = message.context
+        stamp = datetime.datetime.fromtimestamp(message.event.time, datetime.timezone.utc)
+        params = {"type": context["type"], "instance": context["name"], "state": context["state"],
+                  "previous": context["previous_state"] or "", "priority": context["priority"],
+                  "event": message.id, "transitions": len(message.events)}
+        data = " ".join(f'{key}="{_sd_escape(str(value))}"' for key, value in params.items())
+        msgid = "flapping" if context["flapping"] else "transition"
+        host = "".join(ch for ch in context["host"] if 33 <= ord(ch) <= 126)[:255] or "-"
+        return (f"<{self.facility * 8 + severity}>1 {stamp.isoformat(timespec='microseconds').replace('+00:00', 'Z')}"
+                f" {host} {self.ident} {os.getpid()} {msgid} [{SD_ID} {data}] {message.subject}")
+
+
+def _sd_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+
+
+CHANNEL = SyslogChannel
