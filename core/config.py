@@ -256,7 +256,7 @@ def locate(text: str, key: str) -> int | None:
 
     tokens = re.findall(r"\[\d+\]|[^.\[\]]+", key)
     lines = text.splitlines()
-    start, table, index = 0, [], 0
+    start, table, index, matched = 0, [], 0, False
     while index < len(tokens):
         token = tokens[index]
         following = tokens[index + 1] if index + 1 < len(tokens) else ""
@@ -265,20 +265,20 @@ def locate(text: str, key: str) -> int | None:
             headers = [number for number, line in enumerate(lines) if line.strip() == header]
             wanted = int(following[1:-1])
             if wanted < len(headers):
-                start = headers[wanted]
+                start, matched = headers[wanted], True
                 table.append(token)
                 index += 2
                 continue
         header = f"[{'.'.join([*table, token])}]"
         found = _find(lines, start, lambda line: line.strip() == header)
-        if found is None:
+        last_name = all(later.startswith("[") for later in tokens[index + 1:])
+        if found is None and last_name:  # only the last name is a `key = value` line (vips in vips[0])
             found = _find(lines, start, lambda line: line.split("=")[0].strip().strip('"') == token)
-        if found is None:
-            break
-        start = found
-        table.append(token)
+        if found is not None:
+            start, matched = found, True
+        table.append(token)  # a part of a dotted header such as [instances.VI_1] has no line of its own
         index += 1
-    return start + 1 if start or index else None
+    return start + 1 if matched else None
 
 
 def _find(lines: list[str], start: int, test: Callable[[str], bool]) -> int | None:

@@ -1,0 +1,138 @@
+"""Configuration: every problem reported with its key path and line; rules; secrets; templates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kahooks.config import ConfigError, load, secret_from_file
+from kahooks.config import ChannelConfigError
+from kahooks.notifiers import channel_types
+
+GOOD = """\
+spool_dir = "/var/spool/kahooks"
+
+[delivery]
+max_attempts = 5
+flap_window = 0
+
+[instances.VI_1]
+vips = ["192.0.2.10"]
+
+[channels.log]
+type = "syslog"
+address = "udp://127.0.0.1:514"
+
+[channels.page]
+type = "exec"
+command = ["true"]
+
+[[rules]]
+channels = ["log"]
+
+[[rules]]
+instances = ["VI_*"]
+states = ["FAULT"]
+channels = ["page", "log"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "kahooks.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_good_config_and_rule_matching(tmp_path: Path) -> None:
+    config = load(write(tmp_path, GOOD), channel_types())
+    assert set(config.channels) == {"log", "page"}
+    assert config.delivery["max_attempts"] == 5 and config.delivery["flap_window"] == 0
+    assert config.channels_for("VI_1", "MASTER") == ["log"]
+    assert config.channels_for("VI_1", "FAULT") == ["log", "page"]
+    assert config.channels_for("OTHER", "FAULT") == ["log"]
+    assert config.vips("VI_1") == ["192.0.2.10"]
+
+
+def test_every_problem_is_reported_with_key_and_line(tmp_path: Path) -> None:
+    text = """\
+spool_dir = "relative/path"
+colour = "blue"
+
+[delivery]
+max_attempts = 0
+backoff_max = "soon"
+
+[instances.VI_1]
+vips = ["not-an-ip"]
+
+[channels.log]
+type = "syslog"
+facility = "kitchen"
+
+[channels.mail]
+type = "carrier-pigeon"
+
+[[rules]]
+states = ["MASTER", "LEADER"]
+channels = ["log", "nowhere"]
+"""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        load(path, channel_types())
+    lines = raised.value.lines()
+    expected = [
+        f"{path}:1: spool_dir: must be an absolute path",
+        f"{path}:2: colour: unknown setting",
+        f"{path}:5: delivery.max_attempts: must be a whole number, 1 or more",
+        f"{path}:6: delivery.backoff_max: must be a number, 0 or more",
+        f"{path}:9: instances.VI_1.vips[0]: 'not-an-ip' is not an IP address",
+        f"{path}:13: channels.log.facility: 'kitchen' is not one of",
+        f"{path}:16: channels.mail.type: 'carrier-pigeon' is not a channel type",
+        f"{path}:19: rules[0].states: must be a list of states",
+        f"{path}:20: rules[0].channels: no channel named 'nowhere'",
+    ]
+    for wanted in expected:
+        assert any(line.startswith(wanted) for line in lines), (wanted, lines)
+    assert len(lines) == len(expected), lines
+
+
+def test_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "[channels.log\ntype = 'syslog'\n")
+    with pytest.raises(ConfigError, match=r"syntax: .*line 1"):
+        load(path, channel_types())
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load(str(tmp_path / "nope.toml"), channel_types())
+
+
+def test_undefined_template_variable_is_a_config_error(tmp_path: Path) -> None:
+    text = GOOD.replace('address = "udp://127.0.0.1:514"',
+                        'address = "udp://127.0.0.1:514"\nsubject = "{{ instnace }} is {{ state }}"')
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        load(path, channel_types())
+    assert "channels.log.body: template uses an undefined variable: 'instnace' is undefined" in str(raised.value)
+
+
+def test_template_files(tmp_path: Path) -> None:
+    (tmp_path / "body.j2").write_text("{{ name }} went {{ state }} on {{ host }}\n")
+    text = GOOD.replace('command = ["true"]', 'command = ["true"]\nbody_file = "body.j2"')
+    config = load(write(tmp_path, text), channel_types())
+    assert "body.j2" in str(config.path) or config.channels["page"].templates.sources["body"].startswith("{{ name }}")
+    missing = GOOD.replace('command = ["true"]', 'command = ["true"]\nbody_file = "missing.j2"')
+    with pytest.raises(ConfigError, match="channels.page.body_file: .*missing.j2: No such file"):
+        load(write(tmp_path, missing), channel_types())
+
+
+def test_secrets_must_not_be_world_readable(tmp_path: Path) -> None:
+    secret = tmp_path / "smtp.secret"
+    secret.write_text("hunter2\n")
+    secret.chmod(0o640)
+    assert secret_from_file(str(secret)) == "hunter2"
+    secret.chmod(0o644)
+    with pytest.raises(ChannelConfigError) as raised:
+        secret_from_file(str(secret))
+    assert "world-readable" in str(raised.value) and "hunter2" not in str(raised.value)

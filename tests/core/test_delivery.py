@@ -1,0 +1,174 @@
+"""The delivery worker's scheduling: order per instance, retries, dead letters, flap summaries.
+
+The endpoint here is a recording channel (what is under test is the worker's
+scheduling, with a clock the test moves); tests/notifiers and tests/hooks drive
+the same worker against real rsyslogd and real commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kahooks.config import load
+from kahooks.delivery import PermanentFailure, TemporaryFailure, Worker
+from kahooks.event import Event
+from kahooks.notifiers import channel_types
+from kahooks.notifiers.base import Channel
+from kahooks.spool import Spool
+
+
+class Recorder(Channel):
+    kind = "recorder"
+    SETTINGS = frozenset()
+
+    def configure(self, settings: dict) -> None:
+        self.sent: list = []
+        self.failures: list[Exception] = []
+
+    def send(self, message) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(message)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(tmp_path: Path, flap_window: float = 0, max_attempts: int = 4) -> tuple[Worker, Spool, Recorder, Clock]:
+    path = tmp_path / "kahooks.toml"
+    path.write_text(f"""
+spool_dir = "{tmp_path / 'spool'}"
+[delivery]
+flap_window = {flap_window}
+max_attempts = {max_attempts}
+backoff_initial = 1
+backoff_max = 8
+[channels.rec]
+type = "recorder"
+[[rules]]
+channels = ["rec"]
+""")
+    config = load(str(path), {**channel_types(), "recorder": Recorder})
+    spool = Spool(config.spool_dir).ensure()
+    clock = Clock()
+    return Worker(config, spool, clock=clock), spool, config.channels["rec"], clock
+
+
+def record(spool: Spool, clock: Clock, name: str, state: str) -> Event:
+    event = Event.new("INSTANCE", name, state, 100, "test")
+    object.__setattr__(event, "time", clock.now)  # the test's clock, not the wall clock
+    spool.record(event)
+    return event
+
+
+def run_pass(worker: Worker) -> float | None:
+    worker.fan_out_pending()
+    return worker.channel_pass("rec")
+
+
+def test_delivers_in_order_with_previous_state(tmp_path: Path) -> None:
+    worker, spool, rec, clock = make(tmp_path)
+    for state in ("BACKUP", "MASTER", "FAULT"):
+        record(spool, clock, "VI_1", state)
+        clock.now += 1
+    for _ in range(3):
+        run_pass(worker)
+    assert [(m.event.state, m.context["previous_state"]) for m in rec.sent] == \
+        [("BACKUP", None), ("MASTER", "BACKUP"), ("FAULT", "MASTER")]
+    assert rec.sent[1].subject.endswith("VI_1 is MASTER (was BACKUP)")
+    assert spool.idle()
+
+
+def test_a_retrying_event_holds_back_later_ones_of_that_instance_only(tmp_path: Path) -> None:
+    worker, spool, rec, clock = make(tmp_path)
+    record(spool, clock, "VI_1", "MASTER")
+    record(spool, clock, "VI_1", "BACKUP")
+    record(spool, clock, "VI_2", "MASTER")
+    rec.failures = [TemporaryFailure("endpoint down")]
+    next_due = run_pass(worker)
+    # VI_1 MASTER failed; VI_1 BACKUP must wait for it; VI_2 is independent.
+    assert [(m.event.name, m.event.state) for m in rec.sent] == [("VI_2", "MASTER")]
+    assert next_due is not None and next_due <= clock.now + 1
+    clock.now += 2
+    run_pass(worker)
+    run_pass(worker)
+    assert [(m.event.name, m.event.state) for m in rec.sent] == \
+        [("VI_2", "MASTER"), ("VI_1", "MASTER"), ("VI_1", "BACKUP")]
+
+
+def test_backoff_is_full_jitter_and_retry_after_wins(tmp_path: Path) -> None:
+    worker, *_ = make(tmp_path)
+    delays = [worker.backoff(5, None) for _ in range(300)]
+    assert 0 <= min(delays) < 1 and 6 < max(delays) <= 8  # uniform in [0, min(8, 1 * 2^4)]
+    assert worker.backoff(1, 3.5) == 3.5
+    assert worker.backoff(1, 3600) == 8  # capped
+
+
+def test_permanent_failure_goes_to_dead_letters_without_retry(tmp_path: Path) -> None:
+    worker, spool, rec, clock = make(tmp_path)
+    record(spool, clock, "VI_1", "MASTER")
+    rec.failures = [PermanentFailure("403 channel_is_archived")]
+    run_pass(worker)
+    assert rec.sent == [] and spool.idle()
+    dead = list((spool.dead_dir / "rec").glob("*.json"))
+    assert len(dead) == 1 and "channel_is_archived" in dead[0].read_text()
+
+
+def test_gives_up_after_max_attempts(tmp_path: Path) -> None:
+    worker, spool, rec, clock = make(tmp_path, max_attempts=3)
+    record(spool, clock, "VI_1", "MASTER")
+    rec.failures = [TemporaryFailure("down")] * 5
+    for _ in range(5):
+        run_pass(worker)
+        clock.now += 10
+    assert rec.sent == [] and spool.idle()
+    assert "gave up after 3 attempts: down" in next((spool.dead_dir / "rec").glob("*.json")).read_text()
+
+
+def test_flapping_burst_becomes_one_summary(tmp_path: Path) -> None:
+    worker, spool, rec, clock = make(tmp_path, flap_window=10)
+    record(spool, clock, "VI_1", "MASTER")
+    run_pass(worker)
+    assert [m.event.state for m in rec.sent] == ["MASTER"]  # the first transition goes out at once
+    for state in ("BACKUP", "MASTER", "BACKUP", "MASTER"):
+        clock.now += 2
+        record(spool, clock, "VI_1", state)
+        run_pass(worker)
+    assert len(rec.sent) == 1  # held while the instance keeps changing
+    clock.now += 9
+    run_pass(worker)
+    assert len(rec.sent) == 1  # not quiet for a whole window yet
+    clock.now += 2
+    run_pass(worker)
+    summary = rec.sent[-1]
+    assert len(rec.sent) == 2 and summary.context["flapping"]
+    assert [change["state"] for change in summary.context["events"]] == ["BACKUP", "MASTER", "BACKUP", "MASTER"]
+    assert summary.subject.endswith("VI_1 flapped 4 times, now MASTER")
+    assert spool.idle()
+
+
+def test_isolated_transitions_are_not_held(tmp_path: Path) -> None:
+    worker, spool, rec, clock = make(tmp_path, flap_window=10)
+    record(spool, clock, "VI_1", "MASTER")
+    run_pass(worker)
+    clock.now += 60
+    record(spool, clock, "VI_1", "BACKUP")
+    run_pass(worker)
+    assert [m.event.state for m in rec.sent] == ["MASTER", "BACKUP"]
+    assert not any(m.context["flapping"] for m in rec.sent)
+
+
+def test_unreadable_spool_entries_are_kept_aside(tmp_path: Path) -> None:
+    worker, spool, rec, clock = make(tmp_path)
+    (spool.incoming_dir / "00000000000000000001-bad.json").write_text("{not json")
+    record(spool, clock, "VI_1", "MASTER")
+    run_pass(worker)
+    assert [m.event.state for m in rec.sent] == ["MASTER"]
+    assert (spool.dead_dir / "00000000000000000001-bad.json").exists()
