@@ -1,0 +1,126 @@
+"""ka-notify fifo on a real FIFO, with keepalived's exact line format."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.notify import write_config
+from tests.support.programs import program
+from tests.support.rsyslog import Rsyslog
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "keepalived.fifo"
+    os.mkfifo(path)
+    return path
+
+
+def start_reader(config: Path, fifo: Path) -> subprocess.Popen:
+    env = {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent"}
+    proc = subprocess.Popen([program("ka-notify"), "-c", str(config), "fifo", str(fifo)], env=env,
+                            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return proc
+
+
+def open_writer(fifo: Path, reader: subprocess.Popen) -> int:
+    """keepalived opens its end non-blocking; wait until the reader has opened its end."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            assert reader.poll() is None, reader.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+
+def stop(reader: subprocess.Popen, spool: Path) -> None:
+    reader.send_signal(signal.SIGTERM)
+    reader.wait(10)
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if str(spool).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def test_lines_in_order_garbage_skipped(tmp_path: Path, fifo: Path, rsyslog: Rsyslog) -> None:
+    config = write_config(tmp_path, f'[channels.log]\ntype = "syslog"\naddress = "{rsyslog.socket}"')
+    reader = start_reader(config, fifo)
+    fd = open_writer(fifo, reader)
+    lines = ['INSTANCE "VI_1" BACKUP 100', 'GROUP "VG_1" BACKUP 0', "this is garbage",
+             "VS [192.168.201.15]:tcp:80 UP", 'INSTANCE "VI_1" MASTER 100', 'INSTANCE "VI_1" MASTER_RX_LOWER_PRI 100',
+             'INSTANCE "VI_1" FAULT 0']
+    os.write(fd, "".join(line + "\n" for line in lines).encode())
+    got = rsyslog.wait_for_count("is ", 5)
+    assert [re.search(r"(\S+ is .*?) priority", line).group(1) for line in got] == \
+        ["VI_1 is BACKUP", "VG_1 is BACKUP", "VI_1 is MASTER (was BACKUP)",
+         "VI_1 is MASTER_RX_LOWER_PRI (was MASTER)", "VI_1 is FAULT (was MASTER)"]
+    os.close(fd)
+    stop(reader, tmp_path / "spool")
+    assert reader.returncode == 0
+
+
+def test_keeps_reading_after_sigterm_for_the_final_stop_lines(tmp_path: Path, fifo: Path, rsyslog: Rsyslog) -> None:
+    config = write_config(tmp_path, f'[channels.log]\ntype = "syslog"\naddress = "{rsyslog.socket}"')
+    reader = start_reader(config, fifo)
+    fd = open_writer(fifo, reader)
+    os.write(fd, b'INSTANCE "VI_1" MASTER 100\n')
+    rsyslog.wait_for("VI_1 is MASTER")
+    reader.send_signal(signal.SIGTERM)  # keepalived signals first...
+    time.sleep(0.2)
+    os.write(fd, b'INSTANCE "VI_1" STOP 100\n')  # ...then writes STOP
+    assert reader.wait(5) == 0
+    rsyslog.wait_for("VI_1 is STOP")
+    os.close(fd)
+    stop(reader, tmp_path / "spool")
+
+
+def test_survives_keepalived_reopening_the_fifo(tmp_path: Path, fifo: Path, rsyslog: Rsyslog) -> None:
+    config = write_config(tmp_path, f'[channels.log]\ntype = "syslog"\naddress = "{rsyslog.socket}"')
+    reader = start_reader(config, fifo)
+    fd = open_writer(fifo, reader)
+    os.write(fd, b'INSTANCE "VI_1" MASTER 100\n')
+    os.close(fd)  # a reload closes keepalived's end
+    time.sleep(0.2)
+    fd = open_writer(fifo, reader)
+    os.write(fd, b'INSTANCE "VI_1" BACKUP 100\n')
+    rsyslog.wait_for("VI_1 is BACKUP")
+    assert reader.poll() is None
+    os.close(fd)
+    stop(reader, tmp_path / "spool")
+
+
+def test_a_thousand_lines_in_ten_seconds(tmp_path: Path, fifo: Path, rsyslog: Rsyslog) -> None:
+    config = write_config(tmp_path, f'[channels.log]\ntype = "syslog"\naddress = "{rsyslog.socket}"')
+    reader = start_reader(config, fifo)
+    fd = open_writer(fifo, reader)
+    started = time.monotonic()
+    for burst in range(10):  # ten bursts of a hundred, as a flapping pair of many instances might
+        os.write(fd, "".join(f'INSTANCE "VI_{n}" {("MASTER", "BACKUP")[burst % 2]} 100\n'
+                             for n in range(100)).encode())
+        time.sleep(max(0.0, started + burst + 1 - time.monotonic()) * 0.5)
+    delivered = rsyslog.wait_for_count(" is ", 1000, timeout=60)
+    assert len(delivered) == 1000
+    rss_kib = int(next(line for line in Path(f"/proc/{reader.pid}/status").read_text().splitlines()
+                       if line.startswith("VmRSS")).split()[1])
+    assert rss_kib < 80 * 1024, rss_kib
+    os.close(fd)
+    stop(reader, tmp_path / "spool")
+
+
+def test_not_a_fifo(tmp_path: Path) -> None:
+    config = write_config(tmp_path, '[channels.log]\ntype = "syslog"')
+    result = subprocess.run([program("ka-notify"), "-c", str(config), "fifo", str(config)], capture_output=True,
+                            text=True, env={**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent"})
+    assert result.returncode == 2 and "is not a FIFO" in result.stderr

@@ -1,0 +1,159 @@
+"""ka-notify end to end: the real program records, a real detached worker delivers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.notify import write_config
+from tests.support.programs import program
+
+LOG_ONE_LINE = ('[channels.log]\ntype = "exec"\n'
+                'command = ["sh", "-c", "echo \\"$KAHOOKS_INSTANCE $KAHOOKS_STATE $KAHOOKS_EVENT_ID\\" >> {log}"]')
+
+
+def notify(*args: str, config: Path, timeout: float = 30) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent"}
+    return subprocess.run([program("ka-notify"), "-c", str(config), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+
+
+def wait_for_lines(path: Path, count: int, timeout: float = 15) -> list[str]:
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= count:
+            return lines
+        time.sleep(0.02)
+    raise AssertionError(f"{len(lines)} of {count} deliveries arrived: {lines}")
+
+
+def workers_for(spool: Path) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"worker" in argv and str(spool).encode() in argv:
+                found.append(int(pid))
+    return found
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    log = tmp_path / "delivered.log"
+    config = write_config(tmp_path, LOG_ONE_LINE.format(log=log))
+    yield config, log, tmp_path / "spool"
+    for pid in workers_for(tmp_path / "spool"):
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_keepalived_argv_is_recorded_and_delivered_by_a_detached_worker(setup) -> None:
+    config, log, spool = setup
+    result = notify("INSTANCE", "VI_1", "MASTER", "100", config=config)
+    assert result.returncode == 0 and result.stdout == "" and result.stderr == "", result
+    assert wait_for_lines(log, 1)[0].startswith("VI_1 MASTER ")
+    workers = workers_for(spool)
+    assert len(workers) == 1
+    # In a session of its own: keepalived killing the handler's process group cannot reach it.
+    assert os.getsid(workers[0]) == workers[0]
+
+
+def test_notify_master_style_flags(setup) -> None:
+    config, log, _ = setup
+    assert notify("--group", "VG_1", "--state", "fault", config=config).returncode == 0
+    assert wait_for_lines(log, 1)[0].startswith("VG_1 FAULT ")
+
+
+def test_send_dry_run_shows_each_message_and_sends_nothing(setup) -> None:
+    config, log, spool = setup
+    result = notify("send", "--instance", "VI_1", "--state", "BACKUP", "--priority", "90", "--dry-run", config=config)
+    assert result.returncode == 0, result
+    assert "--- log (exec) would send:\nSubject: [lb-test] VI_1 is BACKUP" in result.stdout
+    assert "Priority:  90" in result.stdout and "VIPs:      192.0.2.10" in result.stdout
+    time.sleep(0.3)
+    assert not log.exists() and not list((spool / "incoming").glob("*.json"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (("INSTANCE", "VI_1", "MASTER"), "expected TYPE NAME STATE PRIORITY from keepalived, got 3 words"),
+    (("INSTANCE", "VI_1", "PRIMARY", "100"), "state 'PRIMARY' is not one of"),
+    (("--instance", "VI_1"), "--instance/--group needs --state"),
+    (("--state", "MASTER"), "--state needs --instance or --group"),
+    ((), "expected TYPE NAME STATE PRIORITY"),
+    (("fifo",), "fifo takes the FIFO's path"),
+    (("--bogus",), "unknown option --bogus"),
+])
+def test_bad_arguments_one_line_exit_2(setup, args: tuple[str, ...], message: str) -> None:
+    config, _, _ = setup
+    result = notify(*args, config=config)
+    assert result.returncode == 2, result
+    assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_invalid_config_is_refused_but_the_event_is_kept(tmp_path: Path) -> None:
+    config = write_config(tmp_path, '[channels.log]\ntype = "syslog"\nfacility = "kitchen"')
+    result = notify("INSTANCE", "VI_1", "MASTER", "100", config=config)
+    assert result.returncode == 1
+    assert f"{config}:" in result.stderr and "channels.log.facility: 'kitchen' is not one of" in result.stderr
+    assert "Traceback" not in result.stderr
+    kept = list((tmp_path / "spool" / "incoming").glob("*.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["state"] == "MASTER"
+    validate = subprocess.run([program("kahooks"), "validate", "-c", str(config)], capture_output=True, text=True)
+    assert validate.returncode == 1 and "channels.log.facility" in validate.stderr
+
+
+def test_racing_argv_calls_are_all_delivered_in_recording_order(setup) -> None:
+    """keepalived forks notify scripts back to back; they run concurrently."""
+    config, log, spool = setup
+    env = {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent"}
+    calls = [subprocess.Popen([program("ka-notify"), "-c", str(config), "INSTANCE", f"VI_{n % 3}",
+                               ("MASTER", "BACKUP")[n % 2], "100"], env=env, stdin=subprocess.DEVNULL)
+             for n in range(30)]
+    assert all(call.wait(30) == 0 for call in calls)
+    lines = wait_for_lines(log, 30)
+    ids = [line.split()[2] for line in lines]
+    assert len(set(ids)) == 30
+    for instance in ("VI_0", "VI_1", "VI_2"):
+        mine = [line.split()[2] for line in lines if line.startswith(instance + " ")]
+        assert mine == sorted(mine)  # ids start with the recording time: delivered in event order
+    assert len(workers_for(spool)) == 1
+
+
+def test_a_worker_killed_mid_delivery_loses_nothing(tmp_path: Path) -> None:
+    log = tmp_path / "delivered.log"
+    slow = ('[channels.log]\ntype = "exec"\n'
+            f'command = ["sh", "-c", "sleep 0.4; echo $KAHOOKS_EVENT_ID >> {log}"]')
+    config = write_config(tmp_path, slow)
+    spool = tmp_path / "spool"
+    for state in ("MASTER", "BACKUP", "MASTER", "FAULT"):
+        assert notify("INSTANCE", "VI_1", state, "100", config=config).returncode == 0
+    recorded_ids = set()
+    time.sleep(0.6)  # the worker is in the middle of delivering
+    for pid in workers_for(spool):
+        os.kill(pid, signal.SIGKILL)
+    for path in list((spool / "queue" / "log").glob("*.json")) + list((spool / "incoming").glob("*.json")):
+        recorded_ids.add(json.loads(path.read_text()).get("event", {}).get("id") or json.loads(path.read_text())["id"])
+    delivered_before = set(log.read_text().split()) if log.exists() else set()
+    assert recorded_ids, "the kill came too late to interrupt anything"
+    # The next transition starts a new worker, which replays the spool.
+    assert notify("INSTANCE", "VI_1", "BACKUP", "100", config=config).returncode == 0
+    deadline = time.monotonic() + 15
+    while len(set(log.read_text().split())) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # anything extra would show up now
+    lines = log.read_text().split()
+    assert recorded_ids <= set(lines) and delivered_before <= set(lines)
+    # All five transitions arrived; a replay may repeat an id (at least once), never invent one.
+    assert len(set(lines)) == 5
+    for pid in workers_for(spool):
+        os.kill(pid, signal.SIGKILL)
