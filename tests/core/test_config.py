@@ -136,3 +136,10 @@ def test_secrets_must_not_be_world_readable(tmp_path: Path) -> None:
     with pytest.raises(ChannelConfigError) as raised:
         secret_from_file(str(secret))
     assert "world-readable" in str(raised.value) and "hunter2" not in str(raised.value)
+
+
+def test_the_shipped_example_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "contrib" / "etc" / "kahooks.toml"
+    config = load(str(example), channel_types())
+    assert config.channels_for("VI_1", "FAULT") == ["local_log", "central_log", "page"]
+    assert config.channels_for("VI_1", "MASTER") == ["local_log", "central_log"]
