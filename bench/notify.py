@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support's real rsyslogd
 
+from tests.support.programs import kill_mentioning  # noqa: E402
 from tests.support.rsyslog import Rsyslog  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -98,13 +98,7 @@ channels = ["exec"]
             exec_latency.append((float(line.split()[1]) - started) * 1000)
     finally:
         rsyslog.stop()
-        for pid in os.listdir("/proc"):
-            if pid.isdigit():
-                try:
-                    if str(work).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                        os.kill(int(pid), signal.SIGKILL)
-                except OSError:
-                    pass
+        kill_mentioning(str(work))  # the delivery worker
 
     print(f"ka-notify latency ({os.cpu_count()} CPUs, Python {sys.version.split()[0]})")
     print(f"{'what':<42} {'runs':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")

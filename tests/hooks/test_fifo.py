@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.notify import write_config
-from tests.support.programs import program
+from tests.support.programs import kill_mentioning, program
 from tests.support.rsyslog import Rsyslog
 
 
@@ -45,13 +45,7 @@ def open_writer(fifo: Path, reader: subprocess.Popen) -> int:
 def stop(reader: subprocess.Popen, spool: Path) -> None:
     reader.send_signal(signal.SIGTERM)
     reader.wait(10)
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if str(spool).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
+    kill_mentioning(str(spool))  # the delivery worker the reader started
 
 
 def test_lines_in_order_garbage_skipped(tmp_path: Path, fifo: Path, rsyslog: Rsyslog) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.notify import write_config
-from tests.support.programs import program
+from tests.support.programs import pids_mentioning, program
 
 LOG_ONE_LINE = ('[channels.log]\ntype = "exec"\n'
                 'command = ["sh", "-c", "echo \\"$KAHOOKS_INSTANCE $KAHOOKS_STATE $KAHOOKS_EVENT_ID\\" >> {log}"]')
@@ -36,16 +36,7 @@ def wait_for_lines(path: Path, count: int, timeout: float = 15) -> list[str]:
 
 
 def workers_for(spool: Path) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"worker" in argv and str(spool).encode() in argv:
-                found.append(int(pid))
-    return found
+    return [pid for pid in pids_mentioning("worker", str(spool)) if pid != os.getpid()]
 
 
 @pytest.fixture

@@ -45,3 +45,29 @@ def assert_one_line_failure(outcome: Outcome, *fragments: str) -> None:
     assert "Traceback" not in outcome.stdout + outcome.stderr, outcome
     for fragment in fragments:
         assert fragment in outcome.line, (fragment, outcome.line)
+
+
+def pids_mentioning(*fragments: str) -> list[int]:
+    """Live processes whose argv contains every fragment (as a substring of some word)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if all(fragment.encode() in argv for fragment in fragments):
+            found.append(int(entry))
+    return found
+
+
+def kill_mentioning(*fragments: str) -> None:
+    """SIGKILL what a test started in the background (a delivery worker, say), found by its argv."""
+    import signal
+
+    for pid in pids_mentioning(*fragments):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
