@@ -100,7 +100,10 @@ class Spool:
 
     def record(self, event: Event) -> Path:
         """Make `event` durable in incoming/; the name sorts in recording order."""
-        name = f"{int(event.time * 1e9):020d}-{event.id.rsplit('-', 1)[-1]}.json"
+        # The id starts with the exact time_ns in hex; event.time is a float, which rounds
+        # nanoseconds since 1970 to ~256 ns and could put two close events out of order.
+        stamp, _, suffix = event.id.partition("-")
+        name = f"{int(stamp, 16):020d}-{suffix}.json"
         return self.write_atomic(self.incoming_dir, name, event.to_json())
 
     # The worker's side --------------------------------------------------------------
