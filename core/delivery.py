@@ -48,11 +48,21 @@ class PermanentFailure(KahooksError):
 class Message:
     """What a channel sends for one delivery (or one flapping burst)."""
 
-    def __init__(self, subject: str, body: str, context: dict[str, Any], events: list[Event]) -> None:
+    def __init__(self, subject: str, body: str, context: dict[str, Any], events: list[Event],
+                 superseded: bool = False) -> None:
         self.subject = subject
         self.body = body
         self.context = context
         self.events = events
+        # A newer event for this instance is already queued for this channel: a channel that
+        # changes state (DNS, rebind) should act on reality (kahooks.reality), not on this event.
+        self.superseded = superseded
+
+    def vips_here(self) -> list[str]:
+        """The instance's configured VIPs that are on an interface of this node right now."""
+        from kahooks.reality import vips_present
+
+        return vips_present(self.context["vips"])
 
     @property
     def event(self) -> Event:
@@ -130,7 +140,7 @@ class Worker:
             if batch[0].next_attempt > now:
                 next_due = batch[0].next_attempt if next_due is None else min(next_due, batch[0].next_attempt)
                 continue
-            self.attempt(channel, name, instance, batch)
+            self.attempt(channel, name, instance, batch, superseded=len(batch) < len(pending))
             if len(batch) < len(pending) or self.spool.queued(name):
                 next_due = self.clock()
         return next_due
@@ -154,8 +164,10 @@ class Worker:
             return None, release
         return run, 0.0
 
-    def attempt(self, channel: Any, name: str, instance: str, batch: list[Delivery]) -> None:
+    def attempt(self, channel: Any, name: str, instance: str, batch: list[Delivery],
+                superseded: bool = False) -> None:
         message = self.compose(channel, batch)
+        message.superseded = superseded
         what = f"{instance} {message.event.state}" + (f" ({len(batch)} transitions)" if len(batch) > 1 else "")
         try:
             channel.send(message)

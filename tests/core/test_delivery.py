@@ -172,3 +172,12 @@ def test_unreadable_spool_entries_are_kept_aside(tmp_path: Path) -> None:
     run_pass(worker)
     assert [m.event.state for m in rec.sent] == ["MASTER"]
     assert (spool.dead_dir / "00000000000000000001-bad.json").exists()
+
+
+def test_a_message_knows_when_a_newer_event_is_queued(tmp_path: Path) -> None:
+    worker, spool, rec, clock = make(tmp_path)
+    record(spool, clock, "VI_1", "BACKUP")
+    record(spool, clock, "VI_1", "MASTER")
+    run_pass(worker)
+    run_pass(worker)
+    assert [(m.event.state, m.superseded) for m in rec.sent] == [("BACKUP", True), ("MASTER", False)]
