@@ -197,19 +197,9 @@ class HttpCheck(Check):
         return result
 
     def _handshake(self, sock: Any, host: str, deadline: Deadline, result: HttpResponse) -> Any:
-        import ssl
-
         from kahooks.checks import tlsinfo
 
-        sock.settimeout(deadline.require(f"TLS handshake with {host}"))
-        try:
-            tls = self.tls_context().wrap_socket(sock, server_hostname=self.vhost or host)
-        except ssl.SSLError as exc:
-            sock.close()
-            raise tlsinfo.handshake_error(exc) from None
-        except TimeoutError:
-            sock.close()
-            raise ProbeTimeout(f"TLS handshake: no answer within {deadline.seconds:g} s") from None
+        tls = tlsinfo.handshake(self.tls_context(), sock, self.vhost or host, deadline)
         if self.cert_days is not None:
             ok, result.cert_note, result.cert_days = tlsinfo.check_expiry(tls, self.cert_days)
             result.expired = not ok

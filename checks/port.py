@@ -81,9 +81,10 @@ class PortCheck(Check):
             return unhealthy(f"{exc} after {format_seconds(deadline.elapsed())}")
         notes = []
         metrics: dict[str, float] = {}
+        certificate_ok = True
         try:
             if self.tls:
-                sock, note, days = self._handshake(sock, deadline)
+                sock, certificate_ok, note, days = self._handshake(sock, deadline)
                 notes.append(note)
                 if days is not None:
                     metrics["cert_days"] = round(days, 1)
@@ -99,31 +100,23 @@ class PortCheck(Check):
         except KahooksError as exc:
             return unhealthy(f"{self.target}: {exc}")
         except OSError as exc:
-            return unhealthy(f"{self.target}: {netaddr._reason(exc)}")
+            return unhealthy(f"{self.target}: {netaddr.reason(exc)}")
         finally:
             sock.close()
-        if any(note.startswith("certificate expire") for note in notes):
+        if not certificate_ok:
             return unhealthy(f"{self.target}: {notes[0]}", **metrics)
         detail = f", {', '.join(notes)}" if notes else ""
         return healthy(f"{self.target} accepted the connection in "
                        f"{format_seconds(deadline.elapsed())}{detail}", **metrics)
 
-    def _handshake(self, sock: socket.socket, deadline: Deadline) -> tuple[Any, str, float | None]:
-        import ssl
-
+    def _handshake(self, sock: socket.socket, deadline: Deadline) -> tuple[Any, bool, str, float | None]:
+        """(TLS socket, certificate acceptable, note, days left or None)."""
         from kahooks.checks import tlsinfo
 
-        sock.settimeout(deadline.require(f"TLS handshake with {self.target}"))
-        try:
-            tls = self.context.wrap_socket(sock, server_hostname=self.sni or self.host)
-        except ssl.SSLError as exc:
-            raise tlsinfo.handshake_error(exc) from None
-        except TimeoutError:
-            raise ProbeTimeout(f"TLS handshake: no answer within {deadline.seconds:g} s") from None
+        tls = tlsinfo.handshake(self.context, sock, self.sni or self.host, deadline)
         if self.cert_days is None:
-            return tls, f"TLS {tls.version()}", None
-        ok, note, days = tlsinfo.check_expiry(tls, self.cert_days)
-        return tls, note, days
+            return tls, True, f"TLS {tls.version()}", None
+        return (tls, *tlsinfo.check_expiry(tls, self.cert_days))
 
     def _read_until_expected(self, sock: socket.socket, deadline: Deadline) -> bytes:
         reply = b""

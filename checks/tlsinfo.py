@@ -10,7 +10,13 @@ from __future__ import annotations
 import ssl
 import time
 
-from kahooks.errors import KahooksError, UsageError
+from kahooks.errors import KahooksError, ProbeTimeout, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+
+    from kahooks.deadline import Deadline
 
 SECONDS_PER_DAY = 86400
 
@@ -25,6 +31,19 @@ def client_context(insecure: bool, ca_file: str | None) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def handshake(context: ssl.SSLContext, sock: socket.socket, server_name: str, deadline: Deadline) -> ssl.SSLSocket:
+    """TLS over a connected socket within the deadline; closes the socket when the handshake fails."""
+    sock.settimeout(deadline.require(f"TLS handshake with {server_name}"))
+    try:
+        return context.wrap_socket(sock, server_hostname=server_name)
+    except ssl.SSLError as exc:
+        sock.close()
+        raise handshake_error(exc) from None
+    except TimeoutError:
+        sock.close()
+        raise ProbeTimeout(f"TLS handshake: no answer within {deadline.seconds:g} s") from None
 
 
 def handshake_error(exc: ssl.SSLError) -> KahooksError:

@@ -103,21 +103,11 @@ class Worker:
 
     def fan_out_pending(self) -> int:
         """Queue every recorded event for the channels its rules pick; return how many were queued."""
-        import json
-
-        from kahooks.event import Event
-
         count = 0
         for path in self.spool.incoming():
-            try:
-                data = json.loads(path.read_text())
-                event = Event.from_dict(data)
-                channels = self.config.channels_for(event.name, event.state)
-            except FileNotFoundError:
-                continue
-            except (ValueError, KeyError, TypeError):
-                channels = []
-            if self.spool.fan_out(path, channels) is not None:
+            queued = self.spool.fan_out(path, lambda event: self.config.channels_for(event.name, event.state))
+            if queued is not None:
+                event, channels = queued
                 count += 1
                 log.debug("queued %s %s for %s", event.name, event.state, ", ".join(channels) or "no channel")
         return count
@@ -141,8 +131,7 @@ class Worker:
                 next_due = batch[0].next_attempt if next_due is None else min(next_due, batch[0].next_attempt)
                 continue
             self.attempt(channel, name, instance, batch, superseded=len(batch) < len(pending))
-            if len(batch) < len(pending) or self.spool.queued(name):
-                next_due = self.clock()
+            next_due = self.clock()  # look again at once: what is left, or when a retry falls due
         return next_due
 
     def select(self, name: str, instance: str, pending: list[Delivery], now: float) -> tuple[list | None, float]:

@@ -85,7 +85,7 @@ def _resolve_name(host: str, port: int, deadline: Deadline) -> list:
     if not outcome:
         raise ProbeTimeout(f"resolving {host}: no answer within {deadline.seconds:g} s")
     if isinstance(outcome[0], OSError):
-        raise KahooksError(f"cannot resolve {host}: {_reason(outcome[0])}")
+        raise KahooksError(f"cannot resolve {host}: {reason(outcome[0])}")
     return outcome[0]
 
 
@@ -104,14 +104,14 @@ def connect(host: str, port: int, deadline: Deadline) -> socket.socket:
                                f"{deadline.seconds:g} s") from None
         except OSError as exc:
             sock.close()
-            errors.append(_reason(exc))
+            errors.append(reason(exc))
         except BaseException:
             sock.close()
             raise
     raise KahooksError(f"{format_hostport(host, port)}: {', '.join(errors) or 'no address'}")
 
 
-def _reason(exc: OSError) -> str:
+def reason(exc: OSError) -> str:
     """'connection refused' rather than '[Errno 111] Connection refused'."""
     text = exc.strerror or str(exc) or type(exc).__name__
     return text[:1].lower() + text[1:]

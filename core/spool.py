@@ -24,6 +24,7 @@ from kahooks.event import Event
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -111,17 +112,21 @@ class Spool:
     def incoming(self) -> list[Path]:
         return sorted(self.incoming_dir.glob("*.json"))
 
-    def fan_out(self, path: Path, channels: list[str]) -> Event | None:
-        """Turn one recorded event into one queued delivery per channel, then drop the recording.
+    def fan_out(self, path: Path, choose: Callable[[Event], list[str]]) -> tuple[Event, list[str]] | None:
+        """Turn one recorded event into one queued delivery per channel `choose` picks, then drop the recording.
 
-        Returns the event, or None for an unreadable recording (moved to dead/ and kept).
+        Returns the event and its channels; None when the recording vanished, or was unreadable
+        (then it is moved to dead/ and kept).
         """
         try:
             event = Event.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
         except (ValueError, KeyError, TypeError):
             self.dead_dir.mkdir(exist_ok=True)
             os.rename(path, self.dead_dir / path.name)
             return None
+        channels = choose(event)
         states = self.instance_states()
         previous = states.get(event.name)
         for channel in channels:
@@ -134,7 +139,7 @@ class Spool:
             self.write_atomic(self.state_file.parent, self.state_file.name, json.dumps(states, sort_keys=True))
         path.unlink()
         _fsync_dir(self.incoming_dir)
-        return event
+        return event, channels
 
     def instance_states(self) -> dict[str, str]:
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
+from kahooks import __version__
 from kahooks.config import DEFAULT_PATH, ConfigError, spool_dir_of
 from kahooks.errors import KahooksError, UsageError
 from kahooks.event import Event, NotAnEvent
@@ -154,7 +155,7 @@ def check_config(spool: Spool, path: str) -> None:
     """
     try:
         info = os.stat(path)
-        fingerprint = f"{__import__('kahooks').__version__} {info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns}"
+        fingerprint = f"{__version__} {info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns}"
     except OSError:
         fingerprint = None
     stamp = spool.state_file.parent / "config-ok"
