@@ -15,7 +15,7 @@ import stat
 from pathlib import Path
 
 from kahooks.errors import KahooksError
-from kahooks.event import STATES
+from kahooks.event import RULE_STATES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -224,12 +224,12 @@ def _rules(rules: Any, channel_names: set[str], problem: Callable[[str, str], No
         for extra in set(rule) - {"instances", "states", "channels"}:
             problem(f"{key}.{extra}", "unknown setting (known: instances, states, channels)")
         instances = rule.get("instances", ["*"])
-        states = rule.get("states", list(STATES))
+        states = rule.get("states", list(RULE_STATES))
         channels = rule.get("channels")
         if not _string_list(instances):
             problem(f"{key}.instances", "must be a list of instance names or globs")
-        if not _string_list(states) or any(state not in STATES for state in states):
-            problem(f"{key}.states", f"must be a list of states from {', '.join(STATES)}")
+        if not _string_list(states) or any(state not in RULE_STATES for state in states):
+            problem(f"{key}.states", f"must be a list of states from {', '.join(RULE_STATES)}")
         if not _string_list(channels) or not channels:
             problem(f"{key}.channels", "must be a non-empty list of channel names")
         else:

@@ -34,15 +34,24 @@ log = logging.getLogger("kahooks.delivery")
 
 
 class TemporaryFailure(KahooksError):
-    """The endpoint may accept this later (timeout, 4xx SMTP, 5xx HTTP, 429, connection refused)."""
+    """The endpoint may accept this later (timeout, 4xx SMTP, 5xx HTTP, 429, connection refused).
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    `alert=True`: people must hear of it (a service did not rebind to its VIP), so the
+    worker records an ALERT event for the rules to route, on the first failure and on giving up.
+    """
+
+    def __init__(self, reason: str, retry_after: float | None = None, alert: bool = False) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.alert = alert
 
 
 class PermanentFailure(KahooksError):
     """Retrying cannot help (authentication refused, channel deleted, bad request)."""
+
+    def __init__(self, reason: str, alert: bool = False) -> None:
+        super().__init__(reason)
+        self.alert = alert
 
 
 class Message:
@@ -86,7 +95,7 @@ def build_context(config: Config, batch: list[Delivery]) -> dict[str, Any]:
     return {"host": config.host, "type": newest.type, "name": newest.name, "instance": newest.name,
             "state": newest.state, "previous_state": batch[0].previous_state, "priority": newest.priority,
             "vips": config.vips(newest.name), "time": newest.time, "when": describe_time(newest.time),
-            "id": newest.id, "flapping": len(batch) > 1, "events": changes}
+            "id": newest.id, "flapping": len(batch) > 1, "events": changes, "detail": newest.detail}
 
 
 class Worker:
@@ -119,7 +128,9 @@ class Worker:
         channel = self.config.channels[name]
         groups: dict[str, list[Delivery]] = {}
         for delivery in self.spool.queued(name):
-            groups.setdefault(delivery.event.name, []).append(delivery)
+            # Alerts about an instance are ordered among themselves, never batched with its transitions.
+            key = f"{delivery.event.name} (alert)" if delivery.event.is_alert else delivery.event.name
+            groups.setdefault(key, []).append(delivery)
         next_due: float | None = None
         for instance, pending in groups.items():
             now = self.clock()
@@ -158,15 +169,23 @@ class Worker:
         message = self.compose(channel, batch)
         message.superseded = superseded
         what = f"{instance} {message.event.state}" + (f" ({len(batch)} transitions)" if len(batch) > 1 else "")
+        if message.event.is_alert and not channel.takes_alerts:
+            for delivery in batch:
+                self.spool.complete(delivery)  # a DNS or rebind channel has nothing to do with an alert
+            return
         try:
             channel.send(message)
         except PermanentFailure as exc:
             for delivery in batch:
                 place = self.spool.bury(delivery, f"permanent: {exc}")
             log.error("%s: gave up on %s (event %s): %s; kept in %s", name, what, message.id, exc, place.parent)
+            if exc.alert:
+                self.raise_alert(name, message, str(exc))
             return
         except TemporaryFailure as exc:
-            self.retry(name, what, batch, str(exc), exc.retry_after)
+            gave_up = self.retry(name, what, batch, str(exc), exc.retry_after)
+            if exc.alert and (gave_up or batch[0].attempts == 1):
+                self.raise_alert(name, message, str(exc) + (" (gave up)" if gave_up else " (retrying)"))
             return
         except Exception as exc:  # a channel bug must not lose the message: retry it like a timeout
             log.exception("%s: unexpected error delivering %s", name, what)
@@ -177,7 +196,17 @@ class Worker:
         self.last_sent[(name, instance)] = self.clock()
         log.info("%s: delivered %s (event %s)", name, what, message.id)
 
-    def retry(self, name: str, what: str, batch: list[Delivery], reason: str, retry_after: float | None) -> None:
+    def raise_alert(self, channel_name: str, message: Message, reason: str) -> None:
+        """Record an ALERT event about the instance: the rules send it to people like a transition."""
+        from kahooks.event import Event
+
+        if message.event.is_alert:
+            return  # never an alert about an alert
+        self.spool.record(Event.alert(message.event.name, f"{channel_name}: {reason}", source=channel_name))
+        self.wake.set()
+
+    def retry(self, name: str, what: str, batch: list[Delivery], reason: str, retry_after: float | None) -> bool:
+        """Schedule another attempt; True when the batch was given up on (moved to dead/) instead."""
         now = self.clock()
         attempts = batch[0].attempts + 1
         too_old = now - batch[0].created > self.settings["max_age"]
@@ -188,7 +217,7 @@ class Worker:
                 place = self.spool.bury(delivery, f"gave up after {why}: {reason}")
             log.error("%s: gave up on %s after %s, last error: %s; kept in %s", name, what, why, reason,
                       place.parent)
-            return
+            return True
         delay = self.backoff(attempts, retry_after)
         for delivery in batch:
             delivery.attempts = attempts
@@ -196,6 +225,7 @@ class Worker:
             delivery.last_error = reason
             self.spool.save(delivery)
         log.warning("%s: %s not delivered (%s); attempt %d, next in %.1f s", name, what, reason, attempts, delay)
+        return False
 
     def backoff(self, attempts: int, retry_after: float | None) -> float:
         """Full jitter: uniform in [0, min(cap, initial * 2^(n-1))]; a server's Retry-After wins (capped)."""

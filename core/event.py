@@ -18,6 +18,10 @@ TYPES = ("INSTANCE", "GROUP")
 # What keepalived writes: argv carries the first five, the FIFO also the rest.
 STATES = ("MASTER", "BACKUP", "FAULT", "STOP", "DELETED",
           "MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY")
+# kahooks' own alerts (a rebind that did not take, for example) travel as events too, so the
+# rules route them to people like transitions; keepalived never sends these.
+ALERT = "ALERT"
+RULE_STATES = STATES + (ALERT,)
 # LVS lines on a shared notify FIFO: valid, but not VRRP transitions.
 LVS_TYPES = ("VS", "RS", "FWM")
 
@@ -29,12 +33,13 @@ class NotAnEvent(Exception):
 class Event:
     """One VRRP transition as keepalived reported it. Immutable."""
 
-    __slots__ = ("type", "name", "state", "priority", "time", "host", "id", "source")
+    __slots__ = ("type", "name", "state", "priority", "time", "host", "id", "source", "detail")
 
     def __init__(self, type: str, name: str, state: str, priority: int, time: float,
-                 host: str, id: str, source: str) -> None:
+                 host: str, id: str, source: str, detail: str = "") -> None:
         for slot, value in (("type", type), ("name", name), ("state", state), ("priority", priority),
-                            ("time", time), ("host", host), ("id", id), ("source", source)):
+                            ("time", time), ("host", host), ("id", id), ("source", source),
+                            ("detail", detail)):
             object.__setattr__(self, slot, value)
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -65,9 +70,22 @@ class Event:
             raise UsageError(f"priority {priority!r} is not a number") from None
         if not 0 <= priority <= 255:
             raise UsageError(f"priority {priority} is outside 0-255")
+        return cls._stamped(type, name, state, priority, source)
+
+    @classmethod
+    def alert(cls, instance: str, detail: str, source: str) -> Event:
+        """kahooks' own alert about an instance (type and state ALERT), for the rules to route."""
+        return cls._stamped(ALERT, instance, ALERT, 0, source, detail)
+
+    @classmethod
+    def _stamped(cls, type: str, name: str, state: str, priority: int, source: str, detail: str = "") -> Event:
         now = time.time_ns()
         return cls(type, name, state, priority, now / 1e9, os.uname().nodename,
-                   f"{now:x}-{os.urandom(6).hex()}", source)
+                   f"{now:x}-{os.urandom(6).hex()}", source, detail)
+
+    @property
+    def is_alert(self) -> bool:
+        return self.type == ALERT
 
     @classmethod
     def from_argv(cls, words: list[str]) -> Event:
@@ -100,4 +118,5 @@ class Event:
 
     @classmethod
     def from_dict(cls, data: dict) -> Event:
-        return cls(**{slot: data[slot] for slot in cls.__slots__})
+        return cls(**{slot: data[slot] for slot in cls.__slots__ if slot != "detail"},
+                   detail=data.get("detail", ""))

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_SUBJECT = (
-    "{% if flapping %}[{{ host }}] {{ name }} flapped {{ events|length }} times, now {{ state }}"
+    "{% if type == 'ALERT' %}[{{ host }}] {{ name }}: {{ detail }}"
+    "{% elif flapping %}[{{ host }}] {{ name }} flapped {{ events|length }} times, now {{ state }}"
     "{% else %}[{{ host }}] {{ name }} is {{ state }}"
     "{% if previous_state %} (was {{ previous_state }}){% endif %}{% endif %}"
 )
@@ -26,6 +27,9 @@ DEFAULT_BODY = """\
 {{ name }} changed state {{ events|length }} times between {{ events[0].when }} and {{ events[-1].when }}:
 {% for change in events %}  {{ change.when }}  {{ change.state }} (priority {{ change.priority }})
 {% endfor %}
+{% endif -%}
+{% if detail -%}
+Problem:   {{ detail }}
 {% endif -%}
 Host:      {{ host }}
 {{ type|capitalize }}:{{ " " * (10 - type|length) }}{{ name }}
@@ -95,5 +99,5 @@ def sample_context(flapping: bool) -> dict[str, Any]:
               "previous_state": "BACKUP"}
     return {"host": "lb1", "type": "INSTANCE", "name": "VI_1", "instance": "VI_1", "state": "MASTER",
             "previous_state": "BACKUP", "priority": 100, "vips": ["192.0.2.10"], "time": 0.0,
-            "when": describe_time(0), "id": "0-0", "flapping": flapping,
+            "when": describe_time(0), "id": "0-0", "flapping": flapping, "detail": "",
             "events": [change, {**change, "state": "BACKUP"}] if flapping else [change]}

@@ -204,7 +204,8 @@ def run_worker(values: dict) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    idle_exit = None if values["foreground"] else (values["idle_exit"] or config.delivery["worker_idle_exit"])
+    # --idle-exit always wins; otherwise a foreground worker runs until stopped.
+    idle_exit = values["idle_exit"] or (None if values["foreground"] else config.delivery["worker_idle_exit"])
     while True:
         lock = os.open(spool.lock_path, os.O_RDWR | os.O_CREAT, 0o640)
         try:

@@ -26,6 +26,9 @@ class Channel:
     SETTINGS: frozenset[str] = frozenset()
     DEFAULT_SUBJECT = DEFAULT_SUBJECT
     DEFAULT_BODY = DEFAULT_BODY
+    # Channels that tell people (mail, Slack, syslog) take kahooks' ALERT events; channels that
+    # change things (DNS, rebind) act on VRRP transitions only.
+    takes_alerts = True
 
     def __init__(self, name: str, settings: dict[str, Any], base: Path) -> None:
         self.name = name
@@ -33,6 +36,7 @@ class Channel:
             if key not in COMMON_SETTINGS | self.SETTINGS:
                 known = ", ".join(sorted(COMMON_SETTINGS | self.SETTINGS))
                 raise ChannelConfigError(key, f"unknown setting for a {self.kind} channel (known: {known})")
+        self.base = base
         self.templates = MessageTemplates(settings, base, self.DEFAULT_BODY, self.DEFAULT_SUBJECT)
         self.configure(settings)
 
@@ -50,6 +54,31 @@ class Channel:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= minimum:
             raise ChannelConfigError(key, f"must be a number above {minimum:g}")
         return float(value)
+
+    @staticmethod
+    def secret(settings: dict[str, Any], key: str, base: Path, required: bool = True) -> str | None:
+        """`key` inline, or `key_file` naming a file only its owner may read (keeps secrets out of the config)."""
+        from kahooks.config import secret_from_file
+
+        file_key = f"{key}_file"
+        if key in settings and file_key in settings:
+            raise ChannelConfigError(key, f"give {key} or {file_key}, not both")
+        if file_key in settings:
+            value = settings[file_key]
+            if not isinstance(value, str) or not value:
+                raise ChannelConfigError(file_key, "must be a file path")
+            try:
+                return secret_from_file(str(base / value))
+            except ChannelConfigError as exc:
+                raise ChannelConfigError(file_key, str(exc)) from None
+        if key in settings:
+            value = settings[key]
+            if not isinstance(value, str) or not value:
+                raise ChannelConfigError(key, "must be a non-empty string")
+            return value
+        if required:
+            raise ChannelConfigError(key, f"is required (or {file_key})")
+        return None
 
     @staticmethod
     def text(settings: dict[str, Any], key: str, default: str | None = None) -> str:

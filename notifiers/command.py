@@ -24,16 +24,7 @@ class ExecChannel(Channel):
     SETTINGS = frozenset({"command", "timeout", "env", "permanent_exit_codes"})
 
     def configure(self, settings: dict) -> None:
-        command = settings.get("command")
-        if isinstance(command, str):
-            import shlex
-
-            command = shlex.split(command)
-        if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
-            raise ChannelConfigError("command", "must be a command line or a list of words")
-        if shutil.which(command[0]) is None:
-            raise ChannelConfigError("command", f"{command[0]}: no such executable")
-        self.command = command
+        self.command = split_command(settings.get("command"), "command")
         self.timeout = self.number(settings, "timeout", 30.0)
         env = settings.get("env", {})
         if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
@@ -53,31 +44,54 @@ class ExecChannel(Channel):
                 "KAHOOKS_PRIORITY": str(context["priority"]), "KAHOOKS_HOST": context["host"],
                 "KAHOOKS_TIME": f"{context['time']:.6f}", "KAHOOKS_VIPS": " ".join(context["vips"]),
                 "KAHOOKS_FLAPPING": "1" if context["flapping"] else "0",
-                "KAHOOKS_TRANSITIONS": str(len(message.events)),
+                "KAHOOKS_TRANSITIONS": str(len(message.events)), "KAHOOKS_DETAIL": context["detail"],
                 "KAHOOKS_SUBJECT": message.subject, "KAHOOKS_BODY": message.body}
 
     def send(self, message: Message) -> None:
-        with tempfile.TemporaryFile() as output:
-            try:
-                process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
-                                           env=self.environment(message), start_new_session=True)
-            except OSError as exc:
-                raise PermanentFailure(f"cannot run {self.command[0]}: {exc.strerror or exc}") from None
-            try:
-                code = process.wait(self.timeout)
-            except subprocess.TimeoutExpired:
-                _stop_group(process)
-                raise TemporaryFailure(f"{self.command[0]} timed out after {self.timeout:g} s") from None
-            finally:
-                _signal_group(process.pid, signal.SIGKILL)  # whatever it left running in its group
-            output.seek(0)
-            last = output.read()[-2000:].decode("utf-8", "replace").strip().rsplit("\n", 1)[-1]
+        code, last = run_command(self.command, self.timeout, self.environment(message))
         if code == 0:
             return
         why = f"{self.command[0]} exited {code}" + (f": {last}" if last else "")
         if code in self.permanent_codes:
             raise PermanentFailure(why)
         raise TemporaryFailure(why)
+
+
+def split_command(command: object, key: str) -> list[str]:
+    """A command setting, as a list of words or a string split like a shell would (no shell runs it)."""
+    if isinstance(command, str):
+        import shlex
+
+        command = shlex.split(command)
+    if not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
+        raise ChannelConfigError(key, "must be a command line or a list of words")
+    if shutil.which(command[0]) is None:
+        raise ChannelConfigError(key, f"{command[0]}: no such executable")
+    return command
+
+
+def run_command(command: list[str], timeout: float, env: dict[str, str] | None) -> tuple[int, str]:
+    """Run `command` in its own process group; (exit code, last line of output).
+
+    Output goes to a temporary file, not a pipe, so a background grandchild cannot
+    hold us; on timeout the whole group is stopped and TemporaryFailure raised.
+    """
+    with tempfile.TemporaryFile() as output:
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                                       env=env or None, start_new_session=True)
+        except OSError as exc:
+            raise PermanentFailure(f"cannot run {command[0]}: {exc.strerror or exc}") from None
+        try:
+            code = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _stop_group(process)
+            raise TemporaryFailure(f"{command[0]} timed out after {timeout:g} s") from None
+        finally:
+            _signal_group(process.pid, signal.SIGKILL)  # whatever it left running in its group
+        output.seek(0)
+        last = output.read()[-2000:].decode("utf-8", "replace").strip().rsplit("\n", 1)[-1]
+    return code, last
 
 
 def _signal_group(pgid: int, signum: int) -> None:
