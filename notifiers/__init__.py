@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 CHANNEL_MODULES = {
     "syslog": "kahooks.notifiers.syslog",
     "exec": "kahooks.notifiers.command",
+    "email": "kahooks.notifiers.mail",
+    "slack": "kahooks.notifiers.slack",
+    "webhook": "kahooks.notifiers.webhook",
+    "dns": "kahooks.notifiers.dns",
+    "rebind": "kahooks.notifiers.rebind",
 }
 
 

@@ -11,12 +11,14 @@ from kahooks.spool import Spool
 
 
 def write_config(directory: Path, channels: str, delivery: str = "flap_window = 0",
-                 rules: str = '[[rules]]\nchannels = ["{names}"]') -> Path:
+                 rules: str = '[[rules]]\nchannels = ["{names}"]', vips: tuple[str, ...] = ("192.0.2.10",),
+                 host: str = "lb-test") -> Path:
     names = [line.split(".", 1)[1].rstrip("]") for line in channels.splitlines()
              if line.startswith("[channels.")]
     path = directory / "kahooks.toml"
-    path.write_text(f'spool_dir = "{directory / "spool"}"\nhost = "lb-test"\n\n[delivery]\n{delivery}\n\n'
-                    f'[instances.VI_1]\nvips = ["192.0.2.10"]\n\n{channels}\n\n'
+    vip_list = ", ".join(f'"{vip}"' for vip in vips)
+    path.write_text(f'spool_dir = "{directory / "spool"}"\nhost = "{host}"\n\n[delivery]\n{delivery}\n\n'
+                    f'[instances.VI_1]\nvips = [{vip_list}]\n\n{channels}\n\n'
                     + rules.replace("{names}", '", "'.join(names)) + "\n")
     return path
 
@@ -25,3 +27,13 @@ def worker_for(path: Path) -> tuple[Config, Spool, Worker]:
     config = load(str(path), channel_types())
     spool = Spool(config.spool_dir).ensure()
     return config, spool, Worker(config, spool)
+
+
+def run_worker_in(node: object, config: Path, timeout: float = 30) -> str:
+    """Deliver everything queued for `config` from inside a lab node (its network namespace); return stderr."""
+    import sys
+
+    result = node.run([sys.executable, "-m", "kahooks.hooks.notify_cli", "worker", "--foreground",
+                       "--idle-exit", "0.3", "-c", str(config)], check=False, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    return result.stderr

@@ -1,0 +1,40 @@
+"""The slack channel: an incoming webhook, one message per transition, coloured by state.
+
+Slack answers 200 `ok`; 429 with Retry-After when over about one message per
+second (retried after that long); 5xx and network errors are retried; other
+4xx (invalid_payload, channel_not_found, channel_is_archived) are permanent.
+"""
+
+from __future__ import annotations
+
+from kahooks.notifiers.base import Channel, Message
+from kahooks.notifiers.http import check_url, post
+
+COLOURS = {"MASTER": "#2eb886", "BACKUP": "#daa038", "FAULT": "#a30200", "STOP": "#808080",
+           "DELETED": "#808080"}
+
+
+class SlackChannel(Channel):
+    kind = "slack"
+    SETTINGS = frozenset({"url", "url_file", "timeout", "channel", "username", "icon_emoji"})
+
+    def configure(self, settings: dict) -> None:
+        self.url = check_url(self.secret(settings, "url", self.base) or "")
+        self.timeout = self.number(settings, "timeout", 10.0)
+        self.extra = {}
+        for key in ("channel", "username", "icon_emoji"):
+            if key in settings:
+                self.extra[key] = self.text(settings, key)
+
+    def payload(self, message: Message) -> dict:
+        state = message.event.state
+        return {**self.extra, "text": message.subject,
+                "attachments": [{"color": COLOURS.get(state, "#808080"), "fallback": message.subject,
+                                 "text": f"```{message.body.rstrip()}```", "mrkdwn_in": ["text"],
+                                 "footer": f"kahooks event {message.id}", "ts": int(message.event.time)}]}
+
+    def send(self, message: Message) -> None:
+        post(self.url, self.timeout, json_body=self.payload(message), expect_text="ok")
+
+
+CHANNEL = SlackChannel

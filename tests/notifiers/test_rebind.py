@@ -1,0 +1,137 @@
+"""The rebind channel: real squid in a network namespace gains a VIP and must answer on it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from kahooks.event import Event
+from tests.support.notify import run_worker_in, worker_for, write_config
+
+VIP1, VIP2 = "192.0.2.100", "192.0.2.101"
+
+
+def squid_config(directory: Path) -> Path:
+    path = directory / "squid.conf"
+    path.write_text(f"""
+http_port {VIP1}:3128
+http_port {VIP2}:3128
+http_access allow all
+cache deny all
+pid_filename {directory}/squid.pid
+cache_log {directory}/cache.log
+access_log none
+cache_store_log none
+coredump_dir {directory}
+cache_effective_user proxy
+pinger_enable off
+shutdown_lifetime 0 seconds
+""")
+    return path
+
+
+def fetch_through(node: object, proxy: str, url: str) -> str:
+    script = ("import sys, urllib.request; opener = urllib.request.build_opener(urllib.request.ProxyHandler("
+              "{'http': sys.argv[1]})); print(opener.open(sys.argv[2], timeout=5).read().decode())")
+    return node.run([sys.executable, "-c", script, f"http://{proxy}:3128", url]).stdout.strip()
+
+
+@pytest.mark.root
+def test_squid_listens_on_a_vip_that_moved_here_and_survives_losing_it(tmp_path: Path) -> None:
+    from kahooks.lab.netns import Network
+
+    squid_dir = tmp_path / "squid"
+    squid_dir.mkdir()
+    squid_dir.chmod(0o777)  # squid drops to the proxy user
+    conf = squid_config(squid_dir)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "index.html").write_text("backend says hello\n")
+    with Network("khlrebind") as net:
+        hub = net.hub_node()
+        backend = hub.popen([sys.executable, "-m", "http.server", "-b", net.host(1), "-d", str(tmp_path / "www"),
+                             "8000"], stdout=open(tmp_path / "www.log", "w"), stderr=open(tmp_path / "www.err", "w"))
+        lb = net.add_node("lb", 11, own_pids=False)
+        client = net.add_node("client", 50, own_pids=False)
+        lb.add_address(VIP1)  # this node is MASTER of VI_1 from the start; VI_2's VIP is on the peer
+        squid = lb.popen(["squid", "-N", "-f", str(conf)], stdout=open(tmp_path / "squid.out", "w"),
+                         stderr=open(tmp_path / "squid.err", "w"))
+        try:
+            url = f"http://{net.host(1)}:8000/index.html"
+            for _ in range(100):
+                try:
+                    assert fetch_through(client, VIP1, url) == "backend says hello"
+                    break
+                except Exception:
+                    import time
+                    time.sleep(0.1)
+            table = (f'[channels.squid]\ntype = "rebind"\ncommand = ["squid", "-k", "reconfigure", "-f", "{conf}"]\n'
+                     f'ports = [3128]\nverify_timeout = 15\n')
+            config = write_config(tmp_path, table, vips=(VIP2,))
+            # The peer failed: VI_2's VIP arrives here and keepalived says MASTER.
+            lb.add_address(VIP2)
+            _, spool, _ = worker_for(config)
+            spool.record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))
+            log = run_worker_in(lb, config)
+            assert "listening on 192.0.2.101:3128" in log
+            assert fetch_through(client, VIP2, url) == "backend says hello"
+
+            # The peer is back: both VIPs leave this node (say it is drained). No reconfigure may run:
+            # squid with no VIP left would die on a FATAL bind.
+            lb.remove_address(VIP1)
+            lb.remove_address(VIP2)
+            spool.record(Event.new("INSTANCE", "VI_1", "BACKUP", 100, "test"))
+            log = run_worker_in(lb, config)
+            assert "nothing to rebind" in log
+            assert squid.poll() is None, (squid_dir / "cache.log").read_text()[-2000:]
+            # And when the VIP comes back, squid still holds its socket: nothing to reload.
+            lb.add_address(VIP2)
+            spool.record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))
+            assert "already listening on 192.0.2.101:3128" in run_worker_in(lb, config)
+            assert fetch_through(client, VIP2, url) == "backend says hello"
+        finally:
+            squid.terminate()
+            squid.wait(10)
+            backend.terminate()
+            backend.wait(5)
+
+
+def test_a_rebind_that_does_not_listen_is_retried_and_raises_an_alert(tmp_path: Path) -> None:
+    out = tmp_path / "alerts"
+    script = f'echo "$KAHOOKS_TYPE|$KAHOOKS_INSTANCE|$KAHOOKS_DETAIL|$KAHOOKS_SUBJECT" >> {out}'
+    channels = (f'[channels.svc]\ntype = "rebind"\ncommand = ["true"]\nports = [9]\nverify_timeout = 0.3\n\n'
+                f'[channels.people]\ntype = "exec"\ncommand = {json.dumps(["sh", "-c", script])}\n')
+    rules = '[[rules]]\nstates = ["MASTER"]\nchannels = ["svc"]\n\n[[rules]]\nstates = ["ALERT"]\nchannels = ["people"]'
+    path = write_config(tmp_path, channels, rules=rules, vips=("127.0.0.1",),
+                        delivery="flap_window = 0\nbackoff_initial = 0.05\nbackoff_max = 0.1\nmax_attempts = 3")
+    _, spool, worker = worker_for(path)
+    spool.record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))
+    assert worker.drain(15)
+    lines = out.read_text().splitlines()
+    # One alert on the first failure, one when it gave up; not one per retry.
+    assert len(lines) == 2, lines
+    kind, instance, detail, subject = lines[0].split("|")
+    assert (kind, instance) == ("ALERT", "VI_1")
+    assert detail.startswith("svc: nothing listens on 127.0.0.1:9 0.3 s after `true`")
+    assert subject == f"[lb-test] VI_1: {detail}"
+    assert "(gave up)" in lines[1]
+    assert json.loads(next((spool.dead_dir / "svc").glob("*.json")).read_text())["attempts"] == 3
+
+
+def test_squid_config_that_does_not_parse_is_reported(tmp_path: Path) -> None:
+    """`squid -k reconfigure` against a broken config exits non-zero: an alert, not silence."""
+    broken = tmp_path / "squid.conf"
+    broken.write_text("http_port 127.0.0.1:3128\nthis_is_not_a_directive on\n")
+    out = tmp_path / "alerts"
+    channels = (f'[channels.svc]\ntype = "rebind"\ncommand = ["squid", "-k", "parse", "-f", "{broken}"]\n'
+                f'ports = [3128]\n\n[channels.people]\ntype = "exec"\n'
+                f'command = {json.dumps(["sh", "-c", f"echo $KAHOOKS_DETAIL >> {out}"])}\n')
+    rules = '[[rules]]\nstates = ["MASTER"]\nchannels = ["svc"]\n\n[[rules]]\nstates = ["ALERT"]\nchannels = ["people"]'
+    path = write_config(tmp_path, channels, rules=rules, vips=("127.0.0.1",),
+                        delivery="flap_window = 0\nbackoff_initial = 0.05\nbackoff_max = 0.1\nmax_attempts = 2")
+    _, spool, worker = worker_for(path)
+    spool.record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))
+    assert worker.drain(15)
+    assert "`squid -k parse" in out.read_text() and "exited 1" in out.read_text()
