@@ -3,7 +3,9 @@
 - handler return: wall time of `ka-notify INSTANCE VI_1 MASTER 100` (Python start-up, the
   fsynced spool write, the worker check), with a worker already running; target p99 <= 100 ms.
 - transition -> delivery: from the moment the handler is started until the channel's peer
-  has the message (a real rsyslogd writing its file; an exec command stamping the time).
+  has the message: a real rsyslogd writing its file, an exec command's output, a real SMTP
+  server (aiosmtpd, STARTTLS + AUTH), a Slack-contract HTTP server, a generic webhook, and a
+  real BIND serving the new A record.
 
 Run with `./run bench notify`. Loops are bounded; everything runs on loopback and is stopped at the end.
 """
@@ -21,8 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support's real rsyslogd
 
+from tests.support.bind import Bind  # noqa: E402
+from tests.support.netservers import make_certificate  # noqa: E402
 from tests.support.programs import kill_mentioning  # noqa: E402
 from tests.support.rsyslog import Rsyslog  # noqa: E402
+from tests.support.smtp import SmtpServer  # noqa: E402
+from tests.support.webhooks import WebhookServer  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent"}
@@ -57,54 +63,69 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="kahooks-bench-notify-"))
     rsyslog = Rsyslog(work)
+    cert = make_certificate(work, 30)
+    smtp = SmtpServer(cert, "starttls", {"kahooks": "s3cret"})
+    slack, hook = WebhookServer(), WebhookServer("/hook")
+    (work / "bind").mkdir()
+    bind = Bind(work / "bind")
     stamps = work / "exec.log"
     config = work / "kahooks.toml"
-    config.write_text(f"""spool_dir = "{work / 'spool'}"
-[delivery]
-flap_window = 0
-[channels.syslog]
-type = "syslog"
-address = "{rsyslog.socket}"
-[channels.exec]
-type = "exec"
-command = ["sh", "-c", "echo $KAHOOKS_EVENT_ID $(date +%s.%N) >> {stamps}"]
-[[rules]]
-instances = ["VI_1"]
-channels = ["syslog"]
-[[rules]]
-instances = ["VI_2"]
-channels = ["exec"]
-""")
+    channels = {
+        "syslog": f'type = "syslog"\naddress = "{rsyslog.socket}"',
+        "exec": f'type = "exec"\ncommand = ["sh", "-c", "echo $KAHOOKS_EVENT_ID >> {stamps}"]',
+        "email": (f'type = "email"\nserver = "127.0.0.1:{smtp.port}"\nfrom = "kahooks@lb1.example.test"\n'
+                  f'to = "ops@example.test"\nusername = "kahooks"\npassword = "s3cret"\nca = "{cert[0]}"'),
+        "slack": f'type = "slack"\nurl = "{slack.url}"',
+        "webhook": f'type = "webhook"\nurl = "{hook.url}"',
+        "dns": bind.channel().split("\n", 1)[1],
+    }
+    text = f'spool_dir = "{work / "spool"}"\n[delivery]\nflap_window = 0\n'
+    for number, (name, table) in enumerate(channels.items(), 1):
+        vips = '"127.0.0.1"' if name == "dns" else '"192.0.2.10"'
+        text += f'[instances.VI_{number}]\nvips = [{vips}]\n[channels.{name}]\n{table}\n'
+        text += f'[[rules]]\ninstances = ["VI_{number}"]\nchannels = ["{name}"]\n'
+    config.write_text(text)
+
+    def dns_reset() -> None:
+        subprocess.run(["nsupdate", "-k", str(bind.key_file)], check=True, text=True, capture_output=True,
+                       input=f"server 127.0.0.1 {bind.port}\nzone example.test\n"
+                             f"update delete rr.example.test. A 127.0.0.1\nsend\n")
+
+    arrived = {
+        "syslog": lambda: len(rsyslog.lines()),
+        "exec": lambda: len(stamps.read_text().splitlines()) if stamps.exists() else 0,
+        "email": lambda: len(smtp.messages),
+        "slack": lambda: len(slack.received),
+        "webhook": lambda: len(hook.received),
+        "dns": lambda: len(bind.query("rr", "A")),
+    }
+    latency: dict[str, list[float]] = {name: [] for name in channels}
     try:
         handler(config, "BACKUP")  # starts the worker and validates the config once
         returns = [handler(config, ("MASTER", "BACKUP")[n % 2]) for n in range(args.runs)]
-
-        syslog_latency = []
-        for n in range(args.deliveries):
-            before = len(rsyslog.lines())
-            started = time.time()
-            subprocess.run([str(BIN / "ka-notify"), "-c", str(config), "INSTANCE", "VI_1",
-                            ("MASTER", "BACKUP")[n % 2], "100"], env=ENV, check=True)
-            wait_until(lambda: len(rsyslog.lines()) > before)
-            syslog_latency.append((time.time() - started) * 1000)
-
-        exec_latency = []
-        for n in range(args.deliveries):
-            started = time.time()
-            subprocess.run([str(BIN / "ka-notify"), "-c", str(config), "INSTANCE", "VI_2",
-                            ("MASTER", "BACKUP")[n % 2], "100"], env=ENV, check=True)
-            line = wait_until(lambda: stamps.exists() and len(stamps.read_text().splitlines()) > n
-                              and stamps.read_text().splitlines()[n])
-            exec_latency.append((float(line.split()[1]) - started) * 1000)
+        for number, name in enumerate(channels, 1):
+            for n in range(args.deliveries):
+                if name == "dns":
+                    dns_reset()
+                before = arrived[name]()
+                started = time.perf_counter()
+                subprocess.run([str(BIN / "ka-notify"), "-c", str(config), "INSTANCE", f"VI_{number}",
+                                ("MASTER", "BACKUP")[n % 2] if name != "dns" else "MASTER", "100"],
+                               env=ENV, check=True)
+                wait_until(lambda: arrived[name]() > before)
+                latency[name].append((time.perf_counter() - started) * 1000)
     finally:
-        rsyslog.stop()
+        for server in (rsyslog, smtp, slack, hook, bind):
+            server.stop()
         kill_mentioning(str(work))  # the delivery worker
 
     print(f"ka-notify latency ({os.cpu_count()} CPUs, Python {sys.version.split()[0]})")
     print(f"{'what':<42} {'runs':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
-    rows = [("handler return (keepalived waits this)", returns),
-            ("transition -> syslog (rsyslogd wrote it)", syslog_latency),
-            ("transition -> exec channel ran", exec_latency)]
+    labels = {"syslog": "syslog (rsyslogd wrote it)", "exec": "exec channel ran", "email": "email (SMTP accepted)",
+              "slack": "slack (webhook answered ok)", "webhook": "webhook (POST received)",
+              "dns": "dns (BIND serves the record)"}
+    rows = [("handler return (keepalived waits this)", returns)]
+    rows += [(f"transition -> {labels[name]}", values) for name, values in latency.items()]
     for label, values in rows:
         print(f"{label:<42} {len(values):>5} {statistics.median(values):8.1f} {percentile(values, 0.99):8.1f} "
               f"{max(values):8.1f}")

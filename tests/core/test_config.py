@@ -143,3 +143,23 @@ def test_the_shipped_example_is_valid() -> None:
     config = load(str(example), channel_types())
     assert config.channels_for("VI_1", "FAULT") == ["local_log", "central_log", "page"]
     assert config.channels_for("VI_1", "MASTER") == ["local_log", "central_log"]
+
+
+def test_the_shipped_squid_pair_example_is_valid(tmp_path: Path) -> None:
+    """The example with every kind of channel; its secret files are made here, owner-only."""
+    import subprocess
+
+    example = Path(__file__).resolve().parents[2] / "contrib" / "etc" / "kahooks-squid-pair.toml"
+    (tmp_path / "dns.key").write_text(subprocess.run(["tsig-keygen", "-a", "hmac-sha256", "kahooks"],
+                                                     capture_output=True, text=True, check=True).stdout)
+    for name, secret in (("smtp.password", "pw"), ("slack.url", "https://hooks.slack.com/services/T/B/X"),
+                         ("ntfy.token", "tk")):
+        (tmp_path / name).write_text(secret + "\n")
+    for secret in tmp_path.iterdir():
+        secret.chmod(0o600)
+    config_path = tmp_path / "kahooks.toml"
+    config_path.write_text(example.read_text().replace("/etc/kahooks/", f"{tmp_path}/"))
+    config = load(str(config_path), channel_types())
+    assert config.channels_for("proxy_ip2", "MASTER") == ["squid", "dns_rr", "mail", "chat"]
+    assert config.channels_for("proxy_ip1", "ALERT") == ["mail", "chat", "phone"]
+    assert config.channels["dns_rr"].key_name.to_text() == "kahooks."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import logging
 import ssl
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.support.netservers import free_port
+
+logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd deprecation chatter
 
 
 class Recorder:
