@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support's real rsyslogd
 
-from tests.support.bind import Bind  # noqa: E402
+from kahooks.lab.bind import Bind  # noqa: E402
 from tests.support.netservers import make_certificate  # noqa: E402
 from tests.support.programs import kill_mentioning  # noqa: E402
-from tests.support.rsyslog import Rsyslog  # noqa: E402
-from tests.support.smtp import SmtpServer  # noqa: E402
-from tests.support.webhooks import WebhookServer  # noqa: E402
+from kahooks.lab.rsyslog import Rsyslog  # noqa: E402
+from kahooks.lab.smtp import SmtpServer  # noqa: E402
+from kahooks.lab.webhooks import WebhookServer  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent"}

@@ -34,6 +34,15 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return result
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (servers that cannot take port 0 need one)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def existing_namespaces() -> set[str]:
     return {line.split()[0] for line in ip("netns", "list").stdout.splitlines() if line.strip()}
 

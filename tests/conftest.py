@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.netservers import HttpServer, make_certificate
-from tests.support.rsyslog import Rsyslog
+from kahooks.lab.rsyslog import Rsyslog
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from kahooks.checks import CHECK_MODULES
 from kahooks.hooks import check_cli
 from tests.support.programs import run
-from tests.support.rsyslog import Rsyslog
+from kahooks.lab.rsyslog import Rsyslog
 
 
 def test_failures_are_logged_to_syslog(rsyslog: Rsyslog) -> None:

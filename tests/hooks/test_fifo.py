@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.notify import write_config
 from tests.support.programs import kill_mentioning, program
-from tests.support.rsyslog import Rsyslog
+from kahooks.lab.rsyslog import Rsyslog
 
 
 @pytest.fixture

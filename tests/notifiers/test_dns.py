@@ -12,7 +12,7 @@ import pytest
 
 from kahooks.config import ConfigError
 from kahooks.event import Event
-from tests.support.bind import Bind
+from kahooks.lab.bind import Bind
 from tests.support.notify import worker_for, write_config
 
 FAST_RETRY = "flap_window = 0\nbackoff_initial = 0.05\nbackoff_max = 0.2\nmax_attempts = 1000"

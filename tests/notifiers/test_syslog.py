@@ -7,7 +7,7 @@ from pathlib import Path
 from kahooks.event import Event
 from tests.support.netservers import free_port
 from tests.support.notify import worker_for, write_config
-from tests.support.rsyslog import Rsyslog
+from kahooks.lab.rsyslog import Rsyslog
 
 
 def transition(spool, name: str, state: str, priority: int = 100) -> Event:
@@ -54,7 +54,7 @@ def test_tcp_records_stay_separate(tmp_path: Path, rsyslog: Rsyslog) -> None:
 def test_receiver_down_then_back_everything_arrives(tmp_path: Path) -> None:
     port = free_port()
     path = write_config(tmp_path, f'[channels.log]\ntype = "syslog"\naddress = "tcp://127.0.0.1:{port}"',
-                        delivery="flap_window = 0\nbackoff_initial = 0.05\nbackoff_max = 0.3")
+                        delivery="flap_window = 0\nbackoff_initial = 0.05\nbackoff_max = 0.3\nmax_attempts = 1000")
     _, spool, worker = worker_for(path)
     events = [transition(spool, "VI_1", state) for state in ("MASTER", "BACKUP", "MASTER")]
     assert not worker.drain(1.0)  # nobody listens: all still queued, with retries scheduled

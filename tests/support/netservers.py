@@ -10,12 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+from kahooks.lab.netns import free_port  # noqa: F401  (re-exported for the tests)
 
 
 def make_certificate(directory: Path, days: int, name: str = "localhost") -> tuple[Path, Path]:

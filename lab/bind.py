@@ -12,7 +12,7 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from tests.support.netservers import free_port
+from kahooks.lab.netns import free_port
 
 ZONE = "example.test"
 

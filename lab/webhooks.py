@@ -11,7 +11,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.support.netservers import free_port
+from kahooks.lab.netns import free_port
 
 
 class Received:

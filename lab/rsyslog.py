@@ -1,4 +1,4 @@
-"""A real rsyslogd for the tests: a private unix socket, UDP and TCP inputs, everything to a file."""
+"""A real rsyslogd for tests, benchmarks and the lab: a private unix socket, UDP and TCP inputs, all to a file."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support.netservers import free_port
+from kahooks.lab.netns import free_port
 
 
 class Rsyslog:
-    def __init__(self, directory: Path, udp_port: int | None = None, tcp_port: int | None = None) -> None:
+    def __init__(self, directory: Path, udp_port: int | None = None, tcp_port: int | None = None,
+                 host: str = "127.0.0.1", namespace: str | None = None) -> None:
         self.directory = directory
+        self.host = host
+        self.namespace = namespace
         self.socket = directory / "log.sock"
         self.output = directory / "messages.log"
         self.udp_port = udp_port or free_port()
@@ -25,15 +28,16 @@ global(workDirectory="{directory}")
 module(load="imuxsock" SysSock.Use="off")
 input(type="imuxsock" Socket="{self.socket}" CreatePath="on")
 module(load="imudp")
-input(type="imudp" address="127.0.0.1" port="{self.udp_port}")
+input(type="imudp" address="{host}" port="{self.udp_port}")
 module(load="imtcp")
-input(type="imtcp" address="127.0.0.1" port="{self.tcp_port}")
+input(type="imtcp" address="{host}" port="{self.tcp_port}")
 template(name="all" type="string"
-         string="%syslogfacility-text%.%syslogseverity-text% %programname% %procid% %msgid% %structured-data% %msg%\\n")
+         string="%timegenerated:::date-rfc3339% %syslogfacility-text%.%syslogseverity-text% %programname% %procid% %msgid% %structured-data% %msg%\\n")
 *.* action(type="omfile" file="{self.output}" template="all" flushOnTXEnd="on" asyncWriting="off")
 ''')
         binary = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
-        self.process = subprocess.Popen([binary, "-n", "-f", str(config), "-i", str(directory / "rsyslog.pid")],
+        prefix = ["ip", "netns", "exec", namespace] if namespace else []
+        self.process = subprocess.Popen([*prefix, binary, "-n", "-f", str(config), "-i", str(directory / "rsyslog.pid")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
         while not (self.socket.exists() and self._tcp_open()):
@@ -45,13 +49,29 @@ template(name="all" type="string"
         import socket
 
         try:
-            socket.create_connection(("127.0.0.1", self.tcp_port), timeout=0.2).close()
+            if self.namespace:  # not reachable from here: the socket file is the sign of life
+                return True
+            socket.create_connection((self.host, self.tcp_port), timeout=0.2).close()
             return True
         except OSError:
             return False
 
+    def stamped_lines(self) -> list[tuple[float, str]]:
+        """(when rsyslogd received it, as epoch seconds; the line without that stamp)."""
+        import datetime
+
+        found = []
+        for raw in self.output.read_text().splitlines() if self.output.exists() else []:
+            stamp, _, line = raw.partition(" ")
+            try:
+                when = datetime.datetime.fromisoformat(stamp).timestamp()
+            except ValueError:
+                when = 0.0
+            found.append((when, line))
+        return found
+
     def lines(self) -> list[str]:
-        return self.output.read_text().splitlines() if self.output.exists() else []
+        return [line for _, line in self.stamped_lines()]
 
     def wait_for(self, fragment: str, timeout: float = 5) -> str:
         deadline = time.monotonic() + timeout

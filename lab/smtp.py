@@ -10,7 +10,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.support.netservers import free_port
+from kahooks.lab.netns import free_port
 
 logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd deprecation chatter
 
