@@ -78,8 +78,9 @@ class Spool:
         self.lock_path = self.root / "worker.lock"
 
     def ensure(self) -> Spool:
-        for directory in (self.tmp, self.incoming_dir, self.queue_dir, self.dead_dir, self.state_file.parent):
-            directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+        for directory in (self.root, self.tmp, self.incoming_dir, self.queue_dir, self.dead_dir,
+                          self.state_file.parent):
+            make_dir(directory)
         return self
 
     def write_atomic(self, directory: Path, name: str, text: str) -> Path:
@@ -123,7 +124,7 @@ class Spool:
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError):
-            self.dead_dir.mkdir(exist_ok=True)
+            make_dir(self.dead_dir)
             os.rename(path, self.dead_dir / path.name)
             return None
         channels = choose(event)
@@ -131,7 +132,7 @@ class Spool:
         previous = states.get(event.name)
         for channel in channels:
             directory = self.queue_dir / channel
-            directory.mkdir(parents=True, exist_ok=True)
+            make_dir(directory)
             delivery = Delivery(directory / path.name, event, channel, previous)
             self.write_atomic(directory, path.name, delivery.to_json())
         if event.state not in ("MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY", "ALERT"):
@@ -177,7 +178,7 @@ class Spool:
 
     def _move_dead(self, path: Path, channel: str) -> Path:
         directory = self.dead_dir / channel
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dir(directory)
         target = directory / path.name
         os.rename(path, target)
         _fsync_dir(directory)
@@ -193,3 +194,12 @@ class Spool:
     def idle(self) -> bool:
         depth = self.depth()
         return depth["incoming"] == 0 and not any(depth["queued"].values())
+
+
+def make_dir(directory: Path) -> None:
+    """mkdir -p with mode 0750 whatever the umask: keepalived runs scripts with umask 0177, which
+    would leave a directory its own owner cannot enter (and every later event unrecordable)."""
+    if directory.is_dir():
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o750)

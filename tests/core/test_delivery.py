@@ -181,3 +181,21 @@ def test_a_message_knows_when_a_newer_event_is_queued(tmp_path: Path) -> None:
     run_pass(worker)
     run_pass(worker)
     assert [(m.event.state, m.superseded) for m in rec.sent] == [("BACKUP", True), ("MASTER", False)]
+
+
+def test_the_spool_works_under_keepalived_umask(tmp_path: Path) -> None:
+    """keepalived runs scripts with umask 0177; found by the lab: directories lost their x bit."""
+    import os
+    import stat
+
+    from kahooks.spool import Spool
+
+    old = os.umask(0o177)
+    try:
+        spool = Spool(str(tmp_path / "spool")).ensure()
+        spool.record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))
+        spool.fan_out(spool.incoming()[0], lambda event: ["mail"])
+    finally:
+        os.umask(old)
+    for directory in (spool.root, spool.incoming_dir, spool.queue_dir / "mail", spool.dead_dir):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o750, directory

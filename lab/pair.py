@@ -1,0 +1,350 @@
+"""A keepalived pair in the lab: two load balancers with real keepalived and haproxy, a client, the peers.
+
+    with Pair(work_dir, bin_dir, PairOptions(check="kahooks")) as pair:
+        pair.wait_master("lb1")
+        pair.kill_haproxy("lb1")
+        pair.wait_answer("lb2")
+
+Each balancer is a network + pid namespace with a private /run: a backend on
+127.0.0.1:8080 that answers its node's name, haproxy on VIP:80 in front of it
+(ip_nonlocal_bind, as the seeds configure), and keepalived (VRRP only) whose
+track script is kahooks' process check, `killall -0 haproxy`, or an HTTP check.
+Notifications go through ka-notify to the hub's peers: rsyslogd, SMTP, a Slack
+webhook and BIND. Every keepalived line is stamped with the time it was read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from kahooks.lab.netns import LabError, Network, Node
+
+VIP = "192.0.2.100"
+DNS_PORT = 5353
+SYSLOG_PORT = 5514
+PRIORITIES = {"lb1": 150, "lb2": 100}
+CHECKS = {
+    # name: (vrrp_script script line, user it runs as)
+    "kahooks": ("{bin}/ka-check-process haproxy", "keepalived_script"),
+    "killall": ("/usr/bin/killall -0 haproxy", "root"),  # as the seeds run it: root, or EPERM on haproxy
+    "http": ("{bin}/ka-check-http http://127.0.0.1:8080/", "keepalived_script"),
+    "file": None,  # track_file written by the daemon (kahooks serve)
+}
+
+
+@dataclasses.dataclass
+class PairOptions:
+    check: str = "kahooks"
+    interval: int = 1
+    notify: bool = True
+    track_interface: bool = False
+    tag: str = "khlpair"
+
+
+class Stamped:
+    """A process whose output lines are read as they come and stamped with time.time()."""
+
+    def __init__(self, process: subprocess.Popen, log_path: Path) -> None:
+        self.process = process
+        self.lines: list[tuple[float, str]] = []
+        self.log_path = log_path
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        with open(self.log_path, "a") as log:
+            for raw in self.process.stdout:  # type: ignore[union-attr]
+                line = raw.decode("utf-8", "replace").rstrip()
+                stamp = time.time()
+                self.lines.append((stamp, line))
+                log.write(f"{stamp:.6f} {line}\n")
+                log.flush()
+
+    def find(self, fragment: str, after: float = 0.0) -> float | None:
+        for stamp, line in list(self.lines):
+            if stamp >= after and fragment in line:
+                return stamp
+        return None
+
+
+class Pair:
+    def __init__(self, work: Path, bin_dir: Path, options: PairOptions | None = None) -> None:
+        self.work = work
+        self.bin = bin_dir
+        self.options = options or PairOptions()
+        if self.options.check not in CHECKS:
+            raise LabError(f"unknown check {self.options.check!r} (known: {', '.join(CHECKS)})")
+        for program in ("keepalived", "haproxy", "rsyslogd", "named"):
+            if not shutil.which(program) and not os.path.exists(f"/usr/sbin/{program}"):
+                raise LabError(f"{program} is not installed (./run installs it: apt-get install keepalived "
+                               f"haproxy rsyslog bind9)")
+        self.net: Network | None = None
+        self.nodes: dict[str, Node] = {}
+        self.keepalived: dict[str, Stamped] = {}
+        self.haproxy: dict[str, subprocess.Popen] = {}
+        self.others: list[subprocess.Popen] = []
+        self.rsyslog = None
+        self.bind = None
+
+    # Bringing it up ------------------------------------------------------------------------
+
+    def start(self) -> Pair:
+        self.work.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.work, 0o755)  # keepalived_script reads configs and writes the spool below
+        self.net = Network(self.options.tag)
+        hub = self.net.hub_node()
+        self.hub = hub
+        if self.options.notify:
+            self._start_peers(hub)
+        for name in PRIORITIES:
+            node = self.net.add_node(name, 11 + len(self.nodes))
+            self.nodes[name] = node
+            node.run(["sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1"])
+            self._start_node(name, node)
+        self.client = self.net.add_node("client", 50, own_pids=False)
+        return self
+
+    def _start_peers(self, hub: Node) -> None:
+        from kahooks.lab.bind import Bind
+        from kahooks.lab.rsyslog import Rsyslog
+
+        peers_dir = self.work / "peers"
+        for sub in ("bind", "rsyslog"):
+            (peers_dir / sub).mkdir(parents=True, exist_ok=True)
+        self.rsyslog = Rsyslog(peers_dir / "rsyslog", udp_port=SYSLOG_PORT, host=self.net.host(1),
+                               namespace=hub.namespace)
+        self.bind = Bind(peers_dir / "bind", records=f"www IN A {VIP}\n", host=self.net.host(1), port=DNS_PORT,
+                         namespace=hub.namespace)
+        # The DNS key must be readable by keepalived_script, who runs ka-notify (and nobody else).
+        key = self.work / "dns.key"
+        shutil.copy(self.bind.key_file, key)
+        script_user = pwd.getpwnam("keepalived_script")
+        os.chown(key, script_user.pw_uid, script_user.pw_gid)
+        os.chmod(key, 0o600)
+        self.peers_dir = peers_dir
+        self.others.append(hub.popen([sys.executable, "-m", "kahooks.lab.peers", str(peers_dir), self.net.host(1),
+                                      VIP, str(DNS_PORT)], stdout=open(peers_dir / "peers.log", "ab"),
+                                     stderr=subprocess.STDOUT))
+        _wait_for(lambda: (peers_dir / "peers.ready").exists(), 20, "the lab's SMTP/Slack peers")
+
+    def _start_node(self, name: str, node: Node) -> None:
+        directory = self.work / name
+        (directory / "www").mkdir(parents=True, exist_ok=True)
+        (directory / "www" / "index.html").write_text(f"{name}\n")
+        self.others.append(node.popen([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d",
+                                       str(directory / "www"), "8080"], stdout=subprocess.DEVNULL,
+                                      stderr=open(directory / "backend.log", "ab")))
+        (directory / "haproxy.cfg").write_text(HAPROXY_CFG.format(vip=VIP))
+        self.start_haproxy(name)
+        if self.options.notify:
+            spool = directory / "spool"
+            spool.mkdir(exist_ok=True)
+            script_user = pwd.getpwnam("keepalived_script")
+            os.chown(spool, script_user.pw_uid, script_user.pw_gid)
+            (directory / "kahooks.toml").write_text(KAHOOKS_TOML.format(
+                host=name, spool=spool, vip=VIP, hub=self.net.host(1), syslog_port=SYSLOG_PORT,
+                dns_port=DNS_PORT, key=self.work / "dns.key", smtp_port=2525, slack_port=8081,
+                slack_path="/services/T0LAB/B0LAB/lab"))
+        (directory / "keepalived.conf").write_text(self.keepalived_conf(name))
+        check = node.run(["keepalived", "-t", "-f", str(directory / "keepalived.conf")], check=False)
+        if check.returncode != 0:
+            raise LabError(f"keepalived -t rejects {directory / 'keepalived.conf'}: {check.stderr.strip()}")
+        process = node.popen(["keepalived", "-n", "-l", "-D", "-P", "-f", str(directory / "keepalived.conf"),
+                              "-p", "/run/keepalived.pid", "-r", "/run/vrrp.pid"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.keepalived[name] = Stamped(process, directory / "keepalived.log")
+
+    def keepalived_conf(self, name: str) -> str:
+        options = self.options
+        check = CHECKS[options.check]
+        script = ""
+        track = ""
+        if check is not None:
+            line, user = check
+            script = (f'vrrp_script chk_service {{\n    script "{line.format(bin=self.bin)}"\n'
+                      f"    interval {options.interval}\n    timeout {max(1, options.interval)}\n"
+                      f"    fall 1\n    rise 1\n    user {user}\n}}\n")
+            track = "    track_script {\n        chk_service\n    }\n"
+        if options.check == "file":
+            script = (f"track_file service_ok {{\n    file {self.work / name / 'track' / 'haproxy'}\n"
+                      f"    weight 0\n    init_file 0\n}}\n")
+            track = "    track_file {\n        service_ok\n    }\n"
+        notify = (f'    notify "{self.bin}/ka-notify -c {self.work / name / "kahooks.toml"}"\n'
+                  if options.notify else "")
+        interface = "    track_interface {\n        eth0\n    }\n" if options.track_interface else ""
+        return KEEPALIVED_CONF.format(name=name, script=script, priority=PRIORITIES[name], vip=VIP,
+                                      track=track, notify=notify, interface=interface)
+
+    # Acting on it --------------------------------------------------------------------------
+
+    def start_haproxy(self, name: str) -> None:
+        directory = self.work / name
+        self.haproxy[name] = self.nodes[name].popen(["haproxy", "-db", "-f", str(directory / "haproxy.cfg")],
+                                                    stdout=open(directory / "haproxy.log", "ab"),
+                                                    stderr=subprocess.STDOUT)
+
+    def kill_haproxy(self, name: str) -> float:
+        """kill -9 haproxy on a node; returns the moment it was sent."""
+        pid = self.nodes[name].run(["pidof", "haproxy"]).stdout.split()[0]  # the pid inside the node
+        stamp = time.time()
+        self.nodes[name].run(["kill", "-9", pid])
+        self.haproxy[name].wait(5)
+        return stamp
+
+    def answer(self, timeout: float = 0.3) -> str:
+        """Who answers http://VIP/ from the client node ("" if nobody)."""
+        script = ("import sys, urllib.request\ntry:\n print(urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2]))"
+                  ".read().decode().strip())\nexcept Exception:\n print('')")
+        return self.client.run([sys.executable, "-c", script, f"http://{VIP}/", str(timeout)]).stdout.strip()
+
+    def wait_answer(self, name: str, timeout: float = 20) -> float:
+        return _wait_for(lambda: self.answer() == name and time.time(), timeout, f"{name} to answer on {VIP}")
+
+    def state_at(self, name: str, state: str, after: float = 0.0) -> float | None:
+        return self.keepalived[name].find(f"(VI_1) Entering {state} STATE", after)
+
+    def wait_state(self, name: str, state: str, after: float = 0.0, timeout: float = 20) -> float:
+        return _wait_for(lambda: self.state_at(name, state, after), timeout, f"{name} to enter {state}")
+
+    def transitions(self, after: float = 0.0) -> list[tuple[float, str, str]]:
+        found = []
+        for name, stamped in self.keepalived.items():
+            for stamp, line in list(stamped.lines):
+                if stamp >= after and "(VI_1) Entering " in line:
+                    found.append((stamp, name, line.split("Entering ")[1].split()[0]))
+        return sorted(found)
+
+    def seen(self) -> list[dict]:
+        from kahooks.lab.peers import read_journal
+
+        return read_journal(self.peers_dir / "seen.jsonl") if self.options.notify else []
+
+    # Tearing down --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        for stamped in self.keepalived.values():
+            if stamped.process.poll() is None:
+                stamped.process.send_signal(signal.SIGTERM)
+        for stamped in self.keepalived.values():
+            try:
+                stamped.process.wait(5)
+            except subprocess.TimeoutExpired:
+                stamped.process.kill()
+        for process in [*self.haproxy.values(), *self.others]:
+            if process.poll() is None:
+                process.terminate()
+        for process in [*self.haproxy.values(), *self.others]:
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for server in (self.rsyslog, self.bind):
+            if server is not None:
+                server.stop()
+        if self.net is not None:
+            self.net.close()  # kills whatever is left in the namespaces (ka-notify workers too)
+            self.net = None
+
+    def __enter__(self) -> Pair:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _wait_for(test, timeout: float, what: str):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = test()
+        if found:
+            return found
+        time.sleep(0.01)
+    raise LabError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+HAPROXY_CFG = """\
+global
+    maxconn 256
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+frontend www
+    bind {vip}:80
+    default_backend app
+backend app
+    server local 127.0.0.1:8080
+"""
+
+KEEPALIVED_CONF = """\
+global_defs {{
+    router_id {name}
+    enable_script_security
+    script_user keepalived_script
+}}
+{script}
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority {priority}
+    advert_int 1
+    virtual_ipaddress {{
+        {vip}/24 dev eth0
+    }}
+{track}{interface}{notify}}}
+"""
+
+KAHOOKS_TOML = """\
+host = "{host}"
+spool_dir = "{spool}"
+
+[delivery]
+flap_window = 0
+backoff_initial = 0.2
+backoff_max = 2
+
+[instances.VI_1]
+vips = ["{vip}"]
+
+[channels.syslog]
+type = "syslog"
+address = "udp://{hub}:{syslog_port}"
+facility = "local3"
+
+[channels.dns]
+type = "dns"
+server = "{hub}:{dns_port}"
+zone = "example.test"
+name = "www"
+ttl = 30
+key_file = "{key}"
+
+[channels.email]
+type = "email"
+server = "{hub}:{smtp_port}"
+security = "none"
+from = "keepalived@{host}.example.test"
+to = "ops@example.test"
+
+[channels.slack]
+type = "slack"
+url = "http://{hub}:{slack_port}{slack_path}"
+
+[[rules]]
+channels = ["syslog", "dns", "email", "slack"]
+"""
