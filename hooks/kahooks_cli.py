@@ -1,4 +1,4 @@
-"""`kahooks`: the operator's command (validate a configuration; later serve, status)."""
+"""`kahooks`: the operator's command (validate a configuration; the lab of real keepalived nodes)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,38 @@ def validate(path: str) -> None:
         sys.exit(1)
     click.echo(f"{path}: OK ({len(loaded.channels)} channels, {len(loaded.rules)} rules, "
                f"spool {loaded.spool_dir})")
+
+
+@cli.group()
+def lab() -> None:
+    """A lab of real keepalived nodes in network namespaces (root, from a source checkout)."""
+
+
+@lab.command("demo")
+def lab_demo() -> None:
+    """Fail a keepalived pair over and print the timeline of what happened, then tear it down."""
+    from kahooks.lab import demo
+    from kahooks.lab.netns import LabError
+
+    try:
+        sys.exit(demo.main())
+    except LabError as exc:
+        click.echo(f"kahooks lab: {exc}", err=True)
+        sys.exit(1)
+
+
+@lab.command("down")
+@click.option("--tag", default="khldemo", show_default=True, help="the lab's tag (namespaces TAG-*)")
+def lab_down(tag: str) -> None:
+    """Remove what a crashed lab left behind: only namespaces named TAG-*."""
+    from kahooks.lab.netns import LabError, teardown_tag
+
+    try:
+        removed = teardown_tag(tag)
+    except LabError as exc:
+        click.echo(f"kahooks lab: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"removed {', '.join(removed)}" if removed else f"nothing of lab {tag} was left")
 
 
 def main() -> None:

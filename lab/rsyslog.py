@@ -32,7 +32,7 @@ input(type="imudp" address="{host}" port="{self.udp_port}")
 module(load="imtcp")
 input(type="imtcp" address="{host}" port="{self.tcp_port}")
 template(name="all" type="string"
-         string="%timegenerated:::date-rfc3339% %syslogfacility-text%.%syslogseverity-text% %programname% %procid% %msgid% %structured-data% %msg%\\n")
+         string="%timegenerated:::date-rfc3339% %hostname% %syslogfacility-text%.%syslogseverity-text% %programname% %procid% %msgid% %structured-data% %msg%\\n")
 *.* action(type="omfile" file="{self.output}" template="all" flushOnTXEnd="on" asyncWriting="off")
 ''')
         binary = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
@@ -56,22 +56,23 @@ template(name="all" type="string"
         except OSError:
             return False
 
-    def stamped_lines(self) -> list[tuple[float, str]]:
-        """(when rsyslogd received it, as epoch seconds; the line without that stamp)."""
+    def stamped_lines(self) -> list[tuple[float, str, str]]:
+        """(when rsyslogd received it as epoch seconds, the sender's hostname, the rest of the line)."""
         import datetime
 
         found = []
         for raw in self.output.read_text().splitlines() if self.output.exists() else []:
-            stamp, _, line = raw.partition(" ")
+            stamp, _, rest = raw.partition(" ")
+            host, _, line = rest.partition(" ")
             try:
                 when = datetime.datetime.fromisoformat(stamp).timestamp()
             except ValueError:
                 when = 0.0
-            found.append((when, line))
+            found.append((when, host, line))
         return found
 
     def lines(self) -> list[str]:
-        return [line for _, line in self.stamped_lines()]
+        return [line for _, _, line in self.stamped_lines()]
 
     def wait_for(self, fragment: str, timeout: float = 5) -> str:
         deadline = time.monotonic() + timeout
