@@ -164,6 +164,17 @@ class Network:
         self.nodes[name] = node
         return node
 
+    def add_link(self, name: str, device: str = "eth1", bridge: str = "br1") -> None:
+        """A second interface for a node, on a second bridge (a backend network): something to track."""
+        if ip("-n", self.hub, "link", "show", bridge, check=False).returncode != 0:
+            ip("-n", self.hub, "link", "add", bridge, "type", "bridge")
+            ip("-n", self.hub, "link", "set", bridge, "up")
+        port = f"q-{name}"[:15]
+        ip("-n", self.hub, "link", "add", port, "type", "veth", "peer", "name", device,
+           "netns", self.nodes[name].namespace)
+        ip("-n", self.hub, "link", "set", port, "master", bridge, "up")
+        ip("-n", self.nodes[name].namespace, "link", "set", device, "up")
+
     def hub_node(self) -> Node:
         """The hub itself as a node (no pid namespace): where shared servers like BIND run."""
         return Node(self.hub, self.host(1), own_pids=False)

@@ -109,6 +109,8 @@ class Pair:
             node = self.net.add_node(name, 11 + len(self.nodes))
             self.nodes[name] = node
             node.run(["sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1"])
+            if self.options.track_interface:
+                self.net.add_link(name)  # eth1, the "inside" link keepalived tracks (its own eth0 it always does)
             self._start_node(name, node)
         self.client = self.net.add_node("client", 50, own_pids=False)
         return self
@@ -180,7 +182,7 @@ class Pair:
             track = "    track_file {\n        service_ok\n    }\n"
         notify = (f'    notify "{self.bin}/ka-notify -c {self.work / name / "kahooks.toml"}"\n'
                   if options.notify else "")
-        interface = "    track_interface {\n        eth0\n    }\n" if options.track_interface else ""
+        interface = "    track_interface {\n        eth1\n    }\n" if options.track_interface else ""
         return KEEPALIVED_CONF.format(name=name, script=script, priority=PRIORITIES[name], vip=VIP,
                                       track=track, notify=notify, interface=interface)
 
@@ -198,6 +200,12 @@ class Pair:
         stamp = time.time()
         self.nodes[name].run(["kill", "-9", pid])
         self.haproxy[name].wait(5)
+        return stamp
+
+    def kill_backend(self, name: str) -> float:
+        """Kill the node's web backend (the `httpd` of an Apache-style pair); haproxy stays up."""
+        stamp = time.time()
+        self.nodes[name].run(["pkill", "-9", "-f", "http.server"])
         return stamp
 
     def answer(self, timeout: float = 0.3) -> str:
