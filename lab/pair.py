@@ -214,6 +214,14 @@ class Pair:
                   ".read().decode().strip())\nexcept Exception:\n print('')")
         return self.client.run([sys.executable, "-c", script, f"http://{VIP}/", str(timeout)]).stdout.strip()
 
+    def start_prober(self, interval: float = 0.005) -> Stamped:
+        """A client process asking http://VIP/ every `interval` s, printing who answers when it changes."""
+        script = PROBER.format(url=f"http://{VIP}/", interval=interval)
+        process = self.client.popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT)
+        self.others.append(process)
+        return Stamped(process, self.work / "prober.log")
+
     def wait_answer(self, name: str, timeout: float = 20) -> float:
         return _wait_for(lambda: self.answer() == name and time.time(), timeout, f"{name} to answer on {VIP}")
 
@@ -282,6 +290,20 @@ def _wait_for(test, timeout: float, what: str):  # noqa: ANN001, ANN202
         time.sleep(0.01)
     raise LabError(f"timed out after {timeout:g} s waiting for {what}")
 
+
+PROBER = """\
+import sys, time, urllib.request
+last = None
+while True:
+    try:
+        answer = urllib.request.urlopen("{url}", timeout=0.05).read().decode().strip()
+    except Exception:
+        answer = "-"
+    if answer != last:
+        print(answer, flush=True)
+        last = answer
+    time.sleep({interval})
+"""
 
 HAPROXY_CFG = """\
 global
