@@ -225,11 +225,13 @@ class Pair:
     def wait_answer(self, name: str, timeout: float = 20) -> float:
         return _wait_for(lambda: self.answer() == name and time.time(), timeout, f"{name} to answer on {VIP}")
 
-    def state_at(self, name: str, state: str, after: float = 0.0) -> float | None:
-        return self.keepalived[name].find(f"(VI_1) Entering {state} STATE", after)
+    def state_at(self, name: str, state: str, after: float = 0.0, instance: str = "VI_1") -> float | None:
+        return self.keepalived[name].find(f"({instance}) Entering {state} STATE", after)
 
-    def wait_state(self, name: str, state: str, after: float = 0.0, timeout: float = 20) -> float:
-        return _wait_for(lambda: self.state_at(name, state, after), timeout, f"{name} to enter {state}")
+    def wait_state(self, name: str, state: str, after: float = 0.0, timeout: float = 20,
+                   instance: str = "VI_1") -> float:
+        return _wait_for(lambda: self.state_at(name, state, after, instance), timeout,
+                         f"{name} to enter {state} for {instance}")
 
     def transitions(self, after: float = 0.0) -> list[tuple[float, str, str]]:
         found = []

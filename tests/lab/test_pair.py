@@ -121,3 +121,31 @@ def test_apache_style_pair_with_an_http_check(work: Path, lab_bin: Path) -> None
         pair.wait_answer("lb2", 20)
         assert os.path.exists(work / "lb1" / "keepalived.log")
         assert VIP not in pair.nodes["lb1"].addresses()
+
+
+def test_squid_pair_rebinds_the_moved_vip_and_dns_follows(work: Path, lab_bin: Path) -> None:
+    """Seed 004: two squids, two VIPs, `squid -k check` at interval 3, round-robin DNS over both VIPs."""
+    from kahooks.lab.squidpair import VIPS, SquidPair
+
+    vip1, vip2 = VIPS["VI_1"], VIPS["VI_2"]
+    with SquidPair(work, lab_bin) as pair:
+        pair.wait_state("lb1", "MASTER", timeout=30)
+        pair.wait_state("lb2", "MASTER", timeout=30, instance="VI_2")
+        pair.wait_fetch(vip1)
+        pair.wait_fetch(vip2)
+        wait_for(lambda: pair.dns("192-0-2-101._kahooks.proxy.example.test", "TXT") == {'"lb1"'}, 15,
+                 "lb1 to claim VIP1 in DNS")
+
+        killed = time.time()
+        pair.kill_squid("lb1")
+        wait_for(lambda: vip1 in pair.nodes["lb2"].addresses(), 20, "VIP1 to move to lb2")
+        # lb2's squid started without VIP1; ka-notify reconfigured it and waited until it listened.
+        pair.wait_fetch(vip1, 20)
+        assert pair.fetch_through(vip2) == "backend"
+        wait_for(lambda: pair.dns("192-0-2-101._kahooks.proxy.example.test", "TXT") == {'"lb2"'}, 15,
+                 "lb2 to claim VIP1 in DNS")
+        assert pair.dns("proxy.example.test") == {vip1, vip2}  # both names still point at live VIPs
+        log = (work / "lb2" / "keepalived.log").read_text()
+        assert "Entering MASTER STATE" in log and pair.state_at("lb1", "FAULT", killed)
+        squid_log = (work / "lb2" / "cache.log").read_text()
+        assert f"local={vip1}:3128" in squid_log  # "Accepting HTTP Socket connections at ... local=VIP1"

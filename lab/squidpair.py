@@ -1,0 +1,191 @@
+"""Seed 004 in the lab: two squid proxies, two VIPs (each node MASTER of one), round-robin DNS over both.
+
+squid listens on the specific VIPs (`http_port VIP1:3128`, `http_port VIP2:3128`,
+no ip_nonlocal_bind) and on the node's own address, so a node listens only on the
+VIPs it had when squid last (re)started. The track script is `ka-check-exec -- squid -k check` (run as root: it
+signals squid), and ka-notify (root) runs the rebind channel, which reconfigures
+squid when a VIP arrives and proves it listens, and the dns channel, which keeps
+proxy.example.test's A records on the live VIPs. A backend web server runs in the hub.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from kahooks.lab.netns import Network, Node
+from kahooks.lab.pair import DNS_PORT, Pair, PairOptions, Stamped, _wait_for
+
+VIPS = {"VI_1": "192.0.2.101", "VI_2": "192.0.2.102"}
+MASTER_OF = {"lb1": "VI_1", "lb2": "VI_2"}
+BACKEND_PORT = 8000
+
+
+class SquidPair(Pair):
+    def __init__(self, work: Path, bin_dir: Path, tag: str = "khlsquid") -> None:
+        super().__init__(work, bin_dir, PairOptions(tag=tag, check="kahooks", interval=3))
+        if not shutil.which("squid") and not os.path.exists("/usr/sbin/squid"):
+            from kahooks.lab.netns import LabError
+
+            raise LabError("squid is not installed (./run installs it: apt-get install squid)")
+        self.squid: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> SquidPair:
+        from kahooks.lab.bind import Bind
+
+        self.work.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.work, 0o755)
+        self.net = Network(self.options.tag)
+        self.hub = self.net.hub_node()
+        (self.work / "bind").mkdir(exist_ok=True)
+        records = "".join(f"proxy IN A {vip}\n" for vip in VIPS.values())
+        self.bind = Bind(self.work / "bind", records=records, host=self.net.host(1), port=DNS_PORT,
+                         namespace=self.hub.namespace)
+        (self.work / "www").mkdir(exist_ok=True)
+        (self.work / "www" / "index.html").write_text("backend\n")
+        self.others.append(self.hub.popen([sys.executable, "-m", "http.server", "-b", self.net.host(1), "-d",
+                                           str(self.work / "www"), str(BACKEND_PORT)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for index, name in enumerate(MASTER_OF, 11):
+            node = self.net.add_node(name, index)
+            self.nodes[name] = node
+            self._start_squid_node(name, node)
+        self.client = self.net.add_node("client", 50, own_pids=False)
+        return self
+
+    def _start_squid_node(self, name: str, node: Node) -> None:
+        directory = self.work / name
+        directory.mkdir(exist_ok=True)
+        os.chmod(directory, 0o777)  # squid drops to the proxy user for its logs
+        (directory / "squid.conf").write_text(SQUID_CONF.format(
+            dir=directory, own=node.address, **{k.lower(): v for k, v in VIPS.items()}))
+        self.start_squid(name)
+        (directory / "spool").mkdir(exist_ok=True)
+        (directory / "kahooks.toml").write_text(KAHOOKS_TOML.format(
+            host=name, spool=directory / "spool", squid_conf=directory / "squid.conf", hub=self.net.host(1),
+            dns_port=DNS_PORT, key=self.bind.key_file, **{k.lower(): v for k, v in VIPS.items()}))
+        instances = ""
+        for instance, vip in VIPS.items():
+            priority = 150 if MASTER_OF[name] == instance else 100
+            instances += INSTANCE.format(instance=instance, vrid=50 + int(instance[-1]), priority=priority, vip=vip,
+                                         notify=f"{self.bin}/ka-notify -c {directory / 'kahooks.toml'}")
+        (directory / "keepalived.conf").write_text(KEEPALIVED_CONF.format(
+            name=name, bin=self.bin, conf=directory / "squid.conf", instances=instances))
+        process = node.popen(["keepalived", "-n", "-l", "-D", "-P", "-f", str(directory / "keepalived.conf"),
+                              "-p", "/run/keepalived.pid", "-r", "/run/vrrp.pid"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.keepalived[name] = Stamped(process, directory / "keepalived.log")
+
+    def start_squid(self, name: str) -> None:
+        directory = self.work / name
+        self.squid[name] = self.nodes[name].popen(["squid", "-N", "-f", str(directory / "squid.conf")],
+                                                  stdout=open(directory / "squid.out", "ab"),
+                                                  stderr=subprocess.STDOUT)
+        self.others.append(self.squid[name])
+
+    def kill_squid(self, name: str) -> None:
+        self.nodes[name].run(["pkill", "-9", "-x", "squid"], check=False)
+        self.squid[name].wait(5)
+
+    def fetch_through(self, vip: str, timeout: float = 2.0) -> str:
+        script = ("import sys, urllib.request\ntry:\n opener = urllib.request.build_opener(urllib.request.ProxyHandler("
+                  "{'http': sys.argv[1]}))\n print(opener.open(sys.argv[2], timeout=float(sys.argv[3])).read().decode()"
+                  ".strip())\nexcept Exception as exc:\n print('')")
+        return self.client.run([sys.executable, "-c", script, f"http://{vip}:3128",
+                                f"http://{self.net.host(1)}:{BACKEND_PORT}/index.html", str(timeout)]).stdout.strip()
+
+    def wait_fetch(self, vip: str, timeout: float = 20) -> float:
+        import time
+
+        return _wait_for(lambda: self.fetch_through(vip, 1.0) == "backend" and time.time(), timeout,
+                         f"a request through {vip}:3128")
+
+    def dns(self, name: str, rdtype: str = "A") -> set[str]:
+        output = self.hub.run(["dig", "+tcp", "+short", "-p", str(DNS_PORT), f"@{self.net.host(1)}", name,
+                               rdtype]).stdout
+        return set(output.split())
+
+
+# The node's own address keeps squid alive without a VIP: with only VIP ports, squid started
+# (or reconfigured) on a node holding no VIP dies with "FATAL: Unable to open HTTP Socket".
+SQUID_CONF = """\
+http_port {own}:3128
+http_port {vi_1}:3128
+http_port {vi_2}:3128
+http_access allow all
+cache deny all
+pid_filename {dir}/squid.pid
+cache_log {dir}/cache.log
+access_log none
+cache_store_log none
+coredump_dir {dir}
+cache_effective_user proxy
+pinger_enable off
+shutdown_lifetime 0 seconds
+"""
+
+KEEPALIVED_CONF = """\
+global_defs {{
+    router_id {name}
+    enable_script_security
+    script_user keepalived_script
+}}
+vrrp_script chk_squid_service {{
+    script "{bin}/ka-check-exec --timeout 2 -- /usr/sbin/squid -k check -f {conf}"
+    interval 3
+    user root
+}}
+{instances}"""
+
+INSTANCE = """\
+vrrp_instance {instance} {{
+    state BACKUP
+    interface eth0
+    virtual_router_id {vrid}
+    priority {priority}
+    advert_int 1
+    virtual_ipaddress {{
+        {vip}/24 dev eth0
+    }}
+    track_script {{
+        chk_squid_service
+    }}
+    notify "{notify}" root
+}}
+"""
+
+KAHOOKS_TOML = """\
+host = "{host}"
+spool_dir = "{spool}"
+
+[delivery]
+flap_window = 0
+backoff_initial = 0.2
+backoff_max = 2
+
+[instances.VI_1]
+vips = ["{vi_1}"]
+
+[instances.VI_2]
+vips = ["{vi_2}"]
+
+[channels.squid]
+type = "rebind"
+command = ["/usr/sbin/squid", "-k", "reconfigure", "-f", "{squid_conf}"]
+ports = [3128]
+verify_timeout = 15
+
+[channels.dns]
+type = "dns"
+server = "{hub}:{dns_port}"
+zone = "example.test"
+name = "proxy"
+ttl = 30
+key_file = "{key}"
+
+[[rules]]
+channels = ["squid", "dns"]
+"""
