@@ -1,0 +1,35 @@
+"""The shipped keepalived.conf examples are accepted by real keepalived (`keepalived -t`) in a lab node."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from kahooks.lab.install import ensure_installed
+from kahooks.lab.netns import Network
+
+pytestmark = pytest.mark.root
+CHECKOUT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((CHECKOUT / "contrib" / "keepalived").glob("*.conf"))
+
+
+def test_every_example_passes_keepalived_config_test() -> None:
+    assert len(EXAMPLES) >= 3
+    lab_bin = ensure_installed(CHECKOUT)
+    work = Path(tempfile.mkdtemp(prefix="kahooks-contrib-test-"))
+    os.chmod(work, 0o755)
+    with Network("khlconf") as net:
+        node = net.add_node("lb", 11)  # its own pid namespace: `keepalived -t` in ours ends by SIGTERM
+        net.add_link("lb")  # eth1, which the haproxy example tracks
+        for example in EXAMPLES:
+            conf = work / example.name
+            # As installed by the docs, the programs are in /usr/local/bin; here they are the lab's.
+            conf.write_text(example.read_text().replace("/usr/local/bin/", f"{lab_bin}/"))
+            result = node.run(["keepalived", "-t", "-f", str(conf)], check=False)
+            output = result.stdout + result.stderr
+            assert result.returncode == 0, f"{example.name}: {output}"
+            for warning in ("Unsafe permissions", "not found", "doesn't exist", "Disabling"):
+                assert warning not in output, f"{example.name}: {output}"
