@@ -1,8 +1,9 @@
-"""The rebind channel: real squid in a network namespace gains a VIP and must answer on it."""
+"""The rebind channel: real squid and haproxy in network namespaces gain a VIP and must answer on it."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -135,3 +136,42 @@ def test_squid_config_that_does_not_parse_is_reported(tmp_path: Path) -> None:
     spool.record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))
     assert worker.drain(15)
     assert "`squid -k parse" in out.read_text() and "exited 1" in out.read_text()
+
+
+@pytest.mark.root
+def test_haproxy_is_started_on_a_vip_that_arrives(tmp_path: Path) -> None:
+    """haproxy binding the VIP itself (no ip_nonlocal_bind) cannot run before the VIP is here: the
+    rebind command (re)starts it with -sf, and only a listening socket counts as success."""
+    from kahooks.lab.netns import Network
+
+    vip = "192.0.2.110"
+    directory = tmp_path / "haproxy"
+    directory.mkdir()
+    (directory / "www").mkdir()
+    (directory / "www" / "index.html").write_text("haproxy backend\n")
+    conf = directory / "haproxy.cfg"
+    conf.write_text(f"global\n    maxconn 64\ndefaults\n    mode http\n    timeout connect 1s\n"
+                    f"    timeout client 5s\n    timeout server 5s\nfrontend www\n    bind {vip}:80\n"
+                    f"    default_backend app\nbackend app\n    server local 127.0.0.1:8080\n")
+    pidfile = directory / "haproxy.pid"
+    command = ["sh", "-c", f'exec haproxy -D -f {conf} -p {pidfile} $( [ -s {pidfile} ] && echo -sf $(cat {pidfile}) )']
+    table = f'[channels.lb]\ntype = "rebind"\ncommand = {json.dumps(command)}\nports = [80]\nverify_timeout = 10\n'
+    config = write_config(tmp_path, table, vips=(vip,))
+    with Network("khlhap") as net:
+        lb = net.add_node("lb", 11, own_pids=False)
+        client = net.add_node("client", 50, own_pids=False)
+        backend = lb.popen([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(directory / "www"),
+                            "8080"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            # Started without the VIP, haproxy refuses to run: this is why it needs the rebind.
+            assert lb.run(["haproxy", "-c", "-f", str(conf)], check=False).returncode == 0
+            assert lb.run(["haproxy", "-f", str(conf), "-p", str(pidfile), "-D"], check=False).returncode != 0
+            lb.add_address(vip)
+            _, spool, _ = worker_for(config)
+            spool.record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))
+            assert "listening on 192.0.2.110:80" in run_worker_in(lb, config)
+            script = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+            assert client.run([sys.executable, "-c", script, f"http://{vip}/"]).stdout.strip() == "haproxy backend"
+        finally:
+            backend.terminate()
+            lb.run(["sh", "-c", f"[ -s {pidfile} ] && kill $(cat {pidfile})"], check=False)
