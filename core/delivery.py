@@ -49,10 +49,6 @@ class TemporaryFailure(KahooksError):
 class PermanentFailure(KahooksError):
     """Retrying cannot help (authentication refused, channel deleted, bad request)."""
 
-    def __init__(self, reason: str, alert: bool = False) -> None:
-        super().__init__(reason)
-        self.alert = alert
-
 
 class Message:
     """What a channel sends for one delivery (or one flapping burst)."""
@@ -66,12 +62,6 @@ class Message:
         # A newer event for this instance is already queued for this channel: a channel that
         # changes state (DNS, rebind) should act on reality (kahooks.reality), not on this event.
         self.superseded = superseded
-
-    def vips_here(self) -> list[str]:
-        """The instance's configured VIPs that are on an interface of this node right now."""
-        from kahooks.reality import vips_present
-
-        return vips_present(self.context["vips"])
 
     @property
     def event(self) -> Event:
@@ -179,8 +169,6 @@ class Worker:
             for delivery in batch:
                 place = self.spool.bury(delivery, f"permanent: {exc}")
             log.error("%s: gave up on %s (event %s): %s; kept in %s", name, what, message.id, exc, place.parent)
-            if exc.alert:
-                self.raise_alert(name, message, str(exc))
             return
         except TemporaryFailure as exc:
             gave_up = self.retry(name, what, batch, str(exc), exc.retry_after)

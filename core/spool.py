@@ -135,7 +135,7 @@ class Spool:
             make_dir(directory)
             delivery = Delivery(directory / path.name, event, channel, previous)
             self.write_atomic(directory, path.name, delivery.to_json())
-        if event.state not in ("MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY", "ALERT"):
+        if not event.is_alert and event.state not in ("MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY"):
             states[event.name] = event.state
             self.write_atomic(self.state_file.parent, self.state_file.name, json.dumps(states, sort_keys=True))
         path.unlink()

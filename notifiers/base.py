@@ -55,8 +55,7 @@ class Channel:
             raise ChannelConfigError(key, f"must be a number above {minimum:g}")
         return float(value)
 
-    @staticmethod
-    def secret(settings: dict[str, Any], key: str, base: Path, required: bool = True) -> str | None:
+    def secret(self, settings: dict[str, Any], key: str, required: bool = True) -> str | None:
         """`key` inline, or `key_file` naming a file only its owner may read (keeps secrets out of the config)."""
         from kahooks.config import secret_from_file
 
@@ -68,7 +67,7 @@ class Channel:
             if not isinstance(value, str) or not value:
                 raise ChannelConfigError(file_key, "must be a file path")
             try:
-                return secret_from_file(str(base / value))
+                return secret_from_file(str(self.base / value))
             except ChannelConfigError as exc:
                 raise ChannelConfigError(file_key, str(exc)) from None
         if key in settings:
@@ -79,6 +78,29 @@ class Channel:
         if required:
             raise ChannelConfigError(key, f"is required (or {file_key})")
         return None
+
+    @staticmethod
+    def addresses(settings: dict[str, Any]) -> list[str] | None:
+        """The optional `addresses` setting, normalised; None: act for the instance's VIPs."""
+        import ipaddress
+
+        if "addresses" not in settings:
+            return None
+        try:
+            return [str(ipaddress.ip_address(address)) for address in settings["addresses"]]
+        except (TypeError, ValueError):
+            raise ChannelConfigError("addresses", "must be a list of IP addresses") from None
+
+    @staticmethod
+    def addresses_here(own: list[str] | None, message: Message) -> tuple[list[str], list[str]]:
+        """(the addresses acted for: `own`, else the instance's VIPs without prefix; those on an
+        interface of this node right now). Channels that change things act on this, not on the event."""
+        import ipaddress
+
+        from kahooks.reality import vips_present
+
+        wanted = own or [str(ipaddress.ip_address(vip.split("/")[0])) for vip in message.context["vips"]]
+        return wanted, vips_present(wanted)
 
     @staticmethod
     def text(settings: dict[str, Any], key: str, default: str | None = None) -> str:

@@ -79,7 +79,7 @@ def run_command(command: list[str], timeout: float, env: dict[str, str] | None) 
     with tempfile.TemporaryFile() as output:
         try:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
-                                       env=env or None, start_new_session=True)
+                                       env=env, start_new_session=True)
         except OSError as exc:
             raise PermanentFailure(f"cannot run {command[0]}: {exc.strerror or exc}") from None
         try:

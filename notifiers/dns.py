@@ -25,7 +25,6 @@ import re
 
 from kahooks.netaddr import parse_hostport
 from kahooks.notifiers.base import Channel, ChannelConfigError, Message, PermanentFailure, TemporaryFailure
-from kahooks.reality import vips_present
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -74,13 +73,7 @@ class DnsChannel(Channel):
             raise ChannelConfigError("key_secret", f"not a base64 TSIG secret: {exc}") from None
         self.key_name = dns.name.from_text(key_name)
         self.algorithm = dns.name.from_text(algorithm)
-        addresses = settings.get("addresses")
-        if addresses is not None:
-            try:
-                addresses = [str(ipaddress.ip_address(a)) for a in addresses]
-            except (TypeError, ValueError):
-                raise ChannelConfigError("addresses", "must be a list of IP addresses") from None
-        self.addresses: list[str] | None = addresses
+        self.own_addresses = self.addresses(settings)
         self.keep_last = settings.get("keep_last", True) is not False
         self.holder_records = settings.get("holder_records", True) is not False
 
@@ -92,17 +85,15 @@ class DnsChannel(Channel):
         algorithm = settings.get("key_algorithm", "hmac-sha256")
         if algorithm not in ALGORITHMS:
             raise ChannelConfigError("key_algorithm", f"must be one of {', '.join(ALGORITHMS)}")
-        return self.text(settings, "key_name"), algorithm, self.secret(settings, "key_secret", self.base) or ""
+        return self.text(settings, "key_name"), algorithm, self.secret(settings, "key_secret") or ""
 
     # Reconciling ----------------------------------------------------------------------
 
     def send(self, message: Message) -> None:
-        addresses = self.addresses or [str(ipaddress.ip_address(vip.split("/")[0]))
-                                       for vip in message.context["vips"]]
+        addresses, here = self.addresses_here(self.own_addresses, message)
         if not addresses:
             raise PermanentFailure(f"instance {message.context['name']} has no vips in the config, and the "
                                    f"channel has no addresses: nothing to publish")
-        here = set(vips_present(addresses))
         for address in addresses:
             if address in here:
                 self.claim(address, message.context["host"])

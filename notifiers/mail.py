@@ -46,7 +46,7 @@ class EmailChannel(Channel):
         self.username = settings.get("username")
         if self.username is not None and (not isinstance(self.username, str) or not self.username):
             raise ChannelConfigError("username", "must be a non-empty string")
-        self.password = self.secret(settings, "password", self.base, required=self.username is not None)
+        self.password = self.secret(settings, "password", required=self.username is not None)
         if self.password and not self.username:
             raise ChannelConfigError("password", "needs username")
         if self.username and self.security == "none":

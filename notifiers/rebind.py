@@ -15,7 +15,6 @@ reconfigured with `http_port VIP:3128` and no VIP would die on a FATAL bind.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import time
@@ -45,21 +44,14 @@ class RebindChannel(Channel):
         self.ports: list[int] = ports
         self.timeout = self.number(settings, "timeout", 30.0)
         self.verify_timeout = self.number(settings, "verify_timeout", 10.0)
-        addresses = settings.get("addresses")
-        if addresses is not None:
-            try:
-                addresses = [str(ipaddress.ip_address(a)) for a in addresses]
-            except (TypeError, ValueError):
-                raise ChannelConfigError("addresses", "must be a list of IP addresses") from None
-        self.addresses: list[str] | None = addresses
+        self.own_addresses = self.addresses(settings)
 
     def send(self, message: Message) -> None:
-        vips = self.addresses or [vip.split("/")[0] for vip in message.context["vips"]]
-        here = vips_present(vips)
+        vips, here = self.addresses_here(self.own_addresses, message)
         name = message.context["name"]
         if not here:
             if self.release_command:
-                code, output = run_command(self.release_command, self.timeout, {})
+                code, output = run_command(self.release_command, self.timeout, None)
                 if code != 0:
                     raise TemporaryFailure(f"{self.release_command[0]} exited {code}: {output}")
                 log.info("%s: %s left; ran %s", self.name, ", ".join(vips), " ".join(self.release_command))
@@ -71,7 +63,7 @@ class RebindChannel(Channel):
             log.info("%s: already listening on %s", self.name, _join(self.wanted(here)))
             return
         started = time.monotonic()
-        code, output = run_command(self.command, self.timeout, {})
+        code, output = run_command(self.command, self.timeout, None)
         if code != 0:
             raise TemporaryFailure(f"`{' '.join(self.command)}` exited {code}" + (f": {output}" if output else ""),
                                    alert=True)

@@ -19,7 +19,7 @@ class SlackChannel(Channel):
     SETTINGS = frozenset({"url", "url_file", "timeout", "channel", "username", "icon_emoji"})
 
     def configure(self, settings: dict) -> None:
-        self.url = check_url(self.secret(settings, "url", self.base) or "")
+        self.url = check_url(self.secret(settings, "url") or "")
         self.timeout = self.number(settings, "timeout", 10.0)
         self.extra = {}
         for key in ("channel", "username", "icon_emoji"):

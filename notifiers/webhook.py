@@ -29,7 +29,7 @@ class WebhookChannel(Channel):
                           "content_type", "timeout", "ca", "insecure"})
 
     def configure(self, settings: dict) -> None:
-        self.url = check_url(self.secret(settings, "url", self.base) or "")
+        self.url = check_url(self.secret(settings, "url") or "")
         self.timeout = self.number(settings, "timeout", 10.0)
         self.method = settings.get("method", "POST")
         if self.method not in ("POST", "PUT", "PATCH"):
@@ -39,7 +39,7 @@ class WebhookChannel(Channel):
             raise ChannelConfigError("headers", "must be a table of strings")
         self.content_type = self.text(settings, "content_type", "application/json")
         self.headers = {"Content-Type": self.content_type, **headers}
-        token = self.secret(settings, "token", self.base, required=False)
+        token = self.secret(settings, "token", required=False)
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
         self.verify: bool | str = True
