@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support's real rsyslogd
 
 from kahooks.lab.bind import Bind  # noqa: E402
+from kahooks.lab.netns import wait_for  # noqa: E402
 from tests.support.netservers import make_certificate  # noqa: E402
 from tests.support.programs import kill_mentioning  # noqa: E402
 from kahooks.lab.rsyslog import Rsyslog  # noqa: E402
@@ -44,16 +45,6 @@ def handler(config: Path, state: str) -> float:
     subprocess.run([str(BIN / "ka-notify"), "-c", str(config), "INSTANCE", "VI_1", state, "100"], env=ENV,
                    check=True, stdin=subprocess.DEVNULL)
     return (time.perf_counter() - started) * 1000
-
-
-def wait_until(test, timeout: float = 10.0) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = test()
-        if found:
-            return found
-        time.sleep(0.0005)
-    raise RuntimeError("a delivery did not arrive within 10 s")
 
 
 def main() -> int:
@@ -86,11 +77,6 @@ def main() -> int:
         text += f'[[rules]]\ninstances = ["VI_{number}"]\nchannels = ["{name}"]\n'
     config.write_text(text)
 
-    def dns_reset() -> None:
-        subprocess.run(["nsupdate", "-k", str(bind.key_file)], check=True, text=True, capture_output=True,
-                       input=f"server 127.0.0.1 {bind.port}\nzone example.test\n"
-                             f"update delete rr.example.test. A 127.0.0.1\nsend\n")
-
     arrived = {
         "syslog": lambda: len(rsyslog.lines()),
         "exec": lambda: len(stamps.read_text().splitlines()) if stamps.exists() else 0,
@@ -106,13 +92,13 @@ def main() -> int:
         for number, name in enumerate(channels, 1):
             for n in range(args.deliveries):
                 if name == "dns":
-                    dns_reset()
+                    bind.update("update delete rr.example.test. A 127.0.0.1")
                 before = arrived[name]()
                 started = time.perf_counter()
                 subprocess.run([str(BIN / "ka-notify"), "-c", str(config), "INSTANCE", f"VI_{number}",
                                 ("MASTER", "BACKUP")[n % 2] if name != "dns" else "MASTER", "100"],
                                env=ENV, check=True)
-                wait_until(lambda: arrived[name]() > before)
+                wait_for(lambda: arrived[name]() > before, 10, f"a delivery to {name}", poll=0.0005)
                 latency[name].append((time.perf_counter() - started) * 1000)
     finally:
         for server in (rsyslog, smtp, slack, hook, bind):

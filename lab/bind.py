@@ -58,28 +58,41 @@ zone "{ZONE}" {{
         self.process: subprocess.Popen | None = None
         self.start()
 
+    def _prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.namespace] if self.namespace else []
+
     def start(self) -> None:
-        prefix = ["ip", "netns", "exec", self.namespace] if self.namespace else []
         self.log = open(self.directory / "named.log", "ab")
-        self.process = subprocess.Popen(prefix + ["named", "-g", "-c", str(self.conf), "-p", str(self.port)],
+        self.process = subprocess.Popen(self._prefix() + ["named", "-g", "-c", str(self.conf), "-p", str(self.port)],
                                         stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"named exited: {(self.directory / 'named.log').read_text()[-2000:]}")
             try:
-                if self.namespace or self.query(ZONE, "SOA") is not None:
+                if self.query(ZONE, "SOA"):
                     return
             except (OSError, dns.exception.DNSException):
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise RuntimeError("named did not answer within 15 s")
 
     def query(self, name: str, rdtype: str) -> set[str]:
-        """The record set's values, straight from named (TCP, no cache)."""
+        """The record set's values, straight from named (TCP, no cache); from inside its namespace if it has one."""
         fqdn = name if name.endswith(".") else f"{name}.{ZONE}." if not name.endswith(ZONE) else f"{name}."
+        if self.namespace:
+            result = subprocess.run([*self._prefix(), "dig", "+tcp", "+short", "+time=1", "+tries=1", "-p",
+                                     str(self.port), f"@{self.host}", fqdn, rdtype], capture_output=True, text=True)
+            return set(result.stdout.split("\n")) - {""} if result.returncode == 0 else set()
         response = dns.query.tcp(dns.message.make_query(fqdn, rdtype), self.host, port=self.port, timeout=2)
         wanted = dns.rdatatype.from_text(rdtype)
         return {rdata.to_text() for rrset in response.answer if rrset.rdtype == wanted for rdata in rrset}
+
+    def update(self, *commands: str) -> None:
+        """Apply `update add/delete ...` lines with nsupdate and the zone's key, as an administrator would."""
+        script = f"server {self.host} {self.port}\nzone {ZONE}\n" + "".join(f"{c}\n" for c in commands) + "send\n"
+        subprocess.run([*self._prefix(), "nsupdate", "-k", str(self.key_file)], input=script, text=True,
+                       check=True, capture_output=True)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

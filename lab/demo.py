@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from kahooks.lab.install import ensure_installed, find_checkout
+from kahooks.lab.netns import LabError, wait_for
 from kahooks.lab.pair import VIP, Pair, PairOptions
 
 
@@ -46,13 +47,13 @@ def print_timeline(title: str, rows: list[tuple[float, str, str]], start: float)
         print(f"  +{stamp - start:7.3f} s  {node:<5} {what}")
 
 
-def wait_quietly(pair: Pair, test, timeout: float) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if test():
-            return True
-        time.sleep(0.05)
-    return False
+def wait_quietly(test, timeout: float) -> bool:  # noqa: ANN001
+    """Like wait_for, but a demo goes on (and shows what it saw) when something is late."""
+    try:
+        wait_for(test, timeout, "", poll=0.05)
+    except LabError:
+        return False
+    return True
 
 
 def delivered(pair: Pair, after: float, wanted: list[str]) -> bool:
@@ -70,15 +71,15 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="kahooks-demo-"))
     with Pair(work, bin_dir, PairOptions(tag="khldemo")) as pair:
         pair.wait_answer("lb1", 30)
-        wait_quietly(pair, lambda: any("held by lb1" in e["what"] for e in pair.seen()), 10)
+        wait_quietly(lambda: any("held by lb1" in e["what"] for e in pair.seen()), 10)
         settled = time.time()
         time.sleep(3)
-        quiet = [t for t in pair.transitions(settled)]
+        quiet = pair.transitions(settled)
         print(f"\nhealthy for 3 s: {len(quiet)} transitions (expected 0)")
 
         killed = pair.kill_haproxy("lb1")
         pair.wait_answer("lb2", 20)
-        wait_quietly(pair, lambda: delivered(pair, killed, ["[lb1] VI_1 is FAULT", "[lb2] VI_1 is MASTER",
+        wait_quietly(lambda: delivered(pair, killed, ["[lb1] VI_1 is FAULT", "[lb2] VI_1 is MASTER",
                                                             "held by lb2"]), 15)
         rows = timeline(pair, killed, time.time())
         print_timeline("kill -9 haproxy on lb1:", [(killed, "lb1", "haproxy killed (kill -9)")] + rows, killed)
@@ -87,9 +88,9 @@ def main() -> int:
         restarted = time.time()
         pair.start_haproxy("lb1")
         pair.wait_answer("lb1", 20)
-        wait_quietly(pair, lambda: any(e["what"].startswith("lb1 answers") for e in pair.seen()
+        wait_quietly(lambda: any(e["what"].startswith("lb1 answers") for e in pair.seen()
                                        if e["t"] >= restarted), 5)
-        wait_quietly(pair, lambda: delivered(pair, restarted, ["[lb1] VI_1 is MASTER", "[lb2] VI_1 is BACKUP",
+        wait_quietly(lambda: delivered(pair, restarted, ["[lb1] VI_1 is MASTER", "[lb2] VI_1 is BACKUP",
                                                                "held by lb1"]), 15)
         print_timeline("haproxy started again on lb1 (it has the higher priority, so it takes the VIP back):",
                        [(restarted, "lb1", "haproxy started")] + timeline(pair, restarted, time.time()), restarted)

@@ -43,6 +43,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def wait_for(test, timeout: float, what: str, poll: float = 0.01):  # noqa: ANN001, ANN201
+    """Call `test` until it returns something true, and return that; LabError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = test()
+        if found:
+            return found
+        time.sleep(poll)
+    raise LabError(f"timed out after {timeout:g} s waiting for {what}")
+
+
 def existing_namespaces() -> set[str]:
     return {line.split()[0] for line in ip("netns", "list").stdout.splitlines() if line.strip()}
 
@@ -96,6 +107,16 @@ class Node:
     def popen(self, argv: Sequence[str], **kwargs: object) -> subprocess.Popen:
         kwargs.setdefault("stdin", subprocess.DEVNULL)
         return subprocess.Popen([*self.prefix(), *argv], **kwargs)  # type: ignore[call-overload]
+
+    def fetch(self, url: str, proxy: str | None = None, timeout: float = 2.0) -> str:
+        """GET `url` from inside this node (through an HTTP proxy if given): the body, stripped; "" on failure."""
+        import sys
+
+        script = ("import sys, urllib.request\n"
+                  "handlers = [urllib.request.ProxyHandler({'http': sys.argv[2]})] if sys.argv[2] else []\n"
+                  "try:\n    print(urllib.request.build_opener(*handlers).open(sys.argv[1], timeout=float(sys.argv[3]))"
+                  ".read().decode().strip())\nexcept Exception:\n    print('')")
+        return self.run([sys.executable, "-c", script, url, proxy or "", str(timeout)]).stdout.strip()
 
     def add_address(self, address: str, device: str = "eth0") -> None:
         self.run(["ip", "addr", "add", address if "/" in address else f"{address}/32", "dev", device])

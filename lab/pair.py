@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from kahooks.lab.netns import LabError, Network, Node
+from kahooks.lab.netns import LabError, Network, Node, wait_for
 
 VIP = "192.0.2.100"
 DNS_PORT = 5353
@@ -37,7 +37,6 @@ CHECKS = {
     "kahooks": ("{bin}/ka-check-process haproxy", "keepalived_script"),
     "killall": ("/usr/bin/killall -0 haproxy", "root"),  # as the seeds run it: root, or EPERM on haproxy
     "http": ("{bin}/ka-check-http http://127.0.0.1:8080/", "keepalived_script"),
-    "file": None,  # track_file written by the daemon (kahooks serve)
 }
 
 
@@ -97,23 +96,23 @@ class Pair:
 
     # Bringing it up ------------------------------------------------------------------------
 
+    BALANCERS = tuple(PRIORITIES)
+
     def start(self) -> Pair:
         self.work.mkdir(parents=True, exist_ok=True)
         os.chmod(self.work, 0o755)  # keepalived_script reads configs and writes the spool below
         self.net = Network(self.options.tag)
-        hub = self.net.hub_node()
-        self.hub = hub
-        if self.options.notify:
-            self._start_peers(hub)
-        for name in PRIORITIES:
-            node = self.net.add_node(name, 11 + len(self.nodes))
-            self.nodes[name] = node
-            node.run(["sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1"])
-            if self.options.track_interface:
-                self.net.add_link(name)  # eth1, the "inside" link keepalived tracks (its own eth0 it always does)
-            self._start_node(name, node)
+        self.hub = self.net.hub_node()
+        self._start_hub()
+        for index, name in enumerate(self.BALANCERS, 11):
+            self.nodes[name] = self.net.add_node(name, index)
+            self._start_balancer(name, self.nodes[name])
         self.client = self.net.add_node("client", 50, own_pids=False)
         return self
+
+    def _start_hub(self) -> None:
+        if self.options.notify:
+            self._start_peers(self.hub)
 
     def _start_peers(self, hub: Node) -> None:
         from kahooks.lab.bind import Bind
@@ -136,9 +135,12 @@ class Pair:
         self.others.append(hub.popen([sys.executable, "-m", "kahooks.lab.peers", str(peers_dir), self.net.host(1),
                                       VIP, str(DNS_PORT)], stdout=open(peers_dir / "peers.log", "ab"),
                                      stderr=subprocess.STDOUT))
-        _wait_for(lambda: (peers_dir / "peers.ready").exists(), 20, "the lab's SMTP/Slack peers")
+        wait_for(lambda: (peers_dir / "peers.ready").exists(), 20, "the lab's SMTP/Slack peers")
 
-    def _start_node(self, name: str, node: Node) -> None:
+    def _start_balancer(self, name: str, node: Node) -> None:
+        node.run(["sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1"])
+        if self.options.track_interface:
+            self.net.add_link(name)  # eth1, the "inside" link keepalived tracks (its own eth0 it always does)
         directory = self.work / name
         (directory / "www").mkdir(parents=True, exist_ok=True)
         (directory / "www" / "index.html").write_text(f"{name}\n")
@@ -156,35 +158,30 @@ class Pair:
                 host=name, spool=spool, vip=VIP, hub=self.net.host(1), syslog_port=SYSLOG_PORT,
                 dns_port=DNS_PORT, key=self.work / "dns.key", smtp_port=2525, slack_port=8081,
                 slack_path="/services/T0LAB/B0LAB/lab"))
-        (directory / "keepalived.conf").write_text(self.keepalived_conf(name))
-        check = node.run(["keepalived", "-t", "-f", str(directory / "keepalived.conf")], check=False)
+        self._start_keepalived(name, node, self.keepalived_conf(name))
+
+    def _start_keepalived(self, name: str, node: Node, config: str) -> None:
+        """Write the node's keepalived.conf, have keepalived check it, and run keepalived (VRRP only)."""
+        path = self.work / name / "keepalived.conf"
+        path.write_text(config)
+        check = node.run(["keepalived", "-t", "-f", str(path)], check=False)
         if check.returncode != 0:
-            raise LabError(f"keepalived -t rejects {directory / 'keepalived.conf'}: {check.stderr.strip()}")
-        process = node.popen(["keepalived", "-n", "-l", "-D", "-P", "-f", str(directory / "keepalived.conf"),
-                              "-p", "/run/keepalived.pid", "-r", "/run/vrrp.pid"],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.keepalived[name] = Stamped(process, directory / "keepalived.log")
+            raise LabError(f"keepalived -t rejects {path}: {(check.stderr or check.stdout).strip()}")
+        process = node.popen(["keepalived", "-n", "-l", "-D", "-P", "-f", str(path), "-p", "/run/keepalived.pid",
+                              "-r", "/run/vrrp.pid"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.keepalived[name] = Stamped(process, self.work / name / "keepalived.log")
 
     def keepalived_conf(self, name: str) -> str:
         options = self.options
-        check = CHECKS[options.check]
-        script = ""
-        track = ""
-        if check is not None:
-            line, user = check
-            script = (f'vrrp_script chk_service {{\n    script "{line.format(bin=self.bin)}"\n'
-                      f"    interval {options.interval}\n    timeout {max(1, options.interval)}\n"
-                      f"    fall 1\n    rise 1\n    user {user}\n}}\n")
-            track = "    track_script {\n        chk_service\n    }\n"
-        if options.check == "file":
-            script = (f"track_file service_ok {{\n    file {self.work / name / 'track' / 'haproxy'}\n"
-                      f"    weight 0\n    init_file 0\n}}\n")
-            track = "    track_file {\n        service_ok\n    }\n"
-        notify = (f'    notify "{self.bin}/ka-notify -c {self.work / name / "kahooks.toml"}"\n'
-                  if options.notify else "")
-        interface = "    track_interface {\n        eth1\n    }\n" if options.track_interface else ""
-        return KEEPALIVED_CONF.format(name=name, script=script, priority=PRIORITIES[name], vip=VIP,
-                                      track=track, notify=notify, interface=interface)
+        line, user = CHECKS[options.check]
+        script = vrrp_script("chk_service", line.format(bin=self.bin), options.interval, user,
+                             f"    timeout {max(1, options.interval)}\n    fall 1\n    rise 1\n")
+        tracks = "    track_script {\n        chk_service\n    }\n"
+        if options.track_interface:
+            tracks += "    track_interface {\n        eth1\n    }\n"
+        notify = f'{self.bin}/ka-notify -c {self.work / name / "kahooks.toml"}' if options.notify else None
+        return (GLOBAL_DEFS.format(name=name) + script
+                + vrrp_instance("VI_1", 51, PRIORITIES[name], VIP, tracks, notify))
 
     # Acting on it --------------------------------------------------------------------------
 
@@ -210,9 +207,7 @@ class Pair:
 
     def answer(self, timeout: float = 0.3) -> str:
         """Who answers http://VIP/ from the client node ("" if nobody)."""
-        script = ("import sys, urllib.request\ntry:\n print(urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2]))"
-                  ".read().decode().strip())\nexcept Exception:\n print('')")
-        return self.client.run([sys.executable, "-c", script, f"http://{VIP}/", str(timeout)]).stdout.strip()
+        return self.client.fetch(f"http://{VIP}/", timeout=timeout)
 
     def start_prober(self, interval: float = 0.005) -> Stamped:
         """A client process asking http://VIP/ every `interval` s, printing who answers when it changes."""
@@ -223,14 +218,14 @@ class Pair:
         return Stamped(process, self.work / "prober.log")
 
     def wait_answer(self, name: str, timeout: float = 20) -> float:
-        return _wait_for(lambda: self.answer() == name and time.time(), timeout, f"{name} to answer on {VIP}")
+        return wait_for(lambda: self.answer() == name and time.time(), timeout, f"{name} to answer on {VIP}")
 
     def state_at(self, name: str, state: str, after: float = 0.0, instance: str = "VI_1") -> float | None:
         return self.keepalived[name].find(f"({instance}) Entering {state} STATE", after)
 
     def wait_state(self, name: str, state: str, after: float = 0.0, timeout: float = 20,
                    instance: str = "VI_1") -> float:
-        return _wait_for(lambda: self.state_at(name, state, after, instance), timeout,
+        return wait_for(lambda: self.state_at(name, state, after, instance), timeout,
                          f"{name} to enter {state} for {instance}")
 
     def transitions(self, after: float = 0.0) -> list[tuple[float, str, str]]:
@@ -283,14 +278,17 @@ class Pair:
         self.stop()
 
 
-def _wait_for(test, timeout: float, what: str):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = test()
-        if found:
-            return found
-        time.sleep(0.01)
-    raise LabError(f"timed out after {timeout:g} s waiting for {what}")
+def vrrp_script(name: str, script: str, interval: int, user: str, extra: str = "") -> str:
+    return (f'vrrp_script {name} {{\n    script "{script}"\n    interval {interval}\n{extra}'
+            f"    user {user}\n}}\n")
+
+
+def vrrp_instance(instance: str, router_id: int, priority: int, vip: str, tracks: str, notify: str | None,
+                  notify_user: str = "") -> str:
+    """An instance as the seeds write them (state BACKUP on both nodes, preemption by priority)."""
+    notify_line = f'    notify "{notify}"{" " + notify_user if notify_user else ""}\n' if notify else ""
+    return VRRP_INSTANCE.format(instance=instance, router_id=router_id, priority=priority, vip=vip,
+                                tracks=tracks, notify=notify_line)
 
 
 PROBER = """\
@@ -322,23 +320,25 @@ backend app
     server local 127.0.0.1:8080
 """
 
-KEEPALIVED_CONF = """\
+GLOBAL_DEFS = """\
 global_defs {{
     router_id {name}
     enable_script_security
     script_user keepalived_script
 }}
-{script}
-vrrp_instance VI_1 {{
+"""
+
+VRRP_INSTANCE = """\
+vrrp_instance {instance} {{
     state BACKUP
     interface eth0
-    virtual_router_id 51
+    virtual_router_id {router_id}
     priority {priority}
     advert_int 1
     virtual_ipaddress {{
         {vip}/24 dev eth0
     }}
-{track}{interface}{notify}}}
+{tracks}{notify}}}
 """
 
 KAHOOKS_TOML = """\

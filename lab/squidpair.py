@@ -14,10 +14,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from kahooks.lab.netns import Network, Node
-from kahooks.lab.pair import DNS_PORT, Pair, PairOptions, Stamped, _wait_for
+from kahooks.lab.netns import LabError, Node, wait_for
+from kahooks.lab.pair import DNS_PORT, GLOBAL_DEFS, Pair, PairOptions, vrrp_instance, vrrp_script
 
 VIPS = {"VI_1": "192.0.2.101", "VI_2": "192.0.2.102"}
 MASTER_OF = {"lb1": "VI_1", "lb2": "VI_2"}
@@ -25,21 +26,17 @@ BACKEND_PORT = 8000
 
 
 class SquidPair(Pair):
-    def __init__(self, work: Path, bin_dir: Path, tag: str = "khlsquid") -> None:
-        super().__init__(work, bin_dir, PairOptions(tag=tag, check="kahooks", interval=3))
-        if not shutil.which("squid") and not os.path.exists("/usr/sbin/squid"):
-            from kahooks.lab.netns import LabError
+    BALANCERS = tuple(MASTER_OF)
 
+    def __init__(self, work: Path, bin_dir: Path, tag: str = "khlsquid") -> None:
+        super().__init__(work, bin_dir, PairOptions(tag=tag, notify=False))
+        if not shutil.which("squid") and not os.path.exists("/usr/sbin/squid"):
             raise LabError("squid is not installed (./run installs it: apt-get install squid)")
         self.squid: dict[str, subprocess.Popen] = {}
 
-    def start(self) -> SquidPair:
+    def _start_hub(self) -> None:
         from kahooks.lab.bind import Bind
 
-        self.work.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.work, 0o755)
-        self.net = Network(self.options.tag)
-        self.hub = self.net.hub_node()
         (self.work / "bind").mkdir(exist_ok=True)
         records = "".join(f"proxy IN A {vip}\n" for vip in VIPS.values())
         self.bind = Bind(self.work / "bind", records=records, host=self.net.host(1), port=DNS_PORT,
@@ -49,35 +46,29 @@ class SquidPair(Pair):
         self.others.append(self.hub.popen([sys.executable, "-m", "http.server", "-b", self.net.host(1), "-d",
                                            str(self.work / "www"), str(BACKEND_PORT)],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for index, name in enumerate(MASTER_OF, 11):
-            node = self.net.add_node(name, index)
-            self.nodes[name] = node
-            self._start_squid_node(name, node)
-        self.client = self.net.add_node("client", 50, own_pids=False)
-        return self
 
-    def _start_squid_node(self, name: str, node: Node) -> None:
+    def _start_balancer(self, name: str, node: Node) -> None:
         directory = self.work / name
         directory.mkdir(exist_ok=True)
         os.chmod(directory, 0o777)  # squid drops to the proxy user for its logs
-        (directory / "squid.conf").write_text(SQUID_CONF.format(
-            dir=directory, own=node.address, **{k.lower(): v for k, v in VIPS.items()}))
+        # The node's own address keeps squid alive without a VIP: with only VIP ports, squid started
+        # (or reconfigured) on a node holding no VIP dies with "FATAL: Unable to open HTTP Socket".
+        (directory / "squid.conf").write_text(squid_conf(directory, [node.address, *VIPS.values()]))
         self.start_squid(name)
         (directory / "spool").mkdir(exist_ok=True)
         (directory / "kahooks.toml").write_text(KAHOOKS_TOML.format(
             host=name, spool=directory / "spool", squid_conf=directory / "squid.conf", hub=self.net.host(1),
             dns_port=DNS_PORT, key=self.bind.key_file, **{k.lower(): v for k, v in VIPS.items()}))
-        instances = ""
+        # As root: `squid -k check` signals squid, and the rebind channel reconfigures it.
+        config = GLOBAL_DEFS.format(name=name) + vrrp_script(
+            "chk_squid_service", f"{self.bin}/ka-check-exec --timeout 2 -- /usr/sbin/squid -k check -f "
+                                 f"{directory / 'squid.conf'}", 3, "root")
         for instance, vip in VIPS.items():
             priority = 150 if MASTER_OF[name] == instance else 100
-            instances += INSTANCE.format(instance=instance, vrid=50 + int(instance[-1]), priority=priority, vip=vip,
-                                         notify=f"{self.bin}/ka-notify -c {directory / 'kahooks.toml'}")
-        (directory / "keepalived.conf").write_text(KEEPALIVED_CONF.format(
-            name=name, bin=self.bin, conf=directory / "squid.conf", instances=instances))
-        process = node.popen(["keepalived", "-n", "-l", "-D", "-P", "-f", str(directory / "keepalived.conf"),
-                              "-p", "/run/keepalived.pid", "-r", "/run/vrrp.pid"],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.keepalived[name] = Stamped(process, directory / "keepalived.log")
+            config += vrrp_instance(instance, 50 + int(instance[-1]), priority, vip,
+                                    "    track_script {\n        chk_squid_service\n    }\n",
+                                    f"{self.bin}/ka-notify -c {directory / 'kahooks.toml'}", notify_user="root")
+        self._start_keepalived(name, node, config)
 
     def start_squid(self, name: str) -> None:
         directory = self.work / name
@@ -91,30 +82,21 @@ class SquidPair(Pair):
         self.squid[name].wait(5)
 
     def fetch_through(self, vip: str, timeout: float = 2.0) -> str:
-        script = ("import sys, urllib.request\ntry:\n opener = urllib.request.build_opener(urllib.request.ProxyHandler("
-                  "{'http': sys.argv[1]}))\n print(opener.open(sys.argv[2], timeout=float(sys.argv[3])).read().decode()"
-                  ".strip())\nexcept Exception as exc:\n print('')")
-        return self.client.run([sys.executable, "-c", script, f"http://{vip}:3128",
-                                f"http://{self.net.host(1)}:{BACKEND_PORT}/index.html", str(timeout)]).stdout.strip()
+        return self.client.fetch(f"http://{self.net.host(1)}:{BACKEND_PORT}/index.html", proxy=f"http://{vip}:3128",
+                                 timeout=timeout)
 
     def wait_fetch(self, vip: str, timeout: float = 20) -> float:
-        import time
-
-        return _wait_for(lambda: self.fetch_through(vip, 1.0) == "backend" and time.time(), timeout,
-                         f"a request through {vip}:3128")
-
-    def dns(self, name: str, rdtype: str = "A") -> set[str]:
-        output = self.hub.run(["dig", "+tcp", "+short", "-p", str(DNS_PORT), f"@{self.net.host(1)}", name,
-                               rdtype]).stdout
-        return set(output.split())
+        return wait_for(lambda: self.fetch_through(vip, 1.0) == "backend" and time.time(), timeout,
+                        f"a request through {vip}:3128")
 
 
-# The node's own address keeps squid alive without a VIP: with only VIP ports, squid started
-# (or reconfigured) on a node holding no VIP dies with "FATAL: Unable to open HTTP Socket".
-SQUID_CONF = """\
-http_port {own}:3128
-http_port {vi_1}:3128
-http_port {vi_2}:3128
+def squid_conf(directory: Path, addresses: list[str]) -> str:
+    """A forward proxy on ADDRESS:3128 for each address, state and logs in `directory`, no cache."""
+    ports = "".join(f"http_port {address}:3128\n" for address in addresses)
+    return ports + SQUID_SETTINGS.format(dir=directory)
+
+
+SQUID_SETTINGS = """\
 http_access allow all
 cache deny all
 pid_filename {dir}/squid.pid
@@ -125,36 +107,6 @@ coredump_dir {dir}
 cache_effective_user proxy
 pinger_enable off
 shutdown_lifetime 0 seconds
-"""
-
-KEEPALIVED_CONF = """\
-global_defs {{
-    router_id {name}
-    enable_script_security
-    script_user keepalived_script
-}}
-vrrp_script chk_squid_service {{
-    script "{bin}/ka-check-exec --timeout 2 -- /usr/sbin/squid -k check -f {conf}"
-    interval 3
-    user root
-}}
-{instances}"""
-
-INSTANCE = """\
-vrrp_instance {instance} {{
-    state BACKUP
-    interface eth0
-    virtual_router_id {vrid}
-    priority {priority}
-    advert_int 1
-    virtual_ipaddress {{
-        {vip}/24 dev eth0
-    }}
-    track_script {{
-        chk_squid_service
-    }}
-    notify "{notify}" root
-}}
 """
 
 KAHOOKS_TOML = """\

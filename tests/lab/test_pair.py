@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kahooks.lab.install import ensure_installed
+from kahooks.lab.netns import wait_for
 from kahooks.lab.pair import VIP, Pair, PairOptions
 
 pytestmark = pytest.mark.root
@@ -30,16 +31,6 @@ def work() -> Iterator[Path]:
     directory = Path(tempfile.mkdtemp(prefix="kahooks-lab-test-"))
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
-
-
-def wait_for(test, timeout: float, what: str):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = test()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def seen_after(pair: Pair, after: float, fragment: str) -> bool:
@@ -133,7 +124,7 @@ def test_squid_pair_rebinds_the_moved_vip_and_dns_follows(work: Path, lab_bin: P
         pair.wait_state("lb2", "MASTER", timeout=30, instance="VI_2")
         pair.wait_fetch(vip1)
         pair.wait_fetch(vip2)
-        wait_for(lambda: pair.dns("192-0-2-101._kahooks.proxy.example.test", "TXT") == {'"lb1"'}, 15,
+        wait_for(lambda: pair.bind.query("192-0-2-101._kahooks.proxy.example.test", "TXT") == {'"lb1"'}, 15,
                  "lb1 to claim VIP1 in DNS")
 
         killed = time.time()
@@ -142,9 +133,9 @@ def test_squid_pair_rebinds_the_moved_vip_and_dns_follows(work: Path, lab_bin: P
         # lb2's squid started without VIP1; ka-notify reconfigured it and waited until it listened.
         pair.wait_fetch(vip1, 20)
         assert pair.fetch_through(vip2) == "backend"
-        wait_for(lambda: pair.dns("192-0-2-101._kahooks.proxy.example.test", "TXT") == {'"lb2"'}, 15,
+        wait_for(lambda: pair.bind.query("192-0-2-101._kahooks.proxy.example.test", "TXT") == {'"lb2"'}, 15,
                  "lb2 to claim VIP1 in DNS")
-        assert pair.dns("proxy.example.test") == {vip1, vip2}  # both names still point at live VIPs
+        assert pair.bind.query("proxy.example.test", "A") == {vip1, vip2}  # both names still point at live VIPs
         log = (work / "lb2" / "keepalived.log").read_text()
         assert "Entering MASTER STATE" in log and pair.state_at("lb1", "FAULT", killed)
         squid_log = (work / "lb2" / "cache.log").read_text()

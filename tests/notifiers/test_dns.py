@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from kahooks.config import ConfigError
 from kahooks.event import Event
 from kahooks.lab.bind import Bind
-from tests.support.notify import worker_for, write_config
+from tests.support.notify import run_worker_in, worker_for, write_config
 
 FAST_RETRY = "flap_window = 0\nbackoff_initial = 0.05\nbackoff_max = 0.2\nmax_attempts = 1000"
 HERE = "127.0.0.1"          # on this machine's lo: the VIP "is here"
@@ -55,11 +54,10 @@ def test_master_adds_its_vip_and_claims_it(tmp_path: Path, bind: Bind) -> None:
 
 def test_a_vip_that_left_is_removed_whatever_the_event_says(tmp_path: Path, bind: Bind) -> None:
     # We held AWAY; a late MASTER event arrives after the VIP already left: reality wins.
-    claim = bind.channel()  # add the record and our claim as a previous MASTER would have
-    subprocess.run(["nsupdate", "-k", str(bind.key_file)], input=(
-        f"server {bind.host} {bind.port}\nzone example.test\nupdate add rr.example.test. 30 A {AWAY}\n"
-        f"update add 192-0-2-10._kahooks.rr.example.test. 30 TXT \"lb-test\"\nsend\n"), text=True, check=True)
-    assert claim and bind.query("rr", "A") == {PEER, AWAY}
+    # The record and our claim, as a previous MASTER left them.
+    bind.update(f"update add rr.example.test. 30 A {AWAY}",
+                'update add 192-0-2-10._kahooks.rr.example.test. 30 TXT "lb-test"')
+    assert bind.query("rr", "A") == {PEER, AWAY}
     done, _ = deliver(tmp_path / "n", bind, (AWAY,), state="MASTER")
     assert done
     assert bind.query("rr", "A") == {PEER}
@@ -67,9 +65,8 @@ def test_a_vip_that_left_is_removed_whatever_the_event_says(tmp_path: Path, bind
 
 
 def test_a_vip_claimed_by_the_other_node_is_left_alone(tmp_path: Path, bind: Bind) -> None:
-    subprocess.run(["nsupdate", "-k", str(bind.key_file)], input=(
-        f"server {bind.host} {bind.port}\nzone example.test\nupdate add rr.example.test. 30 A {AWAY}\n"
-        f"update add 192-0-2-10._kahooks.rr.example.test. 30 TXT \"lb-other\"\nsend\n"), text=True, check=True)
+    bind.update(f"update add rr.example.test. 30 A {AWAY}",
+                'update add 192-0-2-10._kahooks.rr.example.test. 30 TXT "lb-other"')
     done, _ = deliver(tmp_path / "n", bind, (AWAY,), state="BACKUP")
     assert done
     assert bind.query("rr", "A") == {PEER, AWAY}  # it moved to lb-other; it did not die
@@ -77,9 +74,7 @@ def test_a_vip_claimed_by_the_other_node_is_left_alone(tmp_path: Path, bind: Bin
 
 
 def test_the_last_record_is_never_removed(tmp_path: Path, bind: Bind) -> None:
-    subprocess.run(["nsupdate", "-k", str(bind.key_file)], input=(
-        f"server {bind.host} {bind.port}\nzone example.test\nupdate delete rr.example.test. A\n"
-        f"update add rr.example.test. 30 A {AWAY}\nsend\n"), text=True, check=True)
+    bind.update("update delete rr.example.test. A", f"update add rr.example.test. 30 A {AWAY}")
     done, _ = deliver(tmp_path / "n", bind, (AWAY,), state="FAULT")
     assert done
     assert bind.query("rr", "A") == {AWAY}
@@ -166,41 +161,29 @@ def test_two_nodes_racing_for_one_vip_converge(tmp_path: Path) -> None:
                 owner, other = ("a", "b") if round_number % 2 == 0 else ("b", "a")
                 nodes[other].remove_address(vip)
                 nodes[owner].add_address(vip)
-                runs = []
                 for name, node in nodes.items():
                     _, spool, _ = worker_for(configs[name])
                     state = "MASTER" if name == owner else "BACKUP"
                     spool.record(Event.new("INSTANCE", "VI_1", state, 100, "test"))
                 barrier = threading.Barrier(2)
 
-                def run(name: str) -> None:
+                def run(name: str) -> str:
                     barrier.wait()
-                    runs.append(nodes[name].run([sys.executable, "-m", "kahooks.hooks.notify_cli", "worker",
-                                                 "--foreground", "--idle-exit", "0.3", "-c", str(configs[name])],
-                                                check=False, timeout=30))
+                    return run_worker_in(nodes[name], configs[name])
 
-                threads = [threading.Thread(target=run, args=(name,)) for name in nodes]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-                assert all(result.returncode == 0 for result in runs), [r.stderr for r in runs]
-                records = hub.run(["dig", "+tcp", "+short", "-p", str(bind.port), f"@{net.host(1)}",
-                                   "rr.example.test", "A"]).stdout.split()
-                claim = hub.run(["dig", "+tcp", "+short", "-p", str(bind.port), f"@{net.host(1)}",
-                                 "192-0-2-100._kahooks.rr.example.test", "TXT"]).stdout.split()
-                assert set(records) == {"192.0.2.100", "192.0.2.101"}, (round_number, records)
-                assert claim == [f'"lb-{owner}"'], (round_number, claim)
+                with ThreadPoolExecutor(2) as pool:
+                    list(pool.map(run, nodes))  # a worker's failure is raised here
+                records = bind.query("rr", "A")
+                claim = bind.query("192-0-2-100._kahooks.rr", "TXT")
+                assert records == {"192.0.2.100", "192.0.2.101"}, (round_number, records)
+                assert claim == {f'"lb-{owner}"'}, (round_number, claim)
             # Both nodes lose it: the last holder removes it; the other VIP stays.
             nodes["a"].remove_address(vip)
             nodes["b"].remove_address(vip)
             for name, node in nodes.items():
                 _, spool, _ = worker_for(configs[name])
                 spool.record(Event.new("INSTANCE", "VI_1", "FAULT", 0, "test"))
-                node.run([sys.executable, "-m", "kahooks.hooks.notify_cli", "worker", "--foreground",
-                          "--idle-exit", "0.3", "-c", str(configs[name])], timeout=30)
-            records = hub.run(["dig", "+tcp", "+short", "-p", str(bind.port), f"@{net.host(1)}",
-                               "rr.example.test", "A"]).stdout.split()
-            assert records == ["192.0.2.101"]
+                run_worker_in(node, configs[name])
+            assert bind.query("rr", "A") == {"192.0.2.101"}
         finally:
             bind.stop()

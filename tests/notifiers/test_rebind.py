@@ -16,33 +16,20 @@ VIP1, VIP2 = "192.0.2.100", "192.0.2.101"
 
 
 def squid_config(directory: Path) -> Path:
+    from kahooks.lab.squidpair import squid_conf
+
     path = directory / "squid.conf"
-    path.write_text(f"""
-http_port {VIP1}:3128
-http_port {VIP2}:3128
-http_access allow all
-cache deny all
-pid_filename {directory}/squid.pid
-cache_log {directory}/cache.log
-access_log none
-cache_store_log none
-coredump_dir {directory}
-cache_effective_user proxy
-pinger_enable off
-shutdown_lifetime 0 seconds
-""")
+    path.write_text(squid_conf(directory, [VIP1, VIP2]))
     return path
 
 
 def fetch_through(node: object, proxy: str, url: str) -> str:
-    script = ("import sys, urllib.request; opener = urllib.request.build_opener(urllib.request.ProxyHandler("
-              "{'http': sys.argv[1]})); print(opener.open(sys.argv[2], timeout=5).read().decode())")
-    return node.run([sys.executable, "-c", script, f"http://{proxy}:3128", url]).stdout.strip()
+    return node.fetch(url, proxy=f"http://{proxy}:3128", timeout=5)
 
 
 @pytest.mark.root
 def test_squid_listens_on_a_vip_that_moved_here_and_survives_losing_it(tmp_path: Path) -> None:
-    from kahooks.lab.netns import Network
+    from kahooks.lab.netns import Network, wait_for
 
     squid_dir = tmp_path / "squid"
     squid_dir.mkdir()
@@ -61,13 +48,7 @@ def test_squid_listens_on_a_vip_that_moved_here_and_survives_losing_it(tmp_path:
                          stderr=open(tmp_path / "squid.err", "w"))
         try:
             url = f"http://{net.host(1)}:8000/index.html"
-            for _ in range(100):
-                try:
-                    assert fetch_through(client, VIP1, url) == "backend says hello"
-                    break
-                except Exception:
-                    import time
-                    time.sleep(0.1)
+            wait_for(lambda: fetch_through(client, VIP1, url) == "backend says hello", 10, "squid on VIP1")
             table = (f'[channels.squid]\ntype = "rebind"\ncommand = ["squid", "-k", "reconfigure", "-f", "{conf}"]\n'
                      f'ports = [3128]\nverify_timeout = 15\n')
             config = write_config(tmp_path, table, vips=(VIP2,))
@@ -170,8 +151,7 @@ def test_haproxy_is_started_on_a_vip_that_arrives(tmp_path: Path) -> None:
             _, spool, _ = worker_for(config)
             spool.record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))
             assert "listening on 192.0.2.110:80" in run_worker_in(lb, config)
-            script = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
-            assert client.run([sys.executable, "-c", script, f"http://{vip}/"]).stdout.strip() == "haproxy backend"
+            assert client.fetch(f"http://{vip}/", timeout=5) == "haproxy backend"
         finally:
             backend.terminate()
             lb.run(["sh", "-c", f"[ -s {pidfile} ] && kill $(cat {pidfile})"], check=False)
