@@ -341,7 +341,8 @@ vrrp_instance {instance} {{
 {tracks}{notify}}}
 """
 
-KAHOOKS_TOML = """\
+# Every lab node's kahooks.toml starts so: quick retries, no flap summaries (each transition is shown).
+NODE_TOML_HEAD = """\
 host = "{host}"
 spool_dir = "{spool}"
 
@@ -349,7 +350,9 @@ spool_dir = "{spool}"
 flap_window = 0
 backoff_initial = 0.2
 backoff_max = 2
+"""
 
+KAHOOKS_TOML = NODE_TOML_HEAD + """
 [instances.VI_1]
 vips = ["{vip}"]
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from kahooks.lab.netns import LabError, Node, wait_for
-from kahooks.lab.pair import DNS_PORT, GLOBAL_DEFS, Pair, PairOptions, vrrp_instance, vrrp_script
+from kahooks.lab.pair import DNS_PORT, GLOBAL_DEFS, NODE_TOML_HEAD, Pair, PairOptions, vrrp_instance, vrrp_script
 
 VIPS = {"VI_1": "192.0.2.101", "VI_2": "192.0.2.102"}
 MASTER_OF = {"lb1": "VI_1", "lb2": "VI_2"}
@@ -109,15 +109,7 @@ pinger_enable off
 shutdown_lifetime 0 seconds
 """
 
-KAHOOKS_TOML = """\
-host = "{host}"
-spool_dir = "{spool}"
-
-[delivery]
-flap_window = 0
-backoff_initial = 0.2
-backoff_max = 2
-
+KAHOOKS_TOML = NODE_TOML_HEAD + """
 [instances.VI_1]
 vips = ["{vi_1}"]
 

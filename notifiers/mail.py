@@ -82,7 +82,7 @@ class EmailChannel(Channel):
 
     def send(self, message: Message) -> None:
         recipients = self.pending_recipients.get(message.id, self.recipients)
-        server = f"{format_hostport(self.host, self.port)}"
+        server = format_hostport(self.host, self.port)
         try:
             refused = self._deliver(self.compose(message), recipients)
         except smtplib.SMTPRecipientsRefused as exc:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kahooks.event import Event
+from kahooks.spool import Spool
 from tests.support.notify import run_worker_in, worker_for, write_config
 
 VIP1, VIP2 = "192.0.2.100", "192.0.2.101"
@@ -80,17 +81,23 @@ def test_squid_listens_on_a_vip_that_moved_here_and_survives_losing_it(tmp_path:
             backend.wait(5)
 
 
-def test_a_rebind_that_does_not_listen_is_retried_and_raises_an_alert(tmp_path: Path) -> None:
-    out = tmp_path / "alerts"
-    script = f'echo "$KAHOOKS_TYPE|$KAHOOKS_INSTANCE|$KAHOOKS_DETAIL|$KAHOOKS_SUBJECT" >> {out}'
-    channels = (f'[channels.svc]\ntype = "rebind"\ncommand = ["true"]\nports = [9]\nverify_timeout = 0.3\n\n'
-                f'[channels.people]\ntype = "exec"\ncommand = {json.dumps(["sh", "-c", script])}\n')
+def deliver_with_alerts(tmp_path: Path, rebind: str, script: str, max_attempts: int) -> Spool:
+    """A MASTER for a rebind channel `svc` (VIP 127.0.0.1, which is here); ALERTs go to `script`."""
+    channels = f'[channels.svc]\ntype = "rebind"\n{rebind}\n[channels.people]\ntype = "exec"\n' \
+               f'command = {json.dumps(["sh", "-c", script])}\n'
     rules = '[[rules]]\nstates = ["MASTER"]\nchannels = ["svc"]\n\n[[rules]]\nstates = ["ALERT"]\nchannels = ["people"]'
-    path = write_config(tmp_path, channels, rules=rules, vips=("127.0.0.1",),
-                        delivery="flap_window = 0\nbackoff_initial = 0.05\nbackoff_max = 0.1\nmax_attempts = 3")
+    path = write_config(tmp_path, channels, rules=rules, vips=("127.0.0.1",), delivery=(
+        f"flap_window = 0\nbackoff_initial = 0.05\nbackoff_max = 0.1\nmax_attempts = {max_attempts}"))
     _, spool, worker = worker_for(path)
     spool.record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))
     assert worker.drain(15)
+    return spool
+
+
+def test_a_rebind_that_does_not_listen_is_retried_and_raises_an_alert(tmp_path: Path) -> None:
+    out = tmp_path / "alerts"
+    script = f'echo "$KAHOOKS_TYPE|$KAHOOKS_INSTANCE|$KAHOOKS_DETAIL|$KAHOOKS_SUBJECT" >> {out}'
+    spool = deliver_with_alerts(tmp_path, 'command = ["true"]\nports = [9]\nverify_timeout = 0.3', script, 3)
     lines = out.read_text().splitlines()
     # One alert on the first failure, one when it gave up; not one per retry.
     assert len(lines) == 2, lines
@@ -107,15 +114,8 @@ def test_squid_config_that_does_not_parse_is_reported(tmp_path: Path) -> None:
     broken = tmp_path / "squid.conf"
     broken.write_text("http_port 127.0.0.1:3128\nthis_is_not_a_directive on\n")
     out = tmp_path / "alerts"
-    channels = (f'[channels.svc]\ntype = "rebind"\ncommand = ["squid", "-k", "parse", "-f", "{broken}"]\n'
-                f'ports = [3128]\n\n[channels.people]\ntype = "exec"\n'
-                f'command = {json.dumps(["sh", "-c", f"echo $KAHOOKS_DETAIL >> {out}"])}\n')
-    rules = '[[rules]]\nstates = ["MASTER"]\nchannels = ["svc"]\n\n[[rules]]\nstates = ["ALERT"]\nchannels = ["people"]'
-    path = write_config(tmp_path, channels, rules=rules, vips=("127.0.0.1",),
-                        delivery="flap_window = 0\nbackoff_initial = 0.05\nbackoff_max = 0.1\nmax_attempts = 2")
-    _, spool, worker = worker_for(path)
-    spool.record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))
-    assert worker.drain(15)
+    deliver_with_alerts(tmp_path, f'command = ["squid", "-k", "parse", "-f", "{broken}"]\nports = [3128]',
+                        f"echo $KAHOOKS_DETAIL >> {out}", 2)
     assert "`squid -k parse" in out.read_text() and "exited 1" in out.read_text()
 
 
