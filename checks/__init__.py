@@ -15,6 +15,7 @@ CHECK_MODULES = {
     "port": "kahooks.checks.port",
     "http": "kahooks.checks.http",
     "exec": "kahooks.checks.command",
+    "heartbeat": "kahooks.checks.heartbeat",
 }
 
 

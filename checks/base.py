@@ -8,14 +8,15 @@ the daemon can run the very same objects in-process.
 
 from __future__ import annotations
 
+from kahooks.deadline import Deadline
+from kahooks.errors import KahooksError
 from kahooks.options import Option, positive_float
+from kahooks.result import CheckResult, unhealthy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
-
-    from kahooks.deadline import Deadline
-    from kahooks.result import CheckResult
 
 # Below keepalived's default interval (and default timeout) of 1 s, leaving room
 # for interpreter start-up and the kill grace.
@@ -41,6 +42,7 @@ class Check:
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.timeout: float = values.get("timeout") or DEFAULT_TIMEOUT
+        self.maintenance_file: str | None = values.get("maintenance_file")
 
     def probe(self, deadline: Deadline) -> CheckResult:
         raise NotImplementedError
@@ -48,3 +50,20 @@ class Check:
     def hard_limit(self) -> float:
         """Seconds after which the runner interrupts a probe that ignored its deadline."""
         return self.timeout + 0.05
+
+
+def probe_safely(check: Check, on_bug: Callable[[], None] | None = None) -> CheckResult:
+    """Run check.probe under its own deadline; every exception becomes a failed result.
+
+    A check's own bug must read as a failure, never as a crash (nor, in the daemon,
+    as a thread that silently stops checking). `on_bug` runs inside the except
+    block, so it can log the traceback.
+    """
+    try:
+        return check.probe(Deadline(check.timeout))
+    except KahooksError as exc:  # ProbeTimeout included
+        return unhealthy(str(exc))
+    except Exception as exc:
+        if on_bug is not None:
+            on_bug()
+        return unhealthy(f"internal error: {type(exc).__name__}: {exc}")

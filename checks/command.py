@@ -199,7 +199,13 @@ def _has_exited(pid: int) -> bool:
 
 
 def _reap_orphans(leader: int) -> None:
-    """Reap re-parented descendants that died, but not the leader (the caller wants its status)."""
+    """Reap re-parented descendants that died, but not the leader (the caller wants its status).
+
+    Only a subreaper has such orphans; a daemon that is not one must never reap: its other
+    zombie children are the leaders of commands other threads are waiting for.
+    """
+    if not _subreaper:
+        return
     for info in list(procfs.iter_processes()):
         if info.ppid == os.getpid() and info.pid != leader and info.zombie:
             try:

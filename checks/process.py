@@ -55,6 +55,8 @@ class ProcessCheck(Check):
         self.user: int | None = values.get("user")
         self.min_count: int = values.get("min_count") or 1
         self.proc = values.get("proc_root", "/proc")
+        # The pids the last probe found alive: the daemon watches them (pidfd) to hear of a death at once.
+        self.last_pids: list[int] = []
         if not (self.name or self.cmdline or self.pidfile):
             raise UsageError("give a process NAME, --cmdline or --pidfile")
         if self.name is not None and (not self.name or "/" in self.name):
@@ -87,9 +89,11 @@ class ProcessCheck(Check):
                 if info.pid != own and not info.zombie and self.matches(info)]
 
     def probe(self, deadline: Deadline) -> CheckResult:
+        self.last_pids = []
         if self.pidfile:
             return self._probe_pidfile()
         pids = self.find()
+        self.last_pids = pids
         label = self.describe()
         if len(pids) >= self.min_count:
             return healthy(f"{label} running ({_pid_list(pids)})", count=len(pids))
@@ -118,6 +122,7 @@ class ProcessCheck(Check):
             # A live pid that is not the expected program: the daemon died and its pid was reused.
             return unhealthy(f"pid {pid} from {self.pidfile} is {info.comm!r}, not {self.describe_match()}",
                              count=0)
+        self.last_pids = [pid]
         return healthy(f"{self.name or info.comm} running (pid {pid} from {self.pidfile})", count=1)
 
     def describe_match(self) -> str:

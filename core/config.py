@@ -76,7 +76,8 @@ class Config:
     """A validated configuration. `channels` maps names to built channel objects."""
 
     def __init__(self, path: str, host: str, spool_dir: str, delivery: dict[str, float],
-                 instances: dict[str, dict[str, Any]], channels: dict[str, Any], rules: list[Rule]) -> None:
+                 instances: dict[str, dict[str, Any]], channels: dict[str, Any], rules: list[Rule],
+                 sections: dict[str, Any] | None = None) -> None:
         self.path = path
         self.host = host
         self.spool_dir = spool_dir
@@ -84,6 +85,8 @@ class Config:
         self.instances = instances
         self.channels = channels
         self.rules = rules
+        # Tables validated by their own parsers (the daemon's [serve] and [checks]), by name.
+        self.sections = sections or {}
 
     def channels_for(self, name: str, state: str) -> list[str]:
         """Channel names the rules pick for this instance and state, in rule order, each once."""
@@ -120,8 +123,18 @@ def spool_dir_of(path: str) -> str:
         return DEFAULT_SPOOL
 
 
-def load(path: str, channel_types: Mapping[str, Callable[..., Any]]) -> Config:
-    """Read and validate `path`; raise ConfigError listing every problem."""
+# Tables the daemon owns: ka-notify accepts them unread; `kahooks serve` and `validate` parse them.
+DAEMON_SECTIONS = ("serve", "checks")
+
+
+def load(path: str, channel_types: Mapping[str, Callable[..., Any]],
+         sections: Mapping[str, Callable[..., Any]] | None = None) -> Config:
+    """Read and validate `path`; raise ConfigError listing every problem.
+
+    `sections` maps a top-level table name to a parser called as
+    parser(value, problem, data) (value None when the table is absent); what it
+    returns lands in Config.sections. Without one, the daemon's tables are accepted unread.
+    """
     data = read_toml(path)
     text = Path(path).read_text(errors="replace")
     problems: list[Problem] = []
@@ -129,7 +142,8 @@ def load(path: str, channel_types: Mapping[str, Callable[..., Any]]) -> Config:
     def problem(key: str, message: str) -> None:
         problems.append(Problem(key, message, locate(text, key)))
 
-    known = {"host", "spool_dir", "delivery", "instances", "channels", "rules"}
+    known = {"host", "spool_dir", "delivery", "instances", "channels", "rules", *DAEMON_SECTIONS,
+             *(sections or {})}
     for key in data:
         if key not in known:
             problem(key, f"unknown setting (known: {', '.join(sorted(known))})")
@@ -143,9 +157,10 @@ def load(path: str, channel_types: Mapping[str, Callable[..., Any]]) -> Config:
     instances = _instances(data.get("instances", {}), problem)
     channels = _channels(data.get("channels", {}), channel_types, problem, Path(path).parent)
     rules = _rules(data.get("rules", []), set(data.get("channels", {}) or {}), problem)
+    parsed = {name: parser(data.get(name), problem, data) for name, parser in (sections or {}).items()}
     if problems:
         raise ConfigError(path, problems)
-    return Config(path, host, spool_dir, delivery, instances, channels, rules)
+    return Config(path, host, spool_dir, delivery, instances, channels, rules, parsed)
 
 
 def _delivery(table: Any, problem: Callable[[str, str], None]) -> dict[str, float]:

@@ -89,10 +89,17 @@ def build_context(config: Config, batch: list[Delivery]) -> dict[str, Any]:
 
 
 class Worker:
-    def __init__(self, config: Config, spool: Spool, clock: Callable[[], float] = time.time) -> None:
+    """Delivers what the spool holds. `on_event(event)` hears of each event as it is fanned out and
+    `on_outcome(channel, outcome)` of each attempt ('delivered', 'retry', 'dead'): the daemon counts them."""
+
+    def __init__(self, config: Config, spool: Spool, clock: Callable[[], float] = time.time,
+                 on_event: Callable[[Event], None] | None = None,
+                 on_outcome: Callable[[str, str], None] | None = None) -> None:
         self.config = config
         self.spool = spool
         self.clock = clock
+        self.on_event = on_event
+        self.on_outcome = on_outcome or (lambda channel, outcome: None)
         self.settings = config.delivery
         self.last_sent: dict[tuple[str, str], float] = {}
         self.wake = threading.Event()
@@ -109,6 +116,8 @@ class Worker:
                 event, channels = queued
                 count += 1
                 log.debug("queued %s %s for %s", event.name, event.state, ", ".join(channels) or "no channel")
+                if self.on_event is not None:
+                    self.on_event(event)
         return count
 
     # One pass over a channel's queue ----------------------------------------------------
@@ -169,6 +178,7 @@ class Worker:
             for delivery in batch:
                 place = self.spool.bury(delivery, f"permanent: {exc}")
             log.error("%s: gave up on %s (event %s): %s; kept in %s", name, what, message.id, exc, place.parent)
+            self.on_outcome(name, "dead")
             return
         except TemporaryFailure as exc:
             gave_up = self.retry(name, what, batch, str(exc), exc.retry_after)
@@ -181,6 +191,7 @@ class Worker:
             return
         for delivery in batch:
             self.spool.complete(delivery)
+        self.on_outcome(name, "delivered")
         self.last_sent[(name, instance)] = self.clock()
         log.info("%s: delivered %s (event %s)", name, what, message.id)
 
@@ -205,6 +216,7 @@ class Worker:
                 place = self.spool.bury(delivery, f"gave up after {why}: {reason}")
             log.error("%s: gave up on %s after %s, last error: %s; kept in %s", name, what, why, reason,
                       place.parent)
+            self.on_outcome(name, "dead")
             return True
         delay = self.backoff(attempts, retry_after)
         for delivery in batch:
@@ -213,6 +225,7 @@ class Worker:
             delivery.last_error = reason
             self.spool.save(delivery)
         log.warning("%s: %s not delivered (%s); attempt %d, next in %.1f s", name, what, reason, attempts, delay)
+        self.on_outcome(name, "retry")
         return False
 
     def backoff(self, attempts: int, retry_after: float | None) -> float:

@@ -14,9 +14,8 @@ import sys
 import time
 
 from kahooks.checks import load_check_class
-from kahooks.checks.base import COMMON_OPTIONS
-from kahooks.deadline import Deadline
-from kahooks.errors import KahooksError, ProbeTimeout, UsageError
+from kahooks.checks.base import COMMON_OPTIONS, probe_safely
+from kahooks.errors import UsageError
 from kahooks.options import HelpRequested, parse_argv
 from kahooks.result import CheckResult, unhealthy
 
@@ -88,16 +87,9 @@ def _probe_guarded(check: Check, verbose: bool) -> CheckResult:
     # The probe keeps its own deadline; the alarm only stops one that ignores it.
     signal.setitimer(signal.ITIMER_REAL, check.hard_limit())
     try:
-        return check.probe(Deadline(check.timeout))
+        return probe_safely(check, on_bug=lambda: _trace(verbose))
     except Interrupted as exc:
         return unhealthy(exc.reason)
-    except ProbeTimeout as exc:
-        return unhealthy(str(exc))
-    except KahooksError as exc:
-        return unhealthy(str(exc))
-    except Exception as exc:
-        _trace(verbose)
-        return unhealthy(f"internal error: {type(exc).__name__}: {exc}")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in previous.items():
@@ -171,3 +163,7 @@ def http_main() -> None:
 
 def exec_main() -> None:
     _main("exec")
+
+
+def heartbeat_main() -> None:
+    _main("heartbeat")

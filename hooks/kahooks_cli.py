@@ -1,8 +1,9 @@
-"""`kahooks`: the operator's command (validate a configuration; the lab of real keepalived nodes)."""
+"""`kahooks`: the operator's command: the daemon (serve, status), validate, and the lab of real keepalived nodes."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -16,22 +17,88 @@ def cli() -> None:
     """Checks, notify handlers and a daemon for keepalived."""
 
 
+def _report_config_error(path: str, exc: ConfigError) -> None:
+    for line in exc.lines():
+        click.echo(line, err=True)
+    click.echo(f"{path}: {len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}", err=True)
+
+
 @cli.command()
 @click.option("-c", "--config", "path", default=DEFAULT_PATH, show_default=True, help="configuration file")
 def validate(path: str) -> None:
     """Check a configuration file; report every problem with its key path and line."""
-    from kahooks import config
-    from kahooks.notifiers import channel_types
+    from kahooks.daemon.service import load_config
 
     try:
-        loaded = config.load(path, channel_types())
+        loaded = load_config(path)
     except ConfigError as exc:
-        for line in exc.lines():
-            click.echo(line, err=True)
-        click.echo(f"{path}: {len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}", err=True)
+        _report_config_error(path, exc)
         sys.exit(1)
-    click.echo(f"{path}: OK ({len(loaded.channels)} channels, {len(loaded.rules)} rules, "
+    checks = loaded.sections["checks"]
+    click.echo(f"{path}: OK ({len(loaded.channels)} channels, {len(loaded.rules)} rules, {len(checks)} checks, "
                f"spool {loaded.spool_dir})")
+
+
+@cli.command()
+@click.option("-c", "--config", "path", default=DEFAULT_PATH, show_default=True, help="configuration file")
+@click.option("-v", "--verbose", is_flag=True, help="debug logging and tracebacks")
+def serve(path: str, verbose: bool) -> None:
+    """Run the checks in-process, write keepalived track files, read the notify FIFO and deliver.
+
+    One per node, under systemd (contrib/systemd/kahooks.service). SIGHUP reloads
+    the configuration (an invalid one is refused and the running one kept);
+    SIGTERM stops, keeping undelivered notifications in the spool.
+    """
+    from kahooks import logs
+    from kahooks.daemon.service import Daemon
+
+    logs.setup("kahooks-serve", verbose, to_stderr=True)
+    try:
+        code = Daemon(path).run()
+    except ConfigError as exc:
+        _report_config_error(path, exc)
+        sys.exit(1)
+    except Exception as exc:  # one line for an operator; -v shows the traceback
+        if verbose:
+            raise
+        click.echo(f"kahooks serve: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(code)
+
+
+@cli.command()
+@click.option("-c", "--config", "path", default=DEFAULT_PATH, show_default=True, help="configuration file")
+@click.option("--json", "as_json", is_flag=True, help="the daemon's status.json, with the spool depth")
+@click.option("--max-age", default=3.0, show_default=True, help="a heartbeat older than this means not running")
+def status(path: str, as_json: bool, max_age: float) -> None:
+    """What `kahooks serve` is doing: each check's state and why, last transitions, spool depth.
+
+    Exit status 0 while the daemon runs and every check is healthy, 1 otherwise.
+    """
+    import json
+
+    from kahooks.daemon import status as daemon_status
+    from kahooks.daemon.service import load_config
+    from kahooks.spool import Spool
+
+    try:
+        loaded = load_config(path)
+    except ConfigError as exc:
+        _report_config_error(path, exc)
+        sys.exit(1)
+    state_dir = loaded.sections["serve"].state_dir
+    current = daemon_status.read(state_dir)
+    if current is None:
+        click.echo(f"kahooks serve is not running: no status in {state_dir}", err=True)
+        sys.exit(1)
+    spool = Spool(loaded.spool_dir).depth() if Path(loaded.spool_dir).is_dir() else None
+    alive = daemon_status.daemon_alive(current, max_age)
+    if as_json:
+        click.echo(json.dumps({**current, "spool": spool, "alive": alive[0]}, indent=1, sort_keys=True))
+    else:
+        click.echo(daemon_status.format_status(current, spool, alive))
+    healthy = alive[0] and all(check["ok"] and not check.get("drained_by") for check in current["checks"].values())
+    sys.exit(0 if healthy else 1)
 
 
 @cli.group()

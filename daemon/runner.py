@@ -1,0 +1,218 @@
+"""Running checks in-process: one thread per check, and one pidfd watcher for all process checks.
+
+Each check has its own thread, so a slow HTTP check never delays a process
+check. A thread sleeps until its next slot or until it is poked: by the pidfd
+watcher when a watched process exits, by the file watcher when a pidfile or a
+maintenance file changes. Process checks are event-driven: after a healthy
+probe the pids it found are watched with pidfd_open(2), whose descriptor turns
+readable the moment the process exits, in any pid or network namespace.
+While a process check is healthy and watched it is re-probed only every
+SAFETY_INTERVAL; while it is failed it is re-probed every `interval` (a
+restart is also seen at once through the pidfile, when there is one).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+import time
+
+from kahooks.checks.base import probe_safely
+from kahooks.result import CheckResult, unhealthy
+from kahooks.daemon.verdict import Verdict, next_due
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from kahooks.daemon.settings import CheckSpec
+
+log = logging.getLogger("kahooks.serve")
+# /proc cannot be watched with inotify, so a healthy, watched process check still
+# looks again this often, in case something changed that no pidfd reports.
+SAFETY_INTERVAL = 30.0
+# A probe that ignores its deadline (a hung DNS lookup) is judged failed this long after its hard limit.
+STUCK_GRACE = 0.5
+
+
+class CheckRunner:
+    """Schedules one check, judges its results (rise/fall) and hands every result to `publish`."""
+
+    def __init__(self, spec: CheckSpec, publish: Callable[[CheckRunner, bool], None],
+                 watcher: ProcessWatcher | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.spec = spec
+        self.check = spec.check
+        self.publish = publish
+        self.watcher = watcher if spec.kind == "process" else None
+        self.clock = clock
+        self.verdict = Verdict(spec.rise, spec.fall)
+        self.lock = threading.Lock()  # the supervisor may judge a stuck probe from another thread
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.running_since: float | None = None
+        self.stuck_reported = False
+        self.watched = False
+        self.poke_reason = ""
+        self.thread: threading.Thread | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._loop, name=f"check-{self.name}", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self.watcher is not None:
+            self.watcher.forget(self)
+
+    def join(self, timeout: float) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def poke(self, reason: str) -> None:
+        """Run the probe now (a watched process exited, a watched file changed)."""
+        self.poke_reason = reason
+        self.wake.set()
+
+    def interval(self) -> float:
+        if self.watched and self.verdict.ok:
+            return max(self.spec.interval, SAFETY_INTERVAL)
+        return self.spec.interval
+
+    def _loop(self) -> None:
+        due = self.clock()
+        while not self.stopping.is_set():
+            poked = self.wake.is_set()
+            self.wake.clear()
+            if poked or self.clock() >= due:
+                if poked and self.poke_reason:
+                    log.debug("%s: probing now: %s", self.name, self.poke_reason)
+                started = self.clock()
+                self.run_once()
+                due = next_due(started if poked else due, self.interval(), self.clock())
+            self.wake.wait(max(0.0, due - self.clock()))
+
+    def run_once(self) -> CheckResult:
+        started = self.clock()
+        self.running_since = started
+        self.stuck_reported = False
+        try:
+            result = probe_safely(self.check, on_bug=lambda: log.exception("%s: the probe failed", self.name))
+        finally:
+            self.running_since = None
+        latency = self.clock() - started
+        if self.watcher is not None:
+            # Watch what a healthy probe found; a pid that died meanwhile pokes us again at once.
+            self.watched = result.ok and self.watcher.watch(self, self.check.last_pids)
+        self._judge(result, latency)
+        return result
+
+    def _judge(self, result: CheckResult, latency: float) -> None:
+        with self.lock:
+            changed = self.verdict.record(result, time.time(), latency)
+        self.publish(self, changed)
+
+    def check_stuck(self) -> None:
+        """Called by the supervisor: fail a probe that has outlived its hard limit."""
+        since = self.running_since
+        if since is None or self.stuck_reported:
+            return
+        overdue = self.clock() - since
+        if overdue > self.check.hard_limit() + STUCK_GRACE:
+            self.stuck_reported = True
+            log.error("%s: probe still running after %.1f s; counting it as failed", self.name, overdue)
+            self._judge(unhealthy(f"probe did not finish within {overdue:.1f} s"), overdue)
+
+
+class ProcessWatcher:
+    """One thread polling a pidfd per watched process; an exit pokes the check that watches it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.by_fd: dict[int, tuple[CheckRunner, int]] = {}
+        self.wanted: dict[CheckRunner, set[int]] = {}
+        self.read_end, self.write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, name="pidfd-watcher", daemon=True)
+        self.thread.start()
+
+    def watch(self, runner: CheckRunner, pids: list[int]) -> bool:
+        """Watch exactly `pids` for `runner`; False when one had already exited (the runner is poked)."""
+        alive = True
+        with self.lock:
+            current = {pid: fd for fd, (owner, pid) in self.by_fd.items() if owner is runner}
+            for pid, fd in current.items():
+                if pid not in pids:
+                    self._close(fd)
+            for pid in pids:
+                if pid in current:
+                    continue
+                try:
+                    fd = os.pidfd_open(pid)
+                except ProcessLookupError:
+                    alive = False
+                    continue
+                except OSError as exc:  # no pidfd (kernel < 5.3) or not permitted: fall back to polling
+                    log.warning("%s: cannot watch pid %d (%s); polling every %g s", runner.name, pid,
+                                exc.strerror, runner.spec.interval)
+                    alive = False
+                    continue
+                self.by_fd[fd] = (runner, pid)
+        self._nudge()
+        if not alive:
+            runner.poke("a process exited before it could be watched")
+        return alive
+
+    def forget(self, runner: CheckRunner) -> None:
+        with self.lock:
+            for fd in [fd for fd, (owner, _) in self.by_fd.items() if owner is runner]:
+                self._close(fd)
+        self._nudge()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self._nudge()
+        self.thread.join(5)
+        with self.lock:
+            for fd in list(self.by_fd):
+                self._close(fd)
+        os.close(self.read_end)
+        os.close(self.write_end)
+
+    def _close(self, fd: int) -> None:
+        self.by_fd.pop(fd, None)
+        os.close(fd)
+
+    def _nudge(self) -> None:
+        try:
+            os.write(self.write_end, b"x")
+        except BlockingIOError:
+            pass  # already nudged
+
+    def _loop(self) -> None:
+        while not self.stopping:
+            poller = select.poll()
+            poller.register(self.read_end, select.POLLIN)
+            with self.lock:
+                for fd in self.by_fd:
+                    poller.register(fd, select.POLLIN)
+            for fd, _ in poller.poll():
+                if fd == self.read_end:
+                    try:
+                        os.read(self.read_end, 4096)
+                    except BlockingIOError:
+                        pass
+                    continue
+                with self.lock:
+                    entry = self.by_fd.get(fd)
+                    if entry is None:
+                        continue  # forgotten meanwhile
+                    self._close(fd)
+                runner, pid = entry
+                runner.poke(f"pid {pid} exited")

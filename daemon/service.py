@@ -1,0 +1,432 @@
+"""`kahooks serve`: one long-running process per node that checks, tells keepalived, and notifies.
+
+What it does, all in one process:
+- runs every [checks.NAME] in-process (CheckRunner) and writes each judged state
+  to its track file, where keepalived's inotify sees it at once;
+- drains the node while a maintenance file exists (watched, so at once);
+- reads keepalived's notify FIFO in order and delivers the spool (the same Worker as ka-notify);
+- keeps a heartbeat file fresh, so `ka-check-heartbeat` in a vrrp_script can
+  fault the node when the daemon is dead and its track files are stale;
+- writes status.json for `kahooks status` and serves Prometheus metrics.
+
+Signals: SIGHUP reloads (the new file is validated first; an invalid one is
+refused and the running configuration stays), SIGTERM/SIGINT stop cleanly: the
+FIFO is read for half a second more (keepalived writes its STOP lines after
+signalling), and undelivered notifications stay in the spool.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import signal
+import stat
+import threading
+import time
+
+from kahooks.config import ConfigError
+from kahooks.daemon import trackfile
+from kahooks.daemon.runner import CheckRunner, ProcessWatcher
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from kahooks.config import Config
+    from kahooks.daemon.settings import CheckSpec, ServeSettings
+    from kahooks.event import Event
+
+log = logging.getLogger("kahooks.serve")
+LAST_TRANSITIONS = 20
+
+
+def load_config(path: str) -> Config:
+    """The whole kahooks.toml with the daemon's tables parsed: raises ConfigError listing every problem."""
+    from kahooks import config
+    from kahooks.daemon.settings import SECTIONS
+    from kahooks.notifiers import channel_types
+
+    loaded = config.load(path, channel_types(), SECTIONS)
+    serve = loaded.sections["serve"]
+    if serve.notify_fifo and not serve.deliver:
+        raise ConfigError(path, [config.Problem("serve.notify_fifo", "needs deliver = true: "
+                                                "the daemon records what it reads and must deliver it")])
+    return loaded
+
+
+class Daemon:
+    def __init__(self, config_path: str) -> None:
+        self.config_path = config_path
+        self.config: Config | None = None
+        self.runners: dict[str, CheckRunner] = {}
+        self.written: dict[str, int] = {}          # track file -> the value it holds now
+        self.publish_lock = threading.Lock()
+        self.watcher = ProcessWatcher()
+        self.files: Any = None
+        self.stopping = threading.Event()
+        self.tick = threading.Event()
+        self.reload_requested = False
+        self.worker: Any = None
+        self.worker_stop: threading.Event | None = None
+        self.worker_thread: threading.Thread | None = None
+        self.fifo_stop: threading.Event | None = None
+        self.fifo_thread: threading.Thread | None = None
+        self.fifo_identity: tuple[str, int] | None = None
+        self.metrics_server: Any = None
+        self.transitions: collections.deque = collections.deque(maxlen=LAST_TRANSITIONS)
+        self.transition_counts: collections.Counter = collections.Counter()
+        self.delivery_counts: collections.Counter = collections.Counter()
+        self.started = time.time()
+        self.heartbeat_time = 0.0
+        self.last_status = 0.0
+
+    @property
+    def serve(self) -> ServeSettings:
+        return self.config.sections["serve"]  # type: ignore[union-attr]
+
+    # Life cycle -----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Load, start everything, and loop until SIGTERM; the caller reports a first ConfigError."""
+        from kahooks.checks import command
+
+        command.SUBREAPER_ALLOWED = False  # many commands at once: never adopt every orphan of the node
+        self.apply(load_config(self.config_path))
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+        log.info("serving %d checks from %s (pid %d)", len(self.runners), self.config_path, os.getpid())
+        try:
+            while not self.stopping.is_set():
+                if self.reload_requested:
+                    self.reload_requested = False
+                    self.reload()
+                self.housekeeping()
+                self.tick.wait(self.serve.heartbeat_interval)
+                self.tick.clear()
+        finally:
+            self.shutdown()
+        return 0
+
+    def _on_stop(self, signum: int, frame: object) -> None:
+        self.stopping.set()
+        self.tick.set()
+
+    def _on_hup(self, signum: int, frame: object) -> None:
+        self.reload_requested = True
+        self.tick.set()
+
+    def reload(self) -> bool:
+        """Apply the configuration file again; an invalid one is refused and logged, line by line."""
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            for line in exc.lines():
+                log.error("reload refused: %s", line)
+            log.error("reload refused: still running the previous configuration of %s", self.config_path)
+            return False
+        self.apply(new)
+        log.info("reloaded %s: %d checks", self.config_path, len(self.runners))
+        return True
+
+    def apply(self, new: Config) -> None:
+        """Switch to `new`: identical checks keep running with their state, others restart."""
+        old = self.config
+        self.config = new
+        specs: dict[str, CheckSpec] = new.sections["checks"]
+        for name in list(self.runners):
+            runner = self.runners[name]
+            if name not in specs or specs[name].identity() != runner.spec.identity():
+                runner.stop()
+                del self.runners[name]
+                if name not in specs:
+                    log.warning("check %s removed; %s keeps its last value (%s)", name, runner.spec.track_file,
+                                self.written.get(runner.spec.track_file))
+        for name, spec in specs.items():
+            if name not in self.runners:
+                runner = CheckRunner(spec, self.publish, self.watcher)
+                self.runners[name] = runner
+                runner.start()
+        self._watch_files()
+        self._restart_metrics(old)
+        self._restart_delivery()
+        if old is None or old.sections["serve"].notify_fifo != self.serve.notify_fifo:
+            self._restart_fifo()
+        self.housekeeping()
+
+    def shutdown(self) -> None:
+        log.info("stopping: %d checks; undelivered notifications stay in the spool", len(self.runners))
+        self._stop_fifo()  # first: it reads on for half a second, for keepalived's STOP lines
+        for runner in self.runners.values():
+            runner.stop()
+        for runner in self.runners.values():
+            runner.join(2)
+        if self.files is not None:
+            self.files.stop()
+        self._stop_delivery()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+        self.watcher.stop()
+        self.write_status()
+
+    # Checks and track files --------------------------------------------------------------
+
+    def drained_by(self, spec: CheckSpec) -> str | None:
+        """The maintenance file that drains this check's node now, if any."""
+        for path in (self.serve.maintenance_file, spec.maintenance_file):
+            if path and os.path.exists(path):
+                return path
+        return None
+
+    def publish(self, runner: CheckRunner, changed: bool) -> None:
+        """A check produced a result: log a change, and write the track file when its value changes."""
+        spec = runner.spec
+        verdict = runner.verdict
+        if changed:
+            word = "healthy" if verdict.ok else "FAILED"
+            log.log(logging.INFO if verdict.ok else logging.WARNING, "check %s %s: %s", spec.name, word, verdict.why)
+        self._write_track(runner)
+        if changed:
+            self.write_status()
+
+    def _write_track(self, runner: CheckRunner) -> None:
+        spec = runner.spec
+        if self.runners.get(spec.name) is not runner:
+            return  # replaced by a reload meanwhile
+        drained = self.drained_by(spec)
+        if runner.verdict.ok is None and not drained:
+            return  # nothing known yet: keepalived's init_file value stands
+        value = spec.ok_value if runner.verdict.ok and not drained else spec.fail_value
+        with self.publish_lock:
+            if self.written.get(spec.track_file) == value:
+                return
+            try:
+                trackfile.write_value(spec.track_file, value)
+            except OSError as exc:
+                log.error("check %s: cannot write %s: %s", spec.name, spec.track_file, exc.strerror)
+                return
+            self.written[spec.track_file] = value
+
+    def republish(self, reason: str) -> None:
+        """Rewrite every track file from current state (a maintenance file came or went)."""
+        log.warning("%s", reason)
+        for runner in list(self.runners.values()):
+            self._write_track(runner)
+        self.write_status()
+
+    def _watch_files(self) -> None:
+        from kahooks.daemon.filewatch import FileWatch
+
+        if self.files is not None:
+            self.files.stop()
+        self.files = FileWatch()
+        maintenance = {self.serve.maintenance_file} | {spec.maintenance_file for spec in self._specs()}
+        for path in sorted(filter(None, maintenance)):
+            self.files.add(path, self._maintenance_changed)
+        for runner in self.runners.values():
+            pidfile = getattr(runner.check, "pidfile", None)
+            if pidfile:
+                self.files.add(pidfile, lambda path, runner=runner: runner.poke(f"{path} changed"))
+        self.files.start()
+        self.maintenance_seen = self._maintenance_now()
+
+    def _maintenance_now(self) -> frozenset[str]:
+        paths = {self.serve.maintenance_file} | {spec.maintenance_file for spec in self._specs()}
+        return frozenset(path for path in paths if path and os.path.exists(path))
+
+    def _maintenance_changed(self, path: str) -> None:
+        now = self._maintenance_now()
+        if now != self.maintenance_seen:
+            self.maintenance_seen = now
+            present = os.path.exists(path)
+            self.republish(f"maintenance file {path} {'appeared: draining' if present else 'removed: undraining'}")
+
+    def _specs(self) -> list[CheckSpec]:
+        return [runner.spec for runner in self.runners.values()]
+
+    # The periodic duties ------------------------------------------------------------------
+
+    def housekeeping(self) -> None:
+        """Each heartbeat: judge stuck probes, notice missed file events, keep the FIFO, write what is read."""
+        for runner in list(self.runners.values()):
+            runner.check_stuck()
+        if self._maintenance_now() != self.maintenance_seen:  # a directory that could not be watched
+            self.maintenance_seen = self._maintenance_now()
+            self.republish("maintenance files now: " + (", ".join(sorted(self.maintenance_seen)) or "none"))
+        self._keep_fifo()
+        self.heartbeat_time = time.time()
+        try:
+            trackfile.write_atomic(self.serve.heartbeat_file, f"{os.getpid()} {self.heartbeat_time:.3f}\n")
+        except OSError as exc:
+            log.error("cannot write the heartbeat %s: %s", self.serve.heartbeat_file, exc.strerror)
+        self.write_status()
+        if self.serve.metrics_textfile:
+            try:
+                trackfile.write_atomic(self.serve.metrics_textfile, self.metrics_text())
+            except OSError as exc:
+                log.error("cannot write %s: %s", self.serve.metrics_textfile, exc.strerror)
+
+    def snapshot(self) -> dict[str, Any]:
+        checks = {}
+        for name, runner in sorted(self.runners.items()):
+            spec = runner.spec
+            checks[name] = {**runner.verdict.as_dict(), "kind": spec.kind, "run": " ".join(spec.words),
+                            "interval": spec.interval, "rise": spec.rise, "fall": spec.fall,
+                            "track_file": spec.track_file, "value": self.written.get(spec.track_file),
+                            "drained_by": self.drained_by(spec), "watched": runner.watched}
+        return {"pid": os.getpid(), "config": self.config_path, "started": self.started,
+                "heartbeat": self.heartbeat_time, "maintenance": bool(self._maintenance_now()),
+                "checks": checks, "transitions": list(self.transitions),
+                "transition_counts": dict(self.transition_counts), "delivery_counts": dict(self.delivery_counts),
+                "spool_dir": self.config.spool_dir if self.config else None,
+                "notify_fifo": self.serve.notify_fifo}
+
+    def write_status(self) -> None:
+        try:
+            trackfile.write_atomic(self.serve.status_file, json.dumps(self.snapshot(), indent=1, sort_keys=True))
+        except OSError as exc:
+            log.error("cannot write %s: %s", self.serve.status_file, exc.strerror)
+
+    def metrics_text(self) -> str:
+        from kahooks.daemon.metrics import render
+        from kahooks.spool import Spool
+
+        snapshot = self.snapshot()
+        if self.config is not None and os.path.isdir(self.config.spool_dir):
+            snapshot["spool"] = Spool(self.config.spool_dir).depth()
+        return render(snapshot)
+
+    def _restart_metrics(self, old: Config | None) -> None:
+        from kahooks.daemon.metrics import MetricsServer
+
+        previous = old.sections["serve"].metrics_listen if old is not None else None
+        if self.metrics_server is not None and previous == self.serve.metrics_listen:
+            return
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+            self.metrics_server = None
+        if self.serve.metrics_listen:
+            try:
+                self.metrics_server = MetricsServer(self.serve.metrics_listen, self.metrics_text)
+            except OSError as exc:
+                log.error("metrics: cannot listen on %s:%d: %s", *self.serve.metrics_listen, exc.strerror)
+
+    # Notifications: the FIFO and the delivery worker -------------------------------------------
+
+    def _observe_event(self, event: Event) -> None:
+        if event.is_alert:
+            return
+        self.transitions.append({"time": event.time, "type": event.type, "name": event.name,
+                                 "state": event.state, "priority": event.priority, "source": event.source})
+        self.transition_counts[f"{event.name} {event.state}"] += 1
+
+    def _observe_outcome(self, channel: str, outcome: str) -> None:
+        self.delivery_counts[f"{channel} {outcome}"] += 1
+
+    def _restart_delivery(self) -> None:
+        self._stop_delivery()
+        if not self.serve.deliver or self.config is None:
+            return
+        self.worker_stop = threading.Event()
+        self.worker_thread = threading.Thread(target=self._deliver, args=(self.config, self.worker_stop),
+                                              name="delivery", daemon=True)
+        self.worker_thread.start()
+
+    def _stop_delivery(self) -> None:
+        if self.worker_stop is not None:
+            self.worker_stop.set()
+            if self.worker is not None:
+                self.worker.wake.set()
+            self.worker_thread.join(15)  # type: ignore[union-attr]
+        self.worker_stop = self.worker_thread = self.worker = None
+
+    def _deliver(self, config: Config, stop: threading.Event) -> None:
+        """Hold the spool's worker lock (so ka-notify starts no worker of its own) and deliver until stopped."""
+        import fcntl
+
+        from kahooks.delivery import Worker
+        from kahooks.spool import Spool
+
+        spool = Spool(config.spool_dir).ensure()
+        lock = os.open(spool.lock_path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            said = False
+            while not stop.is_set():
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if not said:
+                        log.info("a ka-notify worker holds %s; delivering once it exits", spool.lock_path)
+                        said = True
+                    stop.wait(1.0)
+                    continue
+                self.worker = Worker(config, spool, on_event=self._observe_event, on_outcome=self._observe_outcome)
+                self.worker.run(stop)
+        except Exception:
+            log.exception("delivery stopped by an error; undelivered notifications stay in %s", spool.root)
+        finally:
+            os.close(lock)
+
+    def record_fifo_line(self, line: str) -> None:
+        from kahooks.errors import UsageError
+        from kahooks.event import Event, NotAnEvent
+        from kahooks.spool import Spool
+
+        try:
+            event = Event.from_fifo_line(line)
+        except NotAnEvent:
+            return  # an LVS line (VS, RS): not a VRRP transition
+        except UsageError as exc:
+            log.warning("fifo: skipping a line: %s", exc)
+            return
+        Spool(self.config.spool_dir).ensure().record(event)  # type: ignore[union-attr]
+        worker = self.worker
+        if worker is not None:
+            worker.wake.set()
+
+    def _restart_fifo(self) -> None:
+        self._stop_fifo()
+        path = self.serve.notify_fifo
+        if not path:
+            return
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            if not os.path.exists(path):
+                # Made here, before keepalived: it then uses ours and never unlinks it on a reload.
+                os.mkfifo(path, 0o600)
+            if not stat.S_ISFIFO(os.stat(path).st_mode):
+                log.error("notify_fifo %s exists and is not a FIFO; not reading it", path)
+                return
+            info = os.stat(path)
+        except OSError as exc:
+            log.error("notify_fifo %s: %s", path, exc.strerror)
+            return
+        from kahooks.hooks.fifo import serve_fifo
+
+        self.fifo_identity = (path, info.st_ino)
+        self.fifo_stop = threading.Event()
+        self.fifo_thread = threading.Thread(target=serve_fifo, args=(path, self.record_fifo_line, self.fifo_stop),
+                                            name="fifo", daemon=True)
+        self.fifo_thread.start()
+
+    def _keep_fifo(self) -> None:
+        """keepalived unlinks a FIFO it created itself when it reloads or stops: follow the new one."""
+        if self.fifo_identity is None:
+            return
+        path, inode = self.fifo_identity
+        try:
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current != inode:
+            log.info("notify_fifo %s was replaced; reopening it", path)
+            self._restart_fifo()
+
+    def _stop_fifo(self) -> None:
+        if self.fifo_stop is not None:
+            self.fifo_stop.set()
+            self.fifo_thread.join(3)  # type: ignore[union-attr]
+        self.fifo_stop = self.fifo_thread = None
+        self.fifo_identity = None

@@ -1,0 +1,263 @@
+"""The daemon's tables in kahooks.toml: `[serve]` and one `[checks.NAME]` per tracked check.
+
+A check is written as the very command line a `vrrp_script` would run, so moving
+a check from keepalived into the daemon is a copy and paste:
+
+    [checks.haproxy]
+    run = "ka-check-process haproxy --pidfile /run/haproxy.pid"
+    interval = 1        # seconds, fractions allowed
+    fall = 1            # failures in a row before the track file says failed
+    rise = 2            # successes in a row before it says healthy again
+
+The words are parsed with the same Option declarations as the ka-check-* programs
+and the check object is built here, so every mistake is a config problem with
+its key path and line, found before the daemon (or a reload) starts anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from kahooks.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from kahooks.checks.base import Check
+
+    Complain = Callable[[str, str], None]
+
+DEFAULT_STATE_DIR = "/run/kahooks"
+PROGRAMS = {"ka-check-process": "process", "ka-check-port": "port", "ka-check-http": "http",
+            "ka-check-exec": "exec"}
+# Options that only mean something to a program keepalived starts once.
+NOT_IN_DAEMON = {"--nagios": "the daemon writes track files, not plugin output",
+                 "--no-syslog": "the daemon logs state changes, not every run",
+                 "-v": "run `kahooks serve -v` instead", "--verbose": "run `kahooks serve -v` instead"}
+CHECK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+SERVE_KEYS = ("state_dir", "maintenance_file", "notify_fifo", "deliver", "metrics_listen", "metrics_textfile",
+              "heartbeat_interval")
+CHECK_KEYS = ("run", "interval", "rise", "fall", "track_file", "ok_value", "fail_value")
+
+
+class ServeSettings:
+    """[serve]: where the daemon writes, what it watches, what it serves."""
+
+    def __init__(self, state_dir: str = DEFAULT_STATE_DIR, maintenance_file: str | None = None,
+                 notify_fifo: str | None = None, deliver: bool = True, metrics_listen: tuple[str, int] | None = None,
+                 metrics_textfile: str | None = None, heartbeat_interval: float = 1.0) -> None:
+        self.state_dir = state_dir
+        self.maintenance_file = maintenance_file
+        self.notify_fifo = notify_fifo
+        self.deliver = deliver
+        self.metrics_listen = metrics_listen
+        self.metrics_textfile = metrics_textfile
+        self.heartbeat_interval = heartbeat_interval
+
+    @property
+    def heartbeat_file(self) -> str:
+        return os.path.join(self.state_dir, "heartbeat")
+
+    @property
+    def status_file(self) -> str:
+        return os.path.join(self.state_dir, "status.json")
+
+
+class CheckSpec:
+    """One [checks.NAME] table, validated, with its Check object built."""
+
+    def __init__(self, name: str, kind: str, words: list[str], check: Check, interval: float, rise: int,
+                 fall: int, track_file: str, ok_value: int, fail_value: int) -> None:
+        self.name = name
+        self.kind = kind
+        self.words = words
+        self.check = check
+        self.interval = interval
+        self.rise = rise
+        self.fall = fall
+        self.track_file = track_file
+        self.ok_value = ok_value
+        self.fail_value = fail_value
+
+    @property
+    def maintenance_file(self) -> str | None:
+        return getattr(self.check, "maintenance_file", None)
+
+    def identity(self) -> tuple:
+        """Equal for two specs that would behave the same: a reload keeps such a check running, state and all."""
+        return (self.kind, tuple(self.words), self.interval, self.rise, self.fall, self.track_file,
+                self.ok_value, self.fail_value)
+
+
+def parse_serve(table: Any, problem: Complain, data: dict[str, Any]) -> ServeSettings:
+    """[serve] -> ServeSettings (defaults when the table is absent)."""
+    settings = ServeSettings()
+    if table is None:
+        return settings
+    if not isinstance(table, dict):
+        problem("serve", "must be a table")
+        return settings
+    for key, value in table.items():
+        where = f"serve.{key}"
+        if key not in SERVE_KEYS:
+            problem(where, f"unknown setting (known: {', '.join(SERVE_KEYS)})")
+        elif key in ("state_dir", "maintenance_file", "notify_fifo", "metrics_textfile"):
+            if not isinstance(value, str) or not value.startswith("/"):
+                problem(where, "must be an absolute path")
+            elif key == "metrics_textfile" and not value.endswith(".prom"):
+                problem(where, "must end in .prom (node-exporter's textfile collector reads only those)")
+            else:
+                setattr(settings, key, value)
+        elif key == "deliver":
+            if not isinstance(value, bool):
+                problem(where, "must be true or false")
+            else:
+                settings.deliver = value
+        elif key == "metrics_listen":
+            listen = _listen_address(value)
+            if listen is None:
+                problem(where, "must be 'HOST:PORT', e.g. '127.0.0.1:9477'")
+            else:
+                settings.metrics_listen = listen
+        elif key == "heartbeat_interval":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 60:
+                problem(where, "must be a number of seconds from 0.1 to 60")
+            else:
+                settings.heartbeat_interval = float(value)
+    return settings
+
+
+def _listen_address(value: Any) -> tuple[str, int] | None:
+    if not isinstance(value, str):
+        return None
+    from kahooks import netaddr
+
+    try:
+        return netaddr.parse_hostport(value)
+    except ValueError:
+        return None
+
+
+def parse_checks(table: Any, problem: Complain, data: dict[str, Any]) -> dict[str, CheckSpec]:
+    """[checks.NAME] tables -> {name: CheckSpec}; every problem is reported, none raises."""
+    specs: dict[str, CheckSpec] = {}
+    if table is None:
+        return specs
+    if not isinstance(table, dict):
+        problem("checks", "must be a table of [checks.NAME]")
+        return specs
+    serve = data.get("serve") if isinstance(data.get("serve"), dict) else {}
+    state_dir = serve.get("state_dir") if isinstance(serve.get("state_dir"), str) else DEFAULT_STATE_DIR
+    track_files: dict[str, str] = {}
+    for name, settings in table.items():
+        key = f"checks.{name}"
+        if not CHECK_NAME.match(name):
+            problem(key, "a check name may hold letters, digits, '_', '.' and '-' (it names the track file)")
+            continue
+        if not isinstance(settings, dict):
+            problem(key, "must be a table")
+            continue
+        spec = _check(name, settings, state_dir, lambda sub, message: problem(f"{key}.{sub}", message))
+        if spec is None:
+            continue
+        if spec.track_file in track_files:
+            problem(f"{key}.track_file", f"{spec.track_file} is already written by check {track_files[spec.track_file]!r}")
+            continue
+        track_files[spec.track_file] = name
+        specs[name] = spec
+    return specs
+
+
+def _check(name: str, settings: dict[str, Any], state_dir: str, problem: Complain) -> CheckSpec | None:
+    for key in settings:
+        if key not in CHECK_KEYS:
+            problem(key, f"unknown setting (known: {', '.join(CHECK_KEYS)})")
+    interval = _number(settings, "interval", 1.0, 0.05, 3600, problem)
+    rise = _whole(settings, "rise", 1, problem)
+    fall = _whole(settings, "fall", 1, problem)
+    ok_value = _value(settings, "ok_value", 0, problem)
+    fail_value = _value(settings, "fail_value", 1, problem)
+    track_file = settings.get("track_file", os.path.join(state_dir, "track", name))
+    if not isinstance(track_file, str) or not track_file.startswith("/"):
+        problem("track_file", "must be an absolute path")
+        return None
+    if ok_value == fail_value:
+        problem("fail_value", "must differ from ok_value, or keepalived could never tell them apart")
+        return None
+    built = build_check(settings.get("run"), problem)
+    if built is None or None in (interval, rise, fall, ok_value, fail_value):
+        return None
+    kind, words, check = built
+    return CheckSpec(name, kind, words, check, interval, rise, fall, track_file, ok_value, fail_value)
+
+
+def build_check(run: Any, problem: Complain) -> tuple[str, list[str], Check] | None:
+    """`run` (a command line or a list of words) -> (kind, words, Check), through the programs' own parser."""
+    import shlex
+
+    from kahooks.checks import load_check_class
+    from kahooks.checks.base import COMMON_OPTIONS
+    from kahooks.options import parse_argv
+
+    if isinstance(run, str):
+        try:
+            words = shlex.split(run)
+        except ValueError as exc:
+            problem("run", f"cannot split into words: {exc}")
+            return None
+    elif isinstance(run, list) and all(isinstance(word, str) for word in run):
+        words = list(run)
+    else:
+        problem("run", "must be the check's command line, e.g. \"ka-check-process haproxy\"")
+        return None
+    if not words or os.path.basename(words[0]) not in PROGRAMS:
+        problem("run", f"must start with one of {', '.join(PROGRAMS)}")
+        return None
+    program = os.path.basename(words[0])
+    kind = PROGRAMS[program]
+    for word in words[1:]:
+        if word == "--":
+            break
+        if word.split("=")[0] in NOT_IN_DAEMON:
+            problem("run", f"{word}: {NOT_IN_DAEMON[word.split('=')[0]]}")
+            return None
+    try:
+        check_class = load_check_class(kind)
+        values = parse_argv(COMMON_OPTIONS + check_class.OPTIONS, words[1:], program)
+        return kind, words[1:], check_class(values)
+    except UsageError as exc:
+        problem("run", f"{program}: {exc}")
+    except Exception as exc:  # a check's constructor may trip on anything the user wrote; say what
+        problem("run", f"{program}: {type(exc).__name__}: {exc}")
+    return None
+
+
+def _number(settings: dict, key: str, default: float, low: float, high: float, problem: Complain) -> float | None:
+    value = settings.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        problem(key, f"must be a number of seconds from {low:g} to {high:g}")
+        return None
+    return float(value)
+
+
+def _whole(settings: dict, key: str, default: int, problem: Complain) -> int | None:
+    value = settings.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        problem(key, "must be a whole number from 1 to 1000")
+        return None
+    return value
+
+
+def _value(settings: dict, key: str, default: int, problem: Complain) -> int | None:
+    value = settings.get(key, default)
+    # keepalived reads the file with strtol and multiplies by the track_file's weight (-254..254).
+    if isinstance(value, bool) or not isinstance(value, int) or not -1000000 <= value <= 1000000:
+        problem(key, "must be a whole number (keepalived multiplies it by the track_file's weight)")
+        return None
+    return value
+
+
+SECTIONS = {"serve": parse_serve, "checks": parse_checks}

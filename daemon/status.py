@@ -1,0 +1,79 @@
+"""`kahooks status`: what the daemon is doing, read from its status.json and the spool.
+
+Reads files only, so it works as any user who may read /run/kahooks, and it
+tells a dead or stuck daemon apart from a live one by the heartbeat's age.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def read(state_dir: str) -> dict[str, Any] | None:
+    try:
+        with open(os.path.join(state_dir, "status.json")) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def daemon_alive(status: dict[str, Any], max_age: float, now: float | None = None) -> tuple[bool, str]:
+    """(alive, why): alive when the heartbeat is fresh and its pid still runs."""
+    now = time.time() if now is None else now
+    age = now - (status.get("heartbeat") or 0)
+    pid = status.get("pid")
+    if age > max_age:
+        return False, f"heartbeat {age:.0f} s old (pid {pid})"
+    if pid and not os.path.exists(f"/proc/{pid}"):
+        return False, f"pid {pid} is not running"
+    return True, f"pid {pid}, heartbeat {age:.1f} s ago"
+
+
+def ago(stamp: float | None, now: float) -> str:
+    if not stamp:
+        return "-"
+    seconds = now - stamp
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+def format_status(status: dict[str, Any], spool: dict[str, Any] | None, alive: tuple[bool, str],
+                  now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    lines = [f"kahooks serve: {'running' if alive[0] else 'NOT RUNNING'} ({alive[1]}), config {status['config']}"]
+    if status.get("maintenance"):
+        lines.append("maintenance: a maintenance file exists, the node is drained")
+    lines.append("")
+    lines.append(f"{'CHECK':<16} {'STATE':<8} {'VALUE':>5}  {'SINCE':<14} WHY")
+    for name, check in status["checks"].items():
+        state = "unknown" if check["ok"] is None else ("healthy" if check["ok"] else "FAILED")
+        if check.get("drained_by"):
+            state = "drained"
+        value = "-" if check["value"] is None else str(check["value"])
+        lines.append(f"{name:<16} {state:<8} {value:>5}  {ago(check['since'], now):<14} {check['why']}")
+        last = check["last"]
+        if last["ok"] is not None and last["summary"] != check["why"]:
+            lines.append(f"{'':<16} last run {ago(last['time'], now)}: {last['summary']}")
+    if not status["checks"]:
+        lines.append("(no checks configured)")
+    lines.append("")
+    transitions = status.get("transitions") or []
+    lines.append("last transitions:" if transitions else "last transitions: none seen since the daemon started")
+    for item in transitions[-10:]:
+        lines.append(f"  {ago(item['time'], now):<14} {item['type']} {item['name']} {item['state']} "
+                     f"(priority {item['priority']})")
+    if spool is not None:
+        queued = ", ".join(f"{channel} {count}" for channel, count in spool["queued"].items() if count) or "none"
+        lines.append("")
+        lines.append(f"spool {status.get('spool_dir')}: {spool['incoming']} incoming, queued: {queued}, "
+                     f"{spool['dead']} dead")
+    return "\n".join(lines)

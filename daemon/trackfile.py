@@ -1,0 +1,46 @@
+"""Writing the files keepalived and operators read: track files, the heartbeat, status, metrics.
+
+keepalived watches a track file's directory with inotify and re-reads the file
+on close-after-write and on rename. Writing in place could let it read an empty
+or half-written number, so every file here is written to a temporary name in the
+same directory and renamed over the old one: a reader sees the old value or the
+new one, never a mix. No fsync: these files live on /run (tmpfs) and are
+rewritten from live state whenever the daemon starts.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
+    """Replace `path` with `text` in one rename; the directory is created when missing."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    # A dot name keepalived's watch ignores (it matches only the file it tracks), unique per thread.
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.write(fd, text.encode())
+        os.fchmod(fd, mode)  # whatever the umask: keepalived (root) and keepalived_script must read it
+    finally:
+        os.close(fd)
+    try:
+        os.rename(temporary, path)
+    except OSError:
+        os.unlink(temporary)
+        raise
+
+
+def write_value(path: str, value: int) -> None:
+    """A track file: one plain decimal integer and a newline (keepalived parses it with strtol)."""
+    write_atomic(path, f"{value}\n")
+
+
+def read_value(path: str) -> int | None:
+    """The integer in a track file, None when it is missing or not a number."""
+    try:
+        with open(path, "rb") as handle:
+            return int(handle.read(64).strip() or b"x")
+    except (OSError, ValueError):
+        return None
