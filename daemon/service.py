@@ -93,10 +93,11 @@ class Daemon:
         from kahooks.checks import command
 
         command.SUBREAPER_ALLOWED = False  # many commands at once: never adopt every orphan of the node
-        self.apply(load_config(self.config_path))
+        # Before anything is written: a SIGHUP that follows the first heartbeat must reload, not kill.
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
+        self.apply(load_config(self.config_path))
         log.info("serving %d checks from %s (pid %d)", len(self.runners), self.config_path, os.getpid())
         try:
             while not self.stopping.is_set():

@@ -80,3 +80,11 @@ def test_exec_check_loads_no_subprocess_module() -> None:
     code, modules = loaded_modules("exec_main", "--", "true")
     assert code == 0
     assert not (HEAVY | NETWORK) & modules, (HEAVY | NETWORK) & modules
+
+
+def test_heartbeat_guard_loads_nothing_but_the_core(tmp_path) -> None:
+    beat = tmp_path / "heartbeat"
+    beat.write_text("1 0\n")
+    code, modules = loaded_modules("heartbeat_main", str(beat))
+    assert code == 0
+    assert not (HEAVY | NETWORK | {"enum", "re"}) & top_level(modules) - {"http"}, (HEAVY | NETWORK) & modules

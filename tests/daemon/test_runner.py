@@ -1,0 +1,194 @@
+"""CheckRunner and the pidfd watcher in-process, against real processes and real listeners."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kahooks.checks.base import Check
+from kahooks.daemon.runner import CheckRunner, ProcessWatcher
+from kahooks.daemon.settings import CheckSpec, build_check
+from kahooks.lab.netns import wait_for
+from kahooks.result import healthy
+
+
+class Recorder:
+    """Collects what a runner publishes: (monotonic time, judged ok, changed)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, bool | None, bool]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, runner: CheckRunner, changed: bool) -> None:
+        with self.lock:
+            self.seen.append((time.monotonic(), runner.verdict.ok, changed))
+
+    def changes(self) -> list[bool | None]:
+        return [ok for _, ok, changed in self.seen if changed]
+
+
+def spec_for(words: str, interval: float = 1.0, rise: int = 1, fall: int = 1) -> CheckSpec:
+    def problem(key: str, message: str) -> None:
+        raise AssertionError(f"{key}: {message}")
+
+    kind, argv, check = build_check(words, problem)
+    return CheckSpec("test", kind, argv, check, interval, rise, fall, "/nonexistent/track", 0, 1)
+
+
+@pytest.fixture
+def watcher():
+    instance = ProcessWatcher()
+    yield instance
+    instance.stop()
+
+
+def start(spec: CheckSpec, recorder: Recorder, watcher: ProcessWatcher | None = None) -> CheckRunner:
+    runner = CheckRunner(spec, recorder, watcher)
+    runner.start()
+    return runner
+
+
+def unique_sleep() -> tuple[subprocess.Popen, str]:
+    seconds = f"{random.randint(100000, 999999)}.5"
+    return subprocess.Popen(["sleep", seconds]), seconds
+
+
+def test_a_process_death_is_judged_at_once_not_at_the_next_interval(watcher: ProcessWatcher) -> None:
+    process, seconds = unique_sleep()
+    recorder = Recorder()
+    # An interval of 60 s: only the pidfd can explain a verdict within the test's time.
+    runner = start(spec_for(f"ka-check-process --cmdline 'sleep {seconds}'", interval=60), recorder, watcher)
+    try:
+        wait_for(lambda: recorder.changes() == [True], 5, "the first healthy verdict")
+        assert runner.watched
+        killed = time.monotonic()
+        process.kill()
+        wait_for(lambda: recorder.changes() == [True, False], 5, "the failed verdict")
+        judged = [stamp for stamp, ok, changed in recorder.seen if changed and ok is False][0]
+        assert judged - killed < 1.0  # within milliseconds in practice; bench/daemon.py measures it
+        assert "not running" in runner.verdict.why
+    finally:
+        runner.stop()
+        process.kill()
+        process.wait()
+
+
+def test_a_failed_process_check_looks_again_every_interval_and_rises(watcher: ProcessWatcher) -> None:
+    seconds = f"{random.randint(100000, 999999)}.25"
+    recorder = Recorder()
+    runner = start(spec_for(f"ka-check-process --cmdline 'sleep {seconds}'", interval=0.1, rise=2), recorder,
+                   watcher)
+    process = None
+    try:
+        wait_for(lambda: recorder.changes() == [False], 5, "the first failed verdict")
+        process = subprocess.Popen(["sleep", seconds])
+        wait_for(lambda: recorder.changes() == [False, True], 5, "healthy again after two successes")
+        assert runner.verdict.runs >= 3
+    finally:
+        runner.stop()
+        if process is not None:
+            process.kill()
+            process.wait()
+
+
+def test_a_port_check_follows_a_real_listener_with_fall(tmp_path: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    recorder = Recorder()
+    runner = start(spec_for(f"ka-check-port 127.0.0.1:{port}", interval=0.05, fall=3), recorder)
+    try:
+        wait_for(lambda: recorder.changes() == [True], 5, "healthy")
+        listener.close()
+        closed = time.monotonic()
+        wait_for(lambda: recorder.changes() == [True, False], 5, "failed after three refusals")
+        failures = [stamp for stamp, ok, _ in recorder.seen if stamp > closed]
+        assert len(failures) >= 3  # fall 3: the third refusal in a row changed it, not the first
+    finally:
+        runner.stop()
+        listener.close()
+
+
+def test_runs_keep_to_the_interval() -> None:
+    recorder = Recorder()
+    runner = start(spec_for("ka-check-exec -- true", interval=0.1), recorder)
+    time.sleep(1.05)
+    runner.stop()
+    runner.join(2)
+    stamps = [stamp for stamp, _, _ in recorder.seen]
+    assert 9 <= len(stamps) <= 12, len(stamps)
+    gaps = [later - earlier for earlier, later in zip(stamps, stamps[1:])]
+    assert all(0.05 < gap < 0.2 for gap in gaps), gaps
+
+
+class Hangs(Check):
+    """A probe that ignores its deadline, as a DNS lookup in getaddrinfo can."""
+
+    kind = "hangs"
+
+    def __init__(self) -> None:
+        super().__init__({"timeout": 0.1})
+        self.release = threading.Event()
+        self.last_pids: list[int] = []
+
+    def probe(self, deadline: object) -> object:
+        self.release.wait(10)
+        return healthy("finally answered")
+
+
+def test_a_probe_that_hangs_is_judged_failed_by_the_supervisor() -> None:
+    check = Hangs()
+    spec = CheckSpec("hangs", "hangs", [], check, 60, 1, 1, "/nonexistent/track", 0, 1)
+    recorder = Recorder()
+    runner = start(spec, recorder)
+    try:
+        time.sleep(0.2)
+        runner.check_stuck()
+        assert recorder.changes() == []  # within its hard limit and grace: not yet
+        time.sleep(0.6)
+        runner.check_stuck()
+        assert recorder.changes() == [False]
+        assert "did not finish" in runner.verdict.why
+        check.release.set()
+        wait_for(lambda: runner.verdict.ok is True, 5, "the late answer to count")
+    finally:
+        check.release.set()
+        runner.stop()
+
+
+def test_a_check_bug_is_a_failed_result_and_the_thread_goes_on() -> None:
+    class Broken(Hangs):
+        def probe(self, deadline: object) -> object:
+            raise ZeroDivisionError("oops")
+
+    spec = CheckSpec("broken", "broken", [], Broken(), 0.05, 1, 1, "/nonexistent/track", 0, 1)
+    recorder = Recorder()
+    runner = start(spec, recorder)
+    try:
+        wait_for(lambda: runner.verdict.runs >= 3, 5, "three runs")
+        assert runner.verdict.ok is False and "internal error: ZeroDivisionError: oops" in runner.verdict.why
+    finally:
+        runner.stop()
+
+
+def test_the_watcher_releases_its_pidfds(watcher: ProcessWatcher) -> None:
+    process, seconds = unique_sleep()
+    before = len(os.listdir("/proc/self/fd"))
+    recorder = Recorder()
+    runner = start(spec_for(f"ka-check-process --cmdline 'sleep {seconds}'", interval=60), recorder, watcher)
+    try:
+        wait_for(lambda: runner.watched, 5, "the process to be watched")
+        assert len(os.listdir("/proc/self/fd")) == before + 1
+        runner.stop()
+        wait_for(lambda: len(os.listdir("/proc/self/fd")) == before, 5, "the pidfd to be closed")
+    finally:
+        process.kill()
+        process.wait()
