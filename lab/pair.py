@@ -9,8 +9,11 @@ Each balancer is a network + pid namespace with a private /run: a backend on
 127.0.0.1:8080 that answers its node's name, haproxy on VIP:80 in front of it
 (ip_nonlocal_bind, as the seeds configure), and keepalived (VRRP only) whose
 track script is kahooks' process check, `killall -0 haproxy`, or an HTTP check.
-Notifications go through ka-notify to the hub's peers: rsyslogd, SMTP, a Slack
-webhook and BIND. Every keepalived line is stamped with the time it was read.
+With check="daemon", `kahooks serve` runs on each balancer instead: keepalived
+tracks its track file (and its heartbeat through ka-check-heartbeat) and writes
+transitions to the notify FIFO the daemon reads. Notifications go through
+ka-notify (or the daemon) to the hub's peers: rsyslogd, SMTP, a Slack webhook
+and BIND. Every keepalived line is stamped with the time it was read.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ CHECKS = {
     "kahooks": ("{bin}/ka-check-process haproxy", "keepalived_script"),
     "killall": ("/usr/bin/killall -0 haproxy", "root"),  # as the seeds run it: root, or EPERM on haproxy
     "http": ("{bin}/ka-check-http http://127.0.0.1:8080/", "keepalived_script"),
+    # kahooks serve runs `ka-check-process haproxy` in-process; keepalived only guards its heartbeat.
+    "daemon": ("{bin}/ka-check-heartbeat {state}/heartbeat --max-age 3", "keepalived_script"),
 }
 
 
@@ -90,6 +95,7 @@ class Pair:
         self.nodes: dict[str, Node] = {}
         self.keepalived: dict[str, Stamped] = {}
         self.haproxy: dict[str, subprocess.Popen] = {}
+        self.daemons: dict[str, subprocess.Popen] = {}
         self.others: list[subprocess.Popen] = []
         self.rsyslog = None
         self.bind = None
@@ -149,16 +155,47 @@ class Pair:
                                       stderr=open(directory / "backend.log", "ab")))
         (directory / "haproxy.cfg").write_text(HAPROXY_CFG.format(vip=VIP))
         self.start_haproxy(name)
+        spool = directory / "spool"
         if self.options.notify:
-            spool = directory / "spool"
             spool.mkdir(exist_ok=True)
             script_user = pwd.getpwnam("keepalived_script")
             os.chown(spool, script_user.pw_uid, script_user.pw_gid)
-            (directory / "kahooks.toml").write_text(KAHOOKS_TOML.format(
+            toml = KAHOOKS_TOML.format(
                 host=name, spool=spool, vip=VIP, hub=self.net.host(1), syslog_port=SYSLOG_PORT,
                 dns_port=DNS_PORT, key=self.work / "dns.key", smtp_port=2525, slack_port=8081,
-                slack_path="/services/T0LAB/B0LAB/lab"))
+                slack_path="/services/T0LAB/B0LAB/lab")
+        else:
+            toml = NODE_TOML_HEAD.format(host=name, spool=spool)
+        if self.options.check == "daemon":
+            fifo = f'notify_fifo = "{self.state_dir(name)}/notify.fifo"\n' if self.options.notify else ""
+            toml += DAEMON_TOML.format(state=self.state_dir(name), fifo=fifo, bin=self.bin,
+                                       interval=self.options.interval)
+        (directory / "kahooks.toml").write_text(toml)
+        if self.options.check == "daemon":
+            self.start_daemon(name)
         self._start_keepalived(name, node, self.keepalived_conf(name))
+
+    def state_dir(self, name: str) -> Path:
+        """Where the node's daemon writes its track files, heartbeat and status."""
+        return self.work / name / "state"
+
+    def start_daemon(self, name: str) -> None:
+        """`kahooks serve` on a node, as its systemd unit would run it; returns once it has a heartbeat."""
+        heartbeat = self.state_dir(name) / "heartbeat"
+        started = time.time()
+        self.daemons[name] = self.nodes[name].popen(
+            [str(self.bin / "kahooks"), "serve", "-c", str(self.work / name / "kahooks.toml")],
+            stdout=open(self.work / name / "serve.log", "ab"), stderr=subprocess.STDOUT,
+            env={**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log"})  # its log is serve.log
+        wait_for(lambda: heartbeat.exists() and heartbeat.stat().st_mtime >= started, 20,
+                 f"kahooks serve on {name} to write its heartbeat")
+
+    def kill_daemon(self, name: str) -> float:
+        """kill -9 the node's `kahooks serve` (a crash systemd has not restarted yet)."""
+        stamp = time.time()
+        self.nodes[name].run(["pkill", "-9", "-f", "kahooks serve"])
+        self.daemons[name].wait(5)
+        return stamp
 
     def _start_keepalived(self, name: str, node: Node, config: str) -> None:
         """Write the node's keepalived.conf, have keepalived check it, and run keepalived (VRRP only)."""
@@ -174,14 +211,22 @@ class Pair:
     def keepalived_conf(self, name: str) -> str:
         options = self.options
         line, user = CHECKS[options.check]
-        script = vrrp_script("chk_service", line.format(bin=self.bin), options.interval, user,
+        script = vrrp_script("chk_service", line.format(bin=self.bin, state=self.state_dir(name)),
+                             options.interval, user,
                              f"    timeout {max(1, options.interval)}\n    fall 1\n    rise 1\n")
         tracks = "    track_script {\n        chk_service\n    }\n"
         if options.track_interface:
             tracks += "    track_interface {\n        eth1\n    }\n"
         notify = f'{self.bin}/ka-notify -c {self.work / name / "kahooks.toml"}' if options.notify else None
-        return (GLOBAL_DEFS.format(name=name) + script
-                + vrrp_instance("VI_1", 51, PRIORITIES[name], VIP, tracks, notify))
+        global_defs = GLOBAL_DEFS.format(name=name)
+        if options.check == "daemon":
+            # The daemon's track file, written the moment haproxy dies; notifications through its FIFO.
+            script += TRACK_FILE.format(file=self.state_dir(name) / "track" / "haproxy")
+            tracks += "    track_file {\n        kahooks_haproxy\n    }\n"
+            if options.notify:
+                global_defs = global_defs.replace("}\n", f"    notify_fifo {self.state_dir(name)}/notify.fifo\n}}\n")
+                notify = None
+        return global_defs + script + vrrp_instance("VI_1", 51, PRIORITIES[name], VIP, tracks, notify)
 
     # Acting on it --------------------------------------------------------------------------
 
@@ -244,6 +289,9 @@ class Pair:
     # Tearing down --------------------------------------------------------------------------
 
     def stop(self) -> None:
+        for daemon in self.daemons.values():
+            if daemon.poll() is None:
+                daemon.terminate()  # first, so it lingers for keepalived's STOP lines
         for stamped in self.keepalived.values():
             if stamped.process.poll() is None:
                 stamped.process.send_signal(signal.SIGTERM)
@@ -255,7 +303,7 @@ class Pair:
         for process in [*self.haproxy.values(), *self.others]:
             if process.poll() is None:
                 process.terminate()
-        for process in [*self.haproxy.values(), *self.others]:
+        for process in [*self.haproxy.values(), *self.daemons.values(), *self.others]:
             try:
                 process.wait(5)
             except subprocess.TimeoutExpired:
@@ -339,6 +387,23 @@ vrrp_instance {instance} {{
         {vip}/24 dev eth0
     }}
 {tracks}{notify}}}
+"""
+
+TRACK_FILE = """\
+track_file kahooks_haproxy {{
+    file {file}
+    weight 0
+    init_file 1
+}}
+"""
+
+DAEMON_TOML = """
+[serve]
+state_dir = "{state}"
+{fifo}
+[checks.haproxy]
+run = "{bin}/ka-check-process haproxy"
+interval = {interval}
 """
 
 # Every lab node's kahooks.toml starts so: quick retries, no flap summaries (each transition is shown).

@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kahooks.lab.install import ensure_installed
 from kahooks.lab.netns import wait_for
 from kahooks.lab.pair import VIP, Pair, PairOptions
 
 pytestmark = pytest.mark.root
-CHECKOUT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def lab_bin() -> Path:
-    return ensure_installed(CHECKOUT)
-
-
-@pytest.fixture
-def work() -> Iterator[Path]:
-    # Not under pytest's tmp_path: its parent is mode 700, and keepalived_script must reach the configs.
-    directory = Path(tempfile.mkdtemp(prefix="kahooks-lab-test-"))
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
-
-
 def seen_after(pair: Pair, after: float, fragment: str) -> bool:
     return any(fragment in entry["what"] for entry in pair.seen() if entry["t"] >= after)
 
