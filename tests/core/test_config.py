@@ -163,3 +163,15 @@ def test_the_shipped_squid_pair_example_is_valid(tmp_path: Path) -> None:
     assert config.channels_for("proxy_ip2", "MASTER") == ["squid", "dns_rr", "mail", "chat"]
     assert config.channels_for("proxy_ip1", "ALERT") == ["mail", "chat", "phone"]
     assert config.channels["dns_rr"].key_name.to_text() == "kahooks."
+
+
+def test_the_shipped_daemon_example_is_valid() -> None:
+    from kahooks.daemon.service import load_config
+
+    example = Path(__file__).resolve().parents[2] / "contrib" / "etc" / "kahooks-daemon.toml"
+    config = load_config(str(example))
+    serve, checks = config.sections["serve"], config.sections["checks"]
+    assert (serve.state_dir, serve.notify_fifo, serve.metrics_listen) == \
+        ("/run/kahooks", "/run/kahooks/notify.fifo", ("127.0.0.1", 9477))
+    assert checks["haproxy"].track_file == "/run/kahooks/track/haproxy"  # what haproxy-pair-daemon.conf tracks
+    assert (checks["frontend"].fall, checks["frontend"].rise) == (3, 2)
