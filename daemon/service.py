@@ -145,6 +145,14 @@ class Daemon:
                 if name not in specs:
                     log.warning("check %s removed; %s keeps its last value (%s)", name, runner.spec.track_file,
                                 self.written.get(runner.spec.track_file))
+        for spec in specs.values():
+            # Now, not at the first write: keepalived watches a track file's directory, and cannot
+            # watch (or create its init_file in) one that does not exist yet.
+            try:
+                os.makedirs(os.path.dirname(spec.track_file), mode=0o755, exist_ok=True)
+            except OSError as exc:
+                log.error("check %s: cannot create the directory of %s: %s", spec.name, spec.track_file,
+                          exc.strerror)
         for name, spec in specs.items():
             if name not in self.runners:
                 runner = CheckRunner(spec, self.publish, self.watcher)
