@@ -94,7 +94,10 @@ class CheckRunner:
                 if poked and self.poke_reason:
                     log.debug("%s: probing now: %s", self.name, self.poke_reason)
                 started = self.clock()
-                self.run_once()
+                try:
+                    self.run_once()
+                except Exception:  # publishing failed (a full disk?): log it, keep checking
+                    log.exception("%s: cannot publish a result", self.name)
                 due = next_due(started if poked else due, self.interval(), self.clock())
             self.wake.wait(max(0.0, due - self.clock()))
 

@@ -80,7 +80,7 @@ class Daemon:
         self.delivery_counts: collections.Counter = collections.Counter()
         self.started = time.time()
         self.heartbeat_time = 0.0
-        self.last_status = 0.0
+        self.maintenance_seen: frozenset[str] = frozenset()
 
     @property
     def serve(self) -> ServeSettings:
@@ -279,7 +279,7 @@ class Daemon:
 
     def snapshot(self) -> dict[str, Any]:
         checks = {}
-        for name, runner in sorted(self.runners.items()):
+        for name, runner in sorted(list(self.runners.items())):
             spec = runner.spec
             checks[name] = {**runner.verdict.as_dict(), "kind": spec.kind, "run": " ".join(spec.words),
                             "interval": spec.interval, "rise": spec.rise, "fall": spec.fall,

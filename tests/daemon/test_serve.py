@@ -31,6 +31,17 @@ heartbeat_interval = 0.2
 """
 
 
+def head(tmp_path: Path, serve: str = "") -> str:
+    """The config's head; `serve` adds lines to its [serve] table."""
+    return HEAD.format(dir=tmp_path).replace("[serve]\n", "[serve]\n" + serve)
+
+
+def svc_check(service: Service, words: str = "") -> str:
+    """The check most tests use: the service by its pidfile, at an interval of 60 s, so nothing
+    but the pidfd and the pidfile watch can explain a change within seconds."""
+    return f'\n[checks.svc]\nrun = "ka-check-process {words}--pidfile {service.pidfile}"\ninterval = 60\n'
+
+
 class Service:
     """A stand-in daemon (sleep) that writes its pidfile the way daemons do: temp file, rename."""
 
@@ -61,12 +72,7 @@ def service(tmp_path: Path):
 
 def test_pidfile_service_death_and_restart_are_heard_without_polling(tmp_path: Path, service: Service) -> None:
     service.start()
-    # interval 60: nothing but the pidfd and the pidfile watch can explain a change within seconds.
-    config = HEAD.format(dir=tmp_path) + f"""
-[checks.svc]
-run = "ka-check-process sleep --pidfile {service.pidfile}"
-interval = 60
-"""
+    config = head(tmp_path) + svc_check(service, "sleep ")
     with Served(tmp_path, config) as served:
         served.wait_track("svc", "0")
         service.kill()
@@ -82,11 +88,7 @@ interval = 60
 def test_a_maintenance_file_drains_every_check_at_once_and_back(tmp_path: Path, service: Service) -> None:
     service.start()
     maintenance = tmp_path / "run" / "maintenance"
-    config = HEAD.format(dir=tmp_path).replace("[serve]\n", f'[serve]\nmaintenance_file = "{maintenance}"\n') + f"""
-[checks.svc]
-run = "ka-check-process --pidfile {service.pidfile}"
-interval = 60
-
+    config = head(tmp_path, f'maintenance_file = "{maintenance}"\n') + svc_check(service) + f"""
 [checks.other]
 run = "ka-check-exec -- true"
 interval = 60
@@ -117,8 +119,7 @@ FIFO_LINES = [
 
 
 def fifo_config(tmp_path: Path, command: str = 'echo "$KAHOOKS_INSTANCE $KAHOOKS_STATE" >> {out}') -> str:
-    return HEAD.format(dir=tmp_path).replace("[serve]\n", f'[serve]\nnotify_fifo = "{tmp_path}/state/notify.fifo"\n') \
-        + f"""
+    return head(tmp_path, f'notify_fifo = "{tmp_path}/state/notify.fifo"\n') + f"""
 [channels.log]
 type = "exec"
 command = ["/bin/sh", "-c", '{command.format(out=tmp_path / "delivered")}']
@@ -205,11 +206,7 @@ def test_sigterm_reads_the_last_stop_lines_and_keeps_what_is_undelivered(tmp_pat
 
 def test_sighup_applies_a_valid_config_and_refuses_an_invalid_one(tmp_path: Path, service: Service) -> None:
     service.start()
-    base = HEAD.format(dir=tmp_path) + f"""
-[checks.svc]
-run = "ka-check-process --pidfile {service.pidfile}"
-interval = 60
-"""
+    base = head(tmp_path) + svc_check(service)
     with Served(tmp_path, base) as served:
         served.wait_track("svc", "0")
         served.config.write_text(base + '\n[checks.more]\nrun = "ka-check-exec -- false"\n')
@@ -229,11 +226,7 @@ interval = 60
 def test_a_crash_leaves_a_stale_heartbeat_the_guard_catches_and_a_restart_rewrites_the_truth(
         tmp_path: Path, service: Service) -> None:
     service.start()
-    config = HEAD.format(dir=tmp_path) + f"""
-[checks.svc]
-run = "ka-check-process --pidfile {service.pidfile}"
-interval = 60
-"""
+    config = head(tmp_path) + svc_check(service)
     heartbeat = str(tmp_path / "state" / "heartbeat")
     served = Served(tmp_path, config).start()
     try:
@@ -263,11 +256,8 @@ def test_status_and_metrics_tell_the_same_story(tmp_path: Path, service: Service
     service.start()
     port = free_port()
     textfile = tmp_path / "kahooks.prom"
-    config = HEAD.format(dir=tmp_path).replace(
-        "[serve]\n", f'[serve]\nmetrics_listen = "127.0.0.1:{port}"\nmetrics_textfile = "{textfile}"\n') + f"""
-[checks.svc]
-run = "ka-check-process --pidfile {service.pidfile}"
-
+    config = head(tmp_path, f'metrics_listen = "127.0.0.1:{port}"\nmetrics_textfile = "{textfile}"\n') \
+        + svc_check(service) + f"""
 [checks.refused]
 run = "ka-check-port 127.0.0.1:{free_port()}"
 interval = 0.2
