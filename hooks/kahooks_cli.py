@@ -107,13 +107,14 @@ def lab() -> None:
 
 
 @lab.command("demo")
-def lab_demo() -> None:
+@click.option("--daemon", is_flag=True, help="with `kahooks serve` and track files instead of track scripts")
+def lab_demo(daemon: bool) -> None:
     """Fail a keepalived pair over and print the timeline of what happened, then tear it down."""
     from kahooks.lab import demo
     from kahooks.lab.netns import LabError
 
     try:
-        sys.exit(demo.main())
+        sys.exit(demo.main(daemon=daemon))
     except LabError as exc:
         click.echo(f"kahooks lab: {exc}", err=True)
         sys.exit(1)
