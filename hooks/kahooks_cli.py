@@ -77,21 +77,25 @@ def status(path: str, as_json: bool, max_age: float) -> None:
     """
     import json
 
+    from kahooks.config import DEFAULT_SPOOL, read_toml
     from kahooks.daemon import status as daemon_status
-    from kahooks.daemon.service import load_config
+    from kahooks.daemon.settings import DEFAULT_STATE_DIR
     from kahooks.spool import Spool
 
+    # Only where the daemon writes is needed: no channel is built, so no secret file must be readable.
     try:
-        loaded = load_config(path)
+        data = read_toml(path)
     except ConfigError as exc:
         _report_config_error(path, exc)
         sys.exit(1)
-    state_dir = loaded.sections["serve"].state_dir
+    serve = data.get("serve") if isinstance(data.get("serve"), dict) else {}
+    state_dir = str(serve.get("state_dir") or DEFAULT_STATE_DIR)
+    spool_dir = str(data.get("spool_dir") or DEFAULT_SPOOL)
     current = daemon_status.read(state_dir)
     if current is None:
         click.echo(f"kahooks serve is not running: no status in {state_dir}", err=True)
         sys.exit(1)
-    spool = Spool(loaded.spool_dir).depth() if Path(loaded.spool_dir).is_dir() else None
+    spool = Spool(spool_dir).depth() if Path(spool_dir).is_dir() else None
     alive = daemon_status.daemon_alive(current, max_age)
     if as_json:
         click.echo(json.dumps({**current, "spool": spool, "alive": alive[0]}, indent=1, sort_keys=True))

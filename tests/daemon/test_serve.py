@@ -280,3 +280,7 @@ interval = 0.2
         assert "kahooks_spool_incoming 0" in body
         wait_for(lambda: textfile.exists() and 'kahooks_check_up{check="refused"} 0' in textfile.read_text(), 5,
                  "the textfile")
+        # status reads where the daemon writes, nothing more: a secret it cannot read does not stop it.
+        served.config.write_text(served.config.read_text()
+                                 + '\n[channels.chat]\ntype = "slack"\nurl_file = "/nonexistent/slack.url"\n')
+        assert "kahooks serve: running" in run("kahooks", "status", "-c", str(served.config)).stdout
