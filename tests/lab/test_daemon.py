@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,17 @@ def test_daemon_pair_fails_over_notifies_through_the_fifo_and_its_guard_faults_a
 
         # systemd's Restart=always: the daemon is back, the heartbeat is fresh, lb1 takes over again.
         pair.start_daemon("lb1")
+        pair.wait_answer("lb1", 20)
+
+        # keepalived reloads (and the daemon was restarted): the FIFO still carries lb1's transitions.
+        pair.nodes["lb1"].run(["sh", "-c", "kill -HUP $(cat /run/keepalived.pid)"])
+        reloaded = time.time()
+        wait_for(lambda: pair.keepalived["lb1"].find("Reload", reloaded - 1), 10, "keepalived on lb1 to reload")
+        time.sleep(1)
+        killed = pair.kill_haproxy("lb1")
+        pair.wait_answer("lb2", 20)
+        wait_for(lambda: seen_after(pair, killed, "email: [lb1] VI_1 is FAULT"), 15, "lb1's FAULT after the reload")
+        pair.start_haproxy("lb1")
         pair.wait_answer("lb1", 20)
 
         status = pair.nodes["lb1"].run([str(lab_bin / "kahooks"), "status", "-c", str(work / "lb1" / "kahooks.toml")],
