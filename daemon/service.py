@@ -159,6 +159,8 @@ class Daemon:
                 self.runners[name] = runner
                 runner.start()
         self._watch_files()
+        for runner in list(self.runners.values()):
+            self._write_track(runner)  # a maintenance file that came or went during the reload
         self._restart_metrics(old)
         self._restart_delivery()
         if old is None or old.sections["serve"].notify_fifo != self.serve.notify_fifo:
