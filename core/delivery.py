@@ -98,7 +98,7 @@ class Worker:
         self.config = config
         self.spool = spool
         self.clock = clock
-        self.on_event = on_event
+        self.on_event = on_event or (lambda event: None)
         self.on_outcome = on_outcome or (lambda channel, outcome: None)
         self.settings = config.delivery
         self.last_sent: dict[tuple[str, str], float] = {}
@@ -116,8 +116,7 @@ class Worker:
                 event, channels = queued
                 count += 1
                 log.debug("queued %s %s for %s", event.name, event.state, ", ".join(channels) or "no channel")
-                if self.on_event is not None:
-                    self.on_event(event)
+                self.on_event(event)
         return count
 
     # One pass over a channel's queue ----------------------------------------------------

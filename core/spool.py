@@ -83,6 +83,19 @@ class Spool:
             make_dir(directory)
         return self
 
+    def take_worker_lock(self) -> int | None:
+        """Take worker.lock (flock) without waiting: the descriptor to hold while delivering
+        (closing it lets go), or None when another worker holds it."""
+        import fcntl
+
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
     def write_atomic(self, directory: Path, name: str, text: str) -> Path:
         """Durably place `text` at directory/name: temp file, fsync, rename, fsync the directory."""
         # Unique per writer: the worker's channel threads save deliveries of the same event at once.

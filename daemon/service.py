@@ -48,12 +48,7 @@ def load_config(path: str) -> Config:
     from kahooks.daemon.settings import SECTIONS
     from kahooks.notifiers import channel_types
 
-    loaded = config.load(path, channel_types(), SECTIONS)
-    serve = loaded.sections["serve"]
-    if serve.notify_fifo and not serve.deliver:
-        raise ConfigError(path, [config.Problem("serve.notify_fifo", "needs deliver = true: "
-                                                "the daemon records what it reads and must deliver it")])
-    return loaded
+    return config.load(path, channel_types(), SECTIONS)
 
 
 class Daemon:
@@ -233,9 +228,8 @@ class Daemon:
         if self.files is not None:
             self.files.stop()
         self.files = FileWatch()
-        maintenance = {self.serve.maintenance_file} | {spec.maintenance_file for spec in self._specs()}
-        for path in sorted(filter(None, maintenance)):
-            self.files.add(path, self._maintenance_changed)
+        for path in sorted(self._maintenance_paths()):
+            self.files.add(path, lambda path: self._maintenance_changed())
         for runner in self.runners.values():
             pidfile = getattr(runner.check, "pidfile", None)
             if pidfile:
@@ -243,19 +237,20 @@ class Daemon:
         self.files.start()
         self.maintenance_seen = self._maintenance_now()
 
-    def _maintenance_now(self) -> frozenset[str]:
-        paths = {self.serve.maintenance_file} | {spec.maintenance_file for spec in self._specs()}
-        return frozenset(path for path in paths if path and os.path.exists(path))
+    def _maintenance_paths(self) -> set[str]:
+        paths = {self.serve.maintenance_file} | {runner.spec.maintenance_file for runner in self.runners.values()}
+        return {path for path in paths if path}
 
-    def _maintenance_changed(self, path: str) -> None:
+    def _maintenance_now(self) -> frozenset[str]:
+        return frozenset(path for path in self._maintenance_paths() if os.path.exists(path))
+
+    def _maintenance_changed(self) -> None:
+        """A maintenance file came or went (heard through inotify, or seen at a heartbeat)."""
         now = self._maintenance_now()
         if now != self.maintenance_seen:
             self.maintenance_seen = now
-            present = os.path.exists(path)
-            self.republish(f"maintenance file {path} {'appeared: draining' if present else 'removed: undraining'}")
-
-    def _specs(self) -> list[CheckSpec]:
-        return [runner.spec for runner in self.runners.values()]
+            self.republish(f"maintenance files present: {', '.join(sorted(now))}: draining" if now
+                           else "no maintenance file present: undraining")
 
     # The periodic duties ------------------------------------------------------------------
 
@@ -263,9 +258,7 @@ class Daemon:
         """Each heartbeat: judge stuck probes, notice missed file events, keep the FIFO, write what is read."""
         for runner in list(self.runners.values()):
             runner.check_stuck()
-        if self._maintenance_now() != self.maintenance_seen:  # a directory that could not be watched
-            self.maintenance_seen = self._maintenance_now()
-            self.republish("maintenance files now: " + (", ".join(sorted(self.maintenance_seen)) or "none"))
+        self._maintenance_changed()  # also where a directory could not be watched
         self._keep_fifo()
         self.heartbeat_time = time.time()
         try:
@@ -355,42 +348,31 @@ class Daemon:
 
     def _deliver(self, config: Config, stop: threading.Event) -> None:
         """Hold the spool's worker lock (so ka-notify starts no worker of its own) and deliver until stopped."""
-        import fcntl
-
         from kahooks.delivery import Worker
         from kahooks.spool import Spool
 
         spool = Spool(config.spool_dir).ensure()
-        lock = os.open(spool.lock_path, os.O_RDWR | os.O_CREAT, 0o640)
+        lock = spool.take_worker_lock()
+        if lock is None:
+            log.info("a ka-notify worker holds %s; delivering once it exits", spool.lock_path)
+        while lock is None and not stop.wait(1.0):
+            lock = spool.take_worker_lock()
+        if lock is None:
+            return  # stopped while waiting
         try:
-            said = False
-            while not stop.is_set():
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    if not said:
-                        log.info("a ka-notify worker holds %s; delivering once it exits", spool.lock_path)
-                        said = True
-                    stop.wait(1.0)
-                    continue
-                self.worker = Worker(config, spool, on_event=self._observe_event, on_outcome=self._observe_outcome)
-                self.worker.run(stop)
+            self.worker = Worker(config, spool, on_event=self._observe_event, on_outcome=self._observe_outcome)
+            self.worker.run(stop)
         except Exception:
             log.exception("delivery stopped by an error; undelivered notifications stay in %s", spool.root)
         finally:
             os.close(lock)
 
     def record_fifo_line(self, line: str) -> None:
-        from kahooks.errors import UsageError
-        from kahooks.event import Event, NotAnEvent
+        from kahooks.hooks.fifo import event_from_line
         from kahooks.spool import Spool
 
-        try:
-            event = Event.from_fifo_line(line)
-        except NotAnEvent:
-            return  # an LVS line (VS, RS): not a VRRP transition
-        except UsageError as exc:
-            log.warning("fifo: skipping a line: %s", exc)
+        event = event_from_line(line)
+        if event is None:
             return
         Spool(self.config.spool_dir).ensure().record(event)  # type: ignore[union-attr]
         worker = self.worker
@@ -404,15 +386,17 @@ class Daemon:
             return
         try:
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-            if not os.path.exists(path):
+            try:
+                info = os.stat(path)
+            except FileNotFoundError:
                 # Made here, before keepalived: it then uses ours and never unlinks it on a reload.
                 os.mkfifo(path, 0o600)
-            if not stat.S_ISFIFO(os.stat(path).st_mode):
-                log.error("notify_fifo %s exists and is not a FIFO; not reading it", path)
-                return
-            info = os.stat(path)
+                info = os.stat(path)
         except OSError as exc:
             log.error("notify_fifo %s: %s", path, exc.strerror)
+            return
+        if not stat.S_ISFIFO(info.st_mode):
+            log.error("notify_fifo %s exists and is not a FIFO; not reading it", path)
             return
         from kahooks.hooks.fifo import serve_fifo
 

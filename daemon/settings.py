@@ -127,6 +127,8 @@ def parse_serve(table: Any, problem: Complain, data: dict[str, Any]) -> ServeSet
                 problem(where, "must be a number of seconds from 0.1 to 60")
             else:
                 settings.heartbeat_interval = float(value)
+    if settings.notify_fifo and not settings.deliver:
+        problem("serve.notify_fifo", "needs deliver = true: the daemon records what it reads and must deliver it")
     return settings
 
 

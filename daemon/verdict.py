@@ -64,12 +64,6 @@ class Verdict:
         self.why = result.summary
         self.changes += 1
 
-    def carry_from(self, old: Verdict) -> None:
-        """Keep what an identical check already knew across a reload (counters too)."""
-        for name in self.__slots__:
-            if name not in ("rise", "fall"):
-                setattr(self, name, getattr(old, name))
-
     def as_dict(self) -> dict:
         return {"ok": self.ok, "since": self.since, "why": self.why, "streak": self.streak,
                 "last": {"ok": self.last_ok, "summary": self.last_summary, "time": self.last_run,

@@ -21,6 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from kahooks.event import Event
+
 log = logging.getLogger("kahooks.fifo")
 MAX_BUFFERED_LINES = 100_000
 LINE_LIMIT = 4096
@@ -57,6 +59,20 @@ def read_lines(fd: int, lines: queue.Queue, stop: threading.Event, linger: float
             except queue.Full:
                 log.error("fifo: %d lines waiting; dropping %r", MAX_BUFFERED_LINES, raw[:80])
     lines.put(None)
+
+
+def event_from_line(line: str) -> Event | None:
+    """The VRRP transition on one FIFO line; None (logged) for LVS lines and garbage."""
+    from kahooks.errors import UsageError
+    from kahooks.event import Event, NotAnEvent
+
+    try:
+        return Event.from_fifo_line(line)
+    except NotAnEvent:
+        log.debug("fifo: skipping LVS line %r", line)
+    except UsageError as exc:
+        log.warning("fifo: skipping a line: %s", exc)
+    return None
 
 
 def serve_fifo(path: str, handle: Callable[[str], None], stop: threading.Event, linger: float = 0.5) -> int:

@@ -77,12 +77,13 @@ def status(path: str, as_json: bool, max_age: float) -> None:
     """
     import json
 
-    from kahooks.config import DEFAULT_SPOOL, read_toml
+    from kahooks.config import read_toml
     from kahooks.daemon import status as daemon_status
     from kahooks.daemon.settings import DEFAULT_STATE_DIR
     from kahooks.spool import Spool
 
-    # Only where the daemon writes is needed: no channel is built, so no secret file must be readable.
+    # Only where the daemon writes is needed (its status names its spool): no channel is built,
+    # so no secret file must be readable.
     try:
         data = read_toml(path)
     except ConfigError as exc:
@@ -90,12 +91,12 @@ def status(path: str, as_json: bool, max_age: float) -> None:
         sys.exit(1)
     serve = data.get("serve") if isinstance(data.get("serve"), dict) else {}
     state_dir = str(serve.get("state_dir") or DEFAULT_STATE_DIR)
-    spool_dir = str(data.get("spool_dir") or DEFAULT_SPOOL)
     current = daemon_status.read(state_dir)
     if current is None:
         click.echo(f"kahooks serve is not running: no status in {state_dir}", err=True)
         sys.exit(1)
-    spool = Spool(spool_dir).depth() if Path(spool_dir).is_dir() else None
+    spool_dir = current.get("spool_dir")
+    spool = Spool(spool_dir).depth() if spool_dir and Path(spool_dir).is_dir() else None
     alive = daemon_status.daemon_alive(current, max_age)
     if as_json:
         click.echo(json.dumps({**current, "spool": spool, "alive": alive[0]}, indent=1, sort_keys=True))

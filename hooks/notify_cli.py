@@ -19,7 +19,7 @@ import sys
 from kahooks import __version__
 from kahooks.config import DEFAULT_PATH, ConfigError, spool_dir_of
 from kahooks.errors import KahooksError, UsageError
-from kahooks.event import Event, NotAnEvent
+from kahooks.event import Event
 from kahooks.options import HelpRequested, Option, parse_argv, positive_float
 
 TYPE_CHECKING = False
@@ -171,15 +171,10 @@ def check_config(spool: Spool, path: str) -> None:
 
 def ensure_worker(spool: Spool, values: dict) -> bool:
     """Start a detached worker unless one holds the spool's lock; True when one was started."""
-    import fcntl
-
-    fd = os.open(spool.lock_path, os.O_RDWR | os.O_CREAT, 0o640)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    probe = spool.take_worker_lock()
+    if probe is None:
         return False
-    finally:
-        os.close(fd)  # releases the probe lock at once: the worker takes it for itself
+    os.close(probe)  # releases the probe lock at once: the worker takes it for itself
     argv = [sys.executable, "-m", "kahooks.hooks.notify_cli", "worker", "--config", values["config"],
             "--spool", str(spool.root)]
     if values["verbose"]:
@@ -191,7 +186,6 @@ def ensure_worker(spool: Spool, values: dict) -> bool:
 
 
 def run_worker(values: dict) -> int:
-    import fcntl
     import signal
     import threading
 
@@ -207,11 +201,8 @@ def run_worker(values: dict) -> int:
     # --idle-exit always wins; otherwise a foreground worker runs until stopped.
     idle_exit = values["idle_exit"] or (None if values["foreground"] else config.delivery["worker_idle_exit"])
     while True:
-        lock = os.open(spool.lock_path, os.O_RDWR | os.O_CREAT, 0o640)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(lock)
+        lock = spool.take_worker_lock()
+        if lock is None:
             return 0  # another worker has it
         log.info("worker %d delivering from %s", os.getpid(), spool.root)
         try:
@@ -226,14 +217,13 @@ def run_worker(values: dict) -> int:
 
 
 def run_fifo(values: dict, path: str) -> int:
-    import logging
     import signal
     import stat
     import threading
 
     from kahooks import logs
 
-    from kahooks.hooks.fifo import serve_fifo
+    from kahooks.hooks.fifo import event_from_line, serve_fifo
 
     log = logs.setup("ka-notify", values["verbose"], to_stderr=values["verbose"])
     try:
@@ -252,16 +242,10 @@ def run_fifo(values: dict, path: str) -> int:
         signal.signal(signum, lambda *_: stop.set())
 
     def handle(line: str) -> None:
-        try:
-            event = Event.from_fifo_line(line)
-        except NotAnEvent:
-            logging.getLogger("kahooks.fifo").debug("fifo: skipping LVS line %r", line)
-            return
-        except UsageError as exc:
-            log.warning("fifo: skipping a line: %s", exc)
-            return
-        spool.record(event)
-        ensure_worker(spool, values)
+        event = event_from_line(line)
+        if event is not None:
+            spool.record(event)
+            ensure_worker(spool, values)
 
     count = serve_fifo(path, handle, stop)
     log.info("fifo: read %d lines from %s", count, path)

@@ -41,14 +41,6 @@ def test_a_change_records_when_and_why() -> None:
     assert (verdict.runs, verdict.failures, verdict.last_summary) == (3, 2, "refused again")
 
 
-def test_carry_from_keeps_state_and_counters_but_not_rise_and_fall() -> None:
-    old = Verdict(rise=1, fall=1)
-    feed(old, [OK, DOWN])
-    new = Verdict(rise=5, fall=5)
-    new.carry_from(old)
-    assert (new.ok, new.runs, new.rise, new.fall) == (False, 2, 5, 5)
-
-
 def test_schedule_keeps_a_fixed_rate() -> None:
     # A probe that took 0.3 s does not push the next slot back.
     assert next_due(previous_due=10.0, interval=1.0, now=10.3) == 11.0
