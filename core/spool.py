@@ -83,6 +83,15 @@ class Spool:
             make_dir(directory)
         return self
 
+    def recording(self) -> RecordLock:
+        """Hold while stamping an event and writing it (shared: handlers do not wait for each other).
+
+        keepalived starts notify handlers back to back and they run at once: one may stamp its
+        event first and finish writing it last. The worker lists incoming/ under the exclusive
+        side of this lock, so it never fans out a later event while an earlier one is unwritten.
+        """
+        return RecordLock(self.root / "record.lock", shared=True)
+
     def take_worker_lock(self) -> int | None:
         """Take worker.lock (flock) without waiting: the descriptor to hold while delivering
         (closing it lets go), or None when another worker holds it."""
@@ -124,7 +133,9 @@ class Spool:
     # The worker's side --------------------------------------------------------------
 
     def incoming(self) -> list[Path]:
-        return sorted(self.incoming_dir.glob("*.json"))
+        """Recorded events in recording order, once no handler is between stamping one and writing it."""
+        with RecordLock(self.root / "record.lock", shared=False):
+            return sorted(self.incoming_dir.glob("*.json"))
 
     def fan_out(self, path: Path, choose: Callable[[Event], list[str]]) -> tuple[Event, list[str]] | None:
         """Turn one recorded event into one queued delivery per channel `choose` picks, then drop the recording.
@@ -207,6 +218,37 @@ class Spool:
     def idle(self) -> bool:
         depth = self.depth()
         return depth["incoming"] == 0 and not any(depth["queued"].values())
+
+
+class RecordLock:
+    """flock on spool/record.lock, shared or exclusive, as a context manager.
+
+    Opened read-only (flock needs no write access), so root's daemon and keepalived_script's
+    handlers can share one file whoever created it. A lock that cannot be had is skipped:
+    ordering is worth less than recording the event at all.
+    """
+
+    def __init__(self, path: Path, shared: bool) -> None:
+        self.path = path
+        self.shared = shared
+        self.fd: int | None = None
+
+    def __enter__(self) -> RecordLock:
+        import fcntl
+
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
+            fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+        except OSError:
+            if self.fd is not None:
+                os.close(self.fd)
+            self.fd = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing lets go of the lock
+            self.fd = None
 
 
 def make_dir(directory: Path) -> None:

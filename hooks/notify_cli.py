@@ -24,7 +24,7 @@ from kahooks.options import HelpRequested, Option, parse_argv, positive_float
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from kahooks.config import Config
     from kahooks.spool import Spool
@@ -102,13 +102,12 @@ def dispatch(argv: Sequence[str]) -> int:
         if event is None:
             raise UsageError("send needs --instance NAME (or --group NAME) and --state STATE")
         return run_send(values, event)
-    if words:
-        return record(values, Event.from_argv(words))
-    event = event_from_flags(values, source="flags")
-    if event is None:
+    if not words and not (values["instance"] or values["group"] or values["state"]):
         raise UsageError("expected TYPE NAME STATE PRIORITY (as keepalived's notify passes them), "
                          "or --instance NAME --state STATE")
-    return record(values, event)
+    # Stamped inside record(), under the spool's recording lock (event_from_flags never returns
+    # None here: a name or a state was given, and it raises for what is missing).
+    return record(values, lambda: Event.from_argv(words) if words else event_from_flags(values, source="flags"))
 
 
 def event_from_flags(values: dict, source: str) -> Event | None:
@@ -137,10 +136,15 @@ def load_config(path: str) -> Config:
     return config.load(path, channel_types())
 
 
-def record(values: dict, event: Event) -> int:
-    """The handler proper: durable first, then check the configuration, then wake a worker."""
+def record(values: dict, make_event: Callable[[], Event]) -> int:
+    """The handler proper: durable first, then check the configuration, then wake a worker.
+
+    The event is stamped and written under the spool's recording lock, so its id (which
+    starts with the time) orders it correctly against handlers racing this one.
+    """
     spool = spool_for(values)
-    spool.record(event)
+    with spool.recording():
+        spool.record(make_event())
     check_config(spool, values["config"])  # raises ConfigError after the event is safe: nothing is lost
     ensure_worker(spool, values)
     return 0
