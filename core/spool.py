@@ -97,7 +97,9 @@ class Spool:
         (closing it lets go), or None when another worker holds it."""
         import fcntl
 
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o640)
+        # Read-only and world-readable, as record.lock: root's daemon and keepalived_script's
+        # handlers must both be able to open it, whichever of them created it.
+        fd = os.open(self.lock_path, os.O_RDONLY | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
