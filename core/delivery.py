@@ -296,22 +296,10 @@ class Worker:
 
 
 def _watch(directory: Any, wake: threading.Event) -> Any:
-    """inotify on incoming/ through watchdog, so a new event is picked up at once; None: poll."""
-    try:
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
-    except ImportError:
-        return None
+    """inotify on incoming/, so a newly recorded event is picked up at once; None: poll."""
+    from kahooks.watching import observe
 
-    class Waker(FileSystemEventHandler):
-        def on_any_event(self, event: Any) -> None:
-            wake.set()
-
-    observer = Observer()
-    observer.schedule(Waker(), str(directory), recursive=False)
-    observer.daemon = True
     try:
-        observer.start()
-    except OSError:
+        return observe([str(directory)], lambda path: wake.set())
+    except ImportError:  # watchdog missing: poll
         return None
-    return observer

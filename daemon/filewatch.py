@@ -1,13 +1,13 @@
-"""Hearing at once that a file appeared, changed or went: pidfiles and maintenance files.
+"""Hearing at once that a pidfile or a maintenance file appeared, changed or went.
 
-watchdog's inotify observer watches each file's directory (a file that does not
-exist yet cannot be watched itself) and calls back for events that name the file,
-including renames onto it, which is how daemons and operators usually replace one.
+Each file's directory is watched (a file that does not exist yet cannot be watched
+itself), through the one watcher of kahooks.watching, and a callback runs for
+changes that name the file, including renames onto it, which is how daemons and
+operators usually replace one.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 
 TYPE_CHECKING = False
@@ -15,11 +15,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-log = logging.getLogger("kahooks.serve")
-
 
 class FileWatch:
-    """Call `callback(path)` whenever one of the registered paths changes in any way."""
+    """Call `callback(path)` whenever one of the registered paths changes content or existence."""
 
     def __init__(self) -> None:
         self.callbacks: dict[str, list[Callable[[str], None]]] = {}
@@ -31,29 +29,13 @@ class FileWatch:
     def start(self) -> None:
         if not self.callbacks:
             return
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
+        from kahooks.watching import observe
 
-        watch = self
+        def dispatch(path: str) -> None:
+            for callback in self.callbacks.get(path, ()):
+                callback(path)
 
-        class Dispatch(FileSystemEventHandler):
-            def on_any_event(self, event: Any) -> None:
-                for path in {event.src_path, getattr(event, "dest_path", "")}:
-                    for callback in watch.callbacks.get(os.fsdecode(path), ()):
-                        try:
-                            callback(os.fsdecode(path))
-                        except Exception:
-                            log.exception("watching %s", path)
-
-        self.observer = Observer()
-        self.observer.daemon = True
-        for directory in sorted({os.path.dirname(path) for path in self.callbacks}):
-            if not os.path.isdir(directory):
-                # Nothing to hear until the directory exists; the checks' own intervals still look.
-                log.warning("cannot watch %s: the directory does not exist; checking on each interval", directory)
-                continue
-            self.observer.schedule(Dispatch(), directory, recursive=False)
-        self.observer.start()
+        self.observer = observe({os.path.dirname(path) for path in self.callbacks}, dispatch)
 
     def stop(self) -> None:
         if self.observer is not None:

@@ -55,6 +55,7 @@ class CheckRunner:
         self.stuck_reported = False
         self.watched = False
         self.poke_reason = ""
+        self.last_counted: float | None = None  # when the last probe that rise/fall counted ran
         self.thread: threading.Thread | None = None
 
     @property
@@ -99,6 +100,9 @@ class CheckRunner:
                 except Exception:  # publishing failed (a full disk?): log it, keep checking
                     log.exception("%s: cannot publish a result", self.name)
                 due = next_due(started if poked else due, self.interval(), self.clock())
+                if self.last_counted is not None and self.last_counted < started:
+                    # An early probe did not count: the next one that can is an interval after the last.
+                    due = min(due, max(self.clock(), self.last_counted + self.spec.interval))
             self.wake.wait(max(0.0, due - self.clock()))
 
     def run_once(self) -> CheckResult:
@@ -113,12 +117,20 @@ class CheckRunner:
         if self.watcher is not None:
             # Watch what a healthy probe found; a pid that died meanwhile pokes us again at once.
             self.watched = result.ok and self.watcher.watch(self, self.check.last_pids)
-        self._judge(result, latency)
+        # Rise and fall count probes an interval apart (10 % slack for scheduling jitter), as
+        # keepalived's do. The first result that disagrees always counts, so a death heard
+        # through a pidfd fails a `fall = 1` check at once; the rest of a streak must be spaced.
+        verdict = self.verdict
+        counted = (verdict.ok is None or result.ok == verdict.ok or verdict.streak == 0
+                   or self.last_counted is None or started - self.last_counted >= 0.9 * self.spec.interval)
+        if counted:
+            self.last_counted = started
+        self._judge(result, latency, counted)
         return result
 
-    def _judge(self, result: CheckResult, latency: float) -> None:
+    def _judge(self, result: CheckResult, latency: float, counted: bool = True) -> None:
         with self.lock:
-            changed = self.verdict.record(result, time.time(), latency)
+            changed = self.verdict.record(result, time.time(), latency, counted)
         self.publish(self, changed)
 
     def check_stuck(self) -> None:

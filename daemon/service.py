@@ -57,6 +57,7 @@ class Daemon:
         self.config: Config | None = None
         self.runners: dict[str, CheckRunner] = {}
         self.written: dict[str, int] = {}          # track file -> the value it holds now
+        self.write_errors: dict[str, str] = {}     # track file -> the error last logged for it
         self.publish_lock = threading.Lock()
         self.watcher = ProcessWatcher()
         self.files: Any = None
@@ -206,13 +207,22 @@ class Daemon:
             return  # nothing known yet: keepalived's init_file value stands
         value = spec.ok_value if runner.verdict.ok and not drained else spec.fail_value
         with self.publish_lock:
-            if self.written.get(spec.track_file) == value:
+            # The file, not a cache, is the truth: keepalived reads a deleted track file as 0
+            # (healthy), so a file that went or was changed by hand is written again.
+            if trackfile.read_value(spec.track_file) == value:
+                self.written[spec.track_file] = value
+                self.write_errors.pop(spec.track_file, None)
                 return
             try:
                 trackfile.write_value(spec.track_file, value)
             except OSError as exc:
-                log.error("check %s: cannot write %s: %s", spec.name, spec.track_file, exc.strerror)
+                # Once per distinct error, not once per probe: a full disk must not flood the log.
+                if self.write_errors.get(spec.track_file) != exc.strerror:
+                    self.write_errors[spec.track_file] = exc.strerror
+                    log.error("check %s: cannot write %s: %s", spec.name, spec.track_file, exc.strerror)
                 return
+            if self.write_errors.pop(spec.track_file, None):
+                log.info("check %s: %s written again", spec.name, spec.track_file)
             self.written[spec.track_file] = value
 
     def republish(self, reason: str) -> None:
@@ -258,6 +268,7 @@ class Daemon:
         """Each heartbeat: judge stuck probes, notice missed file events, keep the FIFO, write what is read."""
         for runner in list(self.runners.values()):
             runner.check_stuck()
+            self._write_track(runner)  # a track file deleted or edited by hand is put right
         self._maintenance_changed()  # also where a directory could not be watched
         self._keep_fifo()
         self.heartbeat_time = time.time()

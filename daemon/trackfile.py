@@ -40,7 +40,12 @@ def write_value(path: str, value: int) -> None:
 def read_value(path: str) -> int | None:
     """The integer in a track file, None when it is missing or not a number."""
     try:
-        with open(path, "rb") as handle:
-            return int(handle.read(64).strip() or b"x")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        return int(os.read(fd, 64).strip() or b"x")
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)

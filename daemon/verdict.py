@@ -36,8 +36,14 @@ class Verdict:
         self.changes = 0
         self.latency_total = 0.0
 
-    def record(self, result: CheckResult, now: float, latency: float = 0.0) -> bool:
-        """Count one result taken at `now`; True when it changed the judged state."""
+    def record(self, result: CheckResult, now: float, latency: float = 0.0, counted: bool = True) -> bool:
+        """Count one result taken at `now`; True when it changed the judged state.
+
+        `counted=False`: a probe run early (a file event poked it) less than an interval after
+        the last counted one. It is shown, but rise and fall count only probes an interval
+        apart, as keepalived's do: three inotify events from one pidfile write are not three
+        good results.
+        """
         self.runs += 1
         self.failures += 0 if result.ok else 1
         self.last_summary = result.summary
@@ -45,6 +51,8 @@ class Verdict:
         self.last_run = now
         self.last_latency = latency
         self.latency_total += latency
+        if not counted and self.ok is not None:
+            return False
         if self.ok is None or result.ok == self.ok:
             self.streak = 0
             if self.ok is None:

@@ -15,60 +15,7 @@ import pytest
 
 from kahooks.lab.netns import free_port, wait_for
 from tests.support.programs import run
-from tests.support.serve import Served
-
-HEAD = """\
-host = "node1"
-spool_dir = "{dir}/spool"
-
-[delivery]
-flap_window = 0
-backoff_initial = 0.2
-
-[serve]
-state_dir = "{dir}/state"
-heartbeat_interval = 0.2
-"""
-
-
-def head(tmp_path: Path, serve: str = "") -> str:
-    """The config's head; `serve` adds lines to its [serve] table."""
-    return HEAD.format(dir=tmp_path).replace("[serve]\n", "[serve]\n" + serve)
-
-
-def svc_check(service: Service, words: str = "") -> str:
-    """The check most tests use: the service by its pidfile, at an interval of 60 s, so nothing
-    but the pidfd and the pidfile watch can explain a change within seconds."""
-    return f'\n[checks.svc]\nrun = "ka-check-process {words}--pidfile {service.pidfile}"\ninterval = 60\n'
-
-
-class Service:
-    """A stand-in daemon (sleep) that writes its pidfile the way daemons do: temp file, rename."""
-
-    def __init__(self, pidfile: Path) -> None:
-        self.pidfile = pidfile
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> int:
-        self.process = subprocess.Popen(["sleep", f"{random.randint(100000, 999999)}.75"])
-        temporary = self.pidfile.with_suffix(".new")
-        temporary.write_text(f"{self.process.pid}\n")
-        os.rename(temporary, self.pidfile)
-        return self.process.pid
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-
-
-@pytest.fixture
-def service(tmp_path: Path):
-    (tmp_path / "run").mkdir()
-    instance = Service(tmp_path / "run" / "svc.pid")
-    yield instance
-    instance.kill()
-
+from tests.support.serve import Served, Service, head, service, svc_check  # noqa: F401 (fixture)
 
 def test_pidfile_service_death_and_restart_are_heard_without_polling(tmp_path: Path, service: Service) -> None:
     service.start()
