@@ -210,8 +210,14 @@ def _channels(table: Any, channel_types: Mapping[str, Callable[..., Any]],
     if not isinstance(table, dict):
         problem("channels", "must be a table of [channels.NAME]")
         return built
+    import re
+
     for name, settings in table.items():
         key = f"channels.{name}"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+            # The name is a directory of the spool (queue/NAME): no slashes, no dot names.
+            problem(key, "a channel name may hold letters, digits, '_', '.' and '-' (64 at most)")
+            continue
         if not isinstance(settings, dict):
             problem(key, "must be a table")
             continue

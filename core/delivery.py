@@ -262,12 +262,24 @@ class Worker:
         watcher = _watch(self.spool.incoming_dir, self.wake)
         last_busy = time.monotonic()
         try:
+            failing = 0.0
             while not stop.is_set():
                 self.wake.clear()
-                if self.fan_out_pending():
-                    for waker in self._channel_wakers.values():
-                        waker.set()
-                if not self.spool.idle():
+                try:
+                    if self.fan_out_pending():
+                        for waker in self._channel_wakers.values():
+                            waker.set()
+                    idle = self.spool.idle()
+                    if failing:
+                        log.info("the spool %s can be read again", self.spool.root)
+                    failing = 0.0
+                except Exception as exc:  # a spool briefly unreadable (EMFILE, read-only): wait, try again
+                    failing = min(30.0, failing * 2 or 0.5)
+                    log.error("cannot fan out from %s: %s: %s; trying again in %.1f s", self.spool.root,
+                              type(exc).__name__, exc, failing)
+                    stop.wait(failing)
+                    continue
+                if not idle:
                     last_busy = time.monotonic()
                 elif idle_exit is not None and time.monotonic() - last_busy >= idle_exit:
                     return

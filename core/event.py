@@ -118,5 +118,31 @@ class Event:
 
     @classmethod
     def from_dict(cls, data: dict) -> Event:
-        return cls(**{slot: data[slot] for slot in cls.__slots__ if slot != "detail"},
-                   detail=data.get("detail", ""))
+        """An event read back from the spool: every field of the right type, or ValueError.
+
+        The spool is written by keepalived_script and read by root: nothing is trusted.
+        """
+        import math
+
+        fields = {slot: data.get(slot) for slot in cls.__slots__}
+        fields["detail"] = data.get("detail", "")
+        for slot in ("type", "name", "state", "host", "id", "source", "detail"):
+            if not isinstance(fields[slot], str):
+                raise ValueError(f"event field {slot} must be text")
+        priority, stamp = fields["priority"], fields["time"]
+        if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 255:
+            raise ValueError("event priority must be a whole number from 0 to 255")
+        if not isinstance(stamp, (int, float)) or isinstance(stamp, bool) or not math.isfinite(stamp):
+            raise ValueError("event time must be a number")
+        if fields["type"] not in TYPES + (ALERT,) or fields["state"] not in RULE_STATES:
+            raise ValueError(f"event type {fields['type'][:20]!r} or state {fields['state'][:20]!r} is unknown")
+        if not fields["name"] or len(fields["name"]) > 255 or any(ch in fields["name"] for ch in "\n\0\""):
+            raise ValueError("bad event name")
+        if len(fields["detail"]) > 8192 or len(fields["host"]) > 255 or len(fields["source"]) > 64:
+            raise ValueError("event field too long")
+        stamp_hex, dash, suffix = fields["id"].partition("-")
+        if not dash or not stamp_hex or len(fields["id"]) > 64 or \
+                any(ch not in "0123456789abcdef" for ch in stamp_hex + suffix):
+            raise ValueError("bad event id")
+        fields["time"] = float(stamp)
+        return cls(**fields)

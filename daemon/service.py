@@ -29,6 +29,8 @@ import time
 from kahooks.config import ConfigError
 from kahooks.daemon import trackfile
 from kahooks.daemon.runner import CheckRunner, ProcessWatcher
+from kahooks.daemon.threads import Supervised
+from kahooks.errors import KahooksError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -65,10 +67,9 @@ class Daemon:
         self.tick = threading.Event()
         self.reload_requested = False
         self.worker: Any = None
-        self.worker_stop: threading.Event | None = None
-        self.worker_thread: threading.Thread | None = None
-        self.fifo_stop: threading.Event | None = None
-        self.fifo_thread: threading.Thread | None = None
+        self.delivery: Supervised | None = None
+        self.fifo: Supervised | None = None
+        self.retired: list[Supervised] = []  # stopped by a reload, still finishing (never waited for)
         self.fifo_identity: tuple[str, int] | None = None
         self.metrics_server: Any = None
         self.transitions: collections.deque = collections.deque(maxlen=LAST_TRANSITIONS)
@@ -93,7 +94,9 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
-        self.apply(load_config(self.config_path))
+        config = load_config(self.config_path)
+        self.preflight(config)
+        self.apply(config)
         log.info("serving %d checks from %s (pid %d)", len(self.runners), self.config_path, os.getpid())
         try:
             while not self.stopping.is_set():
@@ -106,6 +109,23 @@ class Daemon:
         finally:
             self.shutdown()
         return 0
+
+    def preflight(self, config: Config) -> None:
+        """Refuse to start, in one line, where the daemon could not do its job: systemd then sees it."""
+        from kahooks.spool import Spool
+
+        serve: ServeSettings = config.sections["serve"]
+        probe = os.path.join(serve.state_dir, f".preflight.{os.getpid()}")
+        try:
+            trackfile.write_atomic(probe, "")  # not the heartbeat: nothing is promised before apply()
+            os.unlink(probe)
+        except OSError as exc:
+            raise KahooksError(f"cannot write in state_dir {serve.state_dir}: {exc.strerror}") from None
+        if serve.deliver:
+            try:
+                Spool(config.spool_dir).ensure().check_writable()
+            except OSError as exc:
+                raise KahooksError(f"cannot write in spool_dir {config.spool_dir}: {exc.strerror}") from None
 
     def _on_stop(self, signum: int, frame: object) -> None:
         self.stopping.set()
@@ -166,13 +186,14 @@ class Daemon:
     def shutdown(self) -> None:
         log.info("stopping: %d checks; undelivered notifications stay in the spool", len(self.runners))
         self._stop_fifo()  # first: it reads on for half a second, for keepalived's STOP lines
+        self.wait_retired(3)
         for runner in self.runners.values():
             runner.stop()
         for runner in self.runners.values():
             runner.join(2)
         if self.files is not None:
             self.files.stop()
-        self._stop_delivery()
+        self._stop_delivery(wait=10)
         if self.metrics_server is not None:
             self.metrics_server.stop()
         self.watcher.stop()
@@ -246,6 +267,9 @@ class Daemon:
                 self.files.add(pidfile, lambda path, runner=runner: runner.poke(f"{path} changed"))
         self.files.start()
         self.maintenance_seen = self._maintenance_now()
+        for runner in self.runners.values():
+            if getattr(runner.check, "pidfile", None):
+                runner.poke("pidfile watch (re)started")  # a change before the watch began was not heard
 
     def _maintenance_paths(self) -> set[str]:
         paths = {self.serve.maintenance_file} | {runner.spec.maintenance_file for runner in self.runners.values()}
@@ -271,6 +295,7 @@ class Daemon:
             self._write_track(runner)  # a track file deleted or edited by hand is put right
         self._maintenance_changed()  # also where a directory could not be watched
         self._keep_fifo()
+        self.retired = [thread for thread in self.retired if thread.alive()]
         self.heartbeat_time = time.time()
         try:
             trackfile.write_atomic(self.serve.heartbeat_file, f"{os.getpid()} {self.heartbeat_time:.3f}\n")
@@ -296,7 +321,16 @@ class Daemon:
                 "checks": checks, "transitions": list(self.transitions),
                 "transition_counts": dict(self.transition_counts), "delivery_counts": dict(self.delivery_counts),
                 "spool_dir": self.config.spool_dir if self.config else None,
-                "notify_fifo": self.serve.notify_fifo}
+                "notify_fifo": self.serve.notify_fifo, "threads": self.thread_states()}
+
+    def thread_states(self) -> dict[str, Any]:
+        """The supervised threads and the check threads: running, restarting (and why), stopped."""
+        states = {thread.name: thread.as_dict() for thread in (self.delivery, self.fifo) if thread is not None}
+        for name, runner in sorted(list(self.runners.items())):
+            alive = runner.thread is not None and runner.thread.is_alive()
+            states[f"check-{name}"] = {"state": "running" if alive else "stopped", "restarts": 0,
+                                       "last_error": "", "since": self.started}
+        return states
 
     def write_status(self) -> None:
         try:
@@ -341,21 +375,24 @@ class Daemon:
         self.delivery_counts[f"{channel} {outcome}"] += 1
 
     def _restart_delivery(self) -> None:
-        self._stop_delivery()
+        """Stop the worker of the old configuration (without waiting: a delivery may be in the middle
+        of a 10 s timeout, and the heartbeat must not wait for it) and start one for the new one.
+        The new worker takes the spool's lock once the old one has let go of it."""
+        self._stop_delivery(wait=0)
         if not self.serve.deliver or self.config is None:
             return
-        self.worker_stop = threading.Event()
-        self.worker_thread = threading.Thread(target=self._deliver, args=(self.config, self.worker_stop),
-                                              name="delivery", daemon=True)
-        self.worker_thread.start()
+        config = self.config
+        self.delivery = Supervised("delivery", lambda stop: self._deliver(config, stop)).start()
 
-    def _stop_delivery(self) -> None:
-        if self.worker_stop is not None:
-            self.worker_stop.set()
+    def _stop_delivery(self, wait: float) -> None:
+        if self.delivery is not None:
+            self.delivery.stop()
             if self.worker is not None:
                 self.worker.wake.set()
-            self.worker_thread.join(15)  # type: ignore[union-attr]
-        self.worker_stop = self.worker_thread = self.worker = None
+            if wait:
+                self.delivery.join(wait)
+            self.retired.append(self.delivery)
+        self.delivery = self.worker = None
 
     def _deliver(self, config: Config, stop: threading.Event) -> None:
         """Hold the spool's worker lock (so ka-notify starts no worker of its own) and deliver until stopped."""
@@ -365,16 +402,16 @@ class Daemon:
         spool = Spool(config.spool_dir).ensure()
         lock = spool.take_worker_lock()
         if lock is None:
-            log.info("a ka-notify worker holds %s; delivering once it exits", spool.lock_path)
-        while lock is None and not stop.wait(1.0):
+            log.info("another worker holds %s; delivering once it lets go", spool.lock_path)
+        while lock is None and not stop.wait(0.2):
             lock = spool.take_worker_lock()
         if lock is None:
             return  # stopped while waiting
         try:
-            self.worker = Worker(config, spool, on_event=self._observe_event, on_outcome=self._observe_outcome)
-            self.worker.run(stop)
-        except Exception:
-            log.exception("delivery stopped by an error; undelivered notifications stay in %s", spool.root)
+            worker = Worker(config, spool, on_event=self._observe_event, on_outcome=self._observe_outcome)
+            if not stop.is_set():
+                self.worker = worker
+            worker.run(stop)
         finally:
             os.close(lock)
 
@@ -398,11 +435,11 @@ class Daemon:
         try:
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
             try:
-                info = os.stat(path)
+                info = os.lstat(path)
             except FileNotFoundError:
                 # Made here, before keepalived: it then uses ours and never unlinks it on a reload.
                 os.mkfifo(path, 0o600)
-                info = os.stat(path)
+                info = os.lstat(path)
         except OSError as exc:
             log.error("notify_fifo %s: %s", path, exc.strerror)
             return
@@ -412,10 +449,7 @@ class Daemon:
         from kahooks.hooks.fifo import serve_fifo
 
         self.fifo_identity = (path, info.st_ino)
-        self.fifo_stop = threading.Event()
-        self.fifo_thread = threading.Thread(target=serve_fifo, args=(path, self.record_fifo_line, self.fifo_stop),
-                                            name="fifo", daemon=True)
-        self.fifo_thread.start()
+        self.fifo = Supervised("fifo", lambda stop: serve_fifo(path, self.record_fifo_line, stop)).start()
 
     def _keep_fifo(self) -> None:
         """keepalived unlinks a FIFO it created itself when it reloads or stops: follow the new one."""
@@ -423,7 +457,7 @@ class Daemon:
             return
         path, inode = self.fifo_identity
         try:
-            current = os.stat(path).st_ino
+            current = os.lstat(path).st_ino
         except FileNotFoundError:
             current = None
         if current != inode:
@@ -431,8 +465,15 @@ class Daemon:
             self._restart_fifo()
 
     def _stop_fifo(self) -> None:
-        if self.fifo_stop is not None:
-            self.fifo_stop.set()
-            self.fifo_thread.join(3)  # type: ignore[union-attr]
-        self.fifo_stop = self.fifo_thread = None
+        """Stop reading; the old reader lingers half a second for the last lines, without being waited for."""
+        if self.fifo is not None:
+            self.fifo.stop()
+            self.retired.append(self.fifo)
+        self.fifo = None
         self.fifo_identity = None
+
+    def wait_retired(self, timeout: float) -> None:
+        """At shutdown: let stopped threads finish (the FIFO's linger reads keepalived's STOP lines)."""
+        end = time.monotonic() + timeout
+        for thread in self.retired:
+            thread.join(max(0.0, end - time.monotonic()))

@@ -75,6 +75,23 @@ def event_from_line(line: str) -> Event | None:
     return None
 
 
+def _handle_until_done(handle: Callable[[str], None], line: str, stop: threading.Event) -> None:
+    """Record one line, retrying while recording fails (a spool briefly read-only, EMFILE): the
+    reader thread keeps the pipe drained meanwhile, and no line is dropped while we run."""
+    delay = 0.1
+    while True:
+        try:
+            handle(line)
+            return
+        except Exception as exc:
+            if stop.is_set():
+                log.error("fifo: stopping, and cannot record %r: %s: %s", line, type(exc).__name__, exc)
+                return
+            log.error("fifo: cannot record %r: %s: %s; retrying in %.1f s", line, type(exc).__name__, exc, delay)
+        stop.wait(delay)
+        delay = min(5.0, delay * 2)
+
+
 def serve_fifo(path: str, handle: Callable[[str], None], stop: threading.Event, linger: float = 0.5) -> int:
     """Feed every line of the FIFO at `path` to `handle`, in order; return how many lines were read."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -90,7 +107,7 @@ def serve_fifo(path: str, handle: Callable[[str], None], stop: threading.Event, 
                 return count
             count += 1
             if line.strip():
-                handle(line)
+                _handle_until_done(handle, line, stop)
     finally:
         reader.join(timeout=linger + 1)
         os.close(keep_open)

@@ -162,15 +162,16 @@ def check_config(spool: Spool, path: str) -> None:
         fingerprint = f"{__version__} {info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns}"
     except OSError:
         fingerprint = None
-    stamp = spool.state_file.parent / "config-ok"
+    from kahooks.spool import BadEntry
+
     try:
-        if fingerprint and stamp.read_text() == f"{path} {fingerprint}":
+        if fingerprint and spool.read(("state",), "config-ok").decode(errors="replace") == f"{path} {fingerprint}":
             return
-    except OSError:
+    except (OSError, BadEntry):
         pass
     load_config(path)
     if fingerprint:
-        spool.write_atomic(stamp.parent, stamp.name, f"{path} {fingerprint}")
+        spool.write_atomic(("state",), "config-ok", f"{path} {fingerprint}")
 
 
 def ensure_worker(spool: Spool, values: dict) -> bool:

@@ -28,7 +28,8 @@ def test_pidfile_service_death_and_restart_are_heard_without_polling(tmp_path: P
         served.wait_track("svc", "0", timeout=2)
         assert served.stop() == 0
     log = served.log_text()
-    assert "check svc FAILED: pid" in log and "is not running" in log
+    # Heard between the kill and the test's reaping of it, the pid is still a zombie.
+    assert "check svc FAILED: pid" in log and ("is not running" in log or "is a zombie" in log)
     assert "Traceback" not in log
 
 
