@@ -121,7 +121,7 @@ def _number(value: Any) -> bool:
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadEntry(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadEntry("not a JSON object")

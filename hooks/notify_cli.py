@@ -142,9 +142,19 @@ def record(values: dict, make_event: Callable[[], Event]) -> int:
     The event is stamped and written under the spool's recording lock, so its id (which
     starts with the time) orders it correctly against handlers racing this one.
     """
-    spool = spool_for(values)
-    with spool.recording():
-        spool.record(make_event())
+    from kahooks.spool import SpoolError
+
+    root = values["spool"] or spool_dir_of(values["config"])
+    try:
+        spool = spool_for(values)
+        with spool.recording():
+            spool.record(make_event())
+    except OSError as exc:
+        raise KahooksError(f"cannot record the event in {root}: {exc.strerror or exc}"
+                           f"{' (' + exc.filename + ')' if exc.filename else ''}; the transition is NOT recorded") \
+            from None
+    except SpoolError as exc:
+        raise KahooksError(f"cannot record the event: {exc}; the transition is NOT recorded") from None
     check_config(spool, values["config"])  # raises ConfigError after the event is safe: nothing is lost
     ensure_worker(spool, values)
     return 0

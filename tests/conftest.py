@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,25 @@ import pytest
 
 from tests.support.netservers import HttpServer, make_certificate
 from kahooks.lab.rsyslog import Rsyslog
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def lab_bin() -> Path:
+    """kahooks installed the documented way: a root-owned venv keepalived_script can run."""
+    from kahooks.lab.install import ensure_installed
+
+    return ensure_installed(CHECKOUT)
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    # Not under pytest's tmp_path: its parent is mode 700, and keepalived_script must reach the configs.
+    directory = Path(tempfile.mkdtemp(prefix="kahooks-test-"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
