@@ -66,3 +66,84 @@ def test_a_deleted_or_edited_track_file_is_written_again(tmp_path: Path, service
         served.wait_track("svc", "1", timeout=2)
         track.write_text("0\n")
         served.wait_track("svc", "1", timeout=2)
+
+
+def notify_config(tmp_path: Path, command: str) -> str:
+    return head(tmp_path, f'notify_fifo = "{tmp_path}/state/notify.fifo"\n') + f"""
+[channels.out]
+type = "exec"
+command = ["/bin/sh", "-c", '{command}']
+
+[[rules]]
+channels = ["out"]
+"""
+
+
+def write_fifo(path: Path, line: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def test_fifo_and_delivery_survive_a_spool_that_breaks_for_a_while(tmp_path: Path) -> None:
+    """A transient error used to end the FIFO and delivery threads for good while status said running."""
+    out = tmp_path / "delivered"
+    with Served(tmp_path, notify_config(tmp_path, f'echo "$KAHOOKS_STATE" >> {out}')) as served:
+        spool = tmp_path / "spool"
+        incoming, queue = spool / "incoming", spool / "queue"
+        os.rename(incoming, tmp_path / "incoming.away")
+        os.rename(queue, tmp_path / "queue.away")
+        incoming.write_text("not a directory")
+        queue.write_text("not a directory")
+        write_fifo(served.state / "notify.fifo", 'INSTANCE "VI_1" MASTER 100')
+        time.sleep(1.5)  # the line waits in memory; recording it fails and is retried
+        incoming.unlink()
+        os.rename(tmp_path / "incoming.away", incoming)
+        time.sleep(1)    # now recorded; fanning out fails (queue/ is a file) and is retried
+        queue.unlink()
+        os.rename(tmp_path / "queue.away", queue)
+        wait_for(lambda: out.exists() and out.read_text().split() == ["MASTER"], 20, "MASTER delivered")
+        write_fifo(served.state / "notify.fifo", 'INSTANCE "VI_1" BACKUP 90')
+        wait_for(lambda: out.read_text().split() == ["MASTER", "BACKUP"], 10, "BACKUP delivered afterwards")
+        threads = json.loads((served.state / "status.json").read_text())["threads"]
+        assert threads["fifo"]["state"] == "running" and threads["delivery"]["state"] == "running", threads
+    log = served.log_text()
+    assert "cannot record" in log and "cannot fan out" in log
+
+
+def test_a_reload_while_a_delivery_waits_does_not_stall_the_heartbeat(tmp_path: Path) -> None:
+    with Served(tmp_path, notify_config(tmp_path, "sleep 6")) as served:
+        write_fifo(served.state / "notify.fifo", 'INSTANCE "VI_1" MASTER 100')
+        wait_for(lambda: "sleep 6" in " ".join(Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+                                                for pid in os.listdir("/proc") if pid.isdigit()
+                                                and os.path.exists(f"/proc/{pid}/cmdline")), 5,
+                 "the delivery to start")
+        served.signal(1)  # SIGHUP, a valid configuration
+        beats = []
+        end = time.monotonic() + 4
+        while time.monotonic() < end:
+            beats.append(served.heartbeat())
+            time.sleep(0.05)
+        stamps = sorted(set(beats))
+        gaps = [later - earlier for earlier, later in zip(stamps, stamps[1:])]
+        assert gaps and max(gaps) < 1.0, f"heartbeat gaps {gaps}"
+        assert "reloaded" in served.log_text()
+
+
+def test_a_daemon_that_cannot_write_its_state_or_spool_refuses_to_start(tmp_path: Path) -> None:
+    from tests.support.programs import run
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for where in ("state_dir", "spool_dir"):
+        config = tmp_path / f"{where}.toml"
+        text = head(tmp_path)
+        text = text.replace(f'state_dir = "{tmp_path}/state"', f'state_dir = "{blocker}/state"') \
+            if where == "state_dir" else text.replace(f'spool_dir = "{tmp_path}/spool"', f'spool_dir = "{blocker}/spool"')
+        config.write_text(text)
+        result = run("kahooks", "serve", "-c", str(config), timeout=10)
+        assert result.code == 1, result
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"cannot write in {where}" in lines[0], result.stderr
