@@ -11,7 +11,7 @@ import http.client
 from urllib.parse import urljoin, urlsplit
 
 from kahooks import __version__
-from kahooks import netaddr
+from kahooks import netaddr, redact
 from kahooks.checks.base import Check
 from kahooks.deadline import format_seconds
 from kahooks.errors import KahooksError, ProbeTimeout, UsageError
@@ -37,9 +37,11 @@ def parse_url(raw: str) -> str:
     if not parts.hostname:
         raise ValueError("has no host")
     try:
-        parts.port
+        port = parts.port
     except ValueError:
         raise ValueError("has a bad port") from None
+    if port == 0 or (port is None and parts.netloc.rpartition("@")[2].endswith(":")):
+        raise ValueError("has no usable port (1-65535)")  # urlsplit reads ':0' and ':' as 'the default'
     return raw
 
 
@@ -125,16 +127,17 @@ class HttpCheck(Check):
         url = self.url
         try:
             response = self.request(url, deadline)
-            for _ in range(MAX_REDIRECTS):
-                if not (self.follow and response.status in REDIRECTS and response.location):
-                    break
+            redirects = 0
+            while self.follow and response.status in REDIRECTS and response.location:
+                if redirects == MAX_REDIRECTS:
+                    return unhealthy(f"{redact.url(url)}: more than {MAX_REDIRECTS} redirects "
+                                     f"(a loop?), last to {redact.url(response.location)}")
+                redirects += 1
                 url = urljoin(url, response.location)
                 parse_url(url)
                 response = self.request(url, deadline)
-        except ProbeTimeout as exc:
-            return unhealthy(f"{url}: {exc}")
-        except (KahooksError, ValueError) as exc:
-            return unhealthy(f"{url}: {exc}")
+        except (KahooksError, ValueError) as exc:  # ProbeTimeout included
+            return unhealthy(f"{redact.url(url)}: {exc}")
         return self.judge(url, response, deadline)
 
     def judge(self, url: str, response: HttpResponse, deadline: Deadline) -> CheckResult:
@@ -142,7 +145,7 @@ class HttpCheck(Check):
         metrics: dict[str, float] = {"status": response.status, "size": len(response.body)}
         if response.cert_days is not None:
             metrics["cert_days"] = round(response.cert_days, 1)
-        found = f"{response.status} from {url} in {took}"
+        found = f"{response.status} from {redact.url(url)} in {took}"
         if not in_ranges(response.status, self.accepted):
             accepted = ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in self.accepted)
             return unhealthy(f"{found} (accepted: {accepted})", **metrics)
@@ -175,6 +178,12 @@ class HttpCheck(Check):
             connection.putrequest(self.method, path, skip_host=True, skip_accept_encoding=True)
             defaults = {"Host": self.vhost or parts.netloc.rpartition("@")[2],
                         "User-Agent": f"kahooks/{__version__} ka-check-http", "Connection": "close"}
+            if parts.username is not None:  # http://user:pw@host/: basic authentication, as curl does
+                import base64
+                from urllib.parse import unquote
+
+                pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+                defaults["Authorization"] = "Basic " + base64.b64encode(pair).decode()
             overridden = {name.lower() for name, _ in self.headers}
             for name, value in [*defaults.items(), *self.headers]:
                 if name.lower() not in overridden or (name, value) in self.headers:

@@ -26,9 +26,11 @@ import stat
 import threading
 import time
 
+from kahooks import redact
 from kahooks.config import ConfigError
 from kahooks.daemon import trackfile
 from kahooks.daemon.runner import CheckRunner, ProcessWatcher
+from kahooks.daemon.status import process_start
 from kahooks.daemon.threads import Supervised
 from kahooks.errors import KahooksError
 
@@ -77,6 +79,7 @@ class Daemon:
         self.delivery_counts: collections.Counter = collections.Counter()
         self.started = time.time()
         self.heartbeat_time = 0.0
+        self.stopped_at: float | None = None
         self.maintenance_seen: frozenset[str] = frozenset()
 
     @property
@@ -197,6 +200,7 @@ class Daemon:
         if self.metrics_server is not None:
             self.metrics_server.stop()
         self.watcher.stop()
+        self.stopped_at = time.time()
         self.write_status()
 
     # Checks and track files --------------------------------------------------------------
@@ -312,14 +316,18 @@ class Daemon:
         checks = {}
         for name, runner in sorted(list(self.runners.items())):
             spec = runner.spec
-            checks[name] = {**runner.verdict.as_dict(), "kind": spec.kind, "run": " ".join(spec.words),
+            checks[name] = {**runner.verdict.as_dict(), "kind": spec.kind, "run": " ".join(redact.words(spec.words)),
                             "interval": spec.interval, "rise": spec.rise, "fall": spec.fall,
                             "track_file": spec.track_file, "value": self.written.get(spec.track_file),
                             "drained_by": self.drained_by(spec), "watched": runner.watched}
-        return {"pid": os.getpid(), "config": self.config_path, "started": self.started,
+        return {"pid": os.getpid(), "pid_start": process_start(os.getpid()), "stopped": self.stopped_at,
+                "config": self.config_path, "started": self.started,
                 "heartbeat": self.heartbeat_time, "maintenance": bool(self._maintenance_now()),
                 "checks": checks, "transitions": list(self.transitions),
-                "transition_counts": dict(self.transition_counts), "delivery_counts": dict(self.delivery_counts),
+                "transition_counts": [{"instance": name, "state": state, "count": count}
+                                      for (name, state), count in sorted(self.transition_counts.items())],
+                "delivery_counts": [{"channel": channel, "outcome": outcome, "count": count}
+                                    for (channel, outcome), count in sorted(self.delivery_counts.items())],
                 "spool_dir": self.config.spool_dir if self.config else None,
                 "notify_fifo": self.serve.notify_fifo, "threads": self.thread_states()}
 
@@ -334,7 +342,9 @@ class Daemon:
 
     def write_status(self) -> None:
         try:
-            trackfile.write_atomic(self.serve.status_file, json.dumps(self.snapshot(), indent=1, sort_keys=True))
+            # 0640: check results can name hosts and paths an unprivileged user need not see.
+            trackfile.write_atomic(self.serve.status_file, json.dumps(self.snapshot(), indent=1, sort_keys=True),
+                                   mode=0o640)
         except OSError as exc:
             log.error("cannot write %s: %s", self.serve.status_file, exc.strerror)
 
@@ -369,10 +379,10 @@ class Daemon:
             return
         self.transitions.append({"time": event.time, "type": event.type, "name": event.name,
                                  "state": event.state, "priority": event.priority, "source": event.source})
-        self.transition_counts[f"{event.name} {event.state}"] += 1
+        self.transition_counts[(event.name, event.state)] += 1
 
     def _observe_outcome(self, channel: str, outcome: str) -> None:
-        self.delivery_counts[f"{channel} {outcome}"] += 1
+        self.delivery_counts[(channel, outcome)] += 1
 
     def _restart_delivery(self) -> None:
         """Stop the worker of the old configuration (without waiting: a delivery may be in the middle

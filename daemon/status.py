@@ -15,12 +15,30 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-def read(state_dir: str) -> dict[str, Any] | None:
+def process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks (/proc/PID/stat field 22): tells a reused pid apart."""
     try:
-        with open(os.path.join(state_dir, "status.json")) as handle:
-            return json.load(handle)
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return int(handle.read(4096).rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class StatusUnreadable(Exception):
+    """status.json exists but cannot be read (permission denied): one line for the operator."""
+
+
+def read(state_dir: str) -> dict[str, Any] | None:
+    """The daemon's status, None when there is none; StatusUnreadable when it may not be read."""
+    path = os.path.join(state_dir, "status.json")
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except PermissionError:
+        raise StatusUnreadable(f"cannot read {path}: permission denied (run kahooks status as root)") from None
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def daemon_alive(status: dict[str, Any], max_age: float, now: float | None = None) -> tuple[bool, str]:
@@ -28,10 +46,14 @@ def daemon_alive(status: dict[str, Any], max_age: float, now: float | None = Non
     now = time.time() if now is None else now
     age = now - (status.get("heartbeat") or 0)
     pid = status.get("pid")
+    if status.get("stopped"):
+        return False, f"stopped {ago(status['stopped'], now)} (pid {pid})"
     if age > max_age:
         return False, f"heartbeat {age:.0f} s old (pid {pid})"
-    if pid and not os.path.exists(f"/proc/{pid}"):
+    if not isinstance(pid, int) or not os.path.exists(f"/proc/{pid}"):
         return False, f"pid {pid} is not running"
+    if status.get("pid_start") is not None and process_start(pid) != status["pid_start"]:
+        return False, f"pid {pid} is another process now"
     return True, f"pid {pid}, heartbeat {age:.1f} s ago"
 
 

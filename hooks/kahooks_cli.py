@@ -91,12 +91,22 @@ def status(path: str, as_json: bool, max_age: float) -> None:
         sys.exit(1)
     serve = data.get("serve") if isinstance(data.get("serve"), dict) else {}
     state_dir = str(serve.get("state_dir") or DEFAULT_STATE_DIR)
-    current = daemon_status.read(state_dir)
+    from kahooks.spool import SpoolError
+
+    try:
+        current = daemon_status.read(state_dir)
+    except daemon_status.StatusUnreadable as exc:
+        click.echo(f"kahooks status: {exc}", err=True)
+        sys.exit(1)
     if current is None:
         click.echo(f"kahooks serve is not running: no status in {state_dir}", err=True)
         sys.exit(1)
     spool_dir = current.get("spool_dir")
-    spool = Spool(spool_dir).depth() if spool_dir and Path(spool_dir).is_dir() else None
+    try:
+        spool = Spool(spool_dir).depth() if spool_dir and Path(spool_dir).is_dir() else None
+    except (OSError, SpoolError) as exc:  # not root: the spool is keepalived_script's
+        click.echo(f"kahooks status: spool {spool_dir} not shown: {getattr(exc, 'strerror', None) or exc}", err=True)
+        spool = None
     alive = daemon_status.daemon_alive(current, max_age)
     if as_json:
         click.echo(json.dumps({**current, "spool": spool, "alive": alive[0]}, indent=1, sort_keys=True))
