@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from kahooks.checks import procfs
+from kahooks import procfs
 from kahooks.checks.base import Check
 from kahooks.errors import UsageError
 from kahooks.options import Option, positive_int, regex

@@ -90,9 +90,9 @@ class Daemon:
 
     def run(self) -> int:
         """Load, start everything, and loop until SIGTERM; the caller reports a first ConfigError."""
-        from kahooks.checks import command
+        from kahooks import commands
 
-        command.SUBREAPER_ALLOWED = False  # many commands at once: never adopt every orphan of the node
+        commands.SUBREAPER_ALLOWED = False  # many commands at once: never adopt every orphan of the node
         # Before anything is written: a SIGHUP that follows the first heartbeat must reload, not kill.
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)

@@ -1,18 +1,15 @@
 """The exec channel: run any command with the transition in its environment.
 
-The command runs in its own process group with a timeout (the whole group is
-stopped when it overruns), its output goes to a temporary file rather than a
-pipe (a background grandchild cannot hold the channel hostage), and exit 0 is
-success. Other exit codes are retried, except those listed as permanent.
+The command runs through kahooks.commands: its own session, a timeout (the
+whole group is stopped when it overruns), only the tail of its output kept (a
+background grandchild cannot hold the channel hostage, `yes` cannot fill
+memory), and what it leaves running is stopped. Exit 0 is success. Other exit codes are retried, except those listed as permanent.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import tempfile
 
 from kahooks.notifiers.base import Channel, ChannelConfigError, Message, PermanentFailure, TemporaryFailure
 
@@ -70,44 +67,22 @@ def split_command(command: object, key: str) -> list[str]:
     return command
 
 
-def run_command(command: list[str], timeout: float, env: dict[str, str] | None) -> tuple[int, str]:
-    """Run `command` in its own process group; (exit code, last line of output).
+def run_command(command: list[str], timeout: float, env: dict[str, str] | None,
+                sweep: bool = True) -> tuple[int, str]:
+    """Run `command` (kahooks.commands: own session, output tail only); (exit code, last line of output).
 
-    Output goes to a temporary file, not a pipe, so a background grandchild cannot
-    hold us; on timeout the whole group is stopped and TemporaryFailure raised.
+    On timeout the command and what it started are stopped and TemporaryFailure raised.
+    `sweep=False` leaves running what the command started once it exits (a service).
     """
-    with tempfile.TemporaryFile() as output:
-        try:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
-                                       env=env, start_new_session=True)
-        except OSError as exc:
-            raise PermanentFailure(f"cannot run {command[0]}: {exc.strerror or exc}") from None
-        try:
-            code = process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _stop_group(process)
-            raise TemporaryFailure(f"{command[0]} timed out after {timeout:g} s") from None
-        finally:
-            _signal_group(process.pid, signal.SIGKILL)  # whatever it left running in its group
-        output.seek(0)
-        last = output.read()[-2000:].decode("utf-8", "replace").strip().rsplit("\n", 1)[-1]
-    return code, last
+    from kahooks import commands
 
-
-def _signal_group(pgid: int, signum: int) -> None:
     try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _stop_group(process: subprocess.Popen) -> None:
-    _signal_group(process.pid, signal.SIGTERM)
-    try:
-        process.wait(KILL_GRACE)
-    except subprocess.TimeoutExpired:
-        _signal_group(process.pid, signal.SIGKILL)
-        process.wait()
+        done = commands.run(command, timeout, env, kill_grace=KILL_GRACE, sweep=sweep)
+    except OSError as exc:
+        raise PermanentFailure(f"cannot run {command[0]}: {exc.strerror or exc}") from None
+    if done.code is None:
+        raise TemporaryFailure(f"{command[0]} timed out after {timeout:g} s")
+    return done.code, done.last_line
 
 
 CHANNEL = ExecChannel

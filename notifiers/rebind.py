@@ -9,6 +9,9 @@ A reload's exit status proves nothing (haproxy and nginx report success when
 the new bind failed), so only the listening socket counts. A failure is
 retried and raised as an ALERT for the rules to send to people.
 
+The command's processes are stopped only when it overruns its timeout: a
+service it started without detaching must stay up.
+
 When the VIP has left, nothing runs unless `release_command` is set: squid
 reconfigured with `http_port VIP:3128` and no VIP would die on a FATAL bind.
 """
@@ -51,7 +54,7 @@ class RebindChannel(Channel):
         name = message.context["name"]
         if not here:
             if self.release_command:
-                code, output = run_command(self.release_command, self.timeout, None)
+                code, output = run_command(self.release_command, self.timeout, None, sweep=False)
                 if code != 0:
                     raise TemporaryFailure(f"{self.release_command[0]} exited {code}: {output}")
                 log.info("%s: %s left; ran %s", self.name, ", ".join(vips), " ".join(self.release_command))
@@ -63,7 +66,7 @@ class RebindChannel(Channel):
             log.info("%s: already listening on %s", self.name, _join(self.wanted(here)))
             return
         started = time.monotonic()
-        code, output = run_command(self.command, self.timeout, None)
+        code, output = run_command(self.command, self.timeout, None, sweep=False)
         if code != 0:
             raise TemporaryFailure(f"`{' '.join(self.command)}` exited {code}" + (f": {output}" if output else ""),
                                    alert=True)

@@ -40,7 +40,7 @@ def read_stat(pid: int, proc: str = "/proc") -> ProcInfo | None:
     """Parse /proc/PID/stat; None when the process is gone."""
     try:
         with open(f"{proc}/{pid}/stat", "rb") as handle:
-            data = handle.read()
+            data = handle.read(4096)
     except (FileNotFoundError, ProcessLookupError):
         return None
     # comm may itself contain spaces and parentheses: it ends at the last ')'.
@@ -51,14 +51,29 @@ def read_stat(pid: int, proc: str = "/proc") -> ProcInfo | None:
     return ProcInfo(pid, comm, fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]))
 
 
-def read_cmdline(pid: int, proc: str = "/proc") -> list[str]:
-    """argv of a process ([] for kernel threads, zombies and vanished processes)."""
+# What a --cmdline regex is matched against: the first 4 KiB of argv, as most `ps` columns show.
+# Any process may have an 880 KB argv, and a regex holds the interpreter's lock while it runs.
+CMDLINE_LIMIT = 4096
+
+
+def read_cmdline(pid: int, proc: str = "/proc", limit: int = CMDLINE_LIMIT) -> list[str]:
+    """argv of a process, its first `limit` bytes ([] for kernel threads, zombies and vanished processes)."""
     try:
         with open(f"{proc}/{pid}/cmdline", "rb") as handle:
-            data = handle.read()
+            data = handle.read(limit)
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return []
     return [part.decode("utf-8", "surrogateescape") for part in data.rstrip(b"\0").split(b"\0")] if data else []
+
+
+def environ_has(pid: int, entry: bytes, proc: str = "/proc") -> bool:
+    """Does the process's environment start with (or hold, in its first 64 KiB) `entry` (NAME=VALUE)?"""
+    try:
+        with open(f"{proc}/{pid}/environ", "rb") as handle:
+            data = handle.read(65536)
+    except OSError:  # gone, or another user's
+        return False
+    return data.startswith(entry + b"\0") or (b"\0" + entry + b"\0") in data
 
 
 def effective_uid(pid: int, proc: str = "/proc") -> int | None:
