@@ -39,7 +39,7 @@ class ProcessCheck(Check):
     OPTIONS = (
         Option("NAME", help="process name as killall sees it (optional with --pidfile or --cmdline)"),
         Option("--cmdline", convert=regex, metavar="REGEX",
-               help="the process's command line (argv joined by spaces) must match"),
+               help="the process's command line (argv joined by spaces, its first 4 KiB) must match"),
         Option("--pidfile", metavar="PATH",
                help="the pid in this file must be alive (and be NAME, when given)"),
         Option("--user", convert=user_id, metavar="USER", help="effective user name or uid"),
@@ -82,17 +82,26 @@ class ProcessCheck(Check):
             return False
         return True
 
-    def find(self) -> list[int]:
-        """Pids of live (non-zombie) matching processes, excluding this checker itself."""
+    def find(self, deadline: Deadline | None = None) -> list[int]:
+        """Pids of live (non-zombie) matching processes, excluding this checker itself.
+
+        With a deadline, it is asked between processes: thousands of processes with long
+        command lines make a slow probe, never one that outlives its --timeout.
+        """
         own = os.getpid()
-        return [info.pid for info in procfs.iter_processes(self.proc)
-                if info.pid != own and not info.zombie and self.matches(info)]
+        found = []
+        for info in procfs.iter_processes(self.proc):
+            if deadline is not None:
+                deadline.require(f"looking through processes (at pid {info.pid})")
+            if info.pid != own and not info.zombie and self.matches(info):
+                found.append(info.pid)
+        return found
 
     def probe(self, deadline: Deadline) -> CheckResult:
         self.last_pids = []
         if self.pidfile:
             return self._probe_pidfile()
-        pids = self.find()
+        pids = self.find(deadline)
         self.last_pids = pids
         label = self.describe()
         if len(pids) >= self.min_count:

@@ -61,14 +61,26 @@ class HelpRequested(Exception):
 
 
 def parse_argv(options: Sequence[Option], argv: Sequence[str], prog: str) -> dict[str, Any]:
-    """Parse argv against `options`; return {dest: value} with defaults filled in."""
+    """Parse argv against `options`; return {dest: value} with defaults filled in.
+
+    A UsageError carries `partial`: what was parsed before the mistake (so a program can
+    honour --nagios or -v given ahead of it, without ever reading raw argv itself).
+    """
+    values: dict[str, Any] = {opt.dest: ([] if opt.repeat else opt.default) for opt in options}
+    try:
+        return _parse(options, argv, prog, values)
+    except UsageError as exc:
+        exc.partial = values  # type: ignore[attr-defined]
+        raise
+
+
+def _parse(options: Sequence[Option], argv: Sequence[str], prog: str, values: dict[str, Any]) -> dict[str, Any]:
     by_name: dict[str, Option] = {}
     for opt in options:
         for name in opt.names:
             if not opt.positional:
                 by_name[name] = opt
     positionals = [opt for opt in options if opt.positional]
-    values: dict[str, Any] = {opt.dest: ([] if opt.repeat else opt.default) for opt in options}
     bare: list[str] = []
     index = 0
     while index < len(argv):

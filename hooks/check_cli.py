@@ -9,15 +9,51 @@ monitoring-plugins convention for standalone use.
 
 from __future__ import annotations
 
-import os
-import sys
-import time
+# First, before any other import: from here on keepalived's SIGTERM (a check that overran its
+# timeout) ends this program with exit 1 and a line, never by the signal. The C module behind
+# `signal` avoids ~3 ms of enum set-up; the functions are the same.
+try:
+    import _signal as signal
+except ImportError:  # pragma: no cover
+    import signal  # type: ignore[no-redef]
 
-from kahooks.checks import load_check_class
-from kahooks.checks.base import COMMON_OPTIONS, probe_safely
-from kahooks.errors import UsageError
-from kahooks.options import HelpRequested, parse_argv
-from kahooks.result import CheckResult, unhealthy
+
+class Interrupted(BaseException):
+    """Raised from a signal handler: a BaseException so no probe's `except Exception` swallows it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGALRM: "the time limit"}
+_probing = False          # True while a probe runs: a signal then interrupts it
+_stopped_by: str | None = None  # a signal that came outside a probe: the run ends failed
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    global _stopped_by
+    reason = "timed out" if signum == signal.SIGALRM else f"stopped by {_SIGNAL_NAMES[signum]}"
+    if _probing:
+        raise Interrupted(reason)
+    _stopped_by = _stopped_by or reason
+
+
+import sys  # noqa: E402 (built in: costs nothing)
+
+# Only in a ka-check-* program: a test runner or the daemon importing this keeps its own handlers.
+if sys.argv and sys.argv[0].rpartition("/")[2].startswith("ka-check-"):
+    for _signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(_signum, _on_signal)
+
+import os  # noqa: E402 (after the handlers, on purpose)
+import time  # noqa: E402
+
+from kahooks.checks import load_check_class  # noqa: E402
+from kahooks.checks.base import COMMON_OPTIONS, probe_safely  # noqa: E402
+from kahooks.errors import UsageError  # noqa: E402
+from kahooks.options import HelpRequested, parse_argv  # noqa: E402
+from kahooks.result import CheckResult, unhealthy  # noqa: E402
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,70 +66,72 @@ EXIT_UNHEALTHY = 1
 NAGIOS_CODES = {"OK": 0, "CRITICAL": 2, "UNKNOWN": 3}
 
 
-class Interrupted(BaseException):
-    """Raised from a signal handler: a BaseException so no probe's `except Exception` swallows it."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+# The output modes, once argv is parsed: the last-resort handler in _main needs them too.
+_modes = {"nagios": False, "verbose": False}
 
 
 def run(kind: str, argv: Sequence[str], prog: str | None = None) -> int:
-    """Run one check of `kind` with command-line `argv`; return the exit code."""
+    """Run one check of `kind` with command-line `argv`; return the exit code.
+
+    --nagios, -v and --no-syslog come from the parsed options only: `-- false --nagios` is a
+    command's argument, not ours (a usage error uses what was parsed before it).
+    """
     prog = prog or f"ka-check-{kind}"
-    nagios = "--nagios" in argv
-    verbose = "-v" in argv or "--verbose" in argv
     try:
         check_class = load_check_class(kind)
         values = parse_argv(COMMON_OPTIONS + check_class.OPTIONS, argv, prog)
+        _modes.update(nagios=bool(values["nagios"]), verbose=bool(values["verbose"]))
         check = check_class(values)
     except HelpRequested as help_text:
         print(help_text)
         return EXIT_HEALTHY
     except UsageError as exc:
-        return _report(kind, "UNKNOWN", f"{prog}: {exc}", nagios, log="--no-syslog" not in argv)
+        partial = getattr(exc, "partial", None) or {}
+        _modes.update(nagios=bool(partial.get("nagios")), verbose=bool(partial.get("verbose")))
+        return _report(kind, "UNKNOWN", f"{prog}: {exc}", _modes["nagios"], log=not partial.get("no_syslog"))
     except Exception as exc:  # an import or construction bug is still a failed check
-        _trace(verbose)
-        return _report(kind, "UNKNOWN", f"{prog}: internal error: {type(exc).__name__}: {exc}", nagios, log=True)
+        _trace(_modes["verbose"])
+        return _report(kind, "UNKNOWN", f"{prog}: internal error: {type(exc).__name__}: {exc}", _modes["nagios"],
+                       log=True)
 
+    nagios, verbose = _modes["nagios"], _modes["verbose"]
     log = not values["no_syslog"]
     maintenance = values["maintenance_file"]
     if maintenance and os.path.exists(maintenance):
         return _report(kind, "CRITICAL", f"maintenance file {maintenance} exists", nagios, log=log)
+    if _stopped_by:
+        return _report(kind, "CRITICAL", f"{_stopped_by} before the probe started", nagios, log=log)
 
     started = time.monotonic()
     result = _probe_guarded(check, verbose)
     elapsed = time.monotonic() - started
     result.metrics.setdefault("time", round(elapsed, 6))
-    return _report(kind, "OK" if result.ok else "CRITICAL", result.summary, nagios, log=log,
-                   metrics=result.metrics)
+    return _report(kind, "OK" if result.ok and not _stopped_by else "CRITICAL",
+                   result.summary if not _stopped_by or not result.ok else f"{_stopped_by} after: {result.summary}",
+                   nagios, log=log, metrics=result.metrics)
 
 
 def _probe_guarded(check: Check, verbose: bool) -> CheckResult:
-    """Run check.probe under a hard sub-second alarm and a SIGTERM handler."""
-    try:
-        # The C module behind `signal`, which wraps it in enums at a cost of ~3 ms of
-        # start-up (a fifth of a bare interpreter); the functions are the same.
-        import _signal as signal
-    except ImportError:
-        import signal
+    """Run check.probe under a hard sub-second alarm; SIGTERM, SIGINT and the alarm interrupt it."""
+    global _probing
 
-    def interrupt(signum: int, frame: object) -> None:
-        if signum == signal.SIGALRM:
-            raise Interrupted(f"timed out after {check.timeout:g} s")
-        raise Interrupted(f"stopped by {'SIGTERM' if signum == signal.SIGTERM else 'SIGINT'}")
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)}
+    previous_alarm = signal.signal(signal.SIGALRM, _on_signal)
     # The probe keeps its own deadline; the alarm only stops one that ignores it.
-    signal.setitimer(signal.ITIMER_REAL, check.hard_limit())
+    _probing = True
     try:
+        if _stopped_by:
+            raise Interrupted(_stopped_by)
+        signal.setitimer(signal.ITIMER_REAL, check.hard_limit())
         return probe_safely(check, on_bug=lambda: _trace(verbose))
     except Interrupted as exc:
-        return unhealthy(exc.reason)
+        reason = exc.reason
+        if reason == "timed out":
+            reason = f"timed out after {check.timeout:g} s"
+        return unhealthy(reason)
     finally:
+        _probing = False
         signal.setitimer(signal.ITIMER_REAL, 0)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        signal.signal(signal.SIGALRM, previous_alarm)
 
 
 def _report(kind: str, status: str, summary: str, nagios: bool, log: bool,
@@ -136,16 +174,19 @@ def _trace(verbose: bool) -> None:
 
 def _main(kind: str) -> None:
     """Console-script body: nothing but 0 or 1 (or Nagios codes with --nagios) may leave."""
-    argv = sys.argv[1:]
     try:
-        code = run(kind, argv, prog=os.path.basename(sys.argv[0]) or None)
-    except BaseException as exc:  # last resort: even a bug in the runner is a failed check
-        if "-v" in argv or "--verbose" in argv:
+        code = run(kind, sys.argv[1:], prog=os.path.basename(sys.argv[0]) or None)
+    except BaseException as exc:  # last resort: even a bug in the runner (or a signal) is a failed check
+        if _modes["verbose"]:
             import traceback
 
             traceback.print_exc()
-        print(f"FAIL: internal error: {type(exc).__name__}", flush=True)
-        code = 3 if "--nagios" in argv else EXIT_UNHEALTHY
+        reason = exc.reason if isinstance(exc, Interrupted) else f"internal error: {type(exc).__name__}"
+        try:
+            print(f"FAIL: {reason}", flush=True)
+        except BaseException:
+            pass
+        code = 3 if _modes["nagios"] else EXIT_UNHEALTHY
     sys.exit(code)
 
 

@@ -1,0 +1,97 @@
+"""Commands kahooks runs and processes it looks at: nothing left behind, nothing unbounded, nothing stalled."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kahooks.lab.netns import wait_for
+from tests.support.notify import worker_for, write_config
+from tests.support.programs import kill_mentioning, pids_mentioning
+from tests.support.serve import Served, head
+from kahooks.event import Event
+
+
+def test_the_daemon_leaves_no_setsid_escapee_of_an_exec_check_running(tmp_path: Path) -> None:
+    marker = f"{random.randint(10**8, 10**9)}.5"
+    config = head(tmp_path) + f"""
+[checks.escapes]
+run = ["ka-check-exec", "--", "/bin/sh", "-c", "setsid sleep {marker} & exit 0"]
+interval = 0.2
+"""
+    try:
+        with Served(tmp_path, config) as served:
+            served.wait_track("escapes", "0")
+            time.sleep(2)  # about ten runs
+            assert pids_mentioning("sleep", marker) == []
+    finally:
+        kill_mentioning("sleep", marker)
+
+
+def test_a_huge_argv_does_not_freeze_the_daemon(tmp_path: Path) -> None:
+    """An unprivileged user's 880 KB command line against a --cmdline regex held the interpreter ~70 s."""
+    hostile = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *["a" * 110_000] * 8])
+    config = head(tmp_path) + """
+[checks.byline]
+run = "ka-check-process --cmdline 'aaaa.*Z9Q'"
+interval = 0.2
+"""
+    try:
+        with Served(tmp_path, config) as served:
+            served.wait_track("byline", "1")
+            beats = []
+            end = time.monotonic() + 3
+            while time.monotonic() < end:
+                beats.append(served.heartbeat())
+                time.sleep(0.05)
+            stamps = sorted(set(beats))
+            gaps = [later - earlier for earlier, later in zip(stamps, stamps[1:])]
+            assert len(stamps) >= 5 and max(gaps) < 1.0, stamps
+    finally:
+        hostile.kill()
+        hostile.wait()
+
+
+def test_the_exec_channel_keeps_only_the_tail_of_a_flood(tmp_path: Path) -> None:
+    """400 MB of output used to be read whole into the worker; now its last 64 KiB."""
+    config = write_config(tmp_path, """[channels.flood]
+type = "exec"
+command = ["/bin/sh", "-c", "head -c 400000000 /dev/zero | tr '\\\\0' x; echo; echo the-last-line; exit 3"]
+timeout = 20
+""", delivery="flap_window = 0\nmax_attempts = 1")
+    script = f"""
+import resource, sys
+sys.path[:0] = {sys.path!r}
+from tests.support.notify import worker_for
+from kahooks.event import Event
+from pathlib import Path
+config, spool, worker = worker_for(Path({str(config)!r}))
+spool.record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))
+worker.drain(30)
+dead = next((spool.dead_dir / "flood").glob("*.json")).read_text()
+assert "the-last-line" in dead, dead[-300:]
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd="/")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(result.stdout.split()[-1]) < 100_000, f"worker peak RSS {result.stdout.split()[-1]} KiB"
+
+
+def test_rebind_leaves_a_service_that_did_not_detach_running(tmp_path: Path) -> None:
+    from kahooks.notifiers.command import run_command
+
+    marker = f"{random.randint(10**8, 10**9)}.25"
+    try:
+        code, _ = run_command(["/bin/sh", "-c", f"sleep {marker} & exit 0"], 5, None, sweep=False)
+        assert code == 0
+        time.sleep(0.3)
+        assert pids_mentioning("sleep", marker), "the service rebind started was killed with its command"
+        code, _ = run_command(["/bin/sh", "-c", f"sleep {marker}1 & exit 0"], 5, None)
+        time.sleep(0.3)
+        assert not pids_mentioning("sleep", f"{marker}1"), "the exec channel left its command's child"
+    finally:
+        kill_mentioning("sleep", marker)
