@@ -32,6 +32,10 @@ DELIVERY_DEFAULTS = {
     "flap_window": 10.0,       # transitions closer than this are summarised; 0 turns it off
     "worker_idle_exit": 60.0,  # a worker started by the hook exits after this long with nothing to do
 }
+# (lowest, highest, whole) for each: a year of max_age, a day of backoff, an hour of flap window.
+DELIVERY_RANGES = {"max_attempts": (1, 1000, True), "max_age": (0, 366 * 86400, False),
+                   "backoff_initial": (0, 86400, False), "backoff_max": (0, 86400, False),
+                   "flap_window": (0, 3600, False), "worker_idle_exit": (0, 86400, False)}
 
 
 class Problem:
@@ -168,13 +172,16 @@ def _delivery(table: Any, problem: Callable[[str, str], None]) -> dict[str, floa
     if not isinstance(table, dict):
         problem("delivery", "must be a table")
         return values
+    from kahooks.options import number_problem
+
     for key, value in table.items():
         if key not in DELIVERY_DEFAULTS:
             problem(f"delivery.{key}", f"unknown setting (known: {', '.join(DELIVERY_DEFAULTS)})")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            problem(f"delivery.{key}", "must be a number, 0 or more")
-        elif key == "max_attempts" and (value < 1 or value != int(value)):
-            problem(f"delivery.{key}", "must be a whole number, 1 or more")
+            continue
+        low, high, whole = DELIVERY_RANGES[key]
+        why = number_problem(value, low, high, whole)
+        if why:
+            problem(f"delivery.{key}", why)
         else:
             values[key] = value
     return values
@@ -197,10 +204,11 @@ def _instances(table: Any, problem: Callable[[str, str], None]) -> dict[str, dic
                 problem(f"instances.{name}.vips", "must be a list of IP addresses")
             else:
                 for index, vip in enumerate(value):
-                    try:
-                        ipaddress.ip_address(str(vip).split("/")[0])
+                    try:  # an address, or address/prefix as keepalived's virtual_ipaddress takes it
+                        ipaddress.ip_interface(vip if isinstance(vip, str) else "")
                     except ValueError:
-                        problem(f"instances.{name}.vips[{index}]", f"{vip!r} is not an IP address")
+                        problem(f"instances.{name}.vips[{index}]",
+                                f"{vip!r} is not an IP address (or ADDRESS/PREFIX with a valid prefix)")
     return table
 
 
@@ -294,7 +302,9 @@ def locate(text: str, key: str) -> int | None:
         found = _find(lines, start, lambda line: line.strip() == header)
         last_name = all(later.startswith("[") for later in tokens[index + 1:])
         if found is None and last_name:  # only the last name is a `key = value` line (vips in vips[0])
-            found = _find(lines, start, lambda line: line.split("=")[0].strip().strip('"') == token)
+            # Within this table only: a key the table lacks must not be blamed on another table's line.
+            found = _find(lines, start, lambda line: line.split("=")[0].strip().strip('"') == token,
+                          stop_at_header=matched)
         if found is not None:
             start, matched = found, True
         table.append(token)  # a part of a dotted header such as [instances.VI_1] has no line of its own
@@ -302,8 +312,10 @@ def locate(text: str, key: str) -> int | None:
     return start + 1 if matched else None
 
 
-def _find(lines: list[str], start: int, test: Callable[[str], bool]) -> int | None:
+def _find(lines: list[str], start: int, test: Callable[[str], bool], stop_at_header: bool = False) -> int | None:
     for index in range(start, len(lines)):
+        if stop_at_header and index > start and lines[index].lstrip().startswith("["):
+            return None
         if test(lines[index]):
             return index
     return None

@@ -217,7 +217,7 @@ class Worker:
                       place.parent)
             self.on_outcome(name, "dead")
             return True
-        delay = self.backoff(attempts, retry_after)
+        delay = self.backoff(attempts, retry_after, age_left=batch[0].created + self.settings["max_age"] - now)
         for delivery in batch:
             delivery.attempts = attempts
             delivery.next_attempt = now + delay
@@ -227,11 +227,12 @@ class Worker:
         self.on_outcome(name, "retry")
         return False
 
-    def backoff(self, attempts: int, retry_after: float | None) -> float:
-        """Full jitter: uniform in [0, min(cap, initial * 2^(n-1))]; a server's Retry-After wins (capped)."""
+    def backoff(self, attempts: int, retry_after: float | None, age_left: float = float("inf")) -> float:
+        """Full jitter: uniform in [0, min(cap, initial * 2^(n-1))]. A server's Retry-After wins, whole:
+        asking sooner only earns another 429; it is bounded by what is left of max_age alone."""
         cap = self.settings["backoff_max"]
         if retry_after is not None:
-            return min(max(retry_after, 0.0), cap)
+            return min(max(retry_after, 0.0), max(0.0, age_left))
         return random.uniform(0, min(cap, self.settings["backoff_initial"] * 2 ** (attempts - 1)))
 
     def compose(self, channel: Any, batch: list[Delivery]) -> Message:

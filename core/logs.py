@@ -1,4 +1,7 @@
-"""Logging for the long-running parts (worker, FIFO reader): syslog always, stderr when asked."""
+"""Logging for the long-running parts (worker, FIFO reader, daemon): syslog, and stderr when asked
+or when there is no syslog to hear it (a container without /dev/log): a delivery failure must
+never go unseen. A worker started by a handler has its stderr in the spool's state/worker.log.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +14,18 @@ SEVERITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERR
 
 
 class LocalSyslogHandler(logging.Handler):
-    def __init__(self, ident: str) -> None:
+    def __init__(self, ident: str, also_stderr: bool = False) -> None:
         super().__init__()
         self.ident = ident
+        self.also_stderr = also_stderr  # a stderr handler is installed too: no need to fall back
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            localsyslog.send(self.ident, self.format(record), SEVERITIES.get(record.levelno, 6))
+            if not localsyslog.send(self.ident, self.format(record), SEVERITIES.get(record.levelno, 6)) \
+                    and not self.also_stderr:
+                # No syslog socket, or it refused: stderr rather than nowhere.
+                sys.stderr.write(f"{self.ident}: {record.levelname} {self.format(record)}\n")
+                sys.stderr.flush()
         except Exception:
             self.handleError(record)
 
@@ -26,7 +34,7 @@ def setup(ident: str, verbose: bool = False, to_stderr: bool = False) -> logging
     logger = logging.getLogger("kahooks")
     logger.handlers.clear()
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    syslog = LocalSyslogHandler(ident)
+    syslog = LocalSyslogHandler(ident, also_stderr=to_stderr)
     syslog.setFormatter(logging.Formatter("%(message)s"))
     logger.addHandler(syslog)
     if to_stderr:

@@ -170,13 +170,30 @@ def format_help(options: Iterable[Option], prog: str) -> str:
 
 # Converters: each takes the raw string and raises ValueError with a short reason.
 
+MAX_SECONDS = 86400.0  # a day: more is a typo, and would overflow timers and sockets
+
+
+def number_problem(value: object, low: float, high: float, whole: bool = False) -> str | None:
+    """Why `value` is not a number from low to high (None when it is): the one range check of
+    every number kahooks reads, from argv or TOML. NaN and infinities never pass."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or \
+            value in (float("inf"), float("-inf")):
+        return f"must be a {'whole ' if whole else ''}number from {low:g} to {high:g}"
+    if whole and not isinstance(value, int):
+        return f"must be a whole number from {low:g} to {high:g}"
+    if not low <= value <= high:
+        return f"must be from {low:g} to {high:g}"
+    return None
+
+
 def positive_float(raw: str) -> float:
+    """Seconds: above 0, at most MAX_SECONDS."""
     try:
         value = float(raw)
     except ValueError:
         raise ValueError("not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise ValueError("must be a positive number")
+    if not value > 0 or number_problem(value, 0, MAX_SECONDS):
+        raise ValueError(f"must be a positive number of seconds, at most {MAX_SECONDS:g}")
     return value
 
 

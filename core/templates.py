@@ -70,19 +70,24 @@ class MessageTemplates:
             elif source is not None and not isinstance(source, str):
                 raise ChannelConfigError(part, "must be a template string")
             self.sources[part] = source if source is not None else default
-        try:
-            self.subject = environment.from_string(self.sources["subject"])
-            self.body = environment.from_string(self.sources["body"])
-        except jinja2.TemplateSyntaxError as exc:
-            raise ChannelConfigError("subject" if "subject" in str(exc) else "body",
-                                     f"template error on line {exc.lineno}: {exc.message}") from None
-        for sample in (sample_context(False), sample_context(True)):
+        keys = {part: (f"{part}_file" if f"{part}_file" in settings else part) for part in ("subject", "body")}
+        compiled = {}
+        for part in ("subject", "body"):
             try:
-                self.render(sample)
-            except jinja2.UndefinedError as exc:
-                raise ChannelConfigError("body", f"template uses an undefined variable: {exc.message}") from None
-            except jinja2.TemplateError as exc:
-                raise ChannelConfigError("body", f"template error: {exc}") from None
+                compiled[part] = environment.from_string(self.sources[part])
+            except jinja2.TemplateSyntaxError as exc:
+                raise ChannelConfigError(keys[part], f"template error on line {exc.lineno}: {exc.message}") from None
+        self.subject, self.body = compiled["subject"], compiled["body"]
+        # Each part rendered on its own, so a mistake is blamed on the key that holds it.
+        for sample in (sample_context(False), sample_context(True)):
+            for part in ("subject", "body"):
+                try:
+                    compiled[part].render(sample)
+                except jinja2.UndefinedError as exc:
+                    raise ChannelConfigError(keys[part], f"template uses an undefined variable: {exc.message}") \
+                        from None
+                except jinja2.TemplateError as exc:
+                    raise ChannelConfigError(keys[part], f"template error: {exc}") from None
 
     def render(self, context: dict[str, Any]) -> tuple[str, str]:
         """(subject, body); the subject is always one line."""

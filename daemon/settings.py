@@ -20,6 +20,7 @@ import os
 import re
 
 from kahooks.errors import UsageError
+from kahooks.options import number_problem
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ def parse_serve(table: Any, problem: Complain, data: dict[str, Any]) -> ServeSet
             else:
                 settings.metrics_listen = listen
         elif key == "heartbeat_interval":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.1 <= value <= 60:
+            if number_problem(value, 0.1, 60):
                 problem(where, "must be a number of seconds from 0.1 to 60")
             else:
                 settings.heartbeat_interval = float(value)
@@ -239,7 +240,7 @@ def build_check(run: Any, problem: Complain) -> tuple[str, list[str], Check] | N
 
 def _number(settings: dict, key: str, default: float, low: float, high: float, problem: Complain) -> float | None:
     value = settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+    if number_problem(value, low, high):
         problem(key, f"must be a number of seconds from {low:g} to {high:g}")
         return None
     return float(value)
@@ -247,7 +248,7 @@ def _number(settings: dict, key: str, default: float, low: float, high: float, p
 
 def _whole(settings: dict, key: str, default: int, problem: Complain) -> int | None:
     value = settings.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+    if number_problem(value, 1, 1000, whole=True):
         problem(key, "must be a whole number from 1 to 1000")
         return None
     return value
@@ -256,7 +257,7 @@ def _whole(settings: dict, key: str, default: int, problem: Complain) -> int | N
 def _value(settings: dict, key: str, default: int, problem: Complain) -> int | None:
     value = settings.get(key, default)
     # keepalived reads the file with strtol and multiplies by the track_file's weight (-254..254).
-    if isinstance(value, bool) or not isinstance(value, int) or not -1000000 <= value <= 1000000:
+    if number_problem(value, -1000000, 1000000, whole=True):
         problem(key, "must be a whole number (keepalived multiplies it by the track_file's weight)")
         return None
     return value

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from kahooks.spool import Spool
 
 PROG = "ka-notify"
+WORKER_LOG_LIMIT = 1 << 20  # then it becomes worker.log.1, replacing the one before
 OPTIONS = (
     Option("-c", "--config", default=DEFAULT_PATH, metavar="FILE", help="configuration file"),
     Option("--spool", metavar="DIR", help="spool directory (default: the config's spool_dir)"),
@@ -194,9 +195,19 @@ def ensure_worker(spool: Spool, values: dict) -> bool:
             "--spool", str(spool.root)]
     if values["verbose"]:
         argv.append("--verbose")
+    # Its stderr is a log in the spool: where there is no syslog, delivery failures are still seen.
+    log_path = spool.root / "state" / "worker.log"
+    try:
+        if log_path.lstat().st_size > WORKER_LOG_LIMIT:
+            os.replace(log_path, log_path.with_name("worker.log.1"))
+    except OSError:
+        pass
     # A new session: keepalived kills a STOP handler's process group after 1 s; the worker must live on.
     os.posix_spawn(sys.executable, argv, os.environ, setsid=True,
-                   file_actions=[(os.POSIX_SPAWN_OPEN, fd_no, os.devnull, os.O_RDWR, 0) for fd_no in (0, 1, 2)])
+                   file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                                 (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                                 (os.POSIX_SPAWN_OPEN, 2, str(log_path),
+                                  os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o640)])
     return True
 
 

@@ -49,10 +49,15 @@ class Channel:
     # Helpers for configure() ----------------------------------------------------------
 
     @staticmethod
-    def number(settings: dict[str, Any], key: str, default: float, minimum: float = 0.0) -> float:
+    def number(settings: dict[str, Any], key: str, default: float, minimum: float = 0.0,
+               maximum: float = 3600.0) -> float:
+        """A number above `minimum`, at most `maximum` (an hour, for the timeouts most channels take)."""
+        from kahooks.options import number_problem
+
         value = settings.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= minimum:
-            raise ChannelConfigError(key, f"must be a number above {minimum:g}")
+        why = number_problem(value, minimum, maximum)
+        if why or value == minimum:
+            raise ChannelConfigError(key, f"must be a number above {minimum:g}, at most {maximum:g}")
         return float(value)
 
     def secret(self, settings: dict[str, Any], key: str, required: bool = True) -> str | None:

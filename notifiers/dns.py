@@ -64,7 +64,7 @@ class DnsChannel(Channel):
             raise ChannelConfigError("name", f"not a valid DNS name: {exc}") from None
         if not self.fqdn.is_subdomain(self.zone):
             raise ChannelConfigError("name", f"{self.fqdn} is not inside zone {self.zone}")
-        self.ttl = int(self.number(settings, "ttl", 60, minimum=0))
+        self.ttl = int(self.number(settings, "ttl", 60, minimum=0, maximum=2147483647))
         self.timeout = self.number(settings, "timeout", 5.0)
         key_name, algorithm, secret = self._key(settings)
         try:

@@ -3,7 +3,7 @@
 2xx is delivered. 429, 408 and 5xx are retried (Retry-After honoured, the worker
 caps it); a timeout or a refused connection is retried; any other 4xx, and a
 redirect (the URL is wrong, and a POST must not be silently turned into a GET),
-is permanent. requests is imported here only: never on a check's path.
+is permanent. Built on http.client, with one deadline for the whole exchange.
 """
 
 from __future__ import annotations
@@ -44,26 +44,84 @@ def retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+BODY_LIMIT = 65536  # what is kept of an answer: Slack says "ok", a webhook a few words
+
+
 def post(url: str, timeout: float, *, json_body: Any = None, data: bytes | None = None,
          headers: dict[str, str] | None = None, method: str = "POST", verify: bool | str = True,
          expect_text: str | None = None) -> str:
-    """Send one request; return the response text on success, raise Temporary/PermanentFailure otherwise."""
-    import requests
+    """Send one request; return the response text on success, raise Temporary/PermanentFailure otherwise.
 
-    all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+    `timeout` bounds the whole exchange (connect, TLS, sending, the status line, headers and
+    body): a timer shuts the socket at the deadline, so an endpoint that trickles its answer a
+    byte at a time cannot hold the channel. At most BODY_LIMIT bytes of the answer are read.
+    HTTPS_PROXY/HTTP_PROXY and NO_PROXY are honoured, as curl and requests do.
+    """
+    import http.client
+    import json
+    import socket
+    import ssl
+    import threading
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    secure = parts.scheme == "https"
+    host, port = parts.hostname or "", parts.port or (443 if secure else 80)
+    body = json.dumps(json_body).encode() if json_body is not None else (data or b"")
+    all_headers = {"User-Agent": USER_AGENT, "Connection": "close",
+                   **({"Content-Type": "application/json"} if json_body is not None else {}), **(headers or {})}
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    proxy = _proxy_for(parts.scheme, host)
+    if secure:
+        context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+        if verify is False:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            proxy[0] if proxy else host, proxy[1] if proxy else port, timeout=timeout, context=context)
+        if proxy:
+            connection.set_tunnel(host, port)
+    else:
+        connection = http.client.HTTPConnection(proxy[0] if proxy else host, proxy[1] if proxy else port,
+                                                timeout=timeout)
+        if proxy:
+            target = url  # a plain-HTTP proxy takes the absolute URL
+    expired = threading.Event()
+
+    def abort() -> None:
+        expired.set()
+        sock = connection.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(timeout, abort)
+    timer.daemon = True
+    timer.start()
     try:
-        response = requests.request(method, url, json=json_body, data=data, headers=all_headers,
-                                    timeout=timeout, allow_redirects=False, verify=verify)
-    except requests.exceptions.SSLError as exc:
-        raise TemporaryFailure(f"TLS error: {_short(exc)}") from None
-    except requests.exceptions.Timeout:
-        raise TemporaryFailure(f"no answer within {timeout:g} s") from None
-    except requests.exceptions.ConnectionError as exc:
-        raise TemporaryFailure(f"cannot connect: {_short(exc)}") from None
-    except requests.exceptions.RequestException as exc:
-        raise PermanentFailure(f"bad request: {_short(exc)}") from None
-    status = response.status_code
-    text = response.text.strip()
+        connection.request(method, target, body=body, headers=all_headers)
+        response = connection.getresponse()
+        status, location = response.status, response.getheader("Location", "?")
+        retry_header = response.getheader("Retry-After")
+        raw = response.read(BODY_LIMIT)
+    except ssl.SSLCertVerificationError as exc:
+        raise TemporaryFailure(f"TLS error: certificate not trusted: {exc.verify_message}") from None
+    except ssl.SSLError as exc:
+        raise TemporaryFailure(f"TLS error: {exc.reason or exc}") from None
+    except (OSError, http.client.HTTPException) as exc:
+        if expired.is_set() or isinstance(exc, TimeoutError):
+            raise TemporaryFailure(f"no complete answer within {timeout:g} s") from None
+        if isinstance(exc, http.client.HTTPException):
+            raise TemporaryFailure(f"bad answer: {type(exc).__name__} {exc}".strip()) from None
+        raise TemporaryFailure(f"cannot connect: {getattr(exc, 'strerror', None) or exc}") from None
+    finally:
+        timer.cancel()
+        connection.close()
+    if expired.is_set():
+        raise TemporaryFailure(f"no complete answer within {timeout:g} s")
+    text = raw.decode("utf-8", "replace").strip()
     detail = f"HTTP {status}" + (f" {text[:200]}" if text else "")
     if 200 <= status < 300:
         if expect_text is not None and text != expect_text:
@@ -71,19 +129,20 @@ def post(url: str, timeout: float, *, json_body: Any = None, data: bytes | None 
             raise TemporaryFailure(f"unexpected answer: {detail}")
         return text
     if status in RETRYABLE or status >= 500:
-        raise TemporaryFailure(detail, retry_after(response.headers.get("Retry-After")))
+        raise TemporaryFailure(detail, retry_after(retry_header))
     if 300 <= status < 400:
-        raise PermanentFailure(f"{detail}: redirected to {response.headers.get('Location', '?')}; fix the URL")
+        raise PermanentFailure(f"{detail}: redirected to {location}; fix the URL")
     raise PermanentFailure(detail)
 
 
-def _short(exc: Exception) -> str:
-    """The innermost reason of a requests/urllib3 error, without its repr noise."""
-    reason: Any = exc
-    while getattr(reason, "args", None) and isinstance(reason.args[0], Exception):
-        reason = reason.args[0]
-    inner = getattr(reason, "reason", None)
-    if isinstance(inner, Exception):
-        reason = inner
-    text = str(reason)
-    return text.split(": ", 1)[-1] if "object at 0x" in text else text
+def _proxy_for(scheme: str, host: str) -> tuple[str, int] | None:
+    """(host, port) of the proxy the environment names for this URL, None for a direct connection."""
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies_environment, proxy_bypass_environment
+
+    proxies = getproxies_environment()
+    address = proxies.get(scheme)
+    if not address or proxy_bypass_environment(host, proxies):
+        return None
+    parts = urlsplit(address if "://" in address else f"http://{address}")
+    return (parts.hostname or "", parts.port or 8080) if parts.hostname else None

@@ -108,7 +108,8 @@ def test_backoff_is_full_jitter_and_retry_after_wins(tmp_path: Path) -> None:
     delays = [worker.backoff(5, None) for _ in range(300)]
     assert 0 <= min(delays) < 1 and 6 < max(delays) <= 8  # uniform in [0, min(8, 1 * 2^4)]
     assert worker.backoff(1, 3.5) == 3.5
-    assert worker.backoff(1, 3600) == 8  # capped
+    assert worker.backoff(1, 3600) == 3600  # honoured whole, not cut to backoff_max
+    assert worker.backoff(1, 10**12, age_left=7200) == 7200  # bounded by what is left of max_age
 
 
 def test_permanent_failure_goes_to_dead_letters_without_retry(tmp_path: Path) -> None:
