@@ -154,6 +154,7 @@ class ProcessWatcher:
         self.wanted: dict[CheckRunner, set[int]] = {}
         self.read_end, self.write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.stopping = False
+        self.failures = 0
         self.thread = threading.Thread(target=self._loop, name="pidfd-watcher", daemon=True)
         self.thread.start()
 
@@ -202,7 +203,10 @@ class ProcessWatcher:
 
     def _close(self, fd: int) -> None:
         self.by_fd.pop(fd, None)
-        os.close(fd)
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
     def _nudge(self) -> None:
         try:
@@ -211,7 +215,25 @@ class ProcessWatcher:
             pass  # already nudged
 
     def _loop(self) -> None:
+        """Never ends while the daemon runs: if it did, healthy process checks would be looked at
+        only every SAFETY_INTERVAL. An error is logged, every watched check is poked (it probes,
+        and watches its pids again), and the loop goes on."""
         while not self.stopping:
+            try:
+                self._poll_once()
+            except Exception:
+                self.failures += 1
+                log.exception("pidfd watcher: polling failed; probing the watched checks again")
+                with self.lock:
+                    runners = {owner for owner, _ in self.by_fd.values()}
+                    for fd in list(self.by_fd):
+                        self._close(fd)
+                for runner in runners:
+                    runner.poke("the pidfd watcher recovered from an error")
+                time.sleep(0.1)
+
+    def _poll_once(self) -> None:
+        if not self.stopping:
             poller = select.poll()
             poller.register(self.read_end, select.POLLIN)
             with self.lock:

@@ -334,6 +334,8 @@ class Daemon:
     def thread_states(self) -> dict[str, Any]:
         """The supervised threads and the check threads: running, restarting (and why), stopped."""
         states = {thread.name: thread.as_dict() for thread in (self.delivery, self.fifo) if thread is not None}
+        states["pidfd-watcher"] = {"state": "running" if self.watcher.thread.is_alive() else "stopped",
+                                   "restarts": self.watcher.failures, "last_error": "", "since": self.started}
         for name, runner in sorted(list(self.runners.items())):
             alive = runner.thread is not None and runner.thread.is_alive()
             states[f"check-{name}"] = {"state": "running" if alive else "stopped", "restarts": 0,

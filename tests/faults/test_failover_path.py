@@ -147,3 +147,38 @@ def test_a_daemon_that_cannot_write_its_state_or_spool_refuses_to_start(tmp_path
         assert result.code == 1, result
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and f"cannot write in {where}" in lines[0], result.stderr
+
+
+class Poked:
+    name = "fake"
+
+    def __init__(self) -> None:
+        import threading
+
+        self.reasons: list[str] = []
+        self.event = threading.Event()
+
+    def poke(self, reason: str) -> None:
+        self.reasons.append(reason)
+        self.event.set()
+
+
+def test_the_pidfd_watcher_survives_an_error_and_still_hears_deaths() -> None:
+    import subprocess
+
+    from kahooks.daemon.runner import ProcessWatcher
+
+    watcher = ProcessWatcher()
+    try:
+        broken, healthy = Poked(), Poked()
+        with watcher.lock:
+            watcher.by_fd[-1] = (broken, 1)  # poll() refuses this descriptor: the loop's error path
+        watcher._nudge()
+        assert broken.event.wait(2) and watcher.thread.is_alive() and watcher.failures >= 1
+        process = subprocess.Popen(["sleep", "30"])
+        assert watcher.watch(healthy, [process.pid])
+        process.kill()
+        process.wait()
+        assert healthy.event.wait(2) and healthy.reasons == [f"pid {process.pid} exited"]
+    finally:
+        watcher.stop()
