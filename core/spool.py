@@ -239,6 +239,24 @@ class Spool:
             os.close(tmp_fd)
         return self.root.joinpath(*parts, name)
 
+    def open_log(self, name: str, limit: int) -> int:
+        """A descriptor appending to spool/state/NAME (a log), which becomes NAME.1 past `limit` bytes."""
+        directory = self._open_dir("state")
+        try:
+            try:
+                if os.stat(name, dir_fd=directory, follow_symlinks=False).st_size > limit:
+                    os.rename(name, f"{name}.1", src_dir_fd=directory, dst_dir_fd=directory)
+            except FileNotFoundError:
+                pass
+            fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE,
+                         dir_fd=directory)
+            owner = self._owner(directory)
+            if owner:
+                os.fchown(fd, *owner)
+            return fd
+        finally:
+            os.close(directory)
+
     def read(self, parts: tuple[str, ...], name: str) -> bytes:
         """The bytes of a regular file spool/PARTS/NAME, at most READ_LIMIT; BadEntry otherwise."""
         directory = self._open_dir(*parts, create=False)

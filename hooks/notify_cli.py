@@ -196,18 +196,18 @@ def ensure_worker(spool: Spool, values: dict) -> bool:
     if values["verbose"]:
         argv.append("--verbose")
     # Its stderr is a log in the spool: where there is no syslog, delivery failures are still seen.
-    log_path = spool.root / "state" / "worker.log"
     try:
-        if log_path.lstat().st_size > WORKER_LOG_LIMIT:
-            os.replace(log_path, log_path.with_name("worker.log.1"))
+        log_fd = spool.open_log("worker.log", WORKER_LOG_LIMIT)
     except OSError:
-        pass
-    # A new session: keepalived kills a STOP handler's process group after 1 s; the worker must live on.
-    os.posix_spawn(sys.executable, argv, os.environ, setsid=True,
-                   file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                                 (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                                 (os.POSIX_SPAWN_OPEN, 2, str(log_path),
-                                  os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o640)])
+        log_fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        # A new session: keepalived kills a STOP handler's process group after 1 s; the worker must live on.
+        os.posix_spawn(sys.executable, argv, os.environ, setsid=True,
+                       file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                                     (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                                     (os.POSIX_SPAWN_DUP2, log_fd, 2)])
+    finally:
+        os.close(log_fd)
     return True
 
 
