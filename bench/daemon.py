@@ -34,6 +34,8 @@ import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
+from kahooks.lab.netns import free_port
+
 BIN = Path(sys.executable).parent
 IN_MOVED_TO = 0x80
 IN_CLOSE_WRITE = 0x08
@@ -246,6 +248,35 @@ def idle_cost(directory: Path, http_port: int, listen_port: int, seconds: float)
     return share, rss, peak
 
 
+def failed_cost(directory: Path, dead_port: int, seconds: float) -> float:
+    """Share of a core of the daemon while the same 10 checks all fail, as after `kill -9 haproxy`:
+    process checks by pidfile with the pidfile left naming a dead pid, port and HTTP checks refused.
+    Reading the pidfile once made the file watch wake the check again, at a full core."""
+    directory.mkdir(parents=True, exist_ok=True)
+    checks = ""
+    for index in range(4):
+        service = subprocess.Popen([service_binary(directory, f"khdead{index}"), "100000"])
+        (directory / f"dead{index}.pid").write_text(f"{service.pid}\n")
+        service.kill()
+        service.wait()  # the pidfile stays behind, naming a dead pid
+        checks += f'[checks.proc{index}]\nrun = "ka-check-process --pidfile {directory}/dead{index}.pid"\n\n'
+    checks += "".join(f'[checks.port{index}]\nrun = "ka-check-port 127.0.0.1:{dead_port}"\n\n' for index in range(3))
+    checks += "".join(f'[checks.http{index}]\nrun = "ka-check-http http://127.0.0.1:{dead_port}/health"\n\n'
+                      for index in range(3))
+    daemon = serve(directory, checks)
+    try:
+        time.sleep(3)
+        before, started = process_cpu(daemon.pid), time.monotonic()
+        time.sleep(seconds)
+        share = (process_cpu(daemon.pid) - before) / (time.monotonic() - started)
+        for check in ("proc0", "port0", "http0"):
+            if (directory / "state" / "track" / check).read_text().strip() != "1":
+                raise RuntimeError(f"check {check} is not failed: the failed-state figure would mean nothing")
+    finally:
+        stop(daemon)
+    return share
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=200, help="service deaths to time (default 200)")
@@ -268,6 +299,7 @@ def main() -> int:
             reference.kill()
             reference.wait()
         share, rss, peak = idle_cost(work / "idle", http_port, listen_port, args.seconds)
+        failed_share = failed_cost(work / "failed", free_port(), args.seconds)
     finally:
         http_server.kill()
         http_server.wait()
@@ -287,6 +319,8 @@ def main() -> int:
     print(f"3. idle, 10 checks at 1 s for {args.seconds:g} s")
     print(f"   kahooks serve: {share * 100:.2f} % of a core, RSS {rss:.1f} MB (peak {peak:.1f} MB)   "
           f"targets < 1 %: {'met' if share < 0.01 else 'MISSED'}, < 50 MB: {'met' if peak < 50 else 'MISSED'}")
+    print(f"   the same 10 checks all failed (pidfiles left by kill -9, ports refused): "
+          f"{failed_share * 100:.2f} % of a core   target < 1 %: {'met' if failed_share < 0.01 else 'MISSED'}")
     print(f"   reference, keepalived forking the same 10 programs each second: {forked:.1f} % of a core "
           f"({forked / max(share * 100, 1e-9):.0f}x the daemon)")
     return 0
