@@ -69,14 +69,9 @@ def test_a_deleted_or_edited_track_file_is_written_again(tmp_path: Path, service
 
 
 def notify_config(tmp_path: Path, command: str) -> str:
-    return head(tmp_path, f'notify_fifo = "{tmp_path}/state/notify.fifo"\n') + f"""
-[channels.out]
-type = "exec"
-command = ["/bin/sh", "-c", '{command}']
+    from tests.daemon.test_serve import fifo_config
 
-[[rules]]
-channels = ["out"]
-"""
+    return fifo_config(tmp_path, command)
 
 
 def write_fifo(path: Path, line: str) -> None:
@@ -121,13 +116,7 @@ def test_a_reload_while_a_delivery_waits_does_not_stall_the_heartbeat(tmp_path: 
                                                 and os.path.exists(f"/proc/{pid}/cmdline")), 5,
                  "the delivery to start")
         served.signal(1)  # SIGHUP, a valid configuration
-        beats = []
-        end = time.monotonic() + 4
-        while time.monotonic() < end:
-            beats.append(served.heartbeat())
-            time.sleep(0.05)
-        stamps = sorted(set(beats))
-        gaps = [later - earlier for earlier, later in zip(stamps, stamps[1:])]
+        gaps = served.heartbeat_gaps(4)
         assert gaps and max(gaps) < 1.0, f"heartbeat gaps {gaps}"
         assert "reloaded" in served.log_text()
 

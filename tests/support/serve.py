@@ -55,6 +55,16 @@ class Served:
         return wait_for(lambda: self.track(name) == value and time.monotonic(), timeout,
                         f"track file {name} to hold {value} (holds {self.track(name)!r})", poll=0.002)
 
+    def heartbeat_gaps(self, seconds: float) -> list[float]:
+        """Watch the heartbeat for `seconds`; the gaps between the moments it was rewritten."""
+        beats = set()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            beats.add(self.heartbeat())
+            time.sleep(0.05)
+        stamps = sorted(beats)
+        return [later - earlier for earlier, later in zip(stamps, stamps[1:])]
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
