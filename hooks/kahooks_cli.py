@@ -9,6 +9,7 @@ import click
 
 from kahooks import __version__
 from kahooks.config import DEFAULT_PATH, ConfigError
+from kahooks.errors import KahooksError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,6 +58,9 @@ def serve(path: str, verbose: bool) -> None:
         code = Daemon(path).run()
     except ConfigError as exc:
         _report_config_error(path, exc)
+        sys.exit(1)
+    except KahooksError as exc:  # refused to start (state_dir or spool unwritable): say why, exit 1
+        click.echo(f"kahooks serve: {exc}", err=True)
         sys.exit(1)
     except Exception as exc:  # one line for an operator; -v shows the traceback
         if verbose:
