@@ -39,6 +39,7 @@ class Check:
 
     kind = "check"
     OPTIONS: tuple[Option, ...] = ()
+    in_daemon = True  # False: only a program keepalived runs (the daemon's own heartbeat guard)
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.timeout: float = values.get("timeout") or DEFAULT_TIMEOUT

@@ -118,7 +118,7 @@ class HttpCheck(Check):
 
     def tls_context(self) -> Any:
         if self._context is None:
-            from kahooks.checks import tlsinfo
+            from kahooks.checks import _tls as tlsinfo
 
             self._context = tlsinfo.client_context(self.insecure, self.ca)
         return self._context
@@ -206,7 +206,7 @@ class HttpCheck(Check):
         return result
 
     def _handshake(self, sock: Any, host: str, deadline: Deadline, result: HttpResponse) -> Any:
-        from kahooks.checks import tlsinfo
+        from kahooks.checks import _tls as tlsinfo
 
         tls = tlsinfo.handshake(self.tls_context(), sock, self.vhost or host, deadline)
         if self.cert_days is not None:

@@ -66,7 +66,7 @@ class PortCheck(Check):
                              "with --send, --expect or --tls")
         self.context = None
         if self.tls:
-            from kahooks.checks import tlsinfo
+            from kahooks.checks import _tls as tlsinfo
 
             self.context = tlsinfo.client_context(self.insecure, self.ca)
 
@@ -111,7 +111,7 @@ class PortCheck(Check):
 
     def _handshake(self, sock: socket.socket, deadline: Deadline) -> tuple[Any, bool, str, float | None]:
         """(TLS socket, certificate acceptable, note, days left or None)."""
-        from kahooks.checks import tlsinfo
+        from kahooks.checks import _tls as tlsinfo
 
         tls = tlsinfo.handshake(self.context, sock, self.sni or self.host, deadline)
         if self.cert_days is None:

@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     Complain = Callable[[str, str], None]
 
 DEFAULT_STATE_DIR = "/run/kahooks"
-PROGRAMS = {"ka-check-process": "process", "ka-check-port": "port", "ka-check-http": "http",
-            "ka-check-exec": "exec"}
 # Options that only mean something to a program keepalived starts once.
 NOT_IN_DAEMON = {"--nagios": "the daemon writes track files, not plugin output",
                  "--no-syslog": "the daemon logs state changes, not every run",
@@ -197,6 +195,13 @@ def _check(name: str, settings: dict[str, Any], state_dir: str, problem: Complai
     return CheckSpec(name, kind, words, check, interval, rise, fall, track_file, ok_value, fail_value)
 
 
+def daemon_programs() -> dict[str, str]:
+    """ka-check-KIND -> KIND for every kind the daemon can run in-process (all but its own guard)."""
+    from kahooks.checks import PROGRAM_PREFIX, kinds, load_check_class
+
+    return {f"{PROGRAM_PREFIX}{kind}": kind for kind in kinds() if load_check_class(kind).in_daemon}
+
+
 def build_check(run: Any, problem: Complain) -> tuple[str, list[str], Check] | None:
     """`run` (a command line or a list of words) -> (kind, words, Check), through the programs' own parser."""
     import shlex
@@ -216,11 +221,12 @@ def build_check(run: Any, problem: Complain) -> tuple[str, list[str], Check] | N
     else:
         problem("run", "must be the check's command line, e.g. \"ka-check-process haproxy\"")
         return None
-    if not words or os.path.basename(words[0]) not in PROGRAMS:
-        problem("run", f"must start with one of {', '.join(PROGRAMS)}")
+    programs = daemon_programs()
+    if not words or os.path.basename(words[0]) not in programs:
+        problem("run", f"must start with one of {', '.join(programs)}")
         return None
     program = os.path.basename(words[0])
-    kind = PROGRAMS[program]
+    kind = programs[program]
     for word in words[1:]:
         if word == "--":
             break

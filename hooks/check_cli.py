@@ -49,7 +49,7 @@ if sys.argv and sys.argv[0].rpartition("/")[2].startswith("ka-check-"):
 import os  # noqa: E402 (after the handlers, on purpose)
 import time  # noqa: E402
 
-from kahooks.checks import load_check_class  # noqa: E402
+from kahooks.checks import PROGRAM_PREFIX, load_check_class  # noqa: E402
 from kahooks.checks.base import COMMON_OPTIONS, probe_safely  # noqa: E402
 from kahooks.errors import UsageError  # noqa: E402
 from kahooks.options import HelpRequested, parse_argv  # noqa: E402
@@ -78,7 +78,10 @@ def run(kind: str, argv: Sequence[str], prog: str | None = None) -> int:
     """
     prog = prog or f"ka-check-{kind}"
     try:
-        check_class = load_check_class(kind)
+        try:
+            check_class = load_check_class(kind)
+        except KeyError:
+            raise UsageError(f"no check named {kind!r} (run as ka-check-KIND)") from None
         values = parse_argv(COMMON_OPTIONS + check_class.OPTIONS, argv, prog)
         _modes.update(nagios=bool(values["nagios"]), verbose=bool(values["verbose"]))
         check = check_class(values)
@@ -172,10 +175,15 @@ def _trace(verbose: bool) -> None:
         traceback.print_exc()
 
 
-def _main(kind: str) -> None:
-    """Console-script body: nothing but 0 or 1 (or Nagios codes with --nagios) may leave."""
+def main() -> None:
+    """Every ka-check-* console script: the kind is the program's name (ka-check-KIND).
+
+    Nothing but 0 or 1 (or Nagios codes with --nagios) may leave.
+    """
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "ka-check-"
+    kind = prog.removeprefix(PROGRAM_PREFIX)
     try:
-        code = run(kind, sys.argv[1:], prog=os.path.basename(sys.argv[0]) or None)
+        code = run(kind, sys.argv[1:], prog=prog)
     except BaseException as exc:  # last resort: even a bug in the runner (or a signal) is a failed check
         if _modes["verbose"]:
             import traceback
@@ -188,23 +196,3 @@ def _main(kind: str) -> None:
             pass
         code = 3 if _modes["nagios"] else EXIT_UNHEALTHY
     sys.exit(code)
-
-
-def process_main() -> None:
-    _main("process")
-
-
-def port_main() -> None:
-    _main("port")
-
-
-def http_main() -> None:
-    _main("http")
-
-
-def exec_main() -> None:
-    _main("exec")
-
-
-def heartbeat_main() -> None:
-    _main("heartbeat")

@@ -83,6 +83,8 @@ def ensure_installed(checkout: Path, prefix: Path = PREFIX) -> Path:
     pip = [str(prefix / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     with tempfile.TemporaryDirectory() as wheels:
         # Build the wheel with the caller's (dev) environment: Debian's venv has an old setuptools.
+        # Without a stale build/ tree: setuptools would ship modules since renamed or removed.
+        shutil.rmtree(checkout / "build", ignore_errors=True)
         subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                         "--disable-pip-version-check", "-w", wheels, str(checkout)], check=True,
                        stdout=subprocess.DEVNULL)

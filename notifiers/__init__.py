@@ -1,9 +1,13 @@
-"""What reacts to a VRRP transition: one module per channel type, each a Channel subclass.
+"""What reacts to a VRRP transition: one module per channel type, each with a `CHANNEL` class.
 
-Modules are imported only when a configuration uses their type.
+The module is named after the type (`email.py` is `type = "email"`); `base.py` is the contract and
+modules starting with `_` are helpers. The known types come from this folder, so a new channel is
+its module and its tests. Modules are imported only when a configuration uses their type.
 """
 
 from __future__ import annotations
+
+import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -13,22 +17,18 @@ if TYPE_CHECKING:
 
     from kahooks.notifiers.base import Channel
 
-CHANNEL_MODULES = {
-    "syslog": "kahooks.notifiers.syslog",
-    "exec": "kahooks.notifiers.command",
-    "email": "kahooks.notifiers.mail",
-    "slack": "kahooks.notifiers.slack",
-    "webhook": "kahooks.notifiers.webhook",
-    "dns": "kahooks.notifiers.dns",
-    "rebind": "kahooks.notifiers.rebind",
-}
+
+def kinds() -> list[str]:
+    """Every channel type, from the modules in this folder."""
+    return sorted(name[:-3] for name in os.listdir(os.path.dirname(__file__))
+                  if name.endswith(".py") and not name.startswith("_") and name != "base.py")
 
 
 def channel_class(kind: str) -> type[Channel]:
-    return __import__(CHANNEL_MODULES[kind], fromlist=["CHANNEL"]).CHANNEL
+    return __import__(f"kahooks.notifiers.{kind}", fromlist=["CHANNEL"]).CHANNEL
 
 
 def channel_types() -> dict[str, Callable[[str, dict[str, Any], Path], Channel]]:
     """type name -> constructor, importing each channel module only when it is used."""
     return {kind: (lambda name, settings, base, kind=kind: channel_class(kind)(name, settings, base))
-            for kind in CHANNEL_MODULES}
+            for kind in kinds()}

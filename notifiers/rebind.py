@@ -23,7 +23,7 @@ import socket
 import time
 
 from kahooks.notifiers.base import Channel, ChannelConfigError, Message, TemporaryFailure
-from kahooks.notifiers.command import run_command, split_command
+from kahooks.notifiers.exec import run_command, split_command
 from kahooks.reality import vips_present
 
 log = logging.getLogger("kahooks.rebind")

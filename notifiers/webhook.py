@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from kahooks.notifiers.base import Channel, ChannelConfigError, Message
-from kahooks.notifiers.http import check_url, post
+from kahooks.notifiers._http import check_url, post
 from kahooks.templates import sample_context
 
 TYPE_CHECKING = False

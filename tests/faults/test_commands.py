@@ -76,7 +76,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def test_rebind_leaves_a_service_that_did_not_detach_running(tmp_path: Path) -> None:
-    from kahooks.notifiers.command import run_command
+    from kahooks.notifiers.exec import run_command
 
     marker = f"{random.randint(10**8, 10**9)}.25"
     try:

@@ -76,7 +76,7 @@ def endless_body(connection: socket.socket, stopping: threading.Event) -> None:
 
 @pytest.mark.parametrize("behave", [trickle_chunks, trickle_headers, endless_body])
 def test_a_hostile_http_endpoint_is_bounded_in_time_and_memory(behave) -> None:
-    from kahooks.notifiers.http import post
+    from kahooks.notifiers._http import post
 
     server = RawServer(behave)
     try:

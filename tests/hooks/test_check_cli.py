@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from kahooks.checks import CHECK_MODULES
 from kahooks.hooks import check_cli
 from tests.support.programs import run
 from kahooks.lab.rsyslog import Rsyslog
@@ -54,7 +53,8 @@ CHECK = _BrokenCheck
 
 @pytest.fixture
 def broken_kind(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setitem(CHECK_MODULES, "broken", __name__)
+    real = check_cli.load_check_class
+    monkeypatch.setattr(check_cli, "load_check_class", lambda kind: _BrokenCheck if kind == "broken" else real(kind))
     monkeypatch.setenv("KAHOOKS_SYSLOG_SOCKET", "/nonexistent")
     return "broken"
 

@@ -24,7 +24,7 @@ import sys
 sys.argv = {argv!r}
 from kahooks.hooks import check_cli
 try:
-    getattr(check_cli, {entry!r})()
+    check_cli.main()
 except SystemExit as exit:
     code = exit.code
 loaded = sorted(sys.modules)  # before json, which loads re and enum itself
@@ -33,8 +33,8 @@ print(json.dumps({{"code": code, "modules": loaded}}))
 """
 
 
-def loaded_modules(entry: str, *argv: str) -> tuple[int, set[str]]:
-    script = PROBE.format(argv=["ka-check", *argv, "--no-syslog"], entry=entry)
+def loaded_modules(kind: str, *argv: str) -> tuple[int, set[str]]:
+    script = PROBE.format(argv=[f"/usr/local/bin/ka-check-{kind}", *argv, "--no-syslog"])
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     report = json.loads(out.stdout.strip().splitlines()[-1])
     return report["code"], set(report["modules"])
@@ -54,7 +54,7 @@ def listener():
 
 
 def test_process_check_loads_no_network_or_heavy_modules() -> None:
-    code, modules = loaded_modules("process_main", "init-or-anything")
+    code, modules = loaded_modules("process", "init-or-anything")
     assert code in (0, 1)
     # enum (pulled in by `signal`) alone costs a fifth of a bare interpreter's start-up.
     forbidden = HEAVY | NETWORK | {"enum", "signal", "re"}
@@ -62,14 +62,14 @@ def test_process_check_loads_no_network_or_heavy_modules() -> None:
 
 
 def test_port_check_loads_socket_but_not_tls(listener) -> None:
-    code, modules = loaded_modules("port_main", f"127.0.0.1:{listener.getsockname()[1]}")
+    code, modules = loaded_modules("port", f"127.0.0.1:{listener.getsockname()[1]}")
     assert code == 0
     assert "socket" in modules
     assert not (HEAVY | {"ssl", "http.client", "threading"}) & modules
 
 
 def test_http_check_loads_http_client_but_not_requests(listener) -> None:
-    code, modules = loaded_modules("http_main", f"http://127.0.0.1:{listener.getsockname()[1]}/", "--timeout",
+    code, modules = loaded_modules("http", f"http://127.0.0.1:{listener.getsockname()[1]}/", "--timeout",
                                    "0.2")
     assert code == 1  # the listener never answers: a timeout, but the path is the same
     assert "http.client" in modules
@@ -77,7 +77,7 @@ def test_http_check_loads_http_client_but_not_requests(listener) -> None:
 
 
 def test_exec_check_loads_no_subprocess_module() -> None:
-    code, modules = loaded_modules("exec_main", "--", "true")
+    code, modules = loaded_modules("exec", "--", "true")
     assert code == 0
     assert not (HEAVY | NETWORK) & modules, (HEAVY | NETWORK) & modules
 
@@ -85,6 +85,6 @@ def test_exec_check_loads_no_subprocess_module() -> None:
 def test_heartbeat_guard_loads_nothing_but_the_core(tmp_path) -> None:
     beat = tmp_path / "heartbeat"
     beat.write_text("1 0\n")
-    code, modules = loaded_modules("heartbeat_main", str(beat))
+    code, modules = loaded_modules("heartbeat", str(beat))
     assert code == 0
     assert not (HEAVY | NETWORK | {"enum", "re"}) & top_level(modules) - {"http"}, (HEAVY | NETWORK) & modules
