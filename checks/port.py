@@ -8,9 +8,8 @@ the kernel whether a socket LISTENs on that address (or a wildcard) here.
 from __future__ import annotations
 
 import socket
-import sys
 
-from kahooks import netaddr
+from kahooks import netaddr, procfs
 from kahooks.checks.base import Check
 from kahooks.deadline import format_seconds
 from kahooks.errors import KahooksError, ProbeTimeout, UsageError
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
     from kahooks.deadline import Deadline
 
 READ_LIMIT = 65536
-TCP_LISTEN = "0A"
 
 
 class PortCheck(Check):
@@ -136,54 +134,10 @@ class PortCheck(Check):
     def _probe_listening(self, deadline: Deadline) -> CheckResult:
         wanted = netaddr.resolve(self.host, self.port, deadline)
         for family, sockaddr in wanted:
-            found = find_listener(family, sockaddr[0], self.port)
+            found = procfs.find_listener(family, sockaddr[0], self.port)
             if found:
                 return healthy(f"a socket listens on {found}")
         return unhealthy(f"nothing listens on {self.target} (nor on a wildcard address)")
-
-
-def find_listener(family: int, address: str, port: int, proc_net: str = "/proc/net") -> str | None:
-    """The listening address that serves address:port (itself or a wildcard), or None.
-
-    Read from /proc/net/tcp{,6}, which is this network namespace's socket table.
-    An IPv4 address is also served by a dual-stack [::] or a [::ffff:a.b.c.d] socket.
-    """
-    port_hex = f"{port:04X}"
-    if family == socket.AF_INET:
-        packed = socket.inet_pton(socket.AF_INET, address)
-        accept = {
-            "tcp": {_proc_hex(packed): address, _proc_hex(bytes(4)): "0.0.0.0"},
-            "tcp6": {_proc_hex(bytes(16)): "[::]",
-                     _proc_hex(bytes(10) + b"\xff\xff" + packed): f"[::ffff:{address}]"},
-        }
-    else:
-        packed = socket.inet_pton(socket.AF_INET6, address.split("%")[0])
-        accept = {"tcp6": {_proc_hex(packed): f"[{address}]", _proc_hex(bytes(16)): "[::]"}}
-    for table, addresses in accept.items():
-        for local in _listening_sockets(f"{proc_net}/{table}", port_hex):
-            if local in addresses:
-                return f"{addresses[local]}:{port}"
-    return None
-
-
-def _proc_hex(packed: bytes) -> str:
-    """An address as /proc/net/tcp prints it: each 32-bit word in host byte order, as hex."""
-    return "".join(f"{int.from_bytes(packed[i:i + 4], sys.byteorder):08X}" for i in range(0, len(packed), 4))
-
-
-def _listening_sockets(path: str, port_hex: str) -> list[str]:
-    try:
-        with open(path) as handle:
-            next(handle, None)  # header
-            found = []
-            for line in handle:
-                fields = line.split(None, 4)
-                local_address, _, local_port = fields[1].partition(":")
-                if local_port == port_hex and fields[3] == TCP_LISTEN:
-                    found.append(local_address)
-            return found
-    except FileNotFoundError:  # no IPv6 in this kernel or namespace
-        return []
 
 
 CHECK = PortCheck

@@ -28,9 +28,6 @@ class Deadline:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def expired(self) -> bool:
-        return time.monotonic() >= self.expires
-
     def require(self, what: str) -> float:
         """Seconds left for `what`; raises ProbeTimeout when none are left."""
         left = self.expires - time.monotonic()

@@ -14,7 +14,6 @@ import time
 DEFAULT_SOCKET = "/dev/log"
 FACILITY_DAEMON = 3
 SEVERITY_WARNING = 4
-SEVERITY_INFO = 6
 
 
 def socket_path() -> str:

@@ -1,4 +1,4 @@
-"""Reading processes from /proc, the way killall and pidof see them.
+"""Reading processes (and listening sockets) from /proc, the way killall, pidof and ss see them.
 
 Pure /proc reads with no psutil, so a process check starts as fast as a bare
 interpreter; /proc is whatever pid namespace this process lives in, so it works
@@ -8,6 +8,7 @@ inside containers and namespaces where keepalived's track_process does not.
 from __future__ import annotations
 
 import os
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -109,3 +110,52 @@ def name_matches(name: str, info: ProcInfo, proc: str = "/proc") -> bool:
         return False
     argv = read_cmdline(info.pid, proc)
     return bool(argv) and os.path.basename(argv[0]) == name
+
+
+TCP_LISTEN = "0A"
+
+
+def find_listener(family: int, address: str, port: int, proc_net: str = "/proc/net") -> str | None:
+    """The listening address that serves address:port (itself or a wildcard), or None.
+
+    Read from /proc/net/tcp{,6}, which is this network namespace's socket table.
+    An IPv4 address is also served by a dual-stack [::] or a [::ffff:a.b.c.d] socket.
+    """
+    import socket  # here: a process check, which imports this module, needs no socket
+
+    port_hex = f"{port:04X}"
+    if family == socket.AF_INET:
+        packed = socket.inet_pton(socket.AF_INET, address)
+        accept = {
+            "tcp": {_proc_hex(packed): address, _proc_hex(bytes(4)): "0.0.0.0"},
+            "tcp6": {_proc_hex(bytes(16)): "[::]",
+                     _proc_hex(bytes(10) + b"\xff\xff" + packed): f"[::ffff:{address}]"},
+        }
+    else:
+        packed = socket.inet_pton(socket.AF_INET6, address.split("%")[0])
+        accept = {"tcp6": {_proc_hex(packed): f"[{address}]", _proc_hex(bytes(16)): "[::]"}}
+    for table, addresses in accept.items():
+        for local in _listening_sockets(f"{proc_net}/{table}", port_hex):
+            if local in addresses:
+                return f"{addresses[local]}:{port}"
+    return None
+
+
+def _proc_hex(packed: bytes) -> str:
+    """An address as /proc/net/tcp prints it: each 32-bit word in host byte order, as hex."""
+    return "".join(f"{int.from_bytes(packed[i:i + 4], sys.byteorder):08X}" for i in range(0, len(packed), 4))
+
+
+def _listening_sockets(path: str, port_hex: str) -> list[str]:
+    try:
+        with open(path) as handle:
+            next(handle, None)  # header
+            found = []
+            for line in handle:
+                fields = line.split(None, 4)
+                local_address, _, local_port = fields[1].partition(":")
+                if local_port == port_hex and fields[3] == TCP_LISTEN:
+                    found.append(local_address)
+            return found
+    except FileNotFoundError:  # no IPv6 in this kernel or namespace
+        return []

@@ -428,7 +428,7 @@ class Daemon:
             os.close(lock)
 
     def record_fifo_line(self, line: str) -> None:
-        from kahooks.hooks.fifo import event_from_line
+        from kahooks.fifo import event_from_line
         from kahooks.spool import Spool
 
         event = event_from_line(line)
@@ -458,7 +458,7 @@ class Daemon:
         if not stat.S_ISFIFO(info.st_mode):
             log.error("notify_fifo %s exists and is not a FIFO; not reading it", path)
             return
-        from kahooks.hooks.fifo import serve_fifo
+        from kahooks.fifo import serve_fifo
 
         self.fifo_identity = (path, info.st_ino)
         self.fifo = Supervised("fifo", lambda stop: serve_fifo(path, self.record_fifo_line, stop)).start()

@@ -249,7 +249,7 @@ def run_fifo(values: dict, path: str) -> int:
 
     from kahooks import logs
 
-    from kahooks.hooks.fifo import event_from_line, serve_fifo
+    from kahooks.fifo import event_from_line, serve_fifo
 
     log = logs.setup("ka-notify", values["verbose"], to_stderr=values["verbose"])
     try:

@@ -87,7 +87,7 @@ class RebindChannel(Channel):
         return [(vip, port) for vip in vips for port in self.ports]
 
     def not_listening(self, vips: list[str]) -> list[tuple[str, int]]:
-        from kahooks.checks.port import find_listener
+        from kahooks.procfs import find_listener
 
         return [(vip, port) for vip, port in self.wanted(vips)
                 if find_listener(socket.AF_INET6 if ":" in vip else socket.AF_INET, vip, port) is None]
