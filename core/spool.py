@@ -37,6 +37,7 @@ import stat
 import time
 from pathlib import Path
 
+from kahooks import atomicfile
 from kahooks.errors import KahooksError
 from kahooks.event import Event
 
@@ -206,33 +207,14 @@ class Spool:
             os.close(fd)
 
     def write_atomic(self, parts: tuple[str, ...], name: str, text: str) -> Path:
-        """Durably place `text` at spool/PARTS/NAME: temp file, every byte written, fsync, rename, fsync."""
-        data = text.encode()
+        """Durably place `text` at spool/PARTS/NAME: temp file in tmp/, every byte, fsync, rename, fsync."""
         tmp_fd = self._open_dir("tmp")
         try:
             target_fd = self._open_dir(*parts)
             try:
-                owner = self._owner(tmp_fd)
                 # Unique per writer: the worker's channel threads save deliveries of the same event at once.
-                temporary = f"{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             FILE_MODE, dir_fd=tmp_fd)
-                try:
-                    try:
-                        _write_all(fd, data)
-                        if owner:
-                            os.fchown(fd, *owner)
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-                    os.rename(temporary, name, src_dir_fd=tmp_fd, dst_dir_fd=target_fd)
-                except BaseException:
-                    try:
-                        os.unlink(temporary, dir_fd=tmp_fd)
-                    except OSError:
-                        pass
-                    raise
-                os.fsync(target_fd)
+                atomicfile.replace_at(target_fd, name, text.encode(), mode=FILE_MODE, durable=True,
+                                      owner=self._owner(tmp_fd), temp_directory=tmp_fd, temp_prefix="")
             finally:
                 os.close(target_fd)
         finally:
@@ -511,16 +493,6 @@ class RecordLock:
         if self.fd is not None:
             os.close(self.fd)  # closing lets go of the lock
             self.fd = None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """os.write until every byte is out: a short write (a full disk, a file size limit) is not success."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        if written <= 0:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        view = view[written:]
 
 
 def _unlink_anything(name: str, directory: int) -> None:

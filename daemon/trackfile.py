@@ -12,24 +12,13 @@ from __future__ import annotations
 
 import os
 
+from kahooks import atomicfile
+
 
 def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
     """Replace `path` with `text` in one rename; the directory is created when missing."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    # A dot name keepalived's watch ignores (it matches only the file it tracks), unique per thread.
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.write(fd, text.encode())
-        os.fchmod(fd, mode)  # whatever the umask: keepalived (root) and keepalived_script must read it
-    finally:
-        os.close(fd)
-    try:
-        os.rename(temporary, path)
-    except OSError:
-        os.unlink(temporary)
-        raise
+    # A dot name keepalived's watch ignores (it matches only the file it tracks).
+    atomicfile.replace(path, text.encode(), mode=mode)
 
 
 def write_value(path: str, value: int) -> None:
