@@ -41,10 +41,14 @@ Event id:  {{ id }}
 """
 
 
-def _environment() -> Any:
+def environment() -> Any:
+    """The one jinja2 set-up of kahooks: strict variables (a typo is a config error), no escaping."""
     import jinja2
 
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    # |tojson keeps the order and the text as written (webhook payloads).
+    environment.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
+    return environment
 
 
 class MessageTemplates:
@@ -54,7 +58,7 @@ class MessageTemplates:
                  default_subject: str = DEFAULT_SUBJECT) -> None:
         import jinja2
 
-        environment = _environment()
+        jinja = environment()
         self.sources = {}
         for part, default in (("subject", default_subject), ("body", default_body)):
             source = settings.get(part)
@@ -74,7 +78,7 @@ class MessageTemplates:
         compiled = {}
         for part in ("subject", "body"):
             try:
-                compiled[part] = environment.from_string(self.sources[part])
+                compiled[part] = jinja.from_string(self.sources[part])
             except jinja2.TemplateSyntaxError as exc:
                 raise ChannelConfigError(keys[part], f"template error on line {exc.lineno}: {exc.message}") from None
         self.subject, self.body = compiled["subject"], compiled["body"]

@@ -48,11 +48,10 @@ LAST_TRANSITIONS = 20
 
 def load_config(path: str) -> Config:
     """The whole kahooks.toml with the daemon's tables parsed: raises ConfigError listing every problem."""
-    from kahooks import config
     from kahooks.daemon.settings import SECTIONS
-    from kahooks.notifiers import channel_types
+    from kahooks.notifiers import load_config as load_with_channels
 
-    return config.load(path, channel_types(), SECTIONS)
+    return load_with_channels(path, SECTIONS)
 
 
 class Daemon:

@@ -131,10 +131,9 @@ def spool_for(values: dict) -> Spool:
 
 
 def load_config(path: str) -> Config:
-    from kahooks import config
-    from kahooks.notifiers import channel_types
+    from kahooks.notifiers import load_config as load_with_channels
 
-    return config.load(path, channel_types())
+    return load_with_channels(path)
 
 
 def record(values: dict, make_event: Callable[[], Event]) -> int:

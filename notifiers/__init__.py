@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from kahooks.config import Config
     from kahooks.notifiers.base import Channel
 
 
@@ -32,3 +33,11 @@ def channel_types() -> dict[str, Callable[[str, dict[str, Any], Path], Channel]]
     """type name -> constructor, importing each channel module only when it is used."""
     return {kind: (lambda name, settings, base, kind=kind: channel_class(kind)(name, settings, base))
             for kind in kinds()}
+
+
+def load_config(path: str, sections: dict[str, Callable[..., Any]] | None = None) -> Config:
+    """kahooks.toml with every channel built: the one load path of ka-notify and the daemon
+    (which passes the parsers of its [serve] and [checks] tables). Raises ConfigError."""
+    from kahooks import config
+
+    return config.load(path, channel_types(), sections)

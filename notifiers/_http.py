@@ -73,10 +73,13 @@ def post(url: str, timeout: float, *, json_body: Any = None, data: bytes | None 
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     proxy = _proxy_for(parts.scheme, host)
     if secure:
-        context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
-        if verify is False:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+        from kahooks.errors import UsageError
+        from kahooks.tls import client_context
+
+        try:
+            context = client_context(verify is False, verify if isinstance(verify, str) else None, what="ca")
+        except UsageError as exc:
+            raise PermanentFailure(str(exc)) from None
         connection: http.client.HTTPConnection = http.client.HTTPSConnection(
             proxy[0] if proxy else host, proxy[1] if proxy else port, timeout=timeout, context=context)
         if proxy:

@@ -59,11 +59,9 @@ class EmailChannel(Channel):
         self.pending_recipients: dict[str, list[str]] = {}
 
     def tls_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.ca)
-        if self.insecure:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
+        from kahooks.tls import client_context
+
+        return client_context(self.insecure, self.ca, what="ca")
 
     def compose(self, message: Message) -> EmailMessage:
         from email.message import EmailMessage

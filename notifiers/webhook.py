@@ -54,10 +54,10 @@ class WebhookChannel(Channel):
     def _compile(self, source: str) -> Any:
         import jinja2
 
-        environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-        environment.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
+        from kahooks.templates import environment
+
         try:
-            template = environment.from_string(source)
+            template = environment().from_string(source)
             sample = template.render(**sample_context(False), subject="s", body="b")
         except jinja2.TemplateError as exc:
             raise ChannelConfigError("payload", f"template error: {exc}") from None
