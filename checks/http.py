@@ -10,8 +10,7 @@ from __future__ import annotations
 import http.client
 from urllib.parse import urljoin, urlsplit
 
-from kahooks import __version__
-from kahooks import netaddr, redact
+from kahooks import __version__, netaddr, redact
 from kahooks.checks.base import Check
 from kahooks.deadline import format_seconds
 from kahooks.errors import KahooksError, ProbeTimeout, UsageError

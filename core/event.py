@@ -34,6 +34,15 @@ class Event:
     """One VRRP transition as keepalived reported it. Immutable."""
 
     __slots__ = ("type", "name", "state", "priority", "time", "host", "id", "source", "detail")
+    type: str
+    name: str
+    state: str
+    priority: int
+    time: float
+    host: str
+    id: str
+    source: str
+    detail: str
 
     def __init__(self, type: str, name: str, state: str, priority: int, time: float,
                  host: str, id: str, source: str, detail: str = "") -> None:

@@ -22,8 +22,15 @@ log = logging.getLogger("kahooks.watch")
 
 def change_events() -> list[type]:
     """The watchdog event classes that mean content or existence changed (they set the inotify mask)."""
-    from watchdog.events import (FileClosedEvent, FileCreatedEvent, FileDeletedEvent, FileMovedEvent,
-                                 DirCreatedEvent, DirDeletedEvent, DirMovedEvent)
+    from watchdog.events import (
+        DirCreatedEvent,
+        DirDeletedEvent,
+        DirMovedEvent,
+        FileClosedEvent,
+        FileCreatedEvent,
+        FileDeletedEvent,
+        FileMovedEvent,
+    )
 
     return [FileCreatedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent,
             DirCreatedEvent, DirDeletedEvent, DirMovedEvent]

@@ -20,8 +20,8 @@ import threading
 import time
 
 from kahooks.checks.base import probe_safely
-from kahooks.result import CheckResult, unhealthy
 from kahooks.daemon.verdict import Verdict, next_due
+from kahooks.result import CheckResult, unhealthy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -247,7 +247,6 @@ def run_fifo(values: dict, path: str) -> int:
     import threading
 
     from kahooks import logs
-
     from kahooks.fifo import event_from_line, serve_fifo
 
     log = logs.setup("ka-notify", values["verbose"], to_stderr=values["verbose"])

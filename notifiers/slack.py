@@ -7,8 +7,8 @@ second (retried after that long); 5xx and network errors are retried; other
 
 from __future__ import annotations
 
-from kahooks.notifiers.base import Channel, Message
 from kahooks.notifiers._http import check_url, post
+from kahooks.notifiers.base import Channel, Message
 
 COLOURS = {"MASTER": "#2eb886", "BACKUP": "#daa038", "FAULT": "#a30200", "STOP": "#808080",
            "DELETED": "#808080"}

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from kahooks.notifiers.base import Channel, ChannelConfigError, Message
 from kahooks.notifiers._http import check_url, post
+from kahooks.notifiers.base import Channel, ChannelConfigError, Message
 from kahooks.templates import sample_context
 
 TYPE_CHECKING = False

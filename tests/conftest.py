@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.netservers import HttpServer, make_certificate
 from kahooks.lab.rsyslog import Rsyslog
+from tests.support.netservers import HttpServer, make_certificate
+from tests.support.serve import service  # noqa: F401 (a fixture: pytest finds it by name here)
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 

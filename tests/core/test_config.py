@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.config import ConfigError, load, secret_from_file
-from kahooks.config import ChannelConfigError
+from kahooks.config import ChannelConfigError, ConfigError, load, secret_from_file
 from kahooks.notifiers import channel_types
 
 GOOD = """\

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from kahooks.config import load
 from kahooks.delivery import PermanentFailure, TemporaryFailure, Worker
 from kahooks.event import Event

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from kahooks.lab.rsyslog import Rsyslog
 from tests.support.notify import write_config
 from tests.support.programs import kill_mentioning, program
-from kahooks.lab.rsyslog import Rsyslog
 
 
 @pytest.fixture

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from kahooks.lab.netns import free_port, wait_for
 from tests.support.programs import run
-from tests.support.serve import Served, Service, head, service, svc_check  # noqa: F401 (fixture)
+from tests.support.serve import Served, Service, head, svc_check
+
 
 def test_pidfile_service_death_and_restart_are_heard_without_polling(tmp_path: Path, service: Service) -> None:
     service.start()

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from kahooks.lab.netns import wait_for
-from tests.support.notify import worker_for, write_config
+from tests.support.notify import write_config
 from tests.support.programs import kill_mentioning, pids_mentioning
 from tests.support.serve import Served, head
-from kahooks.event import Event
 
 
 def test_the_daemon_leaves_no_setsid_escapee_of_an_exec_check_running(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from kahooks.lab.netns import free_port, wait_for
 from tests.support.programs import assert_one_line_failure, run
-from tests.support.serve import Served, Service, head, service, svc_check  # noqa: F401 (fixture)
+from tests.support.serve import Served, Service, head, svc_check
 
 
 def fd_count(pid: int) -> int:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from kahooks.lab.netns import wait_for
-from tests.support.serve import Served, Service, head, service, svc_check  # noqa: F401 (fixture)
+from tests.support.serve import Served, Service, head, svc_check
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

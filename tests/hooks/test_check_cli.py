@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kahooks.hooks import check_cli
-from tests.support.programs import run
 from kahooks.lab.rsyslog import Rsyslog
+from tests.support.programs import run
 
 
 def test_failures_are_logged_to_syslog(rsyslog: Rsyslog) -> None:

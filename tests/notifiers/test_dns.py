@@ -161,7 +161,7 @@ def test_two_nodes_racing_for_one_vip_converge(tmp_path: Path) -> None:
                 owner, other = ("a", "b") if round_number % 2 == 0 else ("b", "a")
                 nodes[other].remove_address(vip)
                 nodes[owner].add_address(vip)
-                for name, node in nodes.items():
+                for name in nodes:
                     _, spool, _ = worker_for(configs[name])
                     state = "MASTER" if name == owner else "BACKUP"
                     spool.record(Event.new("INSTANCE", "VI_1", state, 100, "test"))

@@ -21,7 +21,7 @@ def channel(script: str, extra: str = "") -> str:
 
 def test_the_event_is_in_the_environment(tmp_path: Path) -> None:
     out = tmp_path / "env.json"
-    script = f"python3 -c 'import json,os; json.dump({{k: v for k, v in os.environ.items() if k.startswith(\"KAHOOKS_\") or k == \"TEAM\"}}, open(\"{out}\", \"w\"))'"
+    script = f"python3 -c 'import json,os; json.dump({{k: v for k, v in os.environ.items() if k.startswith(\"KAHOOKS_\") or k == \"TEAM\"}}, open(\"{out}\", \"w\"))'"  # noqa: E501 (one shell line)
     path = write_config(tmp_path, channel(script, 'env = { TEAM = "netops" }'))
     _, spool, worker = worker_for(path)
     event = Event.new("INSTANCE", "VI_1", "MASTER", 100, "test")

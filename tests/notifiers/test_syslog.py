@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from kahooks.event import Event
+from kahooks.lab.rsyslog import Rsyslog
 from tests.support.netservers import free_port
 from tests.support.notify import worker_for, write_config
-from kahooks.lab.rsyslog import Rsyslog
 
 
 def transition(spool, name: str, state: str, priority: int = 100) -> Event:
