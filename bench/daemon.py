@@ -76,7 +76,7 @@ class Inotify:
 
 
 class Health(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         body = b"ok\n"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -99,7 +99,7 @@ def start_http_server() -> tuple[subprocess.Popen, int]:
             "server.serve_forever()")
     process = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent)], stdout=subprocess.PIPE,
                                text=True)
-    port = int(process.stdout.readline())  # type: ignore[union-attr]
+    port = int(process.stdout.readline())  # type: ignore[union-attr]  # started with stdout=PIPE
     return process, port
 
 

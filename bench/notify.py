@@ -21,15 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support's real rsyslogd
-
-from kahooks.lab.bind import Bind  # noqa: E402
-from kahooks.lab.netns import wait_for  # noqa: E402
-from kahooks.lab.rsyslog import Rsyslog  # noqa: E402
-from kahooks.lab.smtp import SmtpServer  # noqa: E402
-from kahooks.lab.webhooks import WebhookServer  # noqa: E402
-from tests.support.netservers import make_certificate  # noqa: E402
-from tests.support.programs import kill_mentioning  # noqa: E402
+from kahooks.lab.bind import Bind
+from kahooks.lab.netns import wait_for
+from kahooks.lab.rsyslog import Rsyslog
+from kahooks.lab.smtp import SmtpServer
+from kahooks.lab.webhooks import WebhookServer
+from tests.support.netservers import make_certificate
+from tests.support.programs import kill_mentioning
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent"}

@@ -106,7 +106,7 @@ class HttpCheck(Check):
         self.follow: bool = bool(values.get("follow"))
         self.insecure = bool(values.get("insecure"))
         self.ca: str | None = values.get("ca")
-        self._context = None
+        self._context: Any = None
         if self.method == "HEAD" and (self.contains is not None or self.regex is not None):
             raise UsageError("--contains and --regex need a body; HEAD has none")
         if urlsplit(self.url).scheme == "http" and not self.follow and (

@@ -111,20 +111,23 @@ class PortCheck(Check):
         """(TLS socket, certificate acceptable, note, days left or None)."""
         from kahooks.checks import _tls as tlsinfo
 
+        assert self.context is not None  # made in the constructor whenever --tls is given
         tls = tlsinfo.handshake(self.context, sock, self.sni or self.host, deadline)
         if self.cert_days is None:
             return tls, True, f"TLS {tls.version()}", None
         return (tls, *tlsinfo.check_expiry(tls, self.cert_days))
 
     def _read_until_expected(self, sock: socket.socket, deadline: Deadline) -> bytes:
+        assert self.expect is not None
+        expect = self.expect
         reply = b""
-        while self.expect not in reply and len(reply) < READ_LIMIT:
-            sock.settimeout(deadline.require(f"waiting for {self.expect!r} from {self.target}"))
+        while expect not in reply and len(reply) < READ_LIMIT:
+            sock.settimeout(deadline.require(f"waiting for {expect!r} from {self.target}"))
             try:
                 chunk = sock.recv(4096)
             except TimeoutError:
                 got = reply[:60].decode("utf-8", "replace")
-                raise ProbeTimeout(f"no {self.expect.decode('utf-8', 'replace')!r} within "
+                raise ProbeTimeout(f"no {expect.decode('utf-8', 'replace')!r} within "
                                    f"{deadline.seconds:g} s (got {got!r})") from None
             if not chunk:
                 break

@@ -50,7 +50,7 @@ class ProcessCheck(Check):
     def __init__(self, values: dict[str, Any]) -> None:
         super().__init__(values)
         self.name: str | None = values.get("name")
-        self.cmdline = values.get("cmdline")
+        self.cmdline: Any = values.get("cmdline")  # a compiled pattern
         self.pidfile: str | None = values.get("pidfile")
         self.user: int | None = values.get("user")
         self.min_count: int = values.get("min_count") or 1
@@ -112,6 +112,7 @@ class ProcessCheck(Check):
                          count=len(pids))
 
     def _probe_pidfile(self) -> CheckResult:
+        assert self.pidfile is not None
         try:
             with open(self.pidfile, "rb") as handle:
                 text = handle.read(64).split(b"\n")[0].strip()

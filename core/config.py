@@ -229,8 +229,8 @@ def _channels(table: Any, channel_types: Mapping[str, Callable[..., Any]],
         if not isinstance(settings, dict):
             problem(key, "must be a table")
             continue
-        kind = settings.get("type")
-        if kind not in channel_types:
+        kind: Any = settings.get("type")
+        if not isinstance(kind, str) or kind not in channel_types:
             problem(f"{key}.type", f"{kind!r} is not a channel type (known: {', '.join(sorted(channel_types))})")
             continue
         try:
@@ -254,7 +254,7 @@ def _rules(rules: Any, channel_names: set[str], problem: Callable[[str, str], No
             problem(f"{key}.{extra}", "unknown setting (known: instances, states, channels)")
         instances = rule.get("instances", ["*"])
         states = rule.get("states", list(RULE_STATES))
-        channels = rule.get("channels")
+        channels: Any = rule.get("channels")
         if not _string_list(instances):
             problem(f"{key}.instances", "must be a list of instance names or globs")
         if not _string_list(states) or any(state not in RULE_STATES for state in states):
@@ -285,7 +285,8 @@ def locate(text: str, key: str) -> int | None:
 
     tokens = re.findall(r"\[\d+\]|[^.\[\]]+", key)
     lines = text.splitlines()
-    start, table, index, matched = 0, [], 0, False
+    table: list[str] = []
+    start, index, matched = 0, 0, False
     while index < len(tokens):
         token = tokens[index]
         following = tokens[index + 1] if index + 1 < len(tokens) else ""

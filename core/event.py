@@ -14,6 +14,10 @@ import time
 
 from kahooks.errors import UsageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 TYPES = ("INSTANCE", "GROUP")
 # What keepalived writes: argv carries the first five, the FIFO also the rest.
 STATES = ("MASTER", "BACKUP", "FAULT", "STOP", "DELETED",
@@ -101,7 +105,8 @@ class Event:
         """The four words keepalived appends to a `notify` script: TYPE NAME STATE PRIORITY."""
         if len(words) != 4:
             raise UsageError(f"expected TYPE NAME STATE PRIORITY from keepalived, got {len(words)} words")
-        return cls.new(*words, source="argv")
+        type, name, state, priority = words
+        return cls.new(type, name, state, priority, source="argv")
 
     @classmethod
     def from_fifo_line(cls, line: str) -> Event:
@@ -133,7 +138,7 @@ class Event:
         """
         import math
 
-        fields = {slot: data.get(slot) for slot in cls.__slots__}
+        fields: dict[str, Any] = {slot: data.get(slot) for slot in cls.__slots__}
         fields["detail"] = data.get("detail", "")
         for slot in ("type", "name", "state", "host", "id", "source", "detail"):
             if not isinstance(fields[slot], str):

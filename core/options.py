@@ -70,7 +70,7 @@ def parse_argv(options: Sequence[Option], argv: Sequence[str], prog: str) -> dic
     try:
         return _parse(options, argv, prog, values)
     except UsageError as exc:
-        exc.partial = values  # type: ignore[attr-defined]
+        exc.partial = values  # type: ignore[attr-defined]  # set here only, read with getattr
         raise
 
 
@@ -98,9 +98,10 @@ def _parse(options: Sequence[Option], argv: Sequence[str], prog: str, values: di
                 break
             continue
         name, has_inline, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        opt = by_name.get(name)
-        if opt is None:
+        found = by_name.get(name)
+        if found is None:
             raise UsageError(f"unknown option {name}")
+        opt = found
         if opt.switch:
             if has_inline:
                 raise UsageError(f"{name} takes no value")

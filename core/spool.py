@@ -97,7 +97,9 @@ class Delivery:
         """Parse a queue file; `channel` is the directory it was found in (never the file's word)."""
         data = _json_object(raw)
         previous, error = data.get("previous_state"), data.get("last_error")
-        attempts, next_attempt, created = data.get("attempts"), data.get("next_attempt"), data.get("created")
+        attempts: Any = data.get("attempts")
+        next_attempt: Any = data.get("next_attempt")
+        created: Any = data.get("created")
         if not (previous is None or isinstance(previous, str)) or not (error is None or isinstance(error, str)):
             raise BadEntry("previous_state and last_error must be text or null")
         if not _whole(attempts) or attempts < 0 or not _number(next_attempt) or not _number(created):

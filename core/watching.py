@@ -51,7 +51,7 @@ def observe(directories: Iterable[str], on_change: Callable[[str], None]) -> Any
         def on_any_event(self, event: Any) -> None:
             if not isinstance(event, wanted):  # belt and braces: an observer without masks
                 return
-            for path in {event.src_path, getattr(event, "dest_path", "") or ""}:
+            for path in {getattr(event, "src_path", ""), getattr(event, "dest_path", "") or ""}:
                 if path:
                     try:
                         on_change(os.fsdecode(path))

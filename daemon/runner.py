@@ -116,7 +116,7 @@ class CheckRunner:
         latency = self.clock() - started
         if self.watcher is not None:
             # Watch what a healthy probe found; a pid that died meanwhile pokes us again at once.
-            self.watched = result.ok and self.watcher.watch(self, self.check.last_pids)
+            self.watched = result.ok and self.watcher.watch(self, getattr(self.check, "last_pids", []))
         # Rise and fall count probes an interval apart (10 % slack for scheduling jitter), as
         # keepalived's do. The first result that disagrees always counts, so a death heard
         # through a pidfd fails a `fall = 1` check at once; the rest of a streak must be spaced.

@@ -83,7 +83,7 @@ class Daemon:
 
     @property
     def serve(self) -> ServeSettings:
-        return self.config.sections["serve"]  # type: ignore[union-attr]
+        return self.config.sections["serve"]  # type: ignore[union-attr]  # apply() sets config first
 
     # Life cycle -----------------------------------------------------------------------------
 
@@ -241,8 +241,9 @@ class Daemon:
                 trackfile.write_value(spec.track_file, value)
             except OSError as exc:
                 # Once per distinct error, not once per probe: a full disk must not flood the log.
-                if self.write_errors.get(spec.track_file) != exc.strerror:
-                    self.write_errors[spec.track_file] = exc.strerror
+                why = exc.strerror or str(exc)
+                if self.write_errors.get(spec.track_file) != why:
+                    self.write_errors[spec.track_file] = why
                     log.error("check %s: cannot write %s: %s", spec.name, spec.track_file, exc.strerror)
                 return
             if self.write_errors.pop(spec.track_file, None):
@@ -433,7 +434,7 @@ class Daemon:
         event = event_from_line(line)
         if event is None:
             return
-        Spool(self.config.spool_dir).ensure().record(event)  # type: ignore[union-attr]
+        Spool(self.config.spool_dir).ensure().record(event)  # type: ignore[union-attr]  # read after apply()
         worker = self.worker
         if worker is not None:
             worker.wake.set()

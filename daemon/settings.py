@@ -150,8 +150,8 @@ def parse_checks(table: Any, problem: Complain, data: dict[str, Any]) -> dict[st
     if not isinstance(table, dict):
         problem("checks", "must be a table of [checks.NAME]")
         return specs
-    serve = data.get("serve") if isinstance(data.get("serve"), dict) else {}
-    state_dir = serve.get("state_dir") if isinstance(serve.get("state_dir"), str) else DEFAULT_STATE_DIR
+    serve: dict[str, Any] = data["serve"] if isinstance(data.get("serve"), dict) else {}
+    state_dir: str = serve["state_dir"] if isinstance(serve.get("state_dir"), str) else DEFAULT_STATE_DIR
     track_files: dict[str, str] = {}
     for name, settings in table.items():
         key = f"checks.{name}"
@@ -189,7 +189,7 @@ def _check(name: str, settings: dict[str, Any], state_dir: str, problem: Complai
         problem("fail_value", "must differ from ok_value, or keepalived could never tell them apart")
         return None
     built = build_check(settings.get("run"), problem)
-    if built is None or None in (interval, rise, fall, ok_value, fail_value):
+    if built is None or interval is None or rise is None or fall is None or ok_value is None or fail_value is None:
         return None
     kind, words, check = built
     return CheckSpec(name, kind, words, check, interval, rise, fall, track_file, ok_value, fail_value)

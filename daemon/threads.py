@@ -27,7 +27,7 @@ HEALTHY_RUN = 60.0  # a job that ran this long before failing starts its backoff
 class Supervised:
     """Run `job(stop)` in a thread until `stop` is set; a job that raises or returns early is run again."""
 
-    def __init__(self, name: str, job: Callable[[threading.Event], None]) -> None:
+    def __init__(self, name: str, job: Callable[[threading.Event], object]) -> None:
         self.name = name
         self.job = job
         self.stopping = threading.Event()

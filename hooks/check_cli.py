@@ -15,7 +15,7 @@ from __future__ import annotations
 try:
     import _signal as signal
 except ImportError:  # pragma: no cover
-    import signal  # type: ignore[no-redef]
+    import signal  # type: ignore[no-redef]  # the same functions under their public name
 
 
 class Interrupted(BaseException):

@@ -93,7 +93,7 @@ def status(path: str, as_json: bool, max_age: float) -> None:
     except ConfigError as exc:
         _report_config_error(path, exc)
         sys.exit(1)
-    serve = data.get("serve") if isinstance(data.get("serve"), dict) else {}
+    serve: dict = data["serve"] if isinstance(data.get("serve"), dict) else {}
     state_dir = str(serve.get("state_dir") or DEFAULT_STATE_DIR)
     from kahooks.spool import SpoolError
 

@@ -108,7 +108,12 @@ def dispatch(argv: Sequence[str]) -> int:
                          "or --instance NAME --state STATE")
     # Stamped inside record(), under the spool's recording lock (event_from_flags never returns
     # None here: a name or a state was given, and it raises for what is missing).
-    return record(values, lambda: Event.from_argv(words) if words else event_from_flags(values, source="flags"))
+    def make_event() -> Event:
+        event = Event.from_argv(words) if words else event_from_flags(values, source="flags")
+        assert event is not None
+        return event
+
+    return record(values, make_event)
 
 
 def event_from_flags(values: dict, source: str) -> Event | None:

@@ -50,7 +50,7 @@ def print_timeline(title: str, rows: list[tuple[float, str, str]], start: float)
         print(f"  +{stamp - start:7.3f} s  {node:<5} {what}")
 
 
-def wait_quietly(test, timeout: float) -> bool:  # noqa: ANN001
+def wait_quietly(test, timeout: float) -> bool:
     """Like wait_for, but a demo goes on (and shows what it saw) when something is late."""
     try:
         wait_for(test, timeout, "", poll=0.05)

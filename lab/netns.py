@@ -43,7 +43,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(test, timeout: float, what: str, poll: float = 0.01):  # noqa: ANN001, ANN201
+def wait_for(test, timeout: float, what: str, poll: float = 0.01):
     """Call `test` until it returns something true, and return that; LabError after `timeout` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -106,7 +106,7 @@ class Node:
 
     def popen(self, argv: Sequence[str], **kwargs: object) -> subprocess.Popen:
         kwargs.setdefault("stdin", subprocess.DEVNULL)
-        return subprocess.Popen([*self.prefix(), *argv], **kwargs)  # type: ignore[call-overload]
+        return subprocess.Popen([*self.prefix(), *argv], **kwargs)  # type: ignore[call-overload]  # kwargs as Popen takes them
 
     def fetch(self, url: str, proxy: str | None = None, timeout: float = 2.0) -> str:
         """GET `url` from inside this node (through an HTTP proxy if given): the body, stripped; "" on failure."""

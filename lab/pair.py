@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 from pathlib import Path
 
 from kahooks.lab.netns import LabError, Network, Node, wait_for
@@ -66,7 +67,7 @@ class Stamped:
 
     def _read(self) -> None:
         with open(self.log_path, "a") as log:
-            for raw in self.process.stdout:  # type: ignore[union-attr]
+            for raw in self.process.stdout:  # type: ignore[union-attr]  # started with stdout=PIPE
                 line = raw.decode("utf-8", "replace").rstrip()
                 stamp = time.time()
                 self.lines.append((stamp, line))
@@ -91,14 +92,14 @@ class Pair:
             if not shutil.which(program) and not os.path.exists(f"/usr/sbin/{program}"):
                 raise LabError(f"{program} is not installed (./run installs it: apt-get install keepalived "
                                f"haproxy rsyslog bind9)")
-        self.net: Network | None = None
+        self.net: typing.Any = None  # the Network, from start() to stop()
         self.nodes: dict[str, Node] = {}
         self.keepalived: dict[str, Stamped] = {}
         self.haproxy: dict[str, subprocess.Popen] = {}
         self.daemons: dict[str, subprocess.Popen] = {}
         self.others: list[subprocess.Popen] = []
-        self.rsyslog = None
-        self.bind = None
+        self.rsyslog: typing.Any = None  # Rsyslog and Bind once the hub is up
+        self.bind: typing.Any = None
 
     # Bringing it up ------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 SMTP_PORT = 2525
 SLACK_PORT = 8081
@@ -76,11 +77,11 @@ def watch(journal: Journal, stop: threading.Event, address: str, vip: str, dns_p
         stop.wait(POLL)
 
 
-def serve_smtp(journal: Journal, address: str) -> object:
+def serve_smtp(journal: Journal, address: str) -> Any:
     from aiosmtpd.controller import Controller
 
     class Handler:
-        async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001
+        async def handle_DATA(self, server, session, envelope) -> str:
             import email
 
             mail = email.message_from_bytes(envelope.content)
@@ -92,7 +93,7 @@ def serve_smtp(journal: Journal, address: str) -> object:
     return controller
 
 
-def serve_slack(journal: Journal, address: str) -> object:
+def serve_slack(journal: Journal, address: str) -> Any:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class Handler(BaseHTTPRequestHandler):

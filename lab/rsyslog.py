@@ -42,7 +42,7 @@ template(name="all" type="string"
         deadline = time.monotonic() + 10
         while not (self.socket.exists() and self._tcp_open()):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"rsyslogd did not start: {self.process.stderr.read()!r}")
+                raise RuntimeError(f"rsyslogd did not start: {self.process.stderr.read() if self.process.stderr else b''!r}")
             time.sleep(0.02)
 
     def _tcp_open(self) -> bool:

@@ -23,14 +23,14 @@ class Recorder:
         self.data_replies: list[str] = []
         self.rcpt_replies: dict[str, list[str]] = {}
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:  # noqa: ANN001
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
         scripted = self.rcpt_replies.get(address)
         if scripted:
             return scripted.pop(0)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001
+    async def handle_DATA(self, server, session, envelope) -> str:
         if self.data_replies:
             return self.data_replies.pop(0)
         self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
@@ -46,7 +46,7 @@ class SmtpServer:
         self.controller: Controller | None = None
         self.start()
 
-    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:  # noqa: ANN001
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         if isinstance(auth_data, LoginPassword) and \
                 self.users.get(auth_data.login.decode()) == auth_data.password.decode():
             return AuthResult(success=True)

@@ -53,7 +53,7 @@ class SquidPair(Pair):
         os.chmod(directory, 0o777)  # squid drops to the proxy user for its logs
         # The node's own address keeps squid alive without a VIP: with only VIP ports, squid started
         # (or reconfigured) on a node holding no VIP dies with "FATAL: Unable to open HTTP Socket".
-        (directory / "squid.conf").write_text(squid_conf(directory, [node.address, *VIPS.values()]))
+        (directory / "squid.conf").write_text(squid_conf(directory, [str(node.address), *VIPS.values()]))
         self.start_squid(name)
         (directory / "spool").mkdir(exist_ok=True)
         (directory / "kahooks.toml").write_text(KAHOOKS_TOML.format(

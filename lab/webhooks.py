@@ -47,6 +47,7 @@ class WebhookServer:
 
             def _handle(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers: dict[str, str]
                 with owner.lock:
                     if self.path != owner.path:
                         status, text, headers = 404, "no_service", {}

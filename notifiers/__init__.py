@@ -31,8 +31,10 @@ def channel_class(kind: str) -> type[Channel]:
 
 def channel_types() -> dict[str, Callable[[str, dict[str, Any], Path], Channel]]:
     """type name -> constructor, importing each channel module only when it is used."""
-    return {kind: (lambda name, settings, base, kind=kind: channel_class(kind)(name, settings, base))
-            for kind in kinds()}
+    def builder(kind: str) -> Callable[[str, dict[str, Any], Path], Channel]:
+        return lambda name, settings, base: channel_class(kind)(name, settings, base)
+
+    return {kind: builder(kind) for kind in kinds()}
 
 
 def load_config(path: str, sections: dict[str, Callable[..., Any]] | None = None) -> Config:

@@ -141,7 +141,9 @@ def post(url: str, timeout: float, *, json_body: Any = None, data: bytes | None 
 def _proxy_for(scheme: str, host: str) -> tuple[str, int] | None:
     """(host, port) of the proxy the environment names for this URL, None for a direct connection."""
     from urllib.parse import urlsplit
-    from urllib.request import getproxies_environment, proxy_bypass_environment
+
+    # proxy_bypass_environment: in CPython's urllib.request since 3.x, not in typeshed.
+    from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
 
     proxies = getproxies_environment()
     address = proxies.get(scheme)

@@ -15,6 +15,10 @@ import socket
 from kahooks import localsyslog
 from kahooks.notifiers.base import Channel, ChannelConfigError, Message, TemporaryFailure
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 FACILITIES = {name: code for code, name in enumerate(
     ["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp"])}
 FACILITIES.update({f"local{n}": 16 + n for n in range(8)})
@@ -41,8 +45,9 @@ class SyslogChannel(Channel):
             raise ChannelConfigError("facility", f"{facility!r} is not one of {', '.join(FACILITIES)}")
         self.facility = FACILITIES[facility]
         self.timeout = self.number(settings, "timeout", 5.0)
+        self.target: Any
         if address.startswith("/"):
-            self.transport, self.target = "unix", address
+            self.transport, self.target = "unix", address  # a socket path, else (host, port)
             return
         scheme, sep, rest = address.partition("://")
         if scheme not in ("udp", "tcp") or not sep:
