@@ -17,21 +17,19 @@ signalling), and undelivered notifications stay in the spool.
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import os
 import signal
-import stat
 import threading
 import time
 
 from kahooks import redact
 from kahooks.config import ConfigError
 from kahooks.daemon import trackfile
+from kahooks.daemon.notifications import Notifications
 from kahooks.daemon.runner import CheckRunner, ProcessWatcher
 from kahooks.daemon.status import process_start
-from kahooks.daemon.threads import Supervised
 from kahooks.errors import KahooksError
 
 TYPE_CHECKING = False
@@ -40,10 +38,8 @@ if TYPE_CHECKING:
 
     from kahooks.config import Config
     from kahooks.daemon.settings import CheckSpec, ServeSettings
-    from kahooks.event import Event
 
 log = logging.getLogger("kahooks.serve")
-LAST_TRANSITIONS = 20
 
 
 def load_config(path: str) -> Config:
@@ -67,15 +63,8 @@ class Daemon:
         self.stopping = threading.Event()
         self.tick = threading.Event()
         self.reload_requested = False
-        self.worker: Any = None
-        self.delivery: Supervised | None = None
-        self.fifo: Supervised | None = None
-        self.retired: list[Supervised] = []  # stopped by a reload, still finishing (never waited for)
-        self.fifo_identity: tuple[str, int] | None = None
+        self.notifications = Notifications()
         self.metrics_server: Any = None
-        self.transitions: collections.deque = collections.deque(maxlen=LAST_TRANSITIONS)
-        self.transition_counts: collections.Counter = collections.Counter()
-        self.delivery_counts: collections.Counter = collections.Counter()
         self.started = time.time()
         self.heartbeat_time = 0.0
         self.stopped_at: float | None = None
@@ -180,22 +169,22 @@ class Daemon:
         for runner in list(self.runners.values()):
             self._write_track(runner)  # a maintenance file that came or went during the reload
         self._restart_metrics(old)
-        self._restart_delivery()
+        self.notifications.restart_delivery(new)
         if old is None or old.sections["serve"].notify_fifo != self.serve.notify_fifo:
-            self._restart_fifo()
+            self.notifications.restart_fifo(new)
         self.housekeeping()
 
     def shutdown(self) -> None:
         log.info("stopping: %d checks; undelivered notifications stay in the spool", len(self.runners))
-        self._stop_fifo()  # first: it reads on for half a second, for keepalived's STOP lines
-        self.wait_retired(3)
+        self.notifications.stop_fifo()  # first: it reads on for half a second, for keepalived's STOP lines
+        self.notifications.wait_retired(3)
         for runner in self.runners.values():
             runner.stop()
         for runner in self.runners.values():
             runner.join(2)
         if self.files is not None:
             self.files.stop()
-        self._stop_delivery(wait=10)
+        self.notifications.stop_delivery(wait=10)
         if self.metrics_server is not None:
             self.metrics_server.stop()
         self.watcher.stop()
@@ -298,8 +287,7 @@ class Daemon:
             runner.check_stuck()
             self._write_track(runner)  # a track file deleted or edited by hand is put right
         self._maintenance_changed()  # also where a directory could not be watched
-        self._keep_fifo()
-        self.retired = [thread for thread in self.retired if thread.alive()]
+        self.notifications.housekeeping()
         self.heartbeat_time = time.time()
         try:
             trackfile.write_atomic(self.serve.heartbeat_file, f"{os.getpid()} {self.heartbeat_time:.3f}\n")
@@ -323,17 +311,13 @@ class Daemon:
         return {"pid": os.getpid(), "pid_start": process_start(os.getpid()), "stopped": self.stopped_at,
                 "config": self.config_path, "started": self.started,
                 "heartbeat": self.heartbeat_time, "maintenance": bool(self._maintenance_now()),
-                "checks": checks, "transitions": list(self.transitions),
-                "transition_counts": [{"instance": name, "state": state, "count": count}
-                                      for (name, state), count in sorted(self.transition_counts.items())],
-                "delivery_counts": [{"channel": channel, "outcome": outcome, "count": count}
-                                    for (channel, outcome), count in sorted(self.delivery_counts.items())],
+                "checks": checks, **self.notifications.snapshot(),
                 "spool_dir": self.config.spool_dir if self.config else None,
                 "notify_fifo": self.serve.notify_fifo, "threads": self.thread_states()}
 
     def thread_states(self) -> dict[str, Any]:
         """The supervised threads and the check threads: running, restarting (and why), stopped."""
-        states = {thread.name: thread.as_dict() for thread in (self.delivery, self.fifo) if thread is not None}
+        states = self.notifications.thread_states()
         states["pidfd-watcher"] = {"state": "running" if self.watcher.thread.is_alive() else "stopped",
                                    "restarts": self.watcher.failures, "last_error": "", "since": self.started}
         for name, runner in sorted(list(self.runners.items())):
@@ -373,119 +357,3 @@ class Daemon:
                 self.metrics_server = MetricsServer(self.serve.metrics_listen, self.metrics_text)
             except OSError as exc:
                 log.error("metrics: cannot listen on %s:%d: %s", *self.serve.metrics_listen, exc.strerror)
-
-    # Notifications: the FIFO and the delivery worker -------------------------------------------
-
-    def _observe_event(self, event: Event) -> None:
-        if event.is_alert:
-            return
-        self.transitions.append({"time": event.time, "type": event.type, "name": event.name,
-                                 "state": event.state, "priority": event.priority, "source": event.source})
-        self.transition_counts[(event.name, event.state)] += 1
-
-    def _observe_outcome(self, channel: str, outcome: str) -> None:
-        self.delivery_counts[(channel, outcome)] += 1
-
-    def _restart_delivery(self) -> None:
-        """Stop the worker of the old configuration (without waiting: a delivery may be in the middle
-        of a 10 s timeout, and the heartbeat must not wait for it) and start one for the new one.
-        The new worker takes the spool's lock once the old one has let go of it."""
-        self._stop_delivery(wait=0)
-        if not self.serve.deliver or self.config is None:
-            return
-        config = self.config
-        self.delivery = Supervised("delivery", lambda stop: self._deliver(config, stop)).start()
-
-    def _stop_delivery(self, wait: float) -> None:
-        if self.delivery is not None:
-            self.delivery.stop()
-            if self.worker is not None:
-                self.worker.wake.set()
-            if wait:
-                self.delivery.join(wait)
-            self.retired.append(self.delivery)
-        self.delivery = self.worker = None
-
-    def _deliver(self, config: Config, stop: threading.Event) -> None:
-        """Hold the spool's worker lock (so ka-notify starts no worker of its own) and deliver until stopped."""
-        from kahooks.delivery import Worker
-        from kahooks.spool import Spool
-
-        spool = Spool(config.spool_dir).ensure()
-        lock = spool.take_worker_lock()
-        if lock is None:
-            log.info("another worker holds %s; delivering once it lets go", spool.lock_path)
-        while lock is None and not stop.wait(0.2):
-            lock = spool.take_worker_lock()
-        if lock is None:
-            return  # stopped while waiting
-        try:
-            worker = Worker(config, spool, on_event=self._observe_event, on_outcome=self._observe_outcome)
-            if not stop.is_set():
-                self.worker = worker
-            worker.run(stop)
-        finally:
-            os.close(lock)
-
-    def record_fifo_line(self, line: str) -> None:
-        from kahooks.fifo import event_from_line
-        from kahooks.spool import Spool
-
-        event = event_from_line(line)
-        if event is None:
-            return
-        Spool(self.config.spool_dir).ensure().record(event)  # type: ignore[union-attr]  # read after apply()
-        worker = self.worker
-        if worker is not None:
-            worker.wake.set()
-
-    def _restart_fifo(self) -> None:
-        self._stop_fifo()
-        path = self.serve.notify_fifo
-        if not path:
-            return
-        try:
-            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-            try:
-                info = os.lstat(path)
-            except FileNotFoundError:
-                # Made here, before keepalived: it then uses ours and never unlinks it on a reload.
-                os.mkfifo(path, 0o600)
-                info = os.lstat(path)
-        except OSError as exc:
-            log.error("notify_fifo %s: %s", path, exc.strerror)
-            return
-        if not stat.S_ISFIFO(info.st_mode):
-            log.error("notify_fifo %s exists and is not a FIFO; not reading it", path)
-            return
-        from kahooks.fifo import serve_fifo
-
-        self.fifo_identity = (path, info.st_ino)
-        self.fifo = Supervised("fifo", lambda stop: serve_fifo(path, self.record_fifo_line, stop)).start()
-
-    def _keep_fifo(self) -> None:
-        """keepalived unlinks a FIFO it created itself when it reloads or stops: follow the new one."""
-        if self.fifo_identity is None:
-            return
-        path, inode = self.fifo_identity
-        try:
-            current = os.lstat(path).st_ino
-        except FileNotFoundError:
-            current = None
-        if current != inode:
-            log.info("notify_fifo %s was replaced; reopening it", path)
-            self._restart_fifo()
-
-    def _stop_fifo(self) -> None:
-        """Stop reading; the old reader lingers half a second for the last lines, without being waited for."""
-        if self.fifo is not None:
-            self.fifo.stop()
-            self.retired.append(self.fifo)
-        self.fifo = None
-        self.fifo_identity = None
-
-    def wait_retired(self, timeout: float) -> None:
-        """At shutdown: let stopped threads finish (the FIFO's linger reads keepalived's STOP lines)."""
-        end = time.monotonic() + timeout
-        for thread in self.retired:
-            thread.join(max(0.0, end - time.monotonic()))

@@ -1,0 +1,176 @@
+"""The daemon's notification half: keepalived's notify FIFO and the delivery worker, in one process.
+
+The FIFO is read in order (kahooks.fifo) and every line recorded in the spool; the same Worker as
+ka-notify delivers it, holding the spool's worker lock so no handler starts a worker of its own.
+Both run as Supervised threads: an error restarts them with backoff. A reload stops the old ones
+without waiting for them (a delivery may be in a 10 s timeout; the heartbeat must not wait).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import stat
+import threading
+import time
+
+from kahooks.daemon.threads import Supervised
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from kahooks.config import Config
+    from kahooks.event import Event
+
+log = logging.getLogger("kahooks.serve")
+LAST_TRANSITIONS = 20
+
+
+class Notifications:
+    """The FIFO reader and the delivery worker of one daemon, and what they have seen."""
+
+    def __init__(self) -> None:
+        self.spool_dir = ""
+        self.worker: Any = None
+        self.delivery: Supervised | None = None
+        self.fifo: Supervised | None = None
+        self.retired: list[Supervised] = []  # stopped by a reload, still finishing (never waited for)
+        self.fifo_identity: tuple[str, int] | None = None
+        self.transitions: collections.deque = collections.deque(maxlen=LAST_TRANSITIONS)
+        self.transition_counts: collections.Counter = collections.Counter()
+        self.delivery_counts: collections.Counter = collections.Counter()
+
+    def housekeeping(self) -> None:
+        """Each heartbeat: follow a replaced FIFO, forget stopped threads that finished."""
+        self.keep_fifo()
+        self.retired = [thread for thread in self.retired if thread.alive()]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"transitions": list(self.transitions),
+                "transition_counts": [{"instance": name, "state": state, "count": count}
+                                      for (name, state), count in sorted(self.transition_counts.items())],
+                "delivery_counts": [{"channel": channel, "outcome": outcome, "count": count}
+                                    for (channel, outcome), count in sorted(self.delivery_counts.items())]}
+
+    def thread_states(self) -> dict[str, Any]:
+        return {thread.name: thread.as_dict() for thread in (self.delivery, self.fifo) if thread is not None}
+
+    def observe_event(self, event: Event) -> None:
+        if event.is_alert:
+            return
+        self.transitions.append({"time": event.time, "type": event.type, "name": event.name,
+                                 "state": event.state, "priority": event.priority, "source": event.source})
+        self.transition_counts[(event.name, event.state)] += 1
+
+    def observe_outcome(self, channel: str, outcome: str) -> None:
+        self.delivery_counts[(channel, outcome)] += 1
+
+    def restart_delivery(self, config: Config) -> None:
+        """Stop the worker of the old configuration (without waiting: a delivery may be in the middle
+        of a 10 s timeout, and the heartbeat must not wait for it) and start one for the new one.
+        The new worker takes the spool's lock once the old one has let go of it."""
+        self.stop_delivery(wait=0)
+        if not config.sections["serve"].deliver:
+            return
+        self.spool_dir = config.spool_dir
+        self.delivery = Supervised("delivery", lambda stop: self._deliver(config, stop)).start()
+
+    def stop_delivery(self, wait: float) -> None:
+        if self.delivery is not None:
+            self.delivery.stop()
+            if self.worker is not None:
+                self.worker.wake.set()
+            if wait:
+                self.delivery.join(wait)
+            self.retired.append(self.delivery)
+        self.delivery = self.worker = None
+
+    def _deliver(self, config: Config, stop: threading.Event) -> None:
+        """Hold the spool's worker lock (so ka-notify starts no worker of its own) and deliver until stopped."""
+        from kahooks.delivery import Worker
+        from kahooks.spool import Spool
+
+        spool = Spool(config.spool_dir).ensure()
+        lock = spool.take_worker_lock()
+        if lock is None:
+            log.info("another worker holds %s; delivering once it lets go", spool.lock_path)
+        while lock is None and not stop.wait(0.2):
+            lock = spool.take_worker_lock()
+        if lock is None:
+            return  # stopped while waiting
+        try:
+            worker = Worker(config, spool, on_event=self.observe_event, on_outcome=self.observe_outcome)
+            if not stop.is_set():
+                self.worker = worker
+            worker.run(stop)
+        finally:
+            os.close(lock)
+
+    def record_fifo_line(self, line: str) -> None:
+        from kahooks.fifo import event_from_line
+        from kahooks.spool import Spool
+
+        event = event_from_line(line)
+        if event is None:
+            return
+        Spool(self.spool_dir).ensure().record(event)
+        worker = self.worker
+        if worker is not None:
+            worker.wake.set()
+
+    def restart_fifo(self, config: Config) -> None:
+        self.spool_dir = config.spool_dir
+        self.restart_fifo_at(config.sections["serve"].notify_fifo)
+
+    def restart_fifo_at(self, path: str | None) -> None:
+        """Read keepalived's notify FIFO at `path` (made here when missing), instead of any before."""
+        self.stop_fifo()
+        if not path:
+            return
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                # Made here, before keepalived: it then uses ours and never unlinks it on a reload.
+                os.mkfifo(path, 0o600)
+                info = os.lstat(path)
+        except OSError as exc:
+            log.error("notify_fifo %s: %s", path, exc.strerror)
+            return
+        if not stat.S_ISFIFO(info.st_mode):
+            log.error("notify_fifo %s exists and is not a FIFO; not reading it", path)
+            return
+        from kahooks.fifo import serve_fifo
+
+        self.fifo_identity = (path, info.st_ino)
+        self.fifo = Supervised("fifo", lambda stop: serve_fifo(path, self.record_fifo_line, stop)).start()
+
+    def keep_fifo(self) -> None:
+        """keepalived unlinks a FIFO it created itself when it reloads or stops: follow the new one."""
+        if self.fifo_identity is None:
+            return
+        path, inode = self.fifo_identity
+        try:
+            current = os.lstat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current != inode:
+            log.info("notify_fifo %s was replaced; reopening it", path)
+            self.restart_fifo_at(path)
+
+    def stop_fifo(self) -> None:
+        """Stop reading; the old reader lingers half a second for the last lines, without being waited for."""
+        if self.fifo is not None:
+            self.fifo.stop()
+            self.retired.append(self.fifo)
+        self.fifo = None
+        self.fifo_identity = None
+
+    def wait_retired(self, timeout: float) -> None:
+        """At shutdown: let stopped threads finish (the FIFO's linger reads keepalived's STOP lines)."""
+        end = time.monotonic() + timeout
+        for thread in self.retired:
+            thread.join(max(0.0, end - time.monotonic()))
