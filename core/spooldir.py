@@ -1,0 +1,263 @@
+"""The spool's file layer: every access through the spool's own directory descriptors, nothing followed.
+
+The spool belongs to `keepalived_script` and root reads it, so its owner is not trusted:
+directories and files are opened relative to the spool's descriptor with O_NOFOLLOW (a
+planted symlink is refused, never followed), only regular files are read, every read is
+capped, and what root creates here is given to the spool's owner. kahooks.spool builds
+the handlers' and the worker's operations on these.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import stat
+from pathlib import Path
+
+from kahooks import atomicfile
+from kahooks.errors import KahooksError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Self
+
+log = logging.getLogger("kahooks.spool")
+READ_LIMIT = 256 * 1024        # a recorded event is under 1 KiB; anything this big was not written by us
+ENTRY_NAME = re.compile(r"\d{20}-[0-9a-f]{1,32}\.json\Z")
+DIR_MODE = 0o750
+FILE_MODE = 0o640
+OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: a planted FIFO never blocks
+
+
+class SpoolError(KahooksError):
+    """The spool cannot be used (a directory is a symlink, it cannot be written)."""
+
+
+class BadEntry(ValueError):
+    """A spool file that is not a regular file, too large, not JSON, or not of the expected shape."""
+
+
+class SpoolDirectory:
+    """A spool directory and safe ways to create, read, list, move and remove what is in it."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def ensure(self) -> Self:
+        for parts in (("tmp",), ("incoming",), ("queue",), ("dead",), ("state",)):
+            os.close(self._open_dir(*parts))
+        return self
+
+    def _root_fd(self) -> int:
+        try:
+            return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            os.makedirs(self.root, mode=DIR_MODE, exist_ok=True)
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            os.fchmod(fd, DIR_MODE)  # whatever the umask (keepalived's is 0177)
+            return fd
+
+    def _owner(self, root_fd: int) -> tuple[int, int] | None:
+        """Whom root must give what it creates: the spool's owner (None: nothing to change)."""
+        if os.geteuid() != 0:
+            return None
+        info = os.fstat(root_fd)
+        return None if info.st_uid == 0 else (info.st_uid, info.st_gid)
+
+    def _open_dir(self, *parts: str, create: bool = True) -> int:
+        """A descriptor of spool/PARTS..., each part opened with O_NOFOLLOW (made 0750 when missing)."""
+        fd = self._root_fd()
+        owner = self._owner(fd)
+        try:
+            for index, part in enumerate(parts):
+                try:
+                    child = os.open(part, OPEN_DIR, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    try:
+                        os.mkdir(part, DIR_MODE, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                    child = os.open(part, OPEN_DIR, dir_fd=fd)
+                    # Whatever the umask: keepalived runs scripts with umask 0177, which would leave
+                    # a directory its own owner cannot enter (and every later event unrecordable).
+                    os.fchmod(child, DIR_MODE)
+                    if owner:
+                        os.fchown(child, *owner)
+                except OSError as exc:
+                    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                        where = self.root.joinpath(*parts[:index + 1])
+                        raise SpoolError(f"{where} is not a directory (a symlink or a file); "
+                                         "refusing to use it") from None
+                    raise
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def check_writable(self) -> None:
+        """Raise OSError unless a file can be written, synced and removed here (as a delivery would)."""
+        name = f"probe.{os.getpid()}.{os.urandom(4).hex()}"
+        self.write_atomic(("tmp",), name, "")
+        fd = self._open_dir("tmp")
+        try:
+            os.unlink(name, dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    def write_atomic(self, parts: tuple[str, ...], name: str, text: str) -> Path:
+        """Durably place `text` at spool/PARTS/NAME: temp file in tmp/, every byte, fsync, rename, fsync."""
+        tmp_fd = self._open_dir("tmp")
+        try:
+            target_fd = self._open_dir(*parts)
+            try:
+                # Unique per writer: the worker's channel threads save deliveries of the same event at once.
+                atomicfile.replace_at(target_fd, name, text.encode(), mode=FILE_MODE, durable=True,
+                                      owner=self._owner(tmp_fd), temp_directory=tmp_fd, temp_prefix="")
+            finally:
+                os.close(target_fd)
+        finally:
+            os.close(tmp_fd)
+        return self.root.joinpath(*parts, name)
+
+    def open_log(self, name: str, limit: int) -> int:
+        """A descriptor appending to spool/state/NAME (a log), which becomes NAME.1 past `limit` bytes."""
+        directory = self._open_dir("state")
+        try:
+            try:
+                if os.stat(name, dir_fd=directory, follow_symlinks=False).st_size > limit:
+                    os.rename(name, f"{name}.1", src_dir_fd=directory, dst_dir_fd=directory)
+            except FileNotFoundError:
+                pass
+            fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE,
+                         dir_fd=directory)
+            owner = self._owner(directory)
+            if owner:
+                os.fchown(fd, *owner)
+            return fd
+        finally:
+            os.close(directory)
+
+    def read(self, parts: tuple[str, ...], name: str) -> bytes:
+        """The bytes of a regular file spool/PARTS/NAME, at most READ_LIMIT; BadEntry otherwise."""
+        directory = self._open_dir(*parts, create=False)
+        try:
+            try:
+                fd = os.open(name, OPEN_FILE, dir_fd=directory)
+            except OSError as exc:
+                if isinstance(exc, FileNotFoundError):
+                    raise
+                raise BadEntry(f"cannot be opened safely: {exc.strerror}") from None
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise BadEntry("not a regular file")
+                data = os.read(fd, READ_LIMIT + 1)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(directory)
+        if len(data) > READ_LIMIT:
+            raise BadEntry(f"larger than {READ_LIMIT} bytes")
+        return data
+
+    def names(self, *parts: str) -> list[str]:
+        """Entry names in spool/PARTS that look like ours, sorted (recording order)."""
+        try:
+            directory = self._open_dir(*parts, create=False)
+        except FileNotFoundError:
+            return []
+        try:
+            return sorted(name for name in os.listdir(directory) if ENTRY_NAME.match(name))
+        finally:
+            os.close(directory)
+
+    def _move(self, source: tuple[str, ...], name: str, target: tuple[str, ...]) -> Path:
+        """Rename spool/SOURCE/NAME into spool/TARGET/ (a unique name when one is there already)."""
+        source_fd = self._open_dir(*source, create=False)
+        try:
+            target_fd = self._open_dir(*target)
+            try:
+                final = name
+                for _ in range(5):
+                    try:
+                        os.rename(name, final, src_dir_fd=source_fd, dst_dir_fd=target_fd)
+                        break
+                    except OSError as exc:
+                        if exc.errno not in (errno.EEXIST, errno.EISDIR, errno.ENOTEMPTY):  # the name is taken
+                            raise
+                        final = f"{name}.{os.urandom(3).hex()}"
+                os.fsync(target_fd)
+                os.fsync(source_fd)
+            finally:
+                os.close(target_fd)
+        finally:
+            os.close(source_fd)
+        return self.root.joinpath(*target, final)
+
+    def _remove(self, parts: tuple[str, ...], name: str) -> None:
+        directory = self._open_dir(*parts, create=False)
+        try:
+            try:
+                os.unlink(name, dir_fd=directory)
+            except FileNotFoundError:
+                pass
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def _lock_fd(self, name: str) -> int:
+        """Open a lock file read-only (flock needs no write access, so root's daemon and
+        keepalived_script's handlers share one whoever created it); a planted link is replaced."""
+        root = self._root_fd()
+        try:
+            for _ in range(2):
+                try:
+                    fd = os.open(name, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                                 0o644, dir_fd=root)
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR):  # a symlink, a socket, a directory
+                        raise
+                    fd = -1
+                if fd >= 0 and stat.S_ISREG(os.fstat(fd).st_mode):
+                    owner = self._owner(root)
+                    if owner:
+                        os.fchown(fd, *owner)
+                    return fd
+                if fd >= 0:
+                    os.close(fd)
+                log.warning("%s is not a regular file; replacing it", self.root / name)
+                _unlink_anything(name, root)
+            raise SpoolError(f"{self.root / name} cannot be made a regular file")
+        finally:
+            os.close(root)
+
+    def _walk_count(self, *parts: str) -> int:
+        """Entries named like ours below spool/PARTS, through no symlink."""
+        try:
+            directory = self._open_dir(*parts, create=False)
+        except (FileNotFoundError, SpoolError):
+            return 0
+        try:
+            entries = os.listdir(directory)
+            subdirs = [name for name in entries
+                       if stat.S_ISDIR(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode)]
+        finally:
+            os.close(directory)
+        return (sum(1 for name in entries if ENTRY_NAME.match(name))
+                + sum(self._walk_count(*parts, name) for name in subdirs if len(parts) < 2))
+
+
+def _unlink_anything(name: str, directory: int) -> None:
+    try:
+        os.unlink(name, dir_fd=directory)
+    except IsADirectoryError:
+        os.rmdir(name, dir_fd=directory)
+    except FileNotFoundError:
+        pass
+
