@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import stat
 from pathlib import Path
 
-from kahooks.errors import KahooksError
+from kahooks.errors import ChannelConfigError, ConfigError, Problem
 from kahooks.event import RULE_STATES
+from kahooks.tomlfile import locate, read_toml, secret_from_file
+
+__all__ = ["ChannelConfigError", "Config", "ConfigError", "Problem", "Rule", "load", "read_toml", "secret_from_file",
+           "spool_dir_of"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,34 +39,6 @@ DELIVERY_DEFAULTS = {
 DELIVERY_RANGES = {"max_attempts": (1, 1000, True), "max_age": (0, 366 * 86400, False),
                    "backoff_initial": (0, 86400, False), "backoff_max": (0, 86400, False),
                    "flap_window": (0, 3600, False), "worker_idle_exit": (0, 86400, False)}
-
-
-class Problem:
-    __slots__ = ("key", "message", "line")
-
-    def __init__(self, key: str, message: str, line: int | None = None) -> None:
-        self.key, self.message, self.line = key, message, line
-
-
-class ConfigError(KahooksError):
-    """An invalid configuration: one line per problem, each with its key path (and line)."""
-
-    def __init__(self, path: str, problems: list[Problem]) -> None:
-        self.path = path
-        self.problems = problems
-        super().__init__("\n".join(self.lines()))
-
-    def lines(self) -> list[str]:
-        return [f"{self.path}:{problem.line}: {problem.key}: {problem.message}" if problem.line
-                else f"{self.path}: {problem.key}: {problem.message}" for problem in self.problems]
-
-
-class ChannelConfigError(KahooksError):
-    """Raised by a channel constructor: `key` is the option within the channel's table."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
 
 
 class Rule:
@@ -102,20 +77,6 @@ class Config:
 
     def vips(self, name: str) -> list[str]:
         return list(self.instances.get(name, {}).get("vips", []))
-
-
-def read_toml(path: str) -> dict[str, Any]:
-    import tomllib
-
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(path, [Problem("file", "does not exist")]) from None
-    except PermissionError:
-        raise ConfigError(path, [Problem("file", "cannot be read (permission denied)")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, [Problem("syntax", str(exc))]) from None
 
 
 def spool_dir_of(path: str) -> str:
@@ -273,64 +234,3 @@ def _rules(rules: Any, channel_names: set[str], problem: Callable[[str, str], No
 
 def _string_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
-
-
-def locate(text: str, key: str) -> int | None:
-    """The line a dotted key path is set on, found in the TOML text (None when unsure).
-
-    Good enough for an error message: finds each table header in turn, then the
-    key's first line after it; `rules[2]` is the third [[rules]] header.
-    """
-    import re
-
-    tokens = re.findall(r"\[\d+\]|[^.\[\]]+", key)
-    lines = text.splitlines()
-    table: list[str] = []
-    start, index, matched = 0, 0, False
-    while index < len(tokens):
-        token = tokens[index]
-        following = tokens[index + 1] if index + 1 < len(tokens) else ""
-        if following.startswith("["):
-            header = f"[[{'.'.join([*table, token])}]]"
-            headers = [number for number, line in enumerate(lines) if line.strip() == header]
-            wanted = int(following[1:-1])
-            if wanted < len(headers):
-                start, matched = headers[wanted], True
-                table.append(token)
-                index += 2
-                continue
-        header = f"[{'.'.join([*table, token])}]"
-        found = _find(lines, start, lambda line: line.strip() == header)
-        last_name = all(later.startswith("[") for later in tokens[index + 1:])
-        if found is None and last_name:  # only the last name is a `key = value` line (vips in vips[0])
-            # Within this table only: a key the table lacks must not be blamed on another table's line.
-            found = _find(lines, start, lambda line: line.split("=")[0].strip().strip('"') == token,
-                          stop_at_header=matched)
-        if found is not None:
-            start, matched = found, True
-        table.append(token)  # a part of a dotted header such as [instances.VI_1] has no line of its own
-        index += 1
-    return start + 1 if matched else None
-
-
-def _find(lines: list[str], start: int, test: Callable[[str], bool], stop_at_header: bool = False) -> int | None:
-    for index in range(start, len(lines)):
-        if stop_at_header and index > start and lines[index].lstrip().startswith("["):
-            return None
-        if test(lines[index]):
-            return index
-    return None
-
-
-def secret_from_file(path: str) -> str:
-    """A secret from a file that only its owner (and group) may read; never echoes the secret."""
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise ChannelConfigError("", f"secret file {path}: {exc.strerror}") from None
-    if info.st_mode & stat.S_IROTH:
-        raise ChannelConfigError("", f"secret file {path} is world-readable: chmod o-r {path}")
-    try:
-        return Path(path).read_text().strip()
-    except OSError as exc:
-        raise ChannelConfigError("", f"secret file {path}: {exc.strerror}") from None

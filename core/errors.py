@@ -13,3 +13,31 @@ class UsageError(KahooksError):
 
 class ProbeTimeout(KahooksError):
     """A probe ran out of its time budget."""
+
+
+class Problem:
+    __slots__ = ("key", "message", "line")
+
+    def __init__(self, key: str, message: str, line: int | None = None) -> None:
+        self.key, self.message, self.line = key, message, line
+
+
+class ConfigError(KahooksError):
+    """An invalid configuration: one line per problem, each with its key path (and line)."""
+
+    def __init__(self, path: str, problems: list[Problem]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        return [f"{self.path}:{problem.line}: {problem.key}: {problem.message}" if problem.line
+                else f"{self.path}: {problem.key}: {problem.message}" for problem in self.problems]
+
+
+class ChannelConfigError(KahooksError):
+    """Raised by a channel constructor: `key` is the option within the channel's table."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key

@@ -1,0 +1,96 @@
+"""Reading kahooks.toml as a file: parsing it, finding the line a key is on, and reading secret files.
+
+Apart from validation (kahooks.config): these know TOML text and files, not what the settings mean.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from kahooks.errors import ChannelConfigError, ConfigError, Problem
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+
+def read_toml(path: str) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise config_error(path, "file", "does not exist") from None
+    except PermissionError:
+        raise config_error(path, "file", "cannot be read (permission denied)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise config_error(path, "syntax", str(exc)) from None
+
+
+def config_error(path: str, key: str, message: str) -> ConfigError:
+    return ConfigError(path, [Problem(key, message)])
+
+
+def locate(text: str, key: str) -> int | None:
+    """The line a dotted key path is set on, found in the TOML text (None when unsure).
+
+    Good enough for an error message: finds each table header in turn, then the
+    key's first line after it; `rules[2]` is the third [[rules]] header.
+    """
+    import re
+
+    tokens = re.findall(r"\[\d+\]|[^.\[\]]+", key)
+    lines = text.splitlines()
+    table: list[str] = []
+    start, index, matched = 0, 0, False
+    while index < len(tokens):
+        token = tokens[index]
+        following = tokens[index + 1] if index + 1 < len(tokens) else ""
+        if following.startswith("["):
+            header = f"[[{'.'.join([*table, token])}]]"
+            headers = [number for number, line in enumerate(lines) if line.strip() == header]
+            wanted = int(following[1:-1])
+            if wanted < len(headers):
+                start, matched = headers[wanted], True
+                table.append(token)
+                index += 2
+                continue
+        header = f"[{'.'.join([*table, token])}]"
+        found = _find(lines, start, lambda line: line.strip() == header)
+        last_name = all(later.startswith("[") for later in tokens[index + 1:])
+        if found is None and last_name:  # only the last name is a `key = value` line (vips in vips[0])
+            # Within this table only: a key the table lacks must not be blamed on another table's line.
+            found = _find(lines, start, lambda line: line.split("=")[0].strip().strip('"') == token,
+                          stop_at_header=matched)
+        if found is not None:
+            start, matched = found, True
+        table.append(token)  # a part of a dotted header such as [instances.VI_1] has no line of its own
+        index += 1
+    return start + 1 if matched else None
+
+
+def _find(lines: list[str], start: int, test: Callable[[str], bool], stop_at_header: bool = False) -> int | None:
+    for index in range(start, len(lines)):
+        if stop_at_header and index > start and lines[index].lstrip().startswith("["):
+            return None
+        if test(lines[index]):
+            return index
+    return None
+
+
+def secret_from_file(path: str) -> str:
+    """A secret from a file that only its owner (and group) may read; never echoes the secret."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise ChannelConfigError("", f"secret file {path}: {exc.strerror}") from None
+    if info.st_mode & stat.S_IROTH:
+        raise ChannelConfigError("", f"secret file {path} is world-readable: chmod o-r {path}")
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise ChannelConfigError("", f"secret file {path}: {exc.strerror}") from None
