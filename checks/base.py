@@ -42,7 +42,7 @@ class Check:
     in_daemon = True  # False: only a program keepalived runs (the daemon's own heartbeat guard)
 
     def __init__(self, values: dict[str, Any]) -> None:
-        self.timeout: float = values.get("timeout") or DEFAULT_TIMEOUT
+        self.timeout: float = values["timeout"]
         self.maintenance_file: str | None = values.get("maintenance_file")
 
     def probe(self, deadline: Deadline) -> CheckResult:

@@ -49,10 +49,9 @@ class ExecCheck(Check):
         self.argv: list[str] = list(values["command"])
         if not self.argv or not self.argv[0]:
             raise UsageError("COMMAND is empty")
-        codes = values.get("ok_codes") or "0"
-        self.ok_codes = int_ranges(codes) if isinstance(codes, str) else codes
+        self.ok_codes = values["ok_codes"]
         self.expect_output = values.get("expect_output")
-        self.kill_grace: float = values.get("kill_grace") or DEFAULT_KILL_GRACE
+        self.kill_grace: float = values["kill_grace"]
         self.display = " ".join(_quote(arg) for arg in self.argv)
         if len(self.display) > 60:
             self.display = self.display[:57] + "..."

@@ -38,8 +38,8 @@ class HeartbeatCheck(Check):
 
     def __init__(self, values: dict[str, Any]) -> None:
         super().__init__(values)
-        self.path: str = values.get("path") or DEFAULT_PATH
-        self.max_age: float = values.get("max_age") or DEFAULT_MAX_AGE
+        self.path: str = values["path"]
+        self.max_age: float = values["max_age"]
 
     def probe(self, deadline: Deadline) -> CheckResult:
         try:

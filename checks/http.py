@@ -95,13 +95,12 @@ class HttpCheck(Check):
     def __init__(self, values: dict[str, Any]) -> None:
         super().__init__(values)
         self.url: str = values["url"]
-        status = values.get("status") or DEFAULT_STATUS
-        self.accepted = int_ranges(status) if isinstance(status, str) else status
+        self.accepted = values["status"]
         self.contains: str | None = values.get("contains")
         self.regex = values.get("regex")
         self.headers: list[tuple[str, str]] = list(values.get("header") or [])
         self.vhost: str | None = values.get("host")
-        self.method: str = values.get("method") or "GET"
+        self.method: str = values["method"]
         self.cert_days: int | None = values.get("cert_days")
         self.follow: bool = bool(values.get("follow"))
         self.insecure = bool(values.get("insecure"))

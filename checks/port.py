@@ -28,7 +28,7 @@ READ_LIMIT = 65536
 class PortCheck(Check):
     kind = "port"
     OPTIONS = (
-        Option("HOST:PORT", convert=netaddr.parse_hostport, required=True,
+        Option("HOST:PORT", convert=netaddr.parse_hostport, required=True, dest="address",
                help="address to check; IPv6 as [addr]:port"),
         Option("--send", convert=unescape, metavar="TEXT", help="send this after connecting (\\r \\n \\xHH escapes)"),
         Option("--expect", convert=unescape, metavar="TEXT", help="the reply (or banner) must contain this"),
@@ -44,7 +44,7 @@ class PortCheck(Check):
 
     def __init__(self, values: dict[str, Any]) -> None:
         super().__init__(values)
-        self.host, self.port = values["host:port"]
+        self.host, self.port = values["address"]
         self.send: bytes | None = values.get("send")
         self.expect: bytes | None = values.get("expect")
         self.tls: bool = bool(values.get("tls"))

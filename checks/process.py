@@ -53,7 +53,7 @@ class ProcessCheck(Check):
         self.cmdline: Any = values.get("cmdline")  # a compiled pattern
         self.pidfile: str | None = values.get("pidfile")
         self.user: int | None = values.get("user")
-        self.min_count: int = values.get("min_count") or 1
+        self.min_count: int = values["min_count"]
         self.proc = values.get("proc_root", "/proc")
         # The pids the last probe found alive: the daemon watches them (pidfd) to hear of a death at once.
         self.last_pids: list[int] = []

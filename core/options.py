@@ -35,10 +35,10 @@ class Option:
 
     def __init__(self, *names: str, convert: Converter = str, default: Any = None,
                  help: str = "", metavar: str | None = None, repeat: bool = False,
-                 switch: bool = False, required: bool = False, rest: bool = False) -> None:
+                 switch: bool = False, required: bool = False, rest: bool = False, dest: str | None = None) -> None:
         self.names = names
         first = names[-1]
-        self.dest = first.lstrip("-").replace("-", "_").lower()
+        self.dest = dest or first.lstrip("-").replace("-", "_").lower()
         self.convert = convert
         self.default = default
         self.help = help
@@ -66,7 +66,10 @@ def parse_argv(options: Sequence[Option], argv: Sequence[str], prog: str) -> dic
     A UsageError carries `partial`: what was parsed before the mistake (so a program can
     honour --nagios or -v given ahead of it, without ever reading raw argv itself).
     """
-    values: dict[str, Any] = {opt.dest: ([] if opt.repeat else opt.default) for opt in options}
+    # Defaults go through their converters here, once: a constructor reads values[dest] as it is.
+    values: dict[str, Any] = {opt.dest: ([] if opt.repeat else
+                                         convert_value(opt, opt.default) if isinstance(opt.default, str) else opt.default)
+                              for opt in options}
     try:
         return _parse(options, argv, prog, values)
     except UsageError as exc:

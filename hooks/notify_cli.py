@@ -46,9 +46,11 @@ OPTIONS = (
 )
 
 
+_verbose = False  # -v, once argv is parsed (never read from raw argv)
+
+
 def main() -> None:
     argv = sys.argv[1:]
-    verbose = "-v" in argv or "--verbose" in argv
     try:
         code = dispatch(argv)
     except HelpRequested as text:
@@ -68,7 +70,7 @@ def main() -> None:
     except KeyboardInterrupt:
         code = 1
     except Exception as exc:
-        if verbose:
+        if _verbose:
             import traceback
 
             traceback.print_exc()
@@ -89,7 +91,13 @@ def _complain(line: str) -> None:
 
 
 def dispatch(argv: Sequence[str]) -> int:
-    values = parse_argv(OPTIONS, argv, PROG)
+    global _verbose
+    try:
+        values = parse_argv(OPTIONS, argv, PROG)
+    except UsageError as exc:
+        _verbose = bool((getattr(exc, "partial", None) or {}).get("verbose"))
+        raise
+    _verbose = bool(values["verbose"])
     words = values["words"]
     command = words[0] if words else ""
     if command == "fifo":
