@@ -19,7 +19,7 @@ import signal
 from kahooks import commands
 from kahooks.checks.base import Check
 from kahooks.deadline import format_seconds
-from kahooks.errors import UsageError
+from kahooks.errors import UsageError, os_words
 from kahooks.options import Option, in_ranges, int_ranges, positive_float, regex
 from kahooks.result import CheckResult, healthy, unhealthy
 
@@ -66,7 +66,7 @@ class ExecCheck(Check):
         except FileNotFoundError:
             return unhealthy(f"cannot run {self.argv[0]}: command not found")
         except (OSError, ValueError) as exc:
-            return unhealthy(f"cannot run {self.argv[0]}: {getattr(exc, 'strerror', None) or exc}")
+            return unhealthy(f"cannot run {self.argv[0]}: {os_words(exc)}")
         took = format_seconds(deadline.elapsed())
         detail = f": {done.last_line}" if done.last_line else ""
         if done.code is None:

@@ -14,6 +14,7 @@ import os
 import time
 
 from kahooks.checks.base import Check
+from kahooks.errors import os_words
 from kahooks.options import Option, positive_float
 from kahooks.result import CheckResult, healthy, unhealthy
 
@@ -47,7 +48,7 @@ class HeartbeatCheck(Check):
         except FileNotFoundError:
             return unhealthy(f"{self.path} does not exist: kahooks serve is not running")
         except OSError as exc:
-            return unhealthy(f"cannot read {self.path}: {exc.strerror}")
+            return unhealthy(f"cannot read {self.path}: {os_words(exc)}")
         age = time.time() - modified
         if age > self.max_age:
             return unhealthy(f"kahooks serve heartbeat is {age:.1f} s old (limit {self.max_age:g} s): "

@@ -11,7 +11,7 @@ import os
 
 from kahooks import procfs
 from kahooks.checks.base import Check
-from kahooks.errors import UsageError
+from kahooks.errors import UsageError, os_words
 from kahooks.options import Option, positive_int, regex
 from kahooks.result import CheckResult, healthy, unhealthy
 
@@ -119,7 +119,7 @@ class ProcessCheck(Check):
         except FileNotFoundError:
             return unhealthy(f"pidfile {self.pidfile} does not exist", count=0)
         except OSError as exc:
-            return unhealthy(f"cannot read pidfile {self.pidfile}: {exc.strerror}", count=0)
+            return unhealthy(f"cannot read pidfile {self.pidfile}: {os_words(exc)}", count=0)
         if not text.isdigit() or int(text) <= 0:
             return unhealthy(f"pidfile {self.pidfile} holds no pid ({text[:20]!r})", count=0)
         pid = int(text)

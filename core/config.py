@@ -20,7 +20,8 @@ from kahooks.tomlfile import locate, read_toml, secret_from_file
 __all__ = ["ChannelConfigError", "Config", "ConfigError", "Problem", "Rule", "load", "read_toml", "secret_from_file",
            "spool_dir_of"]
 
-TYPE_CHECKING = False
+from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any

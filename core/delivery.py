@@ -17,11 +17,11 @@ import logging
 import random
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from kahooks.errors import KahooksError
-from kahooks.templates import describe_time
+from kahooks.transition import Transition
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
@@ -53,11 +53,12 @@ class PermanentFailure(KahooksError):
 class Message:
     """What a channel sends for one delivery (or one flapping burst)."""
 
-    def __init__(self, subject: str, body: str, context: dict[str, Any], events: list[Event],
+    def __init__(self, subject: str, body: str, transition: Transition, events: list[Event],
                  superseded: bool = False) -> None:
         self.subject = subject
         self.body = body
-        self.context = context
+        self.transition = transition
+        self.context = transition.context()  # the template variables, for channels that read a few
         self.events = events
         # A newer event for this instance is already queued for this channel: a channel that
         # changes state (DNS, rebind) should act on reality (kahooks.reality), not on this event.
@@ -73,19 +74,10 @@ class Message:
         return self.events[-1].id
 
 
-def build_context(config: Config, batch: list[Delivery]) -> dict[str, Any]:
-    newest = batch[-1].event
-    changes = []
-    previous = batch[0].previous_state
-    for delivery in batch:
-        event = delivery.event
-        changes.append({"state": event.state, "priority": event.priority, "time": event.time,
-                        "when": describe_time(event.time), "id": event.id, "previous_state": previous})
-        previous = event.state
-    return {"host": config.host, "type": newest.type, "name": newest.name, "instance": newest.name,
-            "state": newest.state, "previous_state": batch[0].previous_state, "priority": newest.priority,
-            "vips": config.vips(newest.name), "time": newest.time, "when": describe_time(newest.time),
-            "id": newest.id, "flapping": len(batch) > 1, "events": changes, "detail": newest.detail}
+def transition_of(config: Config, batch: list[Delivery]) -> Transition:
+    """The one Transition a batch of deliveries (one event, or a flapping burst) makes."""
+    events = [delivery.event for delivery in batch]
+    return Transition.of(config.host, config.vips(events[-1].name), events, batch[0].previous_state)
 
 
 class Worker:
@@ -174,9 +166,8 @@ class Worker:
         try:
             channel.send(message)
         except PermanentFailure as exc:
-            for delivery in batch:
-                place = self.spool.bury(delivery, f"permanent: {exc}")
-            log.error("%s: gave up on %s (event %s): %s; kept in %s", name, what, message.id, exc, place.parent)
+            places = [self.spool.bury(delivery, f"permanent: {exc}") for delivery in batch]
+            log.error("%s: gave up on %s (event %s): %s; kept in %s", name, what, message.id, exc, places[-1].parent)
             self.on_outcome(name, "dead")
             return
         except TemporaryFailure as exc:
@@ -212,9 +203,9 @@ class Worker:
             why = "too old" if too_old else f"{attempts} attempts"
             for delivery in batch:
                 delivery.attempts = attempts
-                place = self.spool.bury(delivery, f"gave up after {why}: {reason}")
+            places = [self.spool.bury(delivery, f"gave up after {why}: {reason}") for delivery in batch]
             log.error("%s: gave up on %s after %s, last error: %s; kept in %s", name, what, why, reason,
-                      place.parent)
+                      places[-1].parent)
             self.on_outcome(name, "dead")
             return True
         delay = self.backoff(attempts, retry_after, age_left=batch[0].created + self.settings["max_age"] - now)
@@ -236,9 +227,9 @@ class Worker:
         return random.uniform(0, min(cap, self.settings["backoff_initial"] * 2 ** (attempts - 1)))
 
     def compose(self, channel: Any, batch: list[Delivery]) -> Message:
-        context = build_context(self.config, batch)
-        subject, body = channel.templates.render(context)
-        return Message(subject, body, context, [delivery.event for delivery in batch])
+        transition = transition_of(self.config, batch)
+        subject, body = channel.templates.render(transition.context())
+        return Message(subject, body, transition, [delivery.event for delivery in batch])
 
     # Running ----------------------------------------------------------------------------
 

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def os_words(exc: BaseException) -> str:
+    """An OSError (or any error) as words for an operator: 'No space left on device', not
+    '[Errno 28] No space left on device'; the text or the type name when there is no strerror."""
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
 class KahooksError(Exception):
     """Base of every error kahooks raises deliberately; its text is one line for an operator."""
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import TYPE_CHECKING
 
 from kahooks.errors import UsageError
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 
-from kahooks.errors import KahooksError, ProbeTimeout
+from kahooks.errors import KahooksError, ProbeTimeout, os_words
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -113,5 +113,5 @@ def connect(host: str, port: int, deadline: Deadline) -> socket.socket:
 
 def reason(exc: OSError) -> str:
     """'connection refused' rather than '[Errno 111] Connection refused'."""
-    text = exc.strerror or str(exc) or type(exc).__name__
+    text = os_words(exc)
     return text[:1].lower() + text[1:]

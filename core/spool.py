@@ -34,11 +34,11 @@ import os
 import stat
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kahooks.event import Event
 from kahooks.spooldir import BadEntry, SpoolDirectory, SpoolError
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

@@ -15,11 +15,11 @@ import os
 import re
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kahooks import atomicfile
-from kahooks.errors import KahooksError
+from kahooks.errors import KahooksError, os_words
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Self
 
@@ -148,12 +148,7 @@ class SpoolDirectory:
         """The bytes of a regular file spool/PARTS/NAME, at most READ_LIMIT; BadEntry otherwise."""
         directory = self._open_dir(*parts, create=False)
         try:
-            try:
-                fd = os.open(name, OPEN_FILE, dir_fd=directory)
-            except OSError as exc:
-                if isinstance(exc, FileNotFoundError):
-                    raise
-                raise BadEntry(f"cannot be opened safely: {exc.strerror}") from None
+            fd = _open_entry(directory, name)
             try:
                 if not stat.S_ISREG(os.fstat(fd).st_mode):
                     raise BadEntry("not a regular file")
@@ -261,3 +256,12 @@ def _unlink_anything(name: str, directory: int) -> None:
     except FileNotFoundError:
         pass
 
+
+def _open_entry(directory: int, name: str) -> int:
+    """Open NAME for reading without following a link or blocking on a FIFO; BadEntry if it cannot be."""
+    try:
+        return os.open(name, OPEN_FILE, dir_fd=directory)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise BadEntry(f"cannot be opened safely: {os_words(exc)}") from None

@@ -7,12 +7,13 @@ is caught by validation, not discovered as an empty subject during an outage.
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kahooks.config import ChannelConfigError
+from kahooks.errors import os_words
+from kahooks.transition import Transition
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
@@ -70,7 +71,7 @@ class MessageTemplates:
                 try:
                     source = path.read_text()
                 except OSError as exc:
-                    raise ChannelConfigError(file_key, f"{path}: {exc.strerror}") from None
+                    raise ChannelConfigError(file_key, f"{path}: {os_words(exc)}") from None
             elif source is not None and not isinstance(source, str):
                 raise ChannelConfigError(part, "must be a template string")
             self.sources[part] = source if source is not None else default
@@ -99,14 +100,6 @@ class MessageTemplates:
         return subject, self.body.render(context)
 
 
-def describe_time(epoch: float) -> str:
-    return datetime.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="milliseconds")
-
-
 def sample_context(flapping: bool) -> dict[str, Any]:
-    change = {"state": "MASTER", "priority": 100, "time": 0.0, "when": describe_time(0), "id": "0-0",
-              "previous_state": "BACKUP"}
-    return {"host": "lb1", "type": "INSTANCE", "name": "VI_1", "instance": "VI_1", "state": "MASTER",
-            "previous_state": "BACKUP", "priority": 100, "vips": ["192.0.2.10"], "time": 0.0,
-            "when": describe_time(0), "id": "0-0", "flapping": flapping, "detail": "",
-            "events": [change, {**change, "state": "BACKUP"}] if flapping else [change]}
+    """The variables `validate` renders every template with (from the one Transition schema)."""
+    return Transition.sample(flapping).context()

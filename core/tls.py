@@ -7,7 +7,7 @@ at start-up of a program that does not use TLS.
 
 from __future__ import annotations
 
-from kahooks.errors import UsageError
+from kahooks.errors import UsageError, os_words
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def client_context(insecure: bool = False, ca_file: str | None = None, what: str
     try:
         context = ssl.create_default_context(cafile=ca_file)
     except (OSError, ssl.SSLError) as exc:
-        raise UsageError(f"{what} {ca_file}: cannot load ({getattr(exc, 'strerror', None) or exc})") from None
+        raise UsageError(f"{what} {ca_file}: cannot load ({os_words(exc)})") from None
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

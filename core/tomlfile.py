@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kahooks.errors import ChannelConfigError, ConfigError, Problem
+from kahooks.errors import ChannelConfigError, ConfigError, Problem, os_words
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
@@ -87,10 +87,10 @@ def secret_from_file(path: str) -> str:
     try:
         info = os.stat(path)
     except OSError as exc:
-        raise ChannelConfigError("", f"secret file {path}: {exc.strerror}") from None
+        raise ChannelConfigError("", f"secret file {path}: {os_words(exc)}") from None
     if info.st_mode & stat.S_IROTH:
         raise ChannelConfigError("", f"secret file {path} is world-readable: chmod o-r {path}")
     try:
         return Path(path).read_text().strip()
     except OSError as exc:
-        raise ChannelConfigError("", f"secret file {path}: {exc.strerror}") from None
+        raise ChannelConfigError("", f"secret file {path}: {os_words(exc)}") from None

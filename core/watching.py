@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
+from kahooks.errors import os_words
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
@@ -69,12 +71,12 @@ def observe(directories: Iterable[str], on_change: Callable[[str], None]) -> Any
             observer.schedule(Dispatch(), directory, recursive=False, event_filter=list(wanted))
             scheduled += 1
         except OSError as exc:
-            log.warning("cannot watch %s: %s; checking on each interval", directory, exc.strerror or exc)
+            log.warning("cannot watch %s: %s; checking on each interval", directory, os_words(exc))
     if not scheduled:
         return None
     try:
         observer.start()
     except OSError as exc:  # out of inotify watches or descriptors: the callers' polling still looks
-        log.warning("cannot start watching files: %s; checking on each interval", exc.strerror or exc)
+        log.warning("cannot start watching files: %s; checking on each interval", os_words(exc))
         return None
     return observer

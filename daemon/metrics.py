@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
+from kahooks.errors import os_words
+
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
@@ -164,7 +166,7 @@ class MetricsServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # EMFILE and the like: the backlog keeps them; try later
-                log.warning("metrics: cannot accept: %s", exc.strerror)
+                log.warning("metrics: cannot accept: %s", os_words(exc))
                 return
             if len(self.connections) >= MAX_CONNECTIONS:
                 connection.close()

@@ -14,10 +14,11 @@ import os
 import stat
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from kahooks.daemon.threads import Supervised
+from kahooks.errors import os_words
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
@@ -138,7 +139,7 @@ class Notifications:
                 os.mkfifo(path, 0o600)
                 info = os.lstat(path)
         except OSError as exc:
-            log.error("notify_fifo %s: %s", path, exc.strerror)
+            log.error("notify_fifo %s: %s", path, os_words(exc))
             return
         if not stat.S_ISFIFO(info.st_mode):
             log.error("notify_fifo %s exists and is not a FIFO; not reading it", path)

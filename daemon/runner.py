@@ -18,12 +18,13 @@ import os
 import select
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from kahooks.checks.base import probe_safely
 from kahooks.daemon.verdict import Verdict, next_due
+from kahooks.errors import os_words
 from kahooks.result import CheckResult, unhealthy
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -176,7 +177,7 @@ class ProcessWatcher:
                     continue
                 except OSError as exc:  # no pidfd (kernel < 5.3) or not permitted: fall back to polling
                     log.warning("%s: cannot watch pid %d (%s); polling every %g s", runner.name, pid,
-                                exc.strerror, runner.spec.interval)
+                                os_words(exc), runner.spec.interval)
                     alive = False
                     continue
                 self.by_fd[fd] = (runner, pid)

@@ -23,6 +23,7 @@ import os
 import signal
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from kahooks import redact
 from kahooks.config import ConfigError
@@ -30,9 +31,8 @@ from kahooks.daemon import trackfile
 from kahooks.daemon.notifications import Notifications
 from kahooks.daemon.runner import CheckRunner, ProcessWatcher
 from kahooks.daemon.status import process_start
-from kahooks.errors import KahooksError
+from kahooks.errors import KahooksError, os_words
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
@@ -111,12 +111,12 @@ class Daemon:
             trackfile.write_atomic(probe, "")  # not the heartbeat: nothing is promised before apply()
             os.unlink(probe)
         except OSError as exc:
-            raise KahooksError(f"cannot write in state_dir {serve.state_dir}: {exc.strerror}") from None
+            raise KahooksError(f"cannot write in state_dir {serve.state_dir}: {os_words(exc)}") from None
         if serve.deliver:
             try:
                 Spool(config.spool_dir).ensure().check_writable()
             except OSError as exc:
-                raise KahooksError(f"cannot write in spool_dir {config.spool_dir}: {exc.strerror}") from None
+                raise KahooksError(f"cannot write in spool_dir {config.spool_dir}: {os_words(exc)}") from None
 
     def _on_stop(self, signum: int, frame: object) -> None:
         self.stopping.set()
@@ -159,7 +159,7 @@ class Daemon:
                 os.makedirs(os.path.dirname(spec.track_file), mode=0o755, exist_ok=True)
             except OSError as exc:
                 log.error("check %s: cannot create the directory of %s: %s", spec.name, spec.track_file,
-                          exc.strerror)
+                          os_words(exc))
         for name, spec in specs.items():
             if name not in self.runners:
                 runner = CheckRunner(spec, self.publish, self.watcher)
@@ -230,10 +230,10 @@ class Daemon:
                 trackfile.write_value(spec.track_file, value)
             except OSError as exc:
                 # Once per distinct error, not once per probe: a full disk must not flood the log.
-                why = exc.strerror or str(exc)
+                why = os_words(exc)
                 if self.write_errors.get(spec.track_file) != why:
                     self.write_errors[spec.track_file] = why
-                    log.error("check %s: cannot write %s: %s", spec.name, spec.track_file, exc.strerror)
+                    log.error("check %s: cannot write %s: %s", spec.name, spec.track_file, os_words(exc))
                 return
             if self.write_errors.pop(spec.track_file, None):
                 log.info("check %s: %s written again", spec.name, spec.track_file)
@@ -292,13 +292,13 @@ class Daemon:
         try:
             trackfile.write_atomic(self.serve.heartbeat_file, f"{os.getpid()} {self.heartbeat_time:.3f}\n")
         except OSError as exc:
-            log.error("cannot write the heartbeat %s: %s", self.serve.heartbeat_file, exc.strerror)
+            log.error("cannot write the heartbeat %s: %s", self.serve.heartbeat_file, os_words(exc))
         self.write_status()
         if self.serve.metrics_textfile:
             try:
                 trackfile.write_atomic(self.serve.metrics_textfile, self.metrics_text())
             except OSError as exc:
-                log.error("cannot write %s: %s", self.serve.metrics_textfile, exc.strerror)
+                log.error("cannot write %s: %s", self.serve.metrics_textfile, os_words(exc))
 
     def snapshot(self) -> dict[str, Any]:
         checks = {}
@@ -332,7 +332,7 @@ class Daemon:
             trackfile.write_atomic(self.serve.status_file, json.dumps(self.snapshot(), indent=1, sort_keys=True),
                                    mode=0o640)
         except OSError as exc:
-            log.error("cannot write %s: %s", self.serve.status_file, exc.strerror)
+            log.error("cannot write %s: %s", self.serve.status_file, os_words(exc))
 
     def metrics_text(self) -> str:
         from kahooks.daemon.metrics import render
@@ -356,4 +356,4 @@ class Daemon:
             try:
                 self.metrics_server = MetricsServer(self.serve.metrics_listen, self.metrics_text)
             except OSError as exc:
-                log.error("metrics: cannot listen on %s:%d: %s", *self.serve.metrics_listen, exc.strerror)
+                log.error("metrics: cannot listen on %s:%d: %s", *self.serve.metrics_listen, os_words(exc))

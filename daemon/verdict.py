@@ -9,7 +9,8 @@ the caller, so it is tested without threads or sleeps.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
+from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from kahooks.result import CheckResult
 

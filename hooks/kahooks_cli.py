@@ -9,7 +9,7 @@ import click
 
 from kahooks import __version__
 from kahooks.config import DEFAULT_PATH, ConfigError
-from kahooks.errors import KahooksError
+from kahooks.errors import KahooksError, os_words
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -109,7 +109,7 @@ def status(path: str, as_json: bool, max_age: float) -> None:
     try:
         spool = Spool(spool_dir).depth() if spool_dir and Path(spool_dir).is_dir() else None
     except (OSError, SpoolError) as exc:  # not root: the spool is keepalived_script's
-        click.echo(f"kahooks status: spool {spool_dir} not shown: {getattr(exc, 'strerror', None) or exc}", err=True)
+        click.echo(f"kahooks status: spool {spool_dir} not shown: {os_words(exc)}", err=True)
         spool = None
     alive = daemon_status.daemon_alive(current, max_age)
     if as_json:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from kahooks import __version__
 from kahooks.config import DEFAULT_PATH, ConfigError, spool_dir_of
-from kahooks.errors import KahooksError, UsageError
+from kahooks.errors import KahooksError, UsageError, os_words
 from kahooks.event import Event
 from kahooks.options import HelpRequested, Option, parse_argv, positive_float
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -163,7 +163,7 @@ def record(values: dict, make_event: Callable[[], Event]) -> int:
         with spool.recording():
             spool.record(make_event())
     except OSError as exc:
-        raise KahooksError(f"cannot record the event in {root}: {exc.strerror or exc}"
+        raise KahooksError(f"cannot record the event in {root}: {os_words(exc)}"
                            f"{' (' + exc.filename + ')' if exc.filename else ''}; the transition is NOT recorded") \
             from None
     except SpoolError as exc:
@@ -298,7 +298,7 @@ def run_send(values: dict, event: Event) -> int:
         ensure_worker(spool, values)
         print(f"recorded {event.name} {event.state} as event {event.id} for: {', '.join(channels) or 'no channel'}")
         return 0
-    from kahooks.delivery import Message, build_context
+    from kahooks.delivery import Message, transition_of
     from kahooks.spool import Delivery
 
     previous = spool_for(values).instance_states().get(event.name) if values["spool"] else None
@@ -306,9 +306,9 @@ def run_send(values: dict, event: Event) -> int:
         print(f"no rule picks a channel for {event.type} {event.name} {event.state}")
     for name in channels:
         channel = config.channels[name]
-        context = build_context(config, [Delivery(None, event, name, previous)])
-        subject, body = channel.templates.render(context)
-        message = Message(subject, body, context, [event])
+        transition = transition_of(config, [Delivery(None, event, name, previous)])
+        subject, body = channel.templates.render(transition.context())
+        message = Message(subject, body, transition, [event])
         print(f"--- {name} ({channel.kind}) would send:\nSubject: {message.subject}\n\n{message.body.rstrip()}\n")
     return 0
 

@@ -15,8 +15,8 @@ import re
 import signal
 import subprocess
 import time
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 

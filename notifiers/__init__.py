@@ -8,8 +8,8 @@ its module and its tests. Modules are imported only when a configuration uses th
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path

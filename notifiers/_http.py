@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import email.utils
 import time
+from typing import TYPE_CHECKING
 
+from kahooks.errors import os_words
 from kahooks.notifiers.base import ChannelConfigError, PermanentFailure, TemporaryFailure
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
@@ -118,7 +119,7 @@ def post(url: str, timeout: float, *, json_body: Any = None, data: bytes | None 
             raise TemporaryFailure(f"no complete answer within {timeout:g} s") from None
         if isinstance(exc, http.client.HTTPException):
             raise TemporaryFailure(f"bad answer: {type(exc).__name__} {exc}".strip()) from None
-        raise TemporaryFailure(f"cannot connect: {getattr(exc, 'strerror', None) or exc}") from None
+        raise TemporaryFailure(f"cannot connect: {os_words(exc)}") from None
     finally:
         timer.cancel()
         connection.close()

@@ -7,11 +7,12 @@ never sees argv, FIFO lines or the spool.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kahooks.config import ChannelConfigError
 from kahooks.delivery import Message, PermanentFailure, TemporaryFailure
 from kahooks.templates import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplates
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any

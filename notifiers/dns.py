@@ -22,11 +22,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+from typing import TYPE_CHECKING
 
+from kahooks.errors import os_words
 from kahooks.netaddr import parse_hostport
 from kahooks.notifiers.base import Channel, ChannelConfigError, Message, PermanentFailure, TemporaryFailure
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
@@ -219,8 +220,8 @@ class DnsChannel(Channel):
         except dns.exception.Timeout:
             raise TemporaryFailure(f"{where}: no answer within {self.timeout:g} s") from None
         except (OSError, EOFError) as exc:
-            raise TemporaryFailure(f"{where}: {getattr(exc, 'strerror', None) or exc or 'connection closed'}") \
-                from None
+            closed = isinstance(exc, EOFError) and not str(exc)
+            raise TemporaryFailure(f"{where}: {'connection closed' if closed else os_words(exc)}") from None
         except dns.exception.DNSException as exc:
             raise PermanentFailure(f"{where}: {exc}") from None
 

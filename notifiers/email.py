@@ -11,11 +11,12 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
+from typing import TYPE_CHECKING
 
+from kahooks.errors import os_words
 from kahooks.netaddr import format_hostport, parse_hostport
 from kahooks.notifiers.base import Channel, ChannelConfigError, Message, PermanentFailure, TemporaryFailure
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
@@ -138,7 +139,7 @@ def _describe(exc: BaseException) -> str:
         return "connection refused"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"certificate not trusted: {exc.verify_message}"
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return os_words(exc)
 
 
 CHANNEL = EmailChannel

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 
+from kahooks.errors import os_words
 from kahooks.notifiers.base import Channel, ChannelConfigError, Message, PermanentFailure, TemporaryFailure
 
 KILL_GRACE = 2.0
@@ -33,15 +34,7 @@ class ExecChannel(Channel):
         self.permanent_codes = set(codes)
 
     def environment(self, message: Message) -> dict[str, str]:
-        context = message.context
-        return {**os.environ, **self.extra_env,
-                "KAHOOKS_EVENT_ID": message.id, "KAHOOKS_TYPE": context["type"],
-                "KAHOOKS_INSTANCE": context["name"], "KAHOOKS_STATE": context["state"],
-                "KAHOOKS_PREVIOUS_STATE": context["previous_state"] or "",
-                "KAHOOKS_PRIORITY": str(context["priority"]), "KAHOOKS_HOST": context["host"],
-                "KAHOOKS_TIME": f"{context['time']:.6f}", "KAHOOKS_VIPS": " ".join(context["vips"]),
-                "KAHOOKS_FLAPPING": "1" if context["flapping"] else "0",
-                "KAHOOKS_TRANSITIONS": str(len(message.events)), "KAHOOKS_DETAIL": context["detail"],
+        return {**os.environ, **self.extra_env, **message.transition.environment(),
                 "KAHOOKS_SUBJECT": message.subject, "KAHOOKS_BODY": message.body}
 
     def send(self, message: Message) -> None:
@@ -79,7 +72,7 @@ def run_command(command: list[str], timeout: float, env: dict[str, str] | None,
     try:
         done = commands.run(command, timeout, env, kill_grace=KILL_GRACE, sweep=sweep)
     except OSError as exc:
-        raise PermanentFailure(f"cannot run {command[0]}: {exc.strerror or exc}") from None
+        raise PermanentFailure(f"cannot run {command[0]}: {os_words(exc)}") from None
     if done.code is None:
         raise TemporaryFailure(f"{command[0]} timed out after {timeout:g} s")
     return done.code, done.last_line

@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+from typing import TYPE_CHECKING
 
 from kahooks import localsyslog
+from kahooks.errors import os_words
 from kahooks.notifiers.base import Channel, ChannelConfigError, Message, TemporaryFailure
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
@@ -78,15 +79,13 @@ class SyslogChannel(Channel):
                 with socket.create_connection((host, port), timeout=self.timeout) as sock:
                     sock.sendall(f"{len(record)} ".encode() + record)
         except OSError as exc:
-            raise TemporaryFailure(f"{self.transport}://{host}:{port}: {exc.strerror or exc}") from None
+            raise TemporaryFailure(f"{self.transport}://{host}:{port}: {os_words(exc)}") from None
 
     def rfc5424(self, message: Message, severity: int) -> str:
         context = message.context
         stamp = datetime.datetime.fromtimestamp(message.event.time, datetime.timezone.utc)
-        params = {"type": context["type"], "instance": context["name"], "state": context["state"],
-                  "previous": context["previous_state"] or "", "priority": context["priority"],
-                  "event": message.id, "transitions": len(message.events)}
-        data = " ".join(f'{key}="{_sd_escape(str(value))}"' for key, value in params.items())
+        params = message.transition.structured_data()
+        data = " ".join(f'{key}="{_sd_escape(value)}"' for key, value in params.items())
         msgid = "flapping" if context["flapping"] else "transition"
         host = "".join(ch for ch in context["host"] if 33 <= ord(ch) <= 126)[:255] or "-"
         return (f"<{self.facility * 8 + severity}>1 {stamp.isoformat(timespec='microseconds').replace('+00:00', 'Z')}"

@@ -2,7 +2,7 @@
 
 The request body is a jinja2 template over the same variables as a message,
 plus `subject` and `body`; use `|tojson` for strings. Without a template the
-body is a JSON object with every field of the transition. Each request carries
+body is a JSON object with every field of the transition (kahooks.transition). Each request carries
 the event id (X-Kahooks-Event-Id, Idempotency-Key) so a receiver can drop the
 duplicates that at-least-once delivery can produce.
 """
@@ -10,17 +10,14 @@ duplicates that at-least-once delivery can produce.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from kahooks.notifiers._http import check_url, post
 from kahooks.notifiers.base import Channel, ChannelConfigError, Message
 from kahooks.templates import sample_context
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
-
-FIELDS = ("host", "type", "name", "state", "previous_state", "priority", "vips", "time", "id", "flapping",
-          "events")
 
 
 class WebhookChannel(Channel):
@@ -71,8 +68,8 @@ class WebhookChannel(Channel):
 
     def render(self, message: Message) -> bytes:
         if self.payload_template is None:
-            fields = {key: message.context[key] for key in FIELDS}
-            return json.dumps({"subject": message.subject, "body": message.body, **fields}).encode()
+            return json.dumps({"subject": message.subject, "body": message.body,
+                               **message.transition.fields()}).encode()
         return self.payload_template.render(**message.context, subject=message.subject,
                                             body=message.body).encode()
 
