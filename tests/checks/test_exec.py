@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.programs import assert_one_line_failure, program, run
+from tests.support.programs import assert_one_line_failure, program, quiet_env, run
 
 
 def marker() -> str:
@@ -120,7 +120,7 @@ def test_sigterm_from_keepalived_stops_the_command_too() -> None:
     length = marker()
     proc = subprocess.Popen([program("ka-check-exec"), "--timeout", "20", "--", "sleep", length],
                             stdout=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent"})
+                            env=quiet_env())
     deadline = time.monotonic() + 5
     while not running_with(length):
         assert time.monotonic() < deadline

@@ -13,7 +13,7 @@ import pytest
 
 from kahooks.lab.rsyslog import Rsyslog
 from tests.support.notify import write_config
-from tests.support.programs import kill_mentioning, program
+from tests.support.programs import kill_mentioning, program, quiet_env
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def fifo(tmp_path: Path) -> Path:
 
 
 def start_reader(config: Path, fifo: Path) -> subprocess.Popen:
-    env = {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent"}
+    env = quiet_env()
     proc = subprocess.Popen([program("ka-notify"), "-c", str(config), "fifo", str(fifo)], env=env,
                             stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     return proc
@@ -116,5 +116,5 @@ def test_a_thousand_lines_in_ten_seconds(tmp_path: Path, fifo: Path, rsyslog: Rs
 def test_not_a_fifo(tmp_path: Path) -> None:
     config = write_config(tmp_path, '[channels.log]\ntype = "syslog"')
     result = subprocess.run([program("ka-notify"), "-c", str(config), "fifo", str(config)], capture_output=True,
-                            text=True, env={**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent"})
+                            text=True, env=quiet_env())
     assert result.returncode == 2 and "is not a FIFO" in result.stderr

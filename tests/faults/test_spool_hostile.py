@@ -18,7 +18,7 @@ import pytest
 from kahooks.event import Event
 from kahooks.spool import Spool, SpoolError
 from tests.support.notify import worker_for, write_config
-from tests.support.programs import program
+from tests.support.programs import program, quiet_env
 
 NOBODY = 65534
 
@@ -107,7 +107,7 @@ def as_user(uid: int):
 
 def notify(config: Path, *words: str, user: int | None = None, bin_dir: Path | None = None,
            preexec_fn=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log"}
+    env = quiet_env()
     ka_notify = str(bin_dir / "ka-notify") if bin_dir else program("ka-notify")
     return subprocess.run([ka_notify, "-c", str(config), *words], capture_output=True, text=True, cwd="/",
                           env=env, timeout=20, preexec_fn=as_user(user) if user is not None else preexec_fn)

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.notify import write_config
-from tests.support.programs import pids_mentioning, program
+from tests.support.programs import pids_mentioning, program, quiet_env
 
 LOG_ONE_LINE = ('[channels.log]\ntype = "exec"\n'
                 'command = ["sh", "-c", "echo \\"$KAHOOKS_INSTANCE $KAHOOKS_STATE $KAHOOKS_EVENT_ID\\" >> {log}"]')
 
 
 def notify(*args: str, config: Path, timeout: float = 30) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent"}
+    env = quiet_env()
     return subprocess.run([program("ka-notify"), "-c", str(config), *args], capture_output=True, text=True,
                           timeout=timeout, env=env, stdin=subprocess.DEVNULL)
 
@@ -106,7 +106,7 @@ def test_invalid_config_is_refused_but_the_event_is_kept(tmp_path: Path) -> None
 def test_racing_argv_calls_are_all_delivered_in_recording_order(setup) -> None:
     """keepalived forks notify scripts back to back; they run concurrently."""
     config, log, spool = setup
-    env = {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent"}
+    env = quiet_env()
     calls = [subprocess.Popen([program("ka-notify"), "-c", str(config), "INSTANCE", f"VI_{n % 3}",
                                ("MASTER", "BACKUP")[n % 2], "100"], env=env, stdin=subprocess.DEVNULL)
              for n in range(30)]

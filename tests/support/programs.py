@@ -12,6 +12,11 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
+def quiet_env(**extra: str) -> dict[str, str]:
+    """This process's environment with kahooks' syslog pointed nowhere (a test's failures are not news)."""
+    return {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log", **extra}
+
+
 @dataclass
 class Outcome:
     code: int
@@ -32,7 +37,7 @@ def program(name: str) -> str:
 
 def run(name: str, *args: str, timeout: float = 30, env: dict[str, str] | None = None) -> Outcome:
     started = time.monotonic()
-    full_env = {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log", **(env or {})}
+    full_env = quiet_env(**(env or {}))
     proc = subprocess.run([program(name), *args], capture_output=True, text=True, timeout=timeout,
                           env=full_env, stdin=subprocess.DEVNULL)
     return Outcome(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)

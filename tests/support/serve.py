@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kahooks.lab.netns import wait_for
-from tests.support.programs import program
+from tests.support.programs import program, quiet_env
 
 
 class Served:
@@ -27,7 +27,7 @@ class Served:
         self.process: subprocess.Popen | None = None
 
     def start(self, wait: bool = True) -> Served:
-        env = {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log"}
+        env = quiet_env()
         self.process = subprocess.Popen([program("kahooks"), "serve", "-v", "-c", str(self.config)],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=open(self.log, "ab"), env=env)
