@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from kahooks.daemon.snapshot import Snapshot
+
 log = logging.getLogger("kahooks.serve")
 
 
@@ -44,7 +46,7 @@ def _labels(**labels: str) -> str:
     return "{" + ",".join(f'{key}="{_escape(str(value))}"' for key, value in labels.items()) + "}"
 
 
-def render(snapshot: dict[str, Any]) -> str:
+def render(snapshot: Snapshot, spool: dict[str, Any] | None = None) -> str:
     """The snapshot (see Daemon.snapshot) as Prometheus text format 0.0.4."""
     lines: list[str] = []
 
@@ -80,12 +82,12 @@ def render(snapshot: dict[str, Any]) -> str:
     family("kahooks_deliveries_total", "counter", "notification delivery attempts, by channel and outcome",
            [(_labels(channel=item["channel"], outcome=item["outcome"]), item["count"])
             for item in snapshot["delivery_counts"]])
-    threads = snapshot.get("threads") or {}
+    threads = snapshot["threads"]
     family("kahooks_thread_up", "gauge", "1 while the daemon's thread runs, 0 while it restarts or stopped",
            [(_labels(thread=name), 1 if thread["state"] == "running" else 0) for name, thread in threads.items()])
     family("kahooks_thread_restarts_total", "counter", "times a thread died and was started again",
            [(_labels(thread=name), thread["restarts"]) for name, thread in threads.items()])
-    spool = snapshot.get("spool") or {}
+    spool = spool or {}
     if spool:
         family("kahooks_spool_incoming", "gauge", "recorded events not yet fanned out", [("", spool["incoming"])])
         family("kahooks_spool_queued", "gauge", "deliveries waiting, by channel",

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from kahooks.config import Config
+    from kahooks.daemon.snapshot import NotificationState, ThreadState
     from kahooks.event import Event
 
 log = logging.getLogger("kahooks.serve")
@@ -48,14 +49,14 @@ class Notifications:
         self.keep_fifo()
         self.retired = [thread for thread in self.retired if thread.alive()]
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> NotificationState:
         return {"transitions": list(self.transitions),
                 "transition_counts": [{"instance": name, "state": state, "count": count}
                                       for (name, state), count in sorted(self.transition_counts.items())],
                 "delivery_counts": [{"channel": channel, "outcome": outcome, "count": count}
                                     for (channel, outcome), count in sorted(self.delivery_counts.items())]}
 
-    def thread_states(self) -> dict[str, Any]:
+    def thread_states(self) -> dict[str, ThreadState]:
         return {thread.name: thread.as_dict() for thread in (self.delivery, self.fifo) if thread is not None}
 
     def observe_event(self, event: Event) -> None:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from kahooks.config import Config
     from kahooks.daemon.settings import CheckSpec, ServeSettings
+    from kahooks.daemon.snapshot import CheckState, Snapshot, ThreadState
 
 log = logging.getLogger("kahooks.serve")
 
@@ -300,8 +301,8 @@ class Daemon:
             except OSError as exc:
                 log.error("cannot write %s: %s", self.serve.metrics_textfile, os_words(exc))
 
-    def snapshot(self) -> dict[str, Any]:
-        checks = {}
+    def snapshot(self) -> Snapshot:
+        checks: dict[str, CheckState] = {}
         for name, runner in sorted(list(self.runners.items())):
             spec = runner.spec
             checks[name] = {**runner.verdict.as_dict(), "kind": spec.kind, "run": " ".join(redact.words(spec.words)),
@@ -315,7 +316,7 @@ class Daemon:
                 "spool_dir": self.config.spool_dir if self.config else None,
                 "notify_fifo": self.serve.notify_fifo, "threads": self.thread_states()}
 
-    def thread_states(self) -> dict[str, Any]:
+    def thread_states(self) -> dict[str, ThreadState]:
         """The supervised threads and the check threads: running, restarting (and why), stopped."""
         states = self.notifications.thread_states()
         states["pidfd-watcher"] = {"state": "running" if self.watcher.thread.is_alive() else "stopped",
@@ -338,10 +339,10 @@ class Daemon:
         from kahooks.daemon.metrics import render
         from kahooks.spool import Spool
 
-        snapshot = self.snapshot()
+        spool = None
         if self.config is not None and os.path.isdir(self.config.spool_dir):
-            snapshot["spool"] = Spool(self.config.spool_dir).depth()
-        return render(snapshot)
+            spool = Spool(self.config.spool_dir).depth()
+        return render(self.snapshot(), spool)
 
     def _restart_metrics(self, old: Config | None) -> None:
         from kahooks.daemon.metrics import MetricsServer

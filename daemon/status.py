@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Any
 
+    from kahooks.daemon.snapshot import Snapshot
+
 
 def process_start(pid: int) -> int | None:
     """The process's start time in clock ticks (/proc/PID/stat field 22): tells a reused pid apart."""
@@ -28,7 +30,7 @@ class StatusUnreadable(Exception):
     """status.json exists but cannot be read (permission denied): one line for the operator."""
 
 
-def read(state_dir: str) -> dict[str, Any] | None:
+def read(state_dir: str) -> Snapshot | None:
     """The daemon's status, None when there is none; StatusUnreadable when it may not be read."""
     path = os.path.join(state_dir, "status.json")
     try:
@@ -38,10 +40,13 @@ def read(state_dir: str) -> dict[str, Any] | None:
         raise StatusUnreadable(f"cannot read {path}: permission denied (run kahooks status as root)") from None
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    snapshot: Snapshot = data  # type: ignore[assignment]  # written by the daemon as a Snapshot
+    return snapshot
 
 
-def daemon_alive(status: dict[str, Any], max_age: float, now: float | None = None) -> tuple[bool, str]:
+def daemon_alive(status: Snapshot, max_age: float, now: float | None = None) -> tuple[bool, str]:
     """(alive, why): alive when the heartbeat is fresh and its pid still runs."""
     now = time.time() if now is None else now
     age = now - (status.get("heartbeat") or 0)
@@ -68,7 +73,7 @@ def ago(stamp: float | None, now: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
 
 
-def format_status(status: dict[str, Any], spool: dict[str, Any] | None, alive: tuple[bool, str],
+def format_status(status: Snapshot, spool: dict[str, Any] | None, alive: tuple[bool, str],
                   now: float | None = None) -> str:
     now = time.time() if now is None else now
     lines = [f"kahooks serve: {'running' if alive[0] else 'NOT RUNNING'} ({alive[1]}), config {status['config']}"]

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+
+    from kahooks.daemon.snapshot import ThreadState
 
 log = logging.getLogger("kahooks.serve")
 BACKOFF_INITIAL = 0.5
@@ -78,5 +79,5 @@ class Supervised:
             delay = min(BACKOFF_MAX, delay * 2)
         self._set("stopped")
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ThreadState:
         return {"state": self.state, "restarts": self.restarts, "last_error": self.last_error, "since": self.since}

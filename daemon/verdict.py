@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from kahooks.daemon.snapshot import VerdictState
     from kahooks.result import CheckResult
 
 
@@ -73,7 +74,7 @@ class Verdict:
         self.why = result.summary
         self.changes += 1
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> VerdictState:
         return {"ok": self.ok, "since": self.since, "why": self.why, "streak": self.streak,
                 "last": {"ok": self.last_ok, "summary": self.last_summary, "time": self.last_run,
                          "latency": self.last_latency},

@@ -1,0 +1,91 @@
+"""The one definition of what `kahooks serve` reports: status.json, `kahooks status` and /metrics.
+
+The daemon builds a Snapshot (Daemon.snapshot), writes it as status.json, and renders the
+metrics from it; `kahooks status` reads it back. TypedDicts, so the type checker holds all
+three to the same keys, and the JSON needs no conversion.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class LastRun(TypedDict):
+    ok: bool | None
+    summary: str
+    time: float | None
+    latency: float
+
+
+class VerdictState(TypedDict):
+    """A check's judged state (daemon.verdict.Verdict.as_dict)."""
+
+    ok: bool | None
+    since: float | None
+    why: str
+    streak: int
+    last: LastRun
+    runs: int
+    failures: int
+    changes: int
+    latency_total: float
+
+
+class CheckState(VerdictState):
+    kind: str
+    run: str            # the command line, credentials redacted
+    interval: float
+    rise: int
+    fall: int
+    track_file: str
+    value: int | None   # what the track file holds
+    drained_by: str | None
+    watched: bool
+
+
+class ThreadState(TypedDict):
+    state: str          # running, restarting, stopped
+    restarts: int
+    last_error: str
+    since: float
+
+
+class TransitionSeen(TypedDict):
+    time: float
+    type: str
+    name: str
+    state: str
+    priority: int
+    source: str
+
+
+class TransitionCount(TypedDict):
+    instance: str
+    state: str
+    count: int
+
+
+class DeliveryCount(TypedDict):
+    channel: str
+    outcome: str
+    count: int
+
+
+class NotificationState(TypedDict):
+    transitions: list[TransitionSeen]
+    transition_counts: list[TransitionCount]
+    delivery_counts: list[DeliveryCount]
+
+
+class Snapshot(NotificationState):
+    pid: int
+    pid_start: int | None
+    stopped: float | None
+    config: str
+    started: float
+    heartbeat: float
+    maintenance: bool
+    checks: dict[str, CheckState]
+    spool_dir: str | None
+    notify_fifo: str | None
+    threads: dict[str, ThreadState]
