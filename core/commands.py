@@ -178,8 +178,12 @@ def _leftovers(leader: int, include_leader: bool, marker: bytes) -> list[int]:
                 found.add(child)
                 stack.append(child)
     if marker:
+        # Only what started after the command can carry its token: a few environments to read, not every one.
+        leader_info = procfs.read_stat(leader)
+        since = leader_info.start if leader_info is not None else 0
         found.update(info.pid for info in processes
-                     if info.pid not in found and info.pid != own and procfs.environ_has(info.pid, marker))
+                     if info.start >= since and info.pid not in found and info.pid != own
+                     and procfs.environ_has(info.pid, marker))
     found.discard(own)
     if not include_leader:
         found.discard(leader)

@@ -22,15 +22,17 @@ GONE_STATES = frozenset("ZXx")
 class ProcInfo:
     """The few facts about one process that a check matches on."""
 
-    __slots__ = ("pid", "comm", "state", "ppid", "pgrp", "session")
+    __slots__ = ("pid", "comm", "state", "ppid", "pgrp", "session", "start")
 
-    def __init__(self, pid: int, comm: str, state: str, ppid: int, pgrp: int, session: int) -> None:
+    def __init__(self, pid: int, comm: str, state: str, ppid: int, pgrp: int, session: int,
+                 start: int = 0) -> None:
         self.pid = pid
         self.comm = comm
         self.state = state
         self.ppid = ppid
         self.pgrp = pgrp
         self.session = session
+        self.start = start
 
     @property
     def zombie(self) -> bool:
@@ -49,7 +51,9 @@ def read_stat(pid: int, proc: str = "/proc") -> ProcInfo | None:
     right = data.rfind(b")")
     comm = data[left + 1:right].decode("utf-8", "surrogateescape")
     fields = data[right + 2:].split()
-    return ProcInfo(pid, comm, fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]))
+    # Field 22 of stat (index 19 after comm): the start time in clock ticks since boot.
+    start = int(fields[19]) if len(fields) > 19 else 0
+    return ProcInfo(pid, comm, fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]), start)
 
 
 # What a --cmdline regex is matched against: the first 4 KiB of argv, as most `ps` columns show.
