@@ -39,21 +39,21 @@ def _on_signal(signum: int, frame: object) -> None:
     _stopped_by = _stopped_by or reason
 
 
-import sys  # noqa: E402 (built in: costs nothing)
+import sys  # built in: costs nothing
 
 # Only in a ka-check-* program: a test runner or the daemon importing this keeps its own handlers.
 if sys.argv and sys.argv[0].rpartition("/")[2].startswith("ka-check-"):
     for _signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(_signum, _on_signal)
 
-import os  # noqa: E402 (after the handlers, on purpose)
-import time  # noqa: E402
+import os  # after the handlers, on purpose (E402 is allowed for this file in pyproject.toml)
+import time
 
-from kahooks.checks import PROGRAM_PREFIX, load_check_class  # noqa: E402
-from kahooks.checks.base import COMMON_OPTIONS, probe_safely  # noqa: E402
-from kahooks.errors import UsageError  # noqa: E402
-from kahooks.options import HelpRequested, parse_argv  # noqa: E402
-from kahooks.result import CheckResult, unhealthy  # noqa: E402
+from kahooks.checks import PROGRAM_PREFIX, load_check_class
+from kahooks.checks.base import COMMON_OPTIONS, probe_safely
+from kahooks.errors import UsageError
+from kahooks.options import HelpRequested, parse_argv
+from kahooks.result import CheckResult, unhealthy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ EXIT_UNHEALTHY = 1
 NAGIOS_CODES = {"OK": 0, "CRITICAL": 2, "UNKNOWN": 3}
 
 
-# The output modes, once argv is parsed: the last-resort handler in _main needs them too.
+# The output modes, once argv is parsed: the last-resort handler in main needs them too.
 _modes = {"nagios": False, "verbose": False}
 
 
