@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,12 +31,9 @@ def unique_name() -> str:
 
 
 @pytest.fixture
-def program_dir() -> Iterator[Path]:
+def program_dir(work: Path) -> Path:
     """World-readable (pytest's tmp_path is 0700), so a program copied here can run as nobody."""
-    directory = Path(tempfile.mkdtemp(prefix="kahooks-test-"))
-    directory.chmod(0o755)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
+    return work
 
 
 @pytest.fixture
