@@ -62,7 +62,10 @@ class Daemon:
         self.watcher = ProcessWatcher()
         self.files: Any = None
         self.stopping = threading.Event()
-        self.tick = threading.Event()
+        # Signal handlers only set a flag and write a byte here: a handler that takes a lock
+        # (threading.Event.set) deadlocks a main thread that was inside that lock when the signal came.
+        self.stop_requested = False
+        self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.reload_requested = False
         self.notifications = Notifications()
         self.metrics_server: Any = None
@@ -91,14 +94,14 @@ class Daemon:
         self.apply(config)
         log.info("serving %d checks from %s (pid %d)", len(self.runners), self.config_path, os.getpid())
         try:
-            while not self.stopping.is_set():
+            while not self.stop_requested:
                 if self.reload_requested:
                     self.reload_requested = False
                     self.reload()
                 self.housekeeping()
-                self.tick.wait(self.serve.heartbeat_interval)
-                self.tick.clear()
+                self._sleep(self.serve.heartbeat_interval)
         finally:
+            self.stopping.set()
             self.shutdown()
         return 0
 
@@ -120,12 +123,29 @@ class Daemon:
                 raise KahooksError(f"cannot write in spool_dir {config.spool_dir}: {os_words(exc)}") from None
 
     def _on_stop(self, signum: int, frame: object) -> None:
-        self.stopping.set()
-        self.tick.set()
+        self.stop_requested = True
+        self._wake()
 
     def _on_hup(self, signum: int, frame: object) -> None:
         self.reload_requested = True
-        self.tick.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self.wake_write, b"x")
+        except BlockingIOError:
+            pass  # already woken
+
+    def _sleep(self, seconds: float) -> None:
+        """Until the next heartbeat, or at once when a signal came."""
+        import select
+
+        ready, _, _ = select.select([self.wake_read], [], [], seconds)
+        if ready:
+            try:
+                os.read(self.wake_read, 4096)
+            except BlockingIOError:
+                pass
 
     def reload(self) -> bool:
         """Apply the configuration file again; an invalid one is refused and logged, line by line."""

@@ -229,13 +229,13 @@ def run_worker(values: dict) -> int:
 
     from kahooks import logs
     from kahooks.delivery import Worker
+    from kahooks.signals import set_on_signals
 
     log = logs.setup("ka-notify", values["verbose"], to_stderr=values["foreground"])
     config = load_config(values["config"])
     spool = spool_for(values)
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    set_on_signals(stop, (signal.SIGTERM, signal.SIGINT))
     # --idle-exit always wins; otherwise a foreground worker runs until stopped.
     idle_exit = values["idle_exit"] or (None if values["foreground"] else config.delivery["worker_idle_exit"])
     while True:
@@ -261,6 +261,7 @@ def run_fifo(values: dict, path: str) -> int:
 
     from kahooks import logs
     from kahooks.fifo import event_from_line, serve_fifo
+    from kahooks.signals import set_on_signals
 
     log = logs.setup("ka-notify", values["verbose"], to_stderr=values["verbose"])
     try:
@@ -275,8 +276,7 @@ def run_fifo(values: dict, path: str) -> int:
         for line in exc.lines():
             log.error("%s", line)
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, lambda *_: stop.set())
+    set_on_signals(stop, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
 
     def handle(line: str) -> None:
         event = event_from_line(line)

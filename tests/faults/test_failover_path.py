@@ -171,3 +171,22 @@ def test_the_pidfd_watcher_survives_an_error_and_still_hears_deaths() -> None:
         assert healthy.event.wait(2) and healthy.reasons == [f"pid {process.pid} exited"]
     finally:
         watcher.stop()
+
+
+def test_a_storm_of_signals_never_deadlocks_the_main_loop(tmp_path: Path, service: Service) -> None:
+    """A signal handler that takes a lock (threading.Event.set) can deadlock the main thread that
+    holds it: seen once in CI as a reload that never came. SIGHUPs at random moments, then the
+    daemon must still beat and stop on SIGTERM."""
+    import random
+    import signal
+
+    service.start()
+    config = head(tmp_path) + svc_check(service)
+    with Served(tmp_path, config) as served:
+        served.wait_track("svc", "0")
+        for _ in range(400):
+            served.signal(signal.SIGHUP)
+            time.sleep(random.uniform(0, 0.004))
+        beat = time.time()
+        wait_for(lambda: served.heartbeat() > beat, 5, "a heartbeat after the storm")
+        assert served.stop(timeout=10) == 0
