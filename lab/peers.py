@@ -18,6 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from kahooks.signals import set_on_signals
+
 SMTP_PORT = 2525
 SLACK_PORT = 8081
 SLACK_PATH = "/services/T0LAB/B0LAB/lab"
@@ -120,7 +122,7 @@ def main(argv: list[str]) -> int:
     directory, address, vip, dns_port = Path(argv[0]), argv[1], argv[2], int(argv[3])
     journal = Journal(directory / "seen.jsonl")
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    set_on_signals(stop, (signal.SIGTERM,))  # no lock taken inside a signal handler
     smtp = serve_smtp(journal, address)
     slack = serve_slack(journal, address)
     watcher = threading.Thread(target=watch, args=(journal, stop, address, vip, dns_port), daemon=True)
