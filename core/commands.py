@@ -55,39 +55,53 @@ def run(argv: list[str], timeout: float, env: Mapping[str, str] | None = None, k
     """Run argv to its end or `timeout`; raises OSError (FileNotFoundError) when it cannot start."""
     token = os.urandom(8).hex()
     environment = {TOKEN_VARIABLE: token, **(os.environ if env is None else env)}
+    marker = f"{TOKEN_VARIABLE}={token}".encode()
+    tail = bytearray()
+    exited = False
+    stopped_with = ""
+    wait_status = 0
     started = time.monotonic()
+    # SIGTERM (keepalived stopping an overrunning check) may interrupt the wait, and only the
+    # wait: blocked until the clean-up is armed, blocked again for the clean-up itself, and
+    # handled once everything the command started is stopped and reaped.
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, CLEANUP_BLOCKED)
+    try:
+        pid, read_end = _spawn(argv, environment)
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+            exited = _wait(pid, read_end, started + timeout, tail)
+        finally:
+            # Runs on timeout, on success and on SIGTERM from keepalived alike.
+            signal.pthread_sigmask(signal.SIG_BLOCK, CLEANUP_BLOCKED)
+            try:
+                if not exited or sweep:
+                    stopped_with = stop_process_tree(pid, kill_grace, leader_alive=not exited, marker=marker)
+                _, wait_status = os.waitpid(pid, 0)
+                _drain(read_end, tail)
+            finally:
+                os.close(read_end)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)  # a signal that came meanwhile is handled now
+    code = None if not exited else os.waitstatus_to_exitcode(wait_status)
+    return Finished(code, tail.decode("utf-8", "replace"), not exited, stopped_with, time.monotonic() - started)
+
+
+def _spawn(argv: list[str], environment: Mapping[str, str]) -> tuple[int, int]:
+    """Start argv in a session of its own, stdout and stderr into a pipe: (pid, the pipe's read end)."""
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
         pid = os.posix_spawnp(argv[0], argv, environment,
                               file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                                             (os.POSIX_SPAWN_DUP2, write_end, 1),
                                             (os.POSIX_SPAWN_DUP2, write_end, 2)],
-                              setsid=True, setsigdef=RESET_SIGNALS)
+                              # The caller blocks SIGTERM while it starts us: the command starts unblocked.
+                              setsid=True, setsigdef=RESET_SIGNALS, setsigmask=())
     except BaseException:
         os.close(read_end)
         raise
     finally:
         os.close(write_end)
-    tail = bytearray()
-    exited = False
-    stopped_with = ""
-    wait_status = 0
-    marker = f"{TOKEN_VARIABLE}={token}".encode()
-    try:
-        exited = _wait(pid, read_end, started + timeout, tail)
-    finally:
-        # Runs on timeout, on success and on SIGTERM from keepalived alike.
-        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, CLEANUP_BLOCKED)
-        try:
-            if not exited or sweep:
-                stopped_with = stop_process_tree(pid, kill_grace, leader_alive=not exited, marker=marker)
-            _, wait_status = os.waitpid(pid, 0)
-            _drain(read_end, tail)
-        finally:
-            os.close(read_end)
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
-    code = None if not exited else os.waitstatus_to_exitcode(wait_status)
-    return Finished(code, tail.decode("utf-8", "replace"), not exited, stopped_with, time.monotonic() - started)
+    return pid, read_end
 
 
 def _keep_tail(tail: bytearray, chunk: bytes) -> None:
