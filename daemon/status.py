@@ -18,12 +18,11 @@ if TYPE_CHECKING:
 
 
 def process_start(pid: int) -> int | None:
-    """The process's start time in clock ticks (/proc/PID/stat field 22): tells a reused pid apart."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return int(handle.read(4096).rsplit(b")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
+    """The process's start time in clock ticks (from kahooks.procfs): tells a reused pid apart."""
+    from kahooks.procfs import read_stat
+
+    info = read_stat(pid)
+    return info.start if info is not None else None
 
 
 class StatusUnreadable(Exception):
