@@ -24,10 +24,10 @@ from pathlib import Path
 from kahooks.lab.bind import Bind
 from kahooks.lab.netns import wait_for
 from kahooks.lab.rsyslog import Rsyslog
-from kahooks.lab.smtp import SmtpServer
-from kahooks.lab.webhooks import WebhookServer
 from tests.support.netservers import make_certificate
 from tests.support.programs import kill_mentioning
+from tests.support.smtp import SmtpServer
+from tests.support.webhooks import WebhookServer
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent"}

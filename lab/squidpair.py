@@ -17,8 +17,9 @@ import sys
 import time
 from pathlib import Path
 
+from kahooks.lab.configs import GLOBAL_DEFS, NODE_TOML_HEAD, vrrp_instance, vrrp_script
 from kahooks.lab.netns import LabError, Node, wait_for
-from kahooks.lab.pair import DNS_PORT, GLOBAL_DEFS, NODE_TOML_HEAD, Pair, PairOptions, vrrp_instance, vrrp_script
+from kahooks.lab.pair import DNS_PORT, Pair, PairOptions
 
 VIPS = {"VI_1": "192.0.2.101", "VI_2": "192.0.2.102"}
 MASTER_OF = {"lb1": "VI_1", "lb2": "VI_2"}

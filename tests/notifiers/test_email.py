@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from kahooks.event import Event
-from kahooks.lab.smtp import SmtpServer
 from tests.support.notify import worker_for, write_config
+from tests.support.smtp import SmtpServer
 
 FAST_RETRY = "flap_window = 0\nbackoff_initial = 0.05\nbackoff_max = 0.2\nmax_attempts = 1000"
 USERS = {"kahooks": "s3cret"}

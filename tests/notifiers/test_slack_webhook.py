@@ -10,8 +10,8 @@ import pytest
 
 from kahooks.config import ConfigError
 from kahooks.event import Event
-from kahooks.lab.webhooks import WebhookServer
 from tests.support.notify import worker_for, write_config
+from tests.support.webhooks import WebhookServer
 
 FAST_RETRY = "flap_window = 0\nbackoff_initial = 0.05\nbackoff_max = 1.5\nmax_attempts = 1000"
 
