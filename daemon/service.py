@@ -17,7 +17,6 @@ signalling), and undelivered notifications stay in the spool.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -25,12 +24,11 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from kahooks import redact
 from kahooks.config import ConfigError
-from kahooks.daemon import trackfile
+from kahooks.daemon import reporting, trackfile
 from kahooks.daemon.notifications import Notifications
+from kahooks.daemon.publishing import TrackFiles
 from kahooks.daemon.runner import CheckRunner, ProcessWatcher
-from kahooks.daemon.status import process_start
 from kahooks.errors import KahooksError, os_words
 
 if TYPE_CHECKING:
@@ -38,7 +36,6 @@ if TYPE_CHECKING:
 
     from kahooks.config import Config
     from kahooks.daemon.settings import CheckSpec, ServeSettings
-    from kahooks.daemon.snapshot import CheckState, Snapshot, ThreadState
 
 log = logging.getLogger("kahooks.serve")
 
@@ -56,9 +53,7 @@ class Daemon:
         self.config_path = config_path
         self.config: Config | None = None
         self.runners: dict[str, CheckRunner] = {}
-        self.written: dict[str, int] = {}          # track file -> the value it holds now
-        self.write_errors: dict[str, str] = {}     # track file -> the error last logged for it
-        self.publish_lock = threading.Lock()
+        self.tracks = TrackFiles()
         self.watcher = ProcessWatcher()
         self.files: Any = None
         self.stopping = threading.Event()
@@ -72,7 +67,6 @@ class Daemon:
         self.started = time.time()
         self.heartbeat_time = 0.0
         self.stopped_at: float | None = None
-        self.maintenance_seen: frozenset[str] = frozenset()
 
     @property
     def serve(self) -> ServeSettings:
@@ -164,6 +158,7 @@ class Daemon:
         """Switch to `new`: identical checks keep running with their state, others restart."""
         old = self.config
         self.config = new
+        self.tracks.node_maintenance = self.serve.maintenance_file
         specs: dict[str, CheckSpec] = new.sections["checks"]
         for name in list(self.runners):
             runner = self.runners[name]
@@ -172,7 +167,7 @@ class Daemon:
                 del self.runners[name]
                 if name not in specs:
                     log.warning("check %s removed; %s keeps its last value (%s)", name, runner.spec.track_file,
-                                self.written.get(runner.spec.track_file))
+                                self.tracks.written.get(runner.spec.track_file))
         for spec in specs.values():
             # Now, not at the first write: keepalived watches a track file's directory, and cannot
             # watch (or create its init_file in) one that does not exist yet.
@@ -189,7 +184,7 @@ class Daemon:
         self._watch_files()
         for runner in list(self.runners.values()):
             self._write_track(runner)  # a maintenance file that came or went during the reload
-        self._restart_metrics(old)
+        reporting.restart_metrics(self, old)
         self.notifications.restart_delivery(new)
         if old is None or old.sections["serve"].notify_fifo != self.serve.notify_fifo:
             self.notifications.restart_fifo(new)
@@ -210,16 +205,9 @@ class Daemon:
             self.metrics_server.stop()
         self.watcher.stop()
         self.stopped_at = time.time()
-        self.write_status()
+        reporting.write_status(self)
 
     # Checks and track files --------------------------------------------------------------
-
-    def drained_by(self, spec: CheckSpec) -> str | None:
-        """The maintenance file that drains this check's node now, if any."""
-        for path in (self.serve.maintenance_file, spec.maintenance_file):
-            if path and os.path.exists(path):
-                return path
-        return None
 
     def publish(self, runner: CheckRunner, changed: bool) -> None:
         """A check produced a result: log a change, and write the track file when its value changes."""
@@ -230,42 +218,18 @@ class Daemon:
             log.log(logging.INFO if verdict.ok else logging.WARNING, "check %s %s: %s", spec.name, word, verdict.why)
         self._write_track(runner)
         if changed:
-            self.write_status()
+            reporting.write_status(self)
 
     def _write_track(self, runner: CheckRunner) -> None:
-        spec = runner.spec
-        if self.runners.get(spec.name) is not runner:
-            return  # replaced by a reload meanwhile
-        drained = self.drained_by(spec)
-        if runner.verdict.ok is None and not drained:
-            return  # nothing known yet: keepalived's init_file value stands
-        value = spec.ok_value if runner.verdict.ok and not drained else spec.fail_value
-        with self.publish_lock:
-            # The file, not a cache, is the truth: keepalived reads a deleted track file as 0
-            # (healthy), so a file that went or was changed by hand is written again.
-            if trackfile.read_value(spec.track_file) == value:
-                self.written[spec.track_file] = value
-                self.write_errors.pop(spec.track_file, None)
-                return
-            try:
-                trackfile.write_value(spec.track_file, value)
-            except OSError as exc:
-                # Once per distinct error, not once per probe: a full disk must not flood the log.
-                why = os_words(exc)
-                if self.write_errors.get(spec.track_file) != why:
-                    self.write_errors[spec.track_file] = why
-                    log.error("check %s: cannot write %s: %s", spec.name, spec.track_file, os_words(exc))
-                return
-            if self.write_errors.pop(spec.track_file, None):
-                log.info("check %s: %s written again", spec.name, spec.track_file)
-            self.written[spec.track_file] = value
+        if self.runners.get(runner.spec.name) is runner:  # else replaced by a reload meanwhile
+            self.tracks.publish(runner.spec, runner.verdict.ok)
 
     def republish(self, reason: str) -> None:
         """Rewrite every track file from current state (a maintenance file came or went)."""
         log.warning("%s", reason)
         for runner in list(self.runners.values()):
             self._write_track(runner)
-        self.write_status()
+        reporting.write_status(self)
 
     def _watch_files(self) -> None:
         from kahooks.daemon.filewatch import FileWatch
@@ -273,32 +237,26 @@ class Daemon:
         if self.files is not None:
             self.files.stop()
         self.files = FileWatch()
-        for path in sorted(self._maintenance_paths()):
+        for path in sorted(self.tracks.maintenance_paths(self.specs())):
             self.files.add(path, lambda path: self._maintenance_changed())
         for runner in self.runners.values():
             pidfile = getattr(runner.check, "pidfile", None)
             if pidfile:
                 self.files.add(pidfile, lambda path, runner=runner: runner.poke(f"{path} changed"))
         self.files.start()
-        self.maintenance_seen = self._maintenance_now()
+        self.tracks.maintenance_seen = self.tracks.maintenance_now(self.specs())
         for runner in self.runners.values():
             if getattr(runner.check, "pidfile", None):
                 runner.poke("pidfile watch (re)started")  # a change before the watch began was not heard
 
-    def _maintenance_paths(self) -> set[str]:
-        paths = {self.serve.maintenance_file} | {runner.spec.maintenance_file for runner in self.runners.values()}
-        return {path for path in paths if path}
-
-    def _maintenance_now(self) -> frozenset[str]:
-        return frozenset(path for path in self._maintenance_paths() if os.path.exists(path))
+    def specs(self) -> list[CheckSpec]:
+        return [runner.spec for runner in list(self.runners.values())]
 
     def _maintenance_changed(self) -> None:
         """A maintenance file came or went (heard through inotify, or seen at a heartbeat)."""
-        now = self._maintenance_now()
-        if now != self.maintenance_seen:
-            self.maintenance_seen = now
-            self.republish(f"maintenance files present: {', '.join(sorted(now))}: draining" if now
-                           else "no maintenance file present: undraining")
+        change = self.tracks.maintenance_change(self.specs())
+        if change:
+            self.republish(change)
 
     # The periodic duties ------------------------------------------------------------------
 
@@ -314,67 +272,9 @@ class Daemon:
             trackfile.write_atomic(self.serve.heartbeat_file, f"{os.getpid()} {self.heartbeat_time:.3f}\n")
         except OSError as exc:
             log.error("cannot write the heartbeat %s: %s", self.serve.heartbeat_file, os_words(exc))
-        self.write_status()
+        reporting.write_status(self)
         if self.serve.metrics_textfile:
             try:
-                trackfile.write_atomic(self.serve.metrics_textfile, self.metrics_text())
+                trackfile.write_atomic(self.serve.metrics_textfile, reporting.metrics_text(self))
             except OSError as exc:
                 log.error("cannot write %s: %s", self.serve.metrics_textfile, os_words(exc))
-
-    def snapshot(self) -> Snapshot:
-        checks: dict[str, CheckState] = {}
-        for name, runner in sorted(list(self.runners.items())):
-            spec = runner.spec
-            checks[name] = {**runner.verdict.as_dict(), "kind": spec.kind, "run": " ".join(redact.words(spec.words)),
-                            "interval": spec.interval, "rise": spec.rise, "fall": spec.fall,
-                            "track_file": spec.track_file, "value": self.written.get(spec.track_file),
-                            "drained_by": self.drained_by(spec), "watched": runner.watched}
-        return {"pid": os.getpid(), "pid_start": process_start(os.getpid()), "stopped": self.stopped_at,
-                "config": self.config_path, "started": self.started,
-                "heartbeat": self.heartbeat_time, "maintenance": bool(self._maintenance_now()),
-                "checks": checks, **self.notifications.snapshot(),
-                "spool_dir": self.config.spool_dir if self.config else None,
-                "notify_fifo": self.serve.notify_fifo, "threads": self.thread_states()}
-
-    def thread_states(self) -> dict[str, ThreadState]:
-        """The supervised threads and the check threads: running, restarting (and why), stopped."""
-        states = self.notifications.thread_states()
-        states["pidfd-watcher"] = {"state": "running" if self.watcher.thread.is_alive() else "stopped",
-                                   "restarts": self.watcher.failures, "last_error": "", "since": self.started}
-        for name, runner in sorted(list(self.runners.items())):
-            alive = runner.thread is not None and runner.thread.is_alive()
-            states[f"check-{name}"] = {"state": "running" if alive else "stopped", "restarts": 0,
-                                       "last_error": "", "since": self.started}
-        return states
-
-    def write_status(self) -> None:
-        try:
-            # 0640: check results can name hosts and paths an unprivileged user need not see.
-            trackfile.write_atomic(self.serve.status_file, json.dumps(self.snapshot(), indent=1, sort_keys=True),
-                                   mode=0o640)
-        except OSError as exc:
-            log.error("cannot write %s: %s", self.serve.status_file, os_words(exc))
-
-    def metrics_text(self) -> str:
-        from kahooks.daemon.metrics import render
-        from kahooks.spool import Spool
-
-        spool = None
-        if self.config is not None and os.path.isdir(self.config.spool_dir):
-            spool = Spool(self.config.spool_dir).depth()
-        return render(self.snapshot(), spool)
-
-    def _restart_metrics(self, old: Config | None) -> None:
-        from kahooks.daemon.metrics import MetricsServer
-
-        previous = old.sections["serve"].metrics_listen if old is not None else None
-        if self.metrics_server is not None and previous == self.serve.metrics_listen:
-            return
-        if self.metrics_server is not None:
-            self.metrics_server.stop()
-            self.metrics_server = None
-        if self.serve.metrics_listen:
-            try:
-                self.metrics_server = MetricsServer(self.serve.metrics_listen, self.metrics_text)
-            except OSError as exc:
-                log.error("metrics: cannot listen on %s:%d: %s", *self.serve.metrics_listen, os_words(exc))

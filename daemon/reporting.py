@@ -1,0 +1,87 @@
+"""What `kahooks serve` tells operators: status.json (read by `kahooks status`) and Prometheus metrics.
+
+Everything here reads the running Daemon and writes or serves a view of it;
+nothing here changes what the daemon does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from kahooks import redact
+from kahooks.daemon import trackfile
+from kahooks.daemon.status import process_start
+from kahooks.errors import os_words
+
+if TYPE_CHECKING:
+    from kahooks.config import Config
+    from kahooks.daemon.service import Daemon
+    from kahooks.daemon.snapshot import CheckState, Snapshot, ThreadState
+
+log = logging.getLogger("kahooks.serve")
+
+
+def snapshot(daemon: Daemon) -> Snapshot:
+    checks: dict[str, CheckState] = {}
+    for name, runner in sorted(list(daemon.runners.items())):
+        spec = runner.spec
+        checks[name] = {**runner.verdict.as_dict(), "kind": spec.kind, "run": " ".join(redact.words(spec.words)),
+                        "interval": spec.interval, "rise": spec.rise, "fall": spec.fall,
+                        "track_file": spec.track_file, "value": daemon.tracks.written.get(spec.track_file),
+                        "drained_by": daemon.tracks.drained_by(spec), "watched": runner.watched}
+    return {"pid": os.getpid(), "pid_start": process_start(os.getpid()), "stopped": daemon.stopped_at,
+            "config": daemon.config_path, "started": daemon.started,
+            "heartbeat": daemon.heartbeat_time, "maintenance": bool(daemon.tracks.maintenance_now(daemon.specs())),
+            "checks": checks, **daemon.notifications.snapshot(),
+            "spool_dir": daemon.config.spool_dir if daemon.config else None,
+            "notify_fifo": daemon.serve.notify_fifo, "threads": thread_states(daemon)}
+
+
+def thread_states(daemon: Daemon) -> dict[str, ThreadState]:
+    """The supervised threads and the check threads: running, restarting (and why), stopped."""
+    states = daemon.notifications.thread_states()
+    states["pidfd-watcher"] = {"state": "running" if daemon.watcher.thread.is_alive() else "stopped",
+                               "restarts": daemon.watcher.failures, "last_error": "", "since": daemon.started}
+    for name, runner in sorted(list(daemon.runners.items())):
+        alive = runner.thread is not None and runner.thread.is_alive()
+        states[f"check-{name}"] = {"state": "running" if alive else "stopped", "restarts": 0,
+                                   "last_error": "", "since": daemon.started}
+    return states
+
+
+def write_status(daemon: Daemon) -> None:
+    try:
+        # 0640: check results can name hosts and paths an unprivileged user need not see.
+        trackfile.write_atomic(daemon.serve.status_file, json.dumps(snapshot(daemon), indent=1, sort_keys=True),
+                               mode=0o640)
+    except OSError as exc:
+        log.error("cannot write %s: %s", daemon.serve.status_file, os_words(exc))
+
+
+def metrics_text(daemon: Daemon) -> str:
+    from kahooks.daemon.metrics import render
+    from kahooks.spool import Spool
+
+    spool = None
+    if daemon.config is not None and os.path.isdir(daemon.config.spool_dir):
+        spool = Spool(daemon.config.spool_dir).depth()
+    return render(snapshot(daemon), spool)
+
+
+def restart_metrics(daemon: Daemon, old: Config | None) -> None:
+    from kahooks.daemon.metrics import MetricsServer
+
+    previous = old.sections["serve"].metrics_listen if old is not None else None
+    if daemon.metrics_server is not None and previous == daemon.serve.metrics_listen:
+        return
+    if daemon.metrics_server is not None:
+        daemon.metrics_server.stop()
+        daemon.metrics_server = None
+    if daemon.serve.metrics_listen:
+        try:
+            daemon.metrics_server = MetricsServer(daemon.serve.metrics_listen, lambda: metrics_text(daemon))
+        except OSError as exc:
+            log.error("metrics: cannot listen on %s:%d: %s", *daemon.serve.metrics_listen, os_words(exc))
