@@ -92,15 +92,20 @@ def start_http_server() -> tuple[subprocess.Popen, int]:
     # One thread, each connection handled and closed before the next accept. With the threaded
     # http.server, about 1 connect in 300 of back-to-back connect-and-close probes waited for the
     # kernel's 1 s SYN retry here (none in 1000 this way): a cost of the harness, not of the probe.
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from daemon import Health\n"
-            "from http.server import HTTPServer\n"
-            "HTTPServer.request_queue_size = 256\n"
-            "server = HTTPServer(('127.0.0.1', 0), Health); print(server.server_address[1], flush=True)\n"
-            "server.serve_forever()")
-    process = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent)], stdout=subprocess.PIPE,
-                               text=True)
+    process = subprocess.Popen([sys.executable, __file__, "--serve-health"], stdout=subprocess.PIPE, text=True)
     port = int(process.stdout.readline())  # type: ignore[union-attr]  # started with stdout=PIPE
     return process, port
+
+
+def serve_health() -> int:
+    """The HTTP server of start_http_server, in the process it starts; prints its port, serves until killed."""
+    from http.server import HTTPServer
+
+    HTTPServer.request_queue_size = 256
+    server = HTTPServer(("127.0.0.1", 0), Health)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+    return 0
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -282,7 +287,10 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=200, help="service deaths to time (default 200)")
     parser.add_argument("--probes", type=int, default=2000, help="in-process probes per kind (default 2000)")
     parser.add_argument("--seconds", type=float, default=20, help="idle measurement length (default 20)")
+    parser.add_argument("--serve-health", action="store_true", help=argparse.SUPPRESS)  # the bench's own server
     args = parser.parse_args()
+    if args.serve_health:
+        return serve_health()
     http_server, http_port = start_http_server()
     listen_port = http_port  # a port check connects and closes; the server's process accepts, off our CPU
     work = Path(tempfile.mkdtemp(prefix="kahooks-bench-daemon-"))

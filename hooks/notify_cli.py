@@ -203,7 +203,8 @@ def ensure_worker(spool: Spool, values: dict) -> bool:
     if probe is None:
         return False
     os.close(probe)  # releases the probe lock at once: the worker takes it for itself
-    argv = [sys.executable, "-m", "kahooks.hooks.notify_cli", "worker", "--config", values["config"],
+    # -P: the working directory is not put on sys.path, so a kahooks/ folder there is never imported.
+    argv = [sys.executable, "-P", "-m", "kahooks.hooks.notify_cli", "worker", "--config", values["config"],
             "--spool", str(spool.root)]
     if values["verbose"]:
         argv.append("--verbose")

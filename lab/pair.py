@@ -143,7 +143,7 @@ class Pair:
         os.chown(key, script_user.pw_uid, script_user.pw_gid)
         os.chmod(key, 0o600)
         self.peers_dir = peers_dir
-        self.others.append(hub.popen([sys.executable, "-m", "kahooks.lab.peers", str(peers_dir), self.net.host(1),
+        self.others.append(hub.popen([sys.executable, "-P", "-m", "kahooks.lab.peers", str(peers_dir), self.net.host(1),
                                       VIP, str(DNS_PORT)], stdout=open(peers_dir / "peers.log", "ab"),
                                      stderr=subprocess.STDOUT))
         wait_for(lambda: (peers_dir / "peers.ready").exists(), 20, "the lab's SMTP/Slack peers")

@@ -17,6 +17,7 @@ from tests.support.serve import service  # noqa: F401 (a fixture: pytest finds i
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 
+
 @pytest.fixture(scope="session")
 def lab_bin() -> Path:
     """kahooks installed the documented way: a root-owned venv keepalived_script can run."""

@@ -1,4 +1,4 @@
-"""Imports point one way: hooks -> daemon -> checks, notifiers -> core (ARCHITECTURE.md)."""
+"""Imports point one way: hooks -> daemon -> checks, notifiers -> the core, kahooks/ (ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # folder -> the kahooks subpackages its modules must not import
 FORBIDDEN = {
-    "core": ("kahooks.checks", "kahooks.notifiers", "kahooks.daemon", "kahooks.hooks", "kahooks.lab"),
+    "kahooks": ("kahooks.checks", "kahooks.notifiers", "kahooks.daemon", "kahooks.hooks", "kahooks.lab"),
     "checks": ("kahooks.notifiers", "kahooks.daemon", "kahooks.hooks"),
     "notifiers": ("kahooks.checks", "kahooks.daemon", "kahooks.hooks"),
     "daemon": ("kahooks.hooks",),

@@ -55,12 +55,15 @@ command = ["/bin/sh", "-c", "head -c 400000000 /dev/zero | tr '\\\\0' x; echo; e
 timeout = 20
 """, delivery="flap_window = 0\nmax_attempts = 1")
     script = f"""
-import resource, sys
-sys.path[:0] = {sys.path!r}
-from tests.support.notify import worker_for
+import resource
+from kahooks.config import load
+from kahooks.delivery import Worker
 from kahooks.event import Event
-from pathlib import Path
-config, spool, worker = worker_for(Path({str(config)!r}))
+from kahooks.notifiers import channel_types
+from kahooks.spool import Spool
+config = load({str(config)!r}, channel_types())
+spool = Spool(config.spool_dir).ensure()
+worker = Worker(config, spool)
 spool.record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))
 worker.drain(30)
 dead = next((spool.dead_dir / "flood").glob("*.json")).read_text()

@@ -185,3 +185,21 @@ def test_a_full_disk_leaves_no_half_file_and_fails_loudly(tmp_path: Path) -> Non
         assert list((spool_dir / "tmp").iterdir()) == [] and spool.names("incoming") == []
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_kahooks_folder_in_the_working_directory_is_never_imported(tmp_path: Path) -> None:
+    """Root's `ka-notify send` from a directory another user can write: its detached worker ran
+    `python -m kahooks...`, which puts the working directory first on sys.path."""
+    planted = tmp_path / "cwd" / "kahooks"
+    planted.mkdir(parents=True)
+    marker = tmp_path / "planted-code-ran"
+    (planted / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    config = exec_config(tmp_path)
+    env = {name: value for name, value in quiet_env().items() if name != "PYTHONSAFEPATH"}  # as a shell has it
+    result = subprocess.run([program("ka-notify"), "-c", str(config), "INSTANCE", "VI_1", "MASTER", "100"],
+                            capture_output=True, text=True, cwd=planted.parent, env=env, timeout=20)
+    assert result.returncode == 0, result.stderr
+    from kahooks.lab.netns import wait_for
+
+    wait_for(lambda: delivered(tmp_path) == ["MASTER"], 15, "the worker to deliver")
+    assert not marker.exists(), "the worker imported the planted kahooks/ package"

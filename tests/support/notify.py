@@ -33,7 +33,7 @@ def run_worker_in(node: object, config: Path, timeout: float = 30) -> str:
     """Deliver everything queued for `config` from inside a lab node (its network namespace); return stderr."""
     import sys
 
-    result = node.run([sys.executable, "-m", "kahooks.hooks.notify_cli", "worker", "--foreground",
+    result = node.run([sys.executable, "-P", "-m", "kahooks.hooks.notify_cli", "worker", "--foreground",
                        "--idle-exit", "0.3", "-c", str(config)], check=False, timeout=timeout)
     assert result.returncode == 0, result.stderr
     return result.stderr
