@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from kahooks.lab.netns import wait_for
 from tests.support.programs import assert_one_line_failure, program, quiet_env, run
 
 
@@ -121,10 +121,7 @@ def test_sigterm_from_keepalived_stops_the_command_too() -> None:
     proc = subprocess.Popen([program("ka-check-exec"), "--timeout", "20", "--", "sleep", length],
                             stdout=subprocess.PIPE, text=True, start_new_session=True,
                             env=quiet_env())
-    deadline = time.monotonic() + 5
-    while not running_with(length):
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_for(lambda: running_with(length), 5, "the command to run")
     os.killpg(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 1, out

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from kahooks.lab.netns import wait_for
 from tests.support.programs import assert_one_line_failure, run
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
@@ -44,7 +44,7 @@ def spawn(program_dir: Path) -> Iterator:
         program = named_program(program_dir, name)
         proc = subprocess.Popen([str(program), *(args or ("60",))], **kwargs)
         started.append(proc)
-        wait_until(lambda: _comm(proc.pid) is not None)
+        wait_for(lambda: _comm(proc.pid) is not None, 5, "the process to appear")
         return proc
 
     yield start
@@ -58,13 +58,6 @@ def _comm(pid: int) -> str | None:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return None
-
-
-def wait_until(condition, timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.01)
 
 
 def test_running_process_is_healthy(spawn, unique_name: str) -> None:
@@ -92,7 +85,8 @@ def test_zombie_does_not_count(tmp_path: Path, unique_name: str) -> None:
     parent = subprocess.Popen(["python3", "-c", f"import os,time\nif os.fork()==0: os.execv({str(program)!r},"
                                f"[{unique_name!r},'0'])\ntime.sleep(30)"])
     try:
-        wait_until(lambda: any(_state(pid) == "Z" and _comm(pid) == unique_name for pid in _children(parent.pid)))
+        wait_for(lambda: any(_state(pid) == "Z" and _comm(pid) == unique_name for pid in _children(parent.pid)), 5,
+                 "the zombie")
         assert_one_line_failure(run("ka-check-process", unique_name), "not running", "zombie")
     finally:
         parent.kill()

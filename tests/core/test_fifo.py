@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kahooks.lab.netns import wait_for
 from kahooks.lab.rsyslog import Rsyslog
 from tests.support.notify import write_config
 from tests.support.programs import kill_mentioning, program, quiet_env
@@ -32,14 +33,14 @@ def start_reader(config: Path, fifo: Path) -> subprocess.Popen:
 
 def open_writer(fifo: Path, reader: subprocess.Popen) -> int:
     """keepalived opens its end non-blocking; wait until the reader has opened its end."""
-    deadline = time.monotonic() + 10
-    while True:
+    def opened() -> int | None:
         try:
             return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError:
+        except OSError:  # ENXIO: no reader yet
             assert reader.poll() is None, reader.stderr.read()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+            return None
+
+    return wait_for(opened, 10, "the reader to open the FIFO")
 
 
 def stop(reader: subprocess.Popen, spool: Path) -> None:
@@ -72,7 +73,7 @@ def test_keeps_reading_after_sigterm_for_the_final_stop_lines(tmp_path: Path, fi
     os.write(fd, b'INSTANCE "VI_1" MASTER 100\n')
     rsyslog.wait_for("VI_1 is MASTER")
     reader.send_signal(signal.SIGTERM)  # keepalived signals first...
-    time.sleep(0.2)
+    time.sleep(0.2)  # deliberate: the signal has landed and the reader lingers, as when keepalived stops
     os.write(fd, b'INSTANCE "VI_1" STOP 100\n')  # ...then writes STOP
     assert reader.wait(5) == 0
     rsyslog.wait_for("VI_1 is STOP")
@@ -86,7 +87,7 @@ def test_survives_keepalived_reopening_the_fifo(tmp_path: Path, fifo: Path, rsys
     fd = open_writer(fifo, reader)
     os.write(fd, b'INSTANCE "VI_1" MASTER 100\n')
     os.close(fd)  # a reload closes keepalived's end
-    time.sleep(0.2)
+    time.sleep(0.2)  # deliberate: the reader sees the end of file before keepalived opens the FIFO again
     fd = open_writer(fifo, reader)
     os.write(fd, b'INSTANCE "VI_1" BACKUP 100\n')
     rsyslog.wait_for("VI_1 is BACKUP")

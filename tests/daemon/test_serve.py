@@ -137,7 +137,7 @@ def test_sigterm_reads_the_last_stop_lines_and_keeps_what_is_undelivered(tmp_pat
         write_fifo(fifo, ['INSTANCE "VI_1" MASTER 100'])
         wait_for(lambda: "not delivered" in served.log_text(), 10, "a failed attempt")
         served.signal(signal.SIGTERM)
-        time.sleep(0.1)
+        wait_for(lambda: "stopping:" in served.log_text(), 5, "the daemon to begin stopping")
         write_fifo(fifo, ['INSTANCE "VI_1" STOP 0'])  # keepalived writes STOP after signalling its reader
         stopped = time.monotonic()
         assert served.process.wait(10) == 0
@@ -181,9 +181,9 @@ def test_a_crash_leaves_a_stale_heartbeat_the_guard_catches_and_a_restart_rewrit
         served.process.wait()
         service.kill()  # dies while nobody watches: the track file still says healthy
         assert served.track("svc") == "0"
-        time.sleep(1.2)
-        guard = run("ka-check-heartbeat", heartbeat, "--max-age", "1")
-        assert guard.code == 1 and "the daemon is dead or stuck" in guard.line, guard
+        guard = wait_for(lambda: (outcome := run("ka-check-heartbeat", heartbeat, "--max-age", "1")).code == 1
+                         and outcome, 5, "the heartbeat to grow older than 1 s")
+        assert "the daemon is dead or stuck" in guard.line, guard
         assert run("kahooks", "status", "-c", str(served.config)).code == 1
         served.start()  # what systemd's Restart=always does
         served.wait_track("svc", "1", timeout=2)

@@ -27,7 +27,7 @@ def test_sigterm_at_any_moment_after_start_up_is_exit_1_not_death_by_signal() ->
     for factor in (2.0, 2.5, 3.0, 4.0, 6.0, 10.0, 20.0):
         process = subprocess.Popen([program("ka-check-exec"), "--timeout", "5", "--no-syslog", "--", "sleep", "3"],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(floor * factor)
+        time.sleep(floor * factor)  # deliberate: the signal comes at a chosen moment of start-up
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=10)
         assert process.returncode == 1, (factor, floor, process.returncode, out, err)

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from kahooks.lab.netns import wait_for
 from tests.support.notify import write_config
 from tests.support.programs import kill_mentioning, pids_mentioning
 from tests.support.serve import Served, head
@@ -23,7 +24,7 @@ interval = 0.2
     try:
         with Served(tmp_path, config) as served:
             served.wait_track("escapes", "0")
-            time.sleep(2)  # about ten runs
+            wait_for(lambda: served.runs("escapes") >= 10, 10, "ten runs")
             assert pids_mentioning("sleep", marker) == []
     finally:
         kill_mentioning("sleep", marker)
@@ -82,10 +83,9 @@ def test_rebind_leaves_a_service_that_did_not_detach_running(tmp_path: Path) -> 
     try:
         code, _ = run_command(["/bin/sh", "-c", f"sleep {marker} & exit 0"], 5, None, sweep=False)
         assert code == 0
-        time.sleep(0.3)
+        time.sleep(0.3)  # deliberate: a moment in which nothing may stop the service
         assert pids_mentioning("sleep", marker), "the service rebind started was killed with its command"
         code, _ = run_command(["/bin/sh", "-c", f"sleep {marker}1 & exit 0"], 5, None)
-        time.sleep(0.3)
-        assert not pids_mentioning("sleep", f"{marker}1"), "the exec channel left its command's child"
+        wait_for(lambda: not pids_mentioning("sleep", f"{marker}1"), 5, "the exec channel to stop its command's child")
     finally:
         kill_mentioning("sleep", marker)

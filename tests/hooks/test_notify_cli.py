@@ -6,11 +6,11 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from kahooks.lab.netns import wait_for
 from tests.support.notify import write_config
 from tests.support.programs import pids_mentioning, program, quiet_env
 
@@ -24,15 +24,17 @@ def notify(*args: str, config: Path, timeout: float = 30) -> subprocess.Complete
                           timeout=timeout, env=env, stdin=subprocess.DEVNULL)
 
 
+def lines_of(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
 def wait_for_lines(path: Path, count: int, timeout: float = 15) -> list[str]:
-    deadline = time.monotonic() + timeout
-    lines: list[str] = []
-    while time.monotonic() < deadline:
-        lines = path.read_text().splitlines() if path.exists() else []
-        if len(lines) >= count:
-            return lines
-        time.sleep(0.02)
-    raise AssertionError(f"{len(lines)} of {count} deliveries arrived: {lines}")
+    return wait_for(lambda: len(lines_of(path)) >= count and lines_of(path), timeout, f"{count} deliveries in {path}")
+
+
+def spool_is_empty(spool: Path) -> bool:
+    """Nothing recorded waits to be fanned out or delivered: every delivery is done."""
+    return not list((spool / "incoming").glob("*.json")) and not list((spool / "queue").rglob("*.json"))
 
 
 def workers_for(spool: Path) -> list[int]:
@@ -71,7 +73,8 @@ def test_send_dry_run_shows_each_message_and_sends_nothing(setup) -> None:
     assert result.returncode == 0, result
     assert "--- log (exec) would send:\nSubject: [lb-test] VI_1 is BACKUP" in result.stdout
     assert "Priority:  90" in result.stdout and "VIPs:      192.0.2.10" in result.stdout
-    time.sleep(0.3)
+    # A worker would have been started before ka-notify exited: none was, and nothing was recorded.
+    assert workers_for(spool) == []
     assert not log.exists() and not list((spool / "incoming").glob("*.json"))
 
 
@@ -129,7 +132,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing(tmp_path: Path) -> None:
     for state in ("MASTER", "BACKUP", "MASTER", "FAULT"):
         assert notify("INSTANCE", "VI_1", state, "100", config=config).returncode == 0
     recorded_ids = set()
-    time.sleep(0.6)  # the worker is in the middle of delivering
+    wait_for_lines(log, 1)  # the worker is in the middle of delivering: one done, three to go
     for pid in workers_for(spool):
         os.kill(pid, signal.SIGKILL)
     for path in list((spool / "queue" / "log").glob("*.json")) + list((spool / "incoming").glob("*.json")):
@@ -138,10 +141,8 @@ def test_a_worker_killed_mid_delivery_loses_nothing(tmp_path: Path) -> None:
     assert recorded_ids, "the kill came too late to interrupt anything"
     # The next transition starts a new worker, which replays the spool.
     assert notify("INSTANCE", "VI_1", "BACKUP", "100", config=config).returncode == 0
-    deadline = time.monotonic() + 15
-    while len(set(log.read_text().split())) < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # anything extra would show up now
+    wait_for(lambda: len(set(log.read_text().split())) >= 5 and spool_is_empty(spool), 15,
+             "all five delivered and the spool empty")
     lines = log.read_text().split()
     assert recorded_ids <= set(lines) and delivered_before <= set(lines)
     # All five transitions arrived; a replay may repeat an id (at least once), never invent one.

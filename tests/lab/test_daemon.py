@@ -55,7 +55,7 @@ def test_daemon_pair_fails_over_notifies_through_the_fifo_and_its_guard_faults_a
         pair.nodes["lb1"].run(["sh", "-c", "kill -HUP $(cat /run/keepalived.pid)"])
         reloaded = time.time()
         wait_for(lambda: pair.keepalived["lb1"].find("Reload", reloaded - 1), 10, "keepalived on lb1 to reload")
-        time.sleep(1)
+        time.sleep(1)  # deliberate: keepalived's reload settles (it logs no line when its FIFO is open again)
         killed = pair.kill_haproxy("lb1")
         pair.wait_answer("lb2", 20)
         wait_for(lambda: seen_after(pair, killed, "email: [lb1] VI_1 is FAULT"), 15, "lb1's FAULT after the reload")

@@ -30,7 +30,7 @@ def test_haproxy_pair_fails_over_notifies_everyone_and_fails_back(work: Path, la
 
         # No false failover: healthy services for a while, no transitions at all.
         settled = time.time()
-        time.sleep(5)
+        time.sleep(5)  # deliberate: an observation window in which nothing may happen
         assert pair.transitions(settled) == []
 
         killed = pair.kill_haproxy("lb1")
@@ -76,7 +76,7 @@ def test_interface_down_faults_and_notifications_follow(work: Path, lab_bin: Pat
         pair.wait_answer("lb2", 20)
         wait_for(lambda: seen_after(pair, cut, "email: [lb2] VI_1 is MASTER"), 15, "lb2's MASTER mail")
         assert not seen_after(pair, cut, "[lb1] VI_1 is FAULT")  # lb1 is cut off: its message waits
-        time.sleep(1)
+        time.sleep(1)  # deliberate: lb1 stays cut off for a while
         pair.nodes["lb1"].run(["ip", "link", "set", "eth0", "up"])
         for fragment in ("email: [lb1] VI_1 is FAULT", "slack: [lb1] VI_1 is FAULT"):
             wait_for(lambda: seen_after(pair, cut, fragment), 20, f"{fragment} after the link came back")

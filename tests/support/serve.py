@@ -65,6 +65,15 @@ class Served:
         stamps = sorted(beats)
         return [later - earlier for earlier, later in zip(stamps, stamps[1:])]
 
+    def runs(self, check: str) -> int:
+        """How many probes the check has run, as status.json says."""
+        import json
+
+        try:
+            return json.loads((self.state / "status.json").read_text())["checks"][check]["runs"]
+        except (FileNotFoundError, KeyError, ValueError):
+            return 0
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
