@@ -1,4 +1,4 @@
-"""`kahooks`: the operator's command: the daemon (serve, status), validate, and the lab of real keepalived nodes."""
+"""`kahooks`: the operator's command: the daemon (serve, status), validate, doctor, and the lab of real keepalived nodes."""
 
 from __future__ import annotations
 
@@ -118,6 +118,44 @@ def status(path: str, as_json: bool, max_age: float) -> None:
         click.echo(daemon_status.format_status(current, spool, alive))
     healthy = alive[0] and all(check["ok"] and not check.get("drained_by") for check in current["checks"].values())
     sys.exit(0 if healthy else 1)
+
+
+@cli.command()
+@click.option("-f", "--file", "path", default="/etc/keepalived/keepalived.conf", show_default=True,
+              help="this node's keepalived.conf")
+@click.option("--peer", "peer_paths", multiple=True, metavar="OTHER.conf",
+              help="another node's keepalived.conf (repeat for each): compare them and simulate the election")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object: findings and scenarios (shape in the README)")
+@click.option("--live", is_flag=True, help="also ask the running keepalived (root) for each instance's state")
+@click.option("-i", "--config-id", default=None, help="keepalived's -i, for @ID lines (default: the short host name)")
+@click.option("--no-keepalived-test", is_flag=True, help="do not run `keepalived -t` on the file")
+@click.option("-v", "--verbose", is_flag=True, help="tracebacks on unexpected errors")
+def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, config_id: str | None,
+           no_keepalived_test: bool, verbose: bool) -> None:
+    """Find a keepalived pair's mistakes before they cause an outage.
+
+    Reads keepalived.conf as keepalived does (includes, definitions, @ID lines), reports
+    each finding with FILE:LINE and its fix, and simulates the election: if a tracked item
+    fails on a node, who holds each VIP, after how long, and after it recovers.
+
+    Exit status: 0 no errors, 1 errors found, 2 a file cannot be read.
+    """
+    from kahooks.doctor import conf, report
+
+    try:
+        result = report.diagnose(path, list(peer_paths), config_id, test_with_keepalived=not no_keepalived_test)
+        if live:
+            report.add_live(result)
+    except conf.ConfError as exc:
+        click.echo(f"kahooks doctor: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # one line for an operator; -v shows the traceback
+        if verbose:
+            raise
+        click.echo(f"kahooks doctor: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(2)
+    click.echo(report.render_json(result) if as_json else report.render_text(result))
+    sys.exit(1 if result.errors else 0)
 
 
 @cli.group()

@@ -62,7 +62,7 @@ def interpreter() -> str:
 def source_digest(checkout: Path) -> str:
     """A digest of what gets installed, so an unchanged checkout is not reinstalled."""
     digest = hashlib.sha256()
-    for folder in ("kahooks", "checks", "notifiers", "hooks", "daemon", "lab"):
+    for folder in ("kahooks", "checks", "notifiers", "hooks", "daemon", "doctor", "lab"):
         for path in sorted((checkout / folder).rglob("*.py")):
             digest.update(str(path.relative_to(checkout)).encode())
             digest.update(path.read_bytes())

@@ -12,6 +12,7 @@ FORBIDDEN = {
     "checks": ("kahooks.notifiers", "kahooks.daemon", "kahooks.hooks"),
     "notifiers": ("kahooks.checks", "kahooks.daemon", "kahooks.hooks"),
     "daemon": ("kahooks.hooks",),
+    "doctor": ("kahooks.notifiers", "kahooks.daemon", "kahooks.hooks", "kahooks.lab"),
 }
 
 

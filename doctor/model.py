@@ -1,0 +1,229 @@
+"""A keepalived node as its configuration makes it: scripts, track files, instances, sync groups.
+
+Defaults and rules are keepalived 2.2.7's (vrrp_parser.c, vrrp_track.c, vrrp.c): a script's
+weight 0, interval 1, timeout = interval, rise/fall 1; a track_file's weight 1; priority 100,
+advert_int 1, VRRP version 2; `nopreempt` and `preempt_delay` cleared by `state MASTER`;
+weighted scripts dropped and weighted files and interfaces made weight 0 in a sync group
+without `sync_group_tracking_weight`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kahooks.doctor.conf import Document, Statement
+
+PRIO_OWNER = 255
+
+
+def _int(statement: Statement | None, default: int) -> int:
+    if statement is None or not statement.args:
+        return default
+    try:
+        return int(statement.args[0])
+    except ValueError:
+        return default
+
+
+def _float(statement: Statement | None, default: float) -> float:
+    if statement is None or not statement.args:
+        return default
+    try:
+        return float(statement.args[0])
+    except ValueError:
+        return default
+
+
+@dataclass
+class Script:
+    name: str
+    command: str
+    interval: float
+    timeout: float | None  # None: keepalived uses the interval
+    weight: int
+    reverse: bool
+    rise: int
+    fall: int
+    user: str | None
+    where: Statement
+
+    @property
+    def effective_timeout(self) -> float:
+        return self.timeout if self.timeout is not None else self.interval
+
+
+@dataclass
+class TrackFile:
+    name: str
+    path: str | None
+    weight: int
+    reverse: bool
+    init_file: bool
+    where: Statement
+
+
+@dataclass
+class Tracked:
+    """One item an instance tracks, with the weight that applies to it there."""
+
+    kind: str  # script, file, interface, process
+    name: str
+    weight: int
+    reverse: bool
+    where: Statement
+    dropped: str = ""  # why keepalived stops tracking it, if it does
+
+
+@dataclass
+class Instance:
+    name: str
+    state: str
+    interface: str | None
+    vrid: int | None
+    priority: int
+    advert_int: float
+    version: int
+    nopreempt: bool
+    preempt_delay: float
+    vips: list[str]
+    unicast_src_ip: str | None
+    unicast_peers: list[str]
+    auth: tuple[str, str] | None
+    tracked: list[Tracked]
+    notify: dict[str, Statement]
+    sync_group: str | None
+    where: Statement
+
+
+@dataclass
+class Node:
+    """One keepalived.conf: the node it configures."""
+
+    path: str
+    document: Document
+    globals: Statement | None
+    scripts: dict[str, Script] = field(default_factory=dict)
+    files: dict[str, TrackFile] = field(default_factory=dict)
+    instances: list[Instance] = field(default_factory=list)
+    sync_groups: dict[str, Statement] = field(default_factory=dict)
+
+    def global_value(self, keyword: str) -> str | None:
+        return self.globals.value(keyword) if self.globals is not None else None
+
+    def global_has(self, keyword: str) -> bool:
+        return self.globals is not None and self.globals.has(keyword)
+
+
+def _weight_words(args: list[str], default_weight: int, default_reverse: bool) -> tuple[int, bool]:
+    """`NAME [weight W [reverse|noreverse]]` inside a track_* block."""
+    weight, reverse = default_weight, default_reverse
+    if len(args) >= 2 and args[0] == "weight":
+        try:
+            weight = int(args[1])
+        except ValueError:
+            pass
+        if len(args) >= 3:
+            reverse = args[2] == "reverse" if args[2] in ("reverse", "noreverse") else reverse
+    return weight, reverse
+
+
+def build(document: Document, path: str | None = None) -> Node:
+    statements = document.statements
+    globals_ = next((s for s in statements if s.keyword == "global_defs"), None)
+    node = Node(path or document.path, document, globals_)
+    default_version = _int(globals_.first("vrrp_version") if globals_ else None, 2)
+    for statement in statements:
+        if statement.keyword == "vrrp_script" and statement.args:
+            weight_statement = statement.first("weight")
+            weight, reverse = _int(weight_statement, 0), bool(weight_statement and "reverse" in weight_statement.args)
+            interval = _float(statement.first("interval"), 1)
+            timeout = statement.first("timeout")
+            user = statement.first("user")
+            node.scripts[statement.args[0]] = Script(
+                statement.args[0], " ".join((statement.first("script") or statement).args), interval,
+                _float(timeout, interval) if timeout is not None else None, weight, reverse,
+                _int(statement.first("rise"), 1), _int(statement.first("fall"), 1),
+                user.args[0] if user is not None and user.args else None, statement)
+        elif statement.keyword in ("track_file", "vrrp_track_file") and statement.args and statement.children is not None:
+            weight_statement = statement.first("weight")
+            node.files[statement.args[0]] = TrackFile(
+                statement.args[0], statement.value("file"), _int(weight_statement, 1),
+                bool(weight_statement and "reverse" in weight_statement.args), statement.has("init_file"), statement)
+        elif statement.keyword == "vrrp_sync_group" and statement.args:
+            node.sync_groups[statement.args[0]] = statement
+    member_of = {}
+    for name, group in node.sync_groups.items():
+        for block in group.all("group"):
+            for member in block.children or []:
+                for word in member.words:
+                    member_of[word] = name
+    for statement in statements:
+        if statement.keyword == "vrrp_instance" and statement.args:
+            node.instances.append(_instance(node, statement, default_version, member_of.get(statement.args[0])))
+    return node
+
+
+def _instance(node: Node, statement: Statement, default_version: int, sync_group: str | None) -> Instance:
+    state = (statement.value("state", "BACKUP") or "BACKUP").upper()
+    nopreempt = statement.has("nopreempt") and not (statement.has("preempt") and
+                                                   statement.first("preempt").line > statement.first("nopreempt").line)  # type: ignore[union-attr]  # both present
+    preempt_delay = _float(statement.first("preempt_delay"), 0)
+    priority = _int(statement.first("priority"), 100)
+    if state == "MASTER":  # keepalived clears both, with a warning
+        nopreempt, preempt_delay = False, 0
+    if nopreempt:
+        preempt_delay = 0
+    if priority == PRIO_OWNER:
+        nopreempt = False
+    vips: list[str] = []
+    for block in statement.all("virtual_ipaddress"):
+        vips.extend(child.words[0].split("/")[0] for child in block.children or [] if child.words)
+    peers: list[str] = []
+    for block in statement.all("unicast_peer"):
+        peers.extend(child.words[0] for child in block.children or [] if child.words)
+    auth_block = statement.first("authentication")
+    auth = (auth_block.value("auth_type", "") or "", auth_block.value("auth_pass", "") or "") if auth_block else None
+    group_weights = sync_group is not None and node.sync_groups[sync_group].has("sync_group_tracking_weight")
+    in_sync = sync_group is not None and not group_weights
+    owner = priority == PRIO_OWNER  # keepalived ignores weights for the address owner, as for a sync group
+    ignored_because = "the address owner (priority 255) ignores weighted tracking" if owner else (
+        f"weighted scripts are ignored in sync group {sync_group} (sync_group_tracking_weight)")
+    tracked: list[Tracked] = []
+    for block in statement.all("track_script"):
+        for child in block.children or []:
+            script = node.scripts.get(child.keyword)
+            weight, reverse = _weight_words(child.args, script.weight if script else 0, script.reverse if script else False)
+            item = Tracked("script", child.keyword, weight, reverse, child)
+            if script is None:
+                item.dropped = f"no vrrp_script {child.keyword} is defined"
+            elif (in_sync or owner) and weight:
+                item.dropped = ignored_because
+            tracked.append(item)
+    for block in statement.all("track_file"):
+        for child in block.children or []:
+            track = node.files.get(child.keyword)
+            weight, reverse = _weight_words(child.args, track.weight if track else 1, track.reverse if track else False)
+            item = Tracked("file", child.keyword, weight, reverse, child)
+            if track is None:
+                item.dropped = f"no track_file {child.keyword} is defined"
+            elif in_sync and weight == 1:
+                item.weight = 0
+            elif in_sync and weight:
+                item.dropped = f"weighted files are ignored in sync group {sync_group} (sync_group_tracking_weight)"
+            tracked.append(item)
+    for block in statement.all("track_interface"):
+        for child in block.children or []:
+            weight, reverse = _weight_words(child.args, 0, False)
+            tracked.append(Tracked("interface", child.keyword, 0 if in_sync else weight, reverse, child))
+    for block in statement.all("track_process"):
+        for child in block.children or []:
+            weight, reverse = _weight_words(child.args, 0, False)
+            tracked.append(Tracked("process", child.keyword, weight, reverse, child))
+    notify = {child.keyword: child for child in statement.children or []
+              if child.keyword in ("notify", "notify_master", "notify_backup", "notify_fault", "notify_stop")}
+    vrid = statement.first("virtual_router_id")
+    return Instance(
+        statement.args[0], state, statement.value("interface"), _int(vrid, -1) if vrid is not None else None,
+        priority, _float(statement.first("advert_int"), 1), _int(statement.first("version"), default_version),
+        nopreempt, preempt_delay, vips, statement.value("unicast_src_ip"), peers, auth, tracked, notify,
+        sync_group, statement)

@@ -1,0 +1,144 @@
+"""Findings that need more than one node: the nodes disagree, or the election cannot do what the weights intend."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from kahooks.doctor.election import Member, Scenario, elect, first_master, groups, standings
+from kahooks.doctor.findings import Finding, finding
+from kahooks.doctor.model import Node, Tracked
+
+
+def check_vrids(node: Node) -> list[Finding]:
+    found = []
+    seen: dict[tuple[int | None, str | None], str] = {}
+    for instance in node.instances:
+        key = (instance.vrid, instance.interface)
+        if key in seen:
+            found.append(finding("duplicate-vrid", "error", instance.where.first("virtual_router_id") or instance.where,
+                                 f"{instance.name} and {seen[key]} both use virtual_router_id {instance.vrid} on "
+                                 f"{instance.interface}: their adverts are taken for each other's",
+                                 "give each instance on an interface its own virtual_router_id"))
+        seen[key] = instance.name
+    return found
+
+
+def check_agreement(nodes: list[Node]) -> list[Finding]:
+    """Each VRRP group: do the nodes agree on what VRRP needs them to agree on?"""
+    found = []
+    for key, members in groups(nodes).items():
+        first = members[0]
+        if len(nodes) > 1 and len(members) == 1:
+            found.append(finding("peer-missing-instance", "warning", first.instance.where,
+                                 f"{first.instance.name} ({key}) exists on {first.node.path} only: no peer backs it up",
+                                 "give the peer the same virtual_router_id, or check the number"))
+        for other in members[1:]:
+            a, b = first.instance, other.instance
+            pair = f"{a.name} on {first.node.path} and {b.name} on {other.node.path}"
+            if a.advert_int != b.advert_int:
+                found.append(finding("peer-advert-int", "error", b.where.first("advert_int") or b.where,
+                                     f"{pair}: advert_int {a.advert_int:g} vs {b.advert_int:g}: VRRPv2 drops "
+                                     f"adverts with another interval, so both become MASTER",
+                                     "the same advert_int on every node"))
+            if a.version != b.version:
+                found.append(finding("peer-version", "error", b.where, f"{pair}: VRRP version {a.version} vs {b.version}",
+                                     "the same vrrp_version (or version) on every node"))
+            if (a.auth or ("", "")) != (b.auth or ("", "")):
+                found.append(finding("peer-auth", "error", b.where.first("authentication") or b.where,
+                                     f"{pair}: authentication differs: each drops the other's adverts (split brain)",
+                                     "the same auth_type and auth_pass on every node, or none"))
+            if sorted(a.vips) != sorted(b.vips):
+                found.append(finding("peer-vips", "error", b.where.first("virtual_ipaddress") or b.where,
+                                     f"{pair}: virtual_ipaddress {sorted(a.vips)} vs {sorted(b.vips)}: VRRPv2 drops "
+                                     f"adverts whose address list differs", "the same VIPs on every node"))
+            for one, two, one_member in ((a, b, first), (b, a, other)):
+                if one.unicast_peers and two.unicast_src_ip and two.unicast_src_ip not in one.unicast_peers:
+                    found.append(finding("peer-unicast", "error", one.where.first("unicast_peer") or one.where,
+                                         f"{one.name} on {one_member.node.path} does not list {two.unicast_src_ip} "
+                                         f"in unicast_peer: its adverts never reach the peer", "list every other "
+                                         "node's unicast_src_ip in unicast_peer"))
+    return found
+
+
+def _with_weight(nodes: list[Node], kind: str, name: str, weight: int) -> list[Node]:
+    """The nodes with every tracking of (kind, name) given `weight`, for the smallest-weight search."""
+    changed = []
+    for node in nodes:
+        instances = []
+        for instance in node.instances:
+            tracked: list[Tracked] = [replace(item, weight=weight) if (item.kind, item.name) == (kind, name) else item
+                                      for item in instance.tracked]
+            instances.append(replace(instance, tracked=tracked))
+        changed.append(replace(node, instances=instances))
+    return changed
+
+
+def _moves(nodes: list[Node], node_path: str, kind: str, name: str, instance_name: str) -> bool:
+    """Does (kind, name) failing on the node take instance_name's VIP away from it, with these weights?"""
+    node = next(candidate for candidate in nodes if candidate.path == node_path)
+    for members in groups(nodes).values():
+        mine = [member for member in members if member.node is node and member.instance.name == instance_name]
+        if not mine:
+            continue
+        ok = {member: standings(member.node, frozenset())[member.instance.name] for member in members}
+        failed = {member: standings(member.node, frozenset({f"{kind}:{name}"}) if member.node is node
+                                    else frozenset())[member.instance.name] for member in members}
+        before = first_master(members, ok)
+        return before != mine[0] or elect(members, failed, before) != mine[0]
+    return True
+
+
+def smallest_weight(nodes: list[Node], scenario: Scenario) -> int | None:
+    """The weight of least size, of the same sign, that would move the VIP; None if none within range."""
+    item_sign = -1
+    for node in nodes:
+        for instance in node.instances:
+            for item in instance.tracked:
+                if (item.kind, item.name) == (scenario.kind, scenario.fails) and item.weight:
+                    item_sign = 1 if item.weight > 0 else -1
+    limit = 254 if scenario.kind == "file" else 253
+    for size in range(1, limit + 1):
+        weight = size * item_sign
+        if _moves(_with_weight(nodes, scenario.kind, scenario.fails, weight), scenario.node, scenario.kind,
+                  scenario.fails, scenario.instance):
+            return weight
+    return None
+
+
+def check_failover(nodes: list[Node], scenarios: list[Scenario]) -> list[Finding]:
+    """A tracked item whose failure on the MASTER leaves it MASTER protects nothing."""
+    found: list[Finding] = []
+    if len(nodes) < 2:
+        return found
+    for scenario in scenarios:
+        before, after = scenario.master_before, scenario.master_after_failure
+        if before is None or after is None or before != after or before.node.path != scenario.node:
+            continue
+        if before.instance.name != scenario.instance:
+            continue
+        item = next((item for item in before.instance.tracked if item.name == scenario.fails and item.kind == scenario.kind),
+                    None)
+        if item is None or item.dropped:
+            continue
+        mine = scenario.standing_after_failure[before]
+        others = [member for member in scenario.standing_after_failure if member != before]
+        rival = max(others, key=lambda member: scenario.standing_after_failure[member].priority, default=None)
+        rival_text = ""
+        if rival is not None:
+            rival_standing = scenario.standing_after_failure[rival]
+            rival_text = (f" {'>=' if mine.priority >= rival_standing.priority else '<'} "
+                          f"{rival.node.path}'s {rival_standing.priority}"
+                          + (" (nopreempt)" if rival.instance.nopreempt else "")
+                          + (" (FAULT)" if rival_standing.fault else ""))
+        weight = smallest_weight(nodes, scenario)
+        fix = f"weight {weight} on {scenario.fails} (or weight 0: FAULT on failure)" if weight is not None \
+            else "weight 0 on it: the instance goes to FAULT and the VIP moves"
+        found.append(finding("failover-never-happens", "error", item.where,
+                             f"{scenario.fails} failing on {scenario.node} leaves it MASTER of {scenario.instance}: "
+                             f"priority {' '.join(mine.parts) + ' = ' if len(mine.parts) > 1 else ''}{mine.priority}"
+                             f"{rival_text}", fix))
+    return found
+
+
+def describe(member: Member | None) -> str:
+    return member.node.path if member is not None else "nobody"

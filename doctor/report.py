@@ -1,0 +1,126 @@
+"""Put the doctor together: read the nodes, collect findings and scenarios, print text or JSON.
+
+The JSON shape is documented in the README and kept stable:
+{"findings": [{"code", "severity", "file", "line", "message", "fix"}],
+ "scenarios": [{"node", "instance", "fails", "master_after_failure", "failover_s", "master_after_recovery", ...}]}
+(scenarios also carry tracked_as, master_before, failover_min_s and failover_max_s; with --live, "live").
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+
+from kahooks.doctor import conf, election, findings, peers, running
+from kahooks.doctor.findings import SEVERITIES, Finding
+from kahooks.doctor.model import Node, build
+
+
+@dataclass
+class Report:
+    nodes: list[Node]
+    findings: list[Finding]
+    scenarios: list[election.Scenario]
+    live: list[dict] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for item in self.findings if item.severity == "error")
+
+    def as_json(self) -> dict:
+        out: dict = {"findings": [item.as_json() for item in self.findings],
+                     "scenarios": [scenario.as_json() for scenario in self.scenarios]}
+        if self.live:
+            out["live"] = self.live
+        return out
+
+
+def diagnose(path: str, peer_paths: list[str], config_id: str | None = None, test_with_keepalived: bool = True) -> Report:
+    """Everything the doctor knows about `path` and its peers; conf.ConfError when a file cannot be read."""
+    nodes = [build(conf.read(candidate, config_id), candidate) for candidate in [path, *peer_paths]]
+    found: list[Finding] = []
+    for index, node in enumerate(nodes):
+        here = index == 0  # the peers' scripts live on other machines
+        found.extend(findings.check_scripts(node, here))
+        found.extend(findings.check_tracking_and_notify(node, here))
+        found.extend(peers.check_vrids(node))
+        found.extend(Finding("conf-note", "hint", file, line, note, "") for file, line, note in node.document.notes)
+    found.extend(peers.check_agreement(nodes))
+    scenarios = election.simulate(nodes)
+    found.extend(peers.check_failover(nodes, scenarios))
+    if test_with_keepalived:
+        found.extend(running.config_test(path) or [])
+    order = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+    found = sorted(set(found), key=lambda item: (order[item.severity], item.file, item.line, item.code))
+    return Report(nodes, found, scenarios)
+
+
+def add_live(report: Report) -> None:
+    """--live: keepalived's own view of this node, and what contradicts the addresses really here."""
+    node = report.nodes[0]
+    try:
+        instances = running.live_state()
+        here = running.addresses_here()
+    except (OSError, ValueError, KeyError) as exc:
+        report.findings.append(Finding("live-unavailable", "warning", node.path, 0,
+                                       f"cannot ask the running keepalived: {exc}", "run as root where keepalived runs"))
+        return
+    for instance in instances:
+        holding = sorted(vip for vip in instance.vips if vip in here)
+        report.live.append({"instance": instance.name, "state": instance.state, "priority": instance.effective_priority,
+                            "base_priority": instance.base_priority, "vips_here": holding,
+                            "track_scripts": instance.track_scripts})
+        configured = next((item for item in node.instances if item.name == instance.name), None)
+        where = configured.where if configured is not None else None
+        if instance.state == "MASTER" and instance.vips and not holding:
+            report.findings.append(findings.finding("live-master-without-vip", "error", where or node.document.statements[0],
+                                                    f"{instance.name} is MASTER but none of {instance.vips} is on an "
+                                                    f"interface here", "check `ip addr` and keepalived's log"))
+        if instance.state != "MASTER" and holding:
+            report.findings.append(findings.finding("live-vip-without-master", "error", where or node.document.statements[0],
+                                                    f"{instance.name} is {instance.state} but {', '.join(holding)} is "
+                                                    f"on an interface here: two nodes may answer for it",
+                                                    "remove the address by hand; check for a second keepalived"))
+
+
+def paint(text: str, severity: str, colour: bool) -> str:
+    codes = {"error": "31;1", "warning": "33", "hint": "36"}
+    return f"\033[{codes[severity]}m{text}\033[0m" if colour else text
+
+
+def render_text(report: Report, colour: bool | None = None) -> str:
+    colour = sys.stdout.isatty() if colour is None else colour
+    lines: list[str] = []
+    for severity in SEVERITIES:
+        chosen = [item for item in report.findings if item.severity == severity]
+        if not chosen:
+            continue
+        lines.append(paint(f"{severity.upper()}S ({len(chosen)})", severity, colour))
+        for item in chosen:
+            place = f"{item.file}:{item.line}" if item.line else item.file
+            lines.append(f"  {place}: [{item.code}] {item.message}")
+            if item.fix:
+                lines.append(f"      fix: {item.fix}")
+        lines.append("")
+    if report.scenarios:
+        lines.append("IF A TRACKED ITEM FAILS")
+        for scenario in report.scenarios:
+            after = peers.describe(scenario.master_after_failure)
+            timing = (f" within {scenario.failover_s:g} s (at best {scenario.failover_min_s:g} s)"
+                      if scenario.failover_s is not None else "")
+            moved = "moves to" if scenario.master_after_failure != scenario.master_before else "stays with"
+            lines.append(f"  {scenario.fails} ({scenario.kind}) fails on {scenario.node}: {scenario.instance} "
+                         f"{moved} {after}{timing}; once it recovers: {peers.describe(scenario.master_after_recovery)}")
+        lines.append("")
+    for entry in report.live:
+        lines.append(f"LIVE {entry['instance']}: {entry['state']}, priority {entry['priority']} "
+                     f"(base {entry['base_priority']}), VIPs here: {', '.join(entry['vips_here']) or 'none'}")
+    counts = {severity: sum(1 for item in report.findings if item.severity == severity) for severity in SEVERITIES}
+    lines.append(f"{len(report.nodes)} node{'s' if len(report.nodes) != 1 else ''}: {counts['error']} errors, "
+                 f"{counts['warning']} warnings, {counts['hint']} hints")
+    return "\n".join(lines)
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report.as_json(), indent=1)

@@ -1,0 +1,253 @@
+"""Every prediction of `kahooks doctor` checked against real keepalived (issue: prove each prediction).
+
+Two lab nodes run one keepalived each, whose keepalived.conf includes every corpus entry
+(tests/lab/doctor_corpus.py). The doctor reads the same two files and predicts, for each
+tracked item of each node, who holds each VIP after it fails, after how long, and after it
+recovers. Then, phase by phase (keepalived restarted between phases, so each starts from the
+first election): fail the item on each node in turn, see who holds each VIP and when the new
+MASTER entered that state, recover, see again. Agreement must be total, and each failover
+within 0.3 s of the doctor's `failover_s` (the longest it can take: a script fails just after
+a run, so its detection takes whole intervals, as the doctor's figure assumes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kahooks.lab.netns import Network, Node, wait_for
+from kahooks.lab.pair import Stamped
+from tests.lab.doctor_corpus import CORPUS, SUBNET
+from tests.support.programs import program, quiet_env
+
+pytestmark = pytest.mark.root
+NODES = ("lb1", "lb2")
+TOLERANCE = 0.3
+
+CHECK = """#!/bin/sh
+# A corpus track script: it notes each run, and fails while its flag exists.
+touch "{work}/ran/$1"
+[ ! -e "{work}/flags/$1" ]
+"""
+
+NODE_CONF = """global_defs {{
+    router_id {node}
+    enable_script_security
+    script_user keepalived_script
+}}
+include ../corpus/*/{node}.conf
+"""
+
+
+class Lab:
+    """The work tree, the two nodes and their keepalived processes."""
+
+    def __init__(self, work: Path, net: Network) -> None:
+        self.work = work
+        self.nodes: dict[str, Node] = {name: net.add_node(name, index) for index, name in enumerate(NODES, 11)}
+        self.keepalived: dict[str, Stamped] = {}
+        user = pwd.getpwnam("keepalived_script")
+        for sub in ("ran", "flags", "track", "corpus", *NODES):
+            (work / sub).mkdir(mode=0o755)
+        os.chown(work / "ran", user.pw_uid, user.pw_gid)
+        check = work / "check"
+        check.write_text(CHECK.format(work=work))
+        check.chmod(0o755)
+        for entry in CORPUS:
+            directory = work / "corpus" / entry.name
+            directory.mkdir()
+            (directory / "lb1.conf").write_text(entry.lb1.replace("{work}", str(work)))
+            (directory / "lb2.conf").write_text(entry.lb2.replace("{work}", str(work)))
+        for node in NODES:
+            (work / node / "keepalived.conf").write_text(NODE_CONF.format(node=node))
+
+    def conf(self, node: str) -> str:
+        return str(self.work / node / "keepalived.conf")
+
+    def reset_items(self) -> None:
+        for flag in (self.work / "flags").iterdir():
+            flag.unlink()
+        for entry in CORPUS:
+            for node in NODES:
+                self.write_track(f"{entry.name}_{node}", 0)
+
+    def write_track(self, name: str, value: int) -> None:
+        temporary = self.work / "track" / f".{name}.tmp"
+        temporary.write_text(f"{value}\n")
+        os.rename(temporary, self.work / "track" / name)
+
+    def start(self) -> None:
+        self.reset_items()
+        for name, node in self.nodes.items():
+            process = node.popen(["keepalived", "-n", "-l", "-D", "-P", "-f", self.conf(name), "-p",
+                                  "/run/keepalived.pid", "-r", "/run/vrrp.pid"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            self.keepalived[name] = Stamped(process, self.work / name / f"keepalived-{time.time():.0f}.log")
+
+    def stop(self) -> None:
+        # The process we hold is nsenter, which passes no signal on: stop keepalived inside the node.
+        for node in self.nodes.values():
+            node.run(["pkill", "-TERM", "-x", "keepalived"], check=False)
+        for node in self.nodes.values():
+            wait_for(lambda: node.run(["pgrep", "-x", "keepalived"], check=False).returncode == 1, 15,
+                     f"keepalived on {node.namespace} to stop")
+        for stamped in self.keepalived.values():
+            try:
+                stamped.process.wait(10)
+            except subprocess.TimeoutExpired:
+                stamped.process.kill()
+                stamped.process.wait(5)
+        self.keepalived = {}
+
+    def holders(self) -> dict[str, str | None]:
+        """Each corpus VIP and the node holding it (None: nobody; 'lb1+lb2': both)."""
+        present = {name: node.addresses() for name, node in self.nodes.items()}
+        found: dict[str, str | None] = {}
+        for vrid in range(101, 130):
+            vip = f"{SUBNET}.{vrid}"
+            holding = [name for name in NODES if vip in present[name]]
+            found[vip] = "+".join(holding) if holding else None
+        return found
+
+
+def vip_of(instance: str, lab: Lab) -> str:
+    """The VIP of a corpus instance, from its configuration on lb1."""
+    for entry in CORPUS:
+        marker = f"vrrp_instance {instance} {{"
+        if marker in entry.lb1:
+            block = entry.lb1.split(marker, 1)[1]
+            vrid = int(block.split("virtual_router_id", 1)[1].split()[0])
+            return f"{SUBNET}.{vrid}"
+    raise KeyError(instance)
+
+
+def predict(lab: Lab) -> list[dict]:
+    result = subprocess.run([program("kahooks"), "doctor", "-f", lab.conf("lb1"), "--peer", lab.conf("lb2"), "--json",
+                             "--no-keepalived-test"], capture_output=True, text=True, timeout=120, env=quiet_env())
+    assert result.returncode in (0, 1), result.stderr
+    report = json.loads(result.stdout)
+    by_path = {lab.conf(node): node for node in NODES}
+    scenarios = []
+    for scenario in report["scenarios"]:
+        scenarios.append({**scenario, "node": by_path[scenario["node"]],
+                          **{key: by_path.get(scenario[key]) for key in
+                             ("master_before", "master_after_failure", "master_after_recovery")}})
+    return scenarios
+
+
+def fail(lab: Lab, item: str, kind: str, stamps: dict[str, float]) -> None:
+    """Fail one item; for a script, just after a run, so detection takes whole intervals."""
+    if kind == "script":
+        ran = lab.work / "ran" / item
+        seen = ran.stat().st_mtime if ran.exists() else 0.0
+        deadline = time.monotonic() + 3
+        while not (ran.exists() and ran.stat().st_mtime > seen) and time.monotonic() < deadline:
+            time.sleep(0.005)  # a script keepalived ignores (c19) never runs: fail it all the same
+        time.sleep(0.1)  # deliberate: this run has ended; the failure is seen at the next one
+        (lab.work / "flags" / item).touch()
+        # It failed, as far as keepalived can tell, the moment that run ended: no run comes between.
+        stamps[item] = ran.stat().st_mtime if ran.exists() else time.time()
+    else:
+        lab.write_track(item, 1)
+        stamps[item] = time.time()
+
+
+def recover(lab: Lab, item: str, kind: str) -> None:
+    if kind == "script":
+        (lab.work / "flags" / item).unlink(missing_ok=True)
+    else:
+        lab.write_track(item, 0)
+
+
+def phases(scenarios: list[dict]) -> list[tuple[str, int]]:
+    """(node, n): the n-th item of every entry on that node fails together."""
+    counts: dict[str, int] = {}
+    for node in NODES:
+        per_entry: dict[str, set[str]] = {}
+        for scenario in scenarios:
+            if scenario["node"] == node:
+                per_entry.setdefault(scenario["fails"].split("_")[0], set()).add(scenario["fails"])
+        counts[node] = max(len(items) for items in per_entry.values())
+    return [(node, index) for node in NODES for index in range(counts[node])]
+
+
+def test_every_prediction_of_the_doctor_holds_on_real_keepalived(work: Path, lab_bin: Path) -> None:
+    assert len(CORPUS) >= 20
+    with Network("khldoc", subnet=f"{SUBNET}.0/24") as net:
+        lab = Lab(work, net)
+        scenarios = predict(lab)
+        assert {scenario["fails"].split("_")[0] for scenario in scenarios} == {entry.name for entry in CORPUS}
+        checked, wrong, table = 0, [], []
+        for node, index in phases(scenarios):
+            items = {}
+            for scenario in scenarios:
+                if scenario["node"] != node:
+                    continue
+                entry_items = sorted({s["fails"] for s in scenarios
+                                      if s["node"] == node and s["fails"].split("_")[0] == scenario["fails"].split("_")[0]})
+                if index < len(entry_items) and scenario["fails"] == entry_items[index]:
+                    items[scenario["fails"]] = scenario["tracked_as"]
+            mine = [scenario for scenario in scenarios if scenario["node"] == node and scenario["fails"] in items]
+            lab.start()
+            try:
+                time.sleep(7)  # deliberate: the first election and the scripts' first runs settle
+                before = lab.holders()
+                for scenario in mine:
+                    vip = vip_of(scenario["instance"], lab)
+                    if before[vip] != scenario["master_before"]:
+                        wrong.append(f"{scenario['instance']} at start: held by {before[vip]}, "
+                                     f"predicted {scenario['master_before']}")
+                stamps: dict[str, float] = {}
+                threads = [threading.Thread(target=fail, args=(lab, item, kind, stamps)) for item, kind in items.items()]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                longest = max([scenario["failover_s"] or 0 for scenario in mine] + [0])
+                time.sleep(longest + 2.5)  # deliberate: past the longest predicted failover, then look
+                after = lab.holders()
+                for item, kind in items.items():
+                    recover(lab, item, kind)
+                time.sleep(8)  # deliberate: 3 adverts + skew + preempt_delay 2 + a rise, then look
+                recovered = lab.holders()
+                for scenario in mine:
+                    vip = vip_of(scenario["instance"], lab)
+                    checked += 1
+                    measured = None
+                    new = scenario["master_after_failure"]
+                    if new is not None and new != scenario["master_before"] and new in lab.keepalived:
+                        entered = lab.keepalived[new].find(f"({scenario['instance']}) Entering MASTER STATE",
+                                                           stamps[scenario["fails"]])
+                        measured = entered - stamps[scenario["fails"]] if entered else None
+                        if entered is None:
+                            wrong.append(f"{scenario['instance']}: no 'Entering MASTER STATE' on {new} after the "
+                                         f"failure; its lines: " + " | ".join(
+                                             line for stamp, line in lab.keepalived[new].lines
+                                             if f"({scenario['instance']})" in line)[-600:])
+                    table.append((scenario["instance"], scenario["fails"], after[vip], scenario["master_after_failure"],
+                                  scenario["failover_s"], measured, recovered[vip], scenario["master_after_recovery"]))
+                    if after[vip] != scenario["master_after_failure"]:
+                        wrong.append(f"{scenario['fails']} failed: {scenario['instance']} held by {after[vip]}, "
+                                     f"predicted {scenario['master_after_failure']}")
+                    if recovered[vip] != scenario["master_after_recovery"]:
+                        wrong.append(f"{scenario['fails']} recovered: {scenario['instance']} held by {recovered[vip]}, "
+                                     f"predicted {scenario['master_after_recovery']}")
+                    if scenario["failover_s"] is not None and (
+                            measured is None or abs(measured - scenario["failover_s"]) > TOLERANCE):
+                        wrong.append(f"{scenario['fails']} failed: {scenario['instance']} failover measured "
+                                     f"{measured if measured is None else round(measured, 3)} s, "
+                                     f"predicted {scenario['failover_s']} s")
+            finally:
+                lab.stop()
+        print("\ninstance  fails  held-after  predicted  failover-predicted  measured  held-recovered  predicted")
+        for row in table:
+            print("  ".join(str(round(value, 3)) if isinstance(value, float) else str(value) for value in row))
+        assert checked >= 2 * len(CORPUS)
+        assert not wrong, "\n".join(wrong)
