@@ -213,10 +213,9 @@ class Reader:
         for match in matches:
             if os.path.isdir(match):
                 continue
-            try:
-                out.extend(self.lines(match, depth + 1))
-            except ConfError as exc:
-                raise ConfError(path, number, f"include {match}: {exc}") from None
+            if not os.access(match, os.R_OK):
+                raise ConfError(path, number, f"include {match}: cannot read it")
+            out.extend(self.lines(match, depth + 1))  # its own errors name its own FILE:LINE
         return out
 
     # Words and blocks ----------------------------------------------------------------------------

@@ -28,6 +28,15 @@ def check_agreement(nodes: list[Node]) -> list[Finding]:
     found = []
     for key, members in groups(nodes).items():
         first = members[0]
+        healthy = {member: standings(member.node, frozenset())[member.instance.name] for member in members}
+        top = max(standing.priority for standing in healthy.values())
+        tied = [member for member in members if healthy[member].priority == top]
+        if len(tied) > 1 and first_master(members, healthy) is None:
+            last = tied[-1].instance.where
+            found.append(finding("equal-priority", "warning", last.first("priority") or last,
+                                 f"{first.instance.name} ({key}): {', '.join(member.node.path for member in tied)} all have "
+                                 f"priority {top}: the higher IP address wins the election (not `state`), and a node "
+                                 f"that recovers never takes the VIP back", "give the preferred node a higher priority"))
         if len(nodes) > 1 and len(members) == 1:
             found.append(finding("peer-missing-instance", "warning", first.instance.where,
                                  f"{first.instance.name} ({key}) exists on {first.node.path} only: no peer backs it up",

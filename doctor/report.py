@@ -107,6 +107,8 @@ def render_text(report: Report, colour: bool | None = None) -> str:
         lines.append("IF A TRACKED ITEM FAILS")
         for scenario in report.scenarios:
             after = peers.describe(scenario.master_after_failure)
+            if len(report.nodes) == 1 and scenario.master_after_failure is None:
+                after = "no node it knows of (FAULT here; give --peer OTHER.conf to see who takes it)"
             timing = (f" within {scenario.failover_s:g} s (at best {scenario.failover_min_s:g} s)"
                       if scenario.failover_s is not None else "")
             moved = "moves to" if scenario.master_after_failure != scenario.master_before else "stays with"

@@ -33,3 +33,23 @@ def test_every_example_passes_keepalived_config_test() -> None:
             assert result.returncode == 0, f"{example.name}: {output}"
             for warning in ("Unsafe permissions", "not found", "doesn't exist", "Disabling"):
                 assert warning not in output, f"{example.name}: {output}"
+
+
+def test_the_doctor_finds_no_error_in_any_example_nor_in_the_pair_it_makes(tmp_path: Path) -> None:
+    """The examples are what the README tells people to copy: the doctor must pass them, each node
+    alone and with its peer (the same file at priority 100, as their comments say)."""
+    import json
+    import subprocess
+
+    lab_bin = ensure_installed(CHECKOUT)
+    work = Path(tempfile.mkdtemp(prefix="kahooks-contrib-doctor-"))
+    for example in EXAMPLES:
+        conf = work / example.name
+        conf.write_text(example.read_text().replace("/usr/local/bin/", f"{lab_bin}/"))
+        peer = work / f"peer-{example.name}"
+        peer.write_text(conf.read_text().replace("priority 150", "priority 100"))
+        for args in ([str(conf)], [str(conf), "--peer", str(peer)]):
+            result = subprocess.run([str(lab_bin / "kahooks"), "doctor", "--json", "-f", *args],
+                                    capture_output=True, text=True, timeout=60)
+            errors = [item for item in json.loads(result.stdout)["findings"] if item["severity"] == "error"]
+            assert result.returncode == 0 and errors == [], (example.name, errors, result.stderr)
