@@ -9,6 +9,7 @@ The JSON shape is documented in the README and kept stable:
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from dataclasses import dataclass, field
 
@@ -62,7 +63,7 @@ def add_live(report: Report) -> None:
     try:
         instances = running.live_state()
         here = running.addresses_here()
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
         report.findings.append(Finding("live-unavailable", "warning", node.path, 0,
                                        f"cannot ask the running keepalived: {exc}", "run as root where keepalived runs"))
         return

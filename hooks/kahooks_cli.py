@@ -112,12 +112,33 @@ def status(path: str, as_json: bool, max_age: float) -> None:
         click.echo(f"kahooks status: spool {spool_dir} not shown: {os_words(exc)}", err=True)
         spool = None
     alive = daemon_status.daemon_alive(current, max_age)
+    keepalived = _keepalived_view()
     if as_json:
-        click.echo(json.dumps({**current, "spool": spool, "alive": alive[0]}, indent=1, sort_keys=True))
+        click.echo(json.dumps({**current, "spool": spool, "alive": alive[0], "keepalived": keepalived}, indent=1,
+                              sort_keys=True))
     else:
         click.echo(daemon_status.format_status(current, spool, alive))
+        for instance in keepalived or []:
+            click.echo(f"keepalived: {instance['instance']} {instance['state']}, priority {instance['priority']}"
+                       f" (base {instance['base_priority']})")
     healthy = alive[0] and all(check["ok"] and not check.get("drained_by") for check in current["checks"].values())
     sys.exit(0 if healthy else 1)
+
+
+def _keepalived_view() -> list[dict] | None:
+    """keepalived's own state of each instance, next to the daemon's, when keepalived runs here and we may ask."""
+    import os
+    import subprocess
+
+    from kahooks.doctor import running
+
+    if os.geteuid() != 0 or not os.path.exists("/run/keepalived.pid"):
+        return None
+    try:
+        return [{"instance": item.name, "state": item.state, "priority": item.effective_priority,
+                 "base_priority": item.base_priority} for item in running.live_state(wait=1.0)]
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError):
+        return None  # status must never fail because keepalived could not be asked
 
 
 @cli.command()

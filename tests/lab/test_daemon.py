@@ -23,6 +23,9 @@ def test_daemon_pair_fails_over_notifies_through_the_fifo_and_its_guard_faults_a
         pair.wait_answer("lb1", 30)
         track = pair.state_dir("lb1") / "track" / "haproxy"
         assert track.read_text() == "0\n"
+        # `kahooks status` shows keepalived's own view next to the daemon's.
+        status = pair.nodes["lb1"].run([str(lab_bin / "kahooks"), "status", "-c", str(work / "lb1" / "kahooks.toml")])
+        assert "keepalived: VI_1 MASTER, priority 150 (base 150)" in status.stdout, status.stdout
 
         # haproxy dies: the daemon writes the track file, keepalived faults lb1, lb2 takes the VIP.
         killed = pair.kill_haproxy("lb1")

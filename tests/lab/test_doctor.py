@@ -178,6 +178,35 @@ def phases(scenarios: list[dict]) -> list[tuple[str, int]]:
     return [(node, index) for node in NODES for index in range(counts[node])]
 
 
+def live(lab: Lab, lab_bin: Path, node: str) -> dict:
+    result = lab.nodes[node].run([str(lab_bin / "kahooks"), "doctor", "-f", lab.conf(node), "--live", "--json",
+                                  "--no-keepalived-test"], check=False)
+    assert result.returncode in (0, 1), result.stderr
+    return json.loads(result.stdout)
+
+
+def live_checks(lab: Lab, lab_bin: Path) -> None:
+    """--live: keepalived's own view of each instance, and a VIP configured where keepalived is not MASTER."""
+    lab.start()
+    try:
+        time.sleep(7)  # deliberate: the first election settles
+        report = live(lab, lab_bin, "lb2")
+        states = {entry["instance"]: entry for entry in report["live"]}
+        assert states["c01_VI"]["state"] == "BACKUP" and states["c01_VI"]["priority"] == 100
+        assert states["c15_VIb"]["state"] == "MASTER" and states["c15_VIb"]["vips_here"] == [f"{SUBNET}.116"]
+        assert not [item for item in report["findings"] if item["code"].startswith("live-")], report["findings"]
+        lab.nodes["lb2"].add_address(f"{SUBNET}.101/32")  # c01's VIP, by hand, on its BACKUP
+        try:
+            report = live(lab, lab_bin, "lb2")
+        finally:
+            lab.nodes["lb2"].remove_address(f"{SUBNET}.101/32")
+        wrong = [item for item in report["findings"] if item["code"] == "live-vip-without-master"]
+        assert len(wrong) == 1 and "c01_VI is BACKUP but 198.51.100.101 is on an interface here" in wrong[0]["message"]
+        assert wrong[0]["file"].endswith("corpus/c01/lb2.conf")
+    finally:
+        lab.stop()
+
+
 def test_every_prediction_of_the_doctor_holds_on_real_keepalived(work: Path, lab_bin: Path) -> None:
     assert len(CORPUS) >= 20
     with Network("khldoc", subnet=f"{SUBNET}.0/24") as net:
@@ -246,6 +275,7 @@ def test_every_prediction_of_the_doctor_holds_on_real_keepalived(work: Path, lab
                                      f"predicted {scenario['failover_s']} s")
             finally:
                 lab.stop()
+        live_checks(lab, lab_bin)
         print("\ninstance  fails  held-after  predicted  failover-predicted  measured  held-recovered  predicted")
         for row in table:
             print("  ".join(str(round(value, 3)) if isinstance(value, float) else str(value) for value in row))
