@@ -182,11 +182,14 @@ def own_timeout(command: str) -> float | None:
     return DEFAULT_TIMEOUT
 
 
-REPLACEMENTS = {
-    "killall": "/usr/local/bin/ka-check-process NAME (matches the full name, ignores zombies, checks the pidfile)",
-    "pidof": "/usr/local/bin/ka-check-process NAME",
-    "curl": "/usr/local/bin/ka-check-http URL (its own time limit, exits exactly 0 or 1)",
-}
+def replacement(program: str, words: list[str]) -> str:
+    """The kahooks check that does what `words` meant to, with its target filled in where it can be."""
+    targets = [word for word in words[1:] if not word.startswith("-") and not word.isdigit()]
+    if program in ("killall", "pidof"):
+        return (f'script "/usr/local/bin/ka-check-process {targets[-1] if targets else "NAME"}": the full name, '
+                f"no zombies, optionally --pidfile")
+    url = next((word for word in targets if "://" in word), "URL")
+    return f'script "/usr/local/bin/ka-check-http {url}": its own time limit, fails on HTTP errors, exits 0 or 1'
 
 
 def _weak_check(script: Script, where: object) -> list[Finding]:
@@ -196,18 +199,18 @@ def _weak_check(script: Script, where: object) -> list[Finding]:
     if program == "killall" or program == "pidof":
         found.append(finding(f"weak-check-{program}", "warning", where,
                              f"{script.name}: `{script.command}` matches process names cut to 15 characters and "
-                             f"counts a zombie as alive", f"script \"{REPLACEMENTS[program]}\""))
+                             f"counts a zombie as alive", replacement(program, words)))
     elif program == "curl":
         fails_on_http_errors = any(word in ("--fail", "--fail-with-body") or
                                    (word.startswith("-") and not word.startswith("--") and "f" in word) for word in words[1:])
         if not fails_on_http_errors:
             found.append(finding("weak-check-curl", "warning", where,
                                  f"{script.name}: curl without -f exits 0 on an HTTP 500: the check cannot fail "
-                                 f"on a broken service", f"script \"{REPLACEMENTS['curl']}\""))
+                                 f"on a broken service", replacement(program, words)))
         if not any(word in ("-m", "--max-time") or word.startswith("--max-time=") for word in words[1:]):
             found.append(finding("weak-check-curl-time", "warning", where,
                                  f"{script.name}: curl without --max-time can hang past keepalived's timeout",
-                                 f"script \"{REPLACEMENTS['curl']}\""))
+                                 replacement(program, words)))
     path = program_of(script.command)
     if path and path.startswith("/") and os.path.isfile(path):
         found.extend(_echoes_its_code(script, path, where))
@@ -228,7 +231,7 @@ def _echoes_its_code(script: Script, path: str, where: object) -> list[Finding]:
     if lines and re.fullmatch(r"echo\s+[\"']?-?\d+[\"']?|echo\s+\$\?", lines[-1]):
         return [finding("script-echoes-code", "error", where,
                         f"{script.name}: {path} ends with `{lines[-1]}`: keepalived reads the exit status, which "
-                        f"is echo's 0, so the check never fails", f"end with `exit N`, or use {REPLACEMENTS['pidof']}")]
+                        f"is echo's 0, so the check never fails", "end with `exit N`, or use /usr/local/bin/ka-check-process")]
     return []
 
 

@@ -112,7 +112,10 @@ def render_text(report: Report, colour: bool | None = None) -> str:
                 after = "no node it knows of (FAULT here; give --peer OTHER.conf to see who takes it)"
             timing = (f" within {scenario.failover_s:g} s (at best {scenario.failover_min_s:g} s)"
                       if scenario.failover_s is not None else "")
-            moved = "moves to" if scenario.master_after_failure != scenario.master_before else "stays with"
+            if scenario.master_before is None:
+                moved = "goes to"  # nobody could be named MASTER before (equal priorities)
+            else:
+                moved = "moves to" if scenario.master_after_failure != scenario.master_before else "stays with"
             lines.append(f"  {scenario.fails} ({scenario.kind}) fails on {scenario.node}: {scenario.instance} "
                          f"{moved} {after}{timing}; once it recovers: {peers.describe(scenario.master_after_recovery)}")
         lines.append("")
