@@ -31,7 +31,14 @@ def check_agreement(nodes: list[Node]) -> list[Finding]:
         healthy = {member: standings(member.node, frozenset())[member.instance.name] for member in members}
         top = max(standing.priority for standing in healthy.values())
         tied = [member for member in members if healthy[member].priority == top]
-        if len(tied) > 1 and first_master(members, healthy) is None:
+        leader = first_master(members, healthy)
+        if leader is not None and leader.instance.nopreempt and len(members) > 1:
+            where = leader.instance.where
+            found.append(finding("nopreempt-start-order", "hint", where.first("nopreempt") or where,
+                                 f"{leader.instance.name}: {leader.node.path} has the highest priority and nopreempt: if "
+                                 f"it starts after its peer has taken the VIP, it never takes it (the doctor assumes the "
+                                 f"nodes start together)", "nopreempt is for nodes of equal standing; or accept it"))
+        if len(tied) > 1 and leader is None:
             last = tied[-1].instance.where
             found.append(finding("equal-priority", "warning", last.first("priority") or last,
                                  f"{first.instance.name} ({key}): {', '.join(member.node.path for member in tied)} all have "

@@ -90,6 +90,9 @@ class Lab:
                                   "/run/keepalived.pid", "-r", "/run/vrrp.pid"],
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             self.keepalived[name] = Stamped(process, self.work / name / f"keepalived-{time.time():.0f}.log")
+            # lb1 comes up first, as one node boots before the other: with nopreempt on the node of higher
+            # priority, a start within the skew difference (0.2 s) is a coin toss keepalived does not settle.
+            time.sleep(0.5)  # deliberate
 
     def stop(self) -> None:
         # The process we hold is nsenter, which passes no signal on: stop keepalived inside the node.
@@ -189,7 +192,7 @@ def live_checks(lab: Lab, lab_bin: Path) -> None:
     """--live: keepalived's own view of each instance, and a VIP configured where keepalived is not MASTER."""
     lab.start()
     try:
-        time.sleep(7)  # deliberate: the first election settles
+        time.sleep(9)  # deliberate: the first election settles
         report = live(lab, lab_bin, "lb2")
         states = {entry["instance"]: entry for entry in report["live"]}
         assert states["c01_VI"]["state"] == "BACKUP" and states["c01_VI"]["priority"] == 100
@@ -226,7 +229,7 @@ def test_every_prediction_of_the_doctor_holds_on_real_keepalived(work: Path, lab
             mine = [scenario for scenario in scenarios if scenario["node"] == node and scenario["fails"] in items]
             lab.start()
             try:
-                time.sleep(7)  # deliberate: the first election and the scripts' first runs settle
+                time.sleep(9)  # deliberate: the first election, the scripts' first runs and a preemption settle
                 before = lab.holders()
                 for scenario in mine:
                     vip = vip_of(scenario["instance"], lab)
