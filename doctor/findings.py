@@ -79,6 +79,17 @@ def unsafe_components(path: str) -> list[str]:
     return unsafe
 
 
+def interpreter_of(path: str) -> str | None:
+    """The program named on a script's #! line, which keepalived checks like the script itself."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(256)
+    except OSError:
+        return None
+    words = first[2:].decode(errors="replace").split() if first.startswith(b"#!") else []
+    return words[0] if words and words[0].startswith("/") else None
+
+
 def can_execute(path: str, user: str) -> bool:
     try:
         entry = pwd.getpwnam(user)
@@ -139,6 +150,9 @@ def _script_findings(node: Node, script: Script, security: bool, user: str, on_t
                                      f"chmod 755 {program} (and make every directory above it searchable)"))
             if security and user == "root":
                 unsafe = unsafe_components(program)
+                interpreter = interpreter_of(program)
+                if interpreter and not unsafe:
+                    unsafe = [f"its interpreter's {item}" for item in unsafe_components(interpreter)]
                 if unsafe:
                     found.append(finding("script-unsafe-path", "error", where,
                                          f"{script.name}: runs as root and {unsafe[0]} is not root-owned or is "

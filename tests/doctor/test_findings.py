@@ -99,3 +99,23 @@ def test_peers_that_disagree(tmp_path: Path) -> None:
 def test_two_instances_with_one_vrid_on_one_interface(tmp_path: Path) -> None:
     conf = node(tmp_path, "lb1.conf", instance(150) + instance(90, vip="192.0.2.11").replace("VI_1", "VI_2"))
     assert codes(conf)["duplicate-vrid"] == ["lb1.conf:13"]  # VI_2's virtual_router_id
+
+
+def test_a_root_script_whose_interpreter_another_user_could_replace(tmp_path: Path) -> None:
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    os.chmod(tools, 0o777)
+    interpreter = tools / "sh"
+    interpreter.symlink_to("/bin/sh")
+    safe = tmp_path / "safe"
+    safe.mkdir()
+    os.chmod(tmp_path, 0o755)
+    check = safe / "check"
+    check.write_text(f"#!{interpreter}\nexit 0\n")
+    check.chmod(0o755)
+    conf = node(tmp_path, "lb1.conf", "global_defs {\n    enable_script_security\n    script_user root\n}\n"
+                f'vrrp_script chk {{\n    script "{check}"\n    interval 2\n    timeout 1\n}}\n'
+                + instance(150, "    track_script {\n        chk\n    }\n"))
+    report = diagnose(str(conf), [], "lb1", test_with_keepalived=False)
+    unsafe = [item for item in report.findings if item.code == "script-unsafe-path"]
+    assert len(unsafe) == 1 and "its interpreter's" in unsafe[0].message and str(tools) in unsafe[0].message
