@@ -30,6 +30,14 @@ def test_pidfile_service_death_and_restart_are_heard_without_polling(tmp_path: P
     assert "Traceback" not in log
 
 
+def text_of(path: Path) -> str | None:
+    """A file's text, None while it does not exist yet (a wait must not end on that)."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+
+
 def test_a_maintenance_file_drains_every_check_at_once_and_back(tmp_path: Path, service: Service) -> None:
     service.start()
     maintenance = tmp_path / "run" / "maintenance"
@@ -44,12 +52,12 @@ fail_value = -254
         served.wait_track("svc", "0")
         maintenance.write_text("")
         served.wait_track("svc", "1", timeout=1)
-        wait_for(lambda: (tmp_path / "other.track").read_text() == "-254\n", 1, "the other check drained")
+        wait_for(lambda: text_of(tmp_path / "other.track") == "-254\n", 1, "the other check drained")
         status = run("kahooks", "status", "-c", str(served.config))
         assert status.code == 1 and "drained" in status.stdout and "maintenance" in status.stdout, status
         maintenance.unlink()
         served.wait_track("svc", "0", timeout=1)
-        wait_for(lambda: (tmp_path / "other.track").read_text() == "0\n", 1, "the other check back")
+        wait_for(lambda: text_of(tmp_path / "other.track") == "0\n", 1, "the other check back")
 
 
 FIFO_LINES = [
