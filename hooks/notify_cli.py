@@ -3,6 +3,8 @@ delivery worker runs, and returns; it never waits for a mail server.
 
   notify "/usr/local/bin/ka-notify"                    keepalived appends TYPE NAME STATE PRIORITY
   notify_master "/usr/local/bin/ka-notify --instance VI_1 --state MASTER"
+  notify_down "/usr/local/bin/ka-notify --real-server 10.0.0.1:80 --virtual-server 192.0.2.50:80 --state DOWN"
+  quorum_down "/usr/local/bin/ka-notify --virtual-server 192.0.2.50:80 --state DOWN"
   vrrp_notify_fifo_script "/usr/local/bin/ka-notify fifo"   keepalived appends the FIFO path
   ka-notify send --instance VI_1 --state MASTER [--dry-run]  try a configuration by hand
   ka-notify worker [--foreground]                      the delivery worker (started for you)
@@ -36,7 +38,10 @@ OPTIONS = (
     Option("--spool", metavar="DIR", help="spool directory (default: the config's spool_dir)"),
     Option("--instance", metavar="NAME", help="for notify_master & co.: the instance (no argv from keepalived)"),
     Option("--group", metavar="NAME", help="for notify_master & co. on a sync group"),
-    Option("--state", metavar="STATE", help="with --instance/--group: MASTER, BACKUP, FAULT or STOP"),
+    Option("--virtual-server", metavar="HOST:PORT",
+           help="for quorum_up/quorum_down (alone) and notify_up/notify_down (with --real-server)"),
+    Option("--real-server", metavar="HOST:PORT", help="for a real_server's notify_up/notify_down"),
+    Option("--state", metavar="STATE", help="MASTER, BACKUP, FAULT or STOP; UP or DOWN for servers"),
     Option("--priority", metavar="N", default="0", help="with --instance/--group"),
     Option("--dry-run", switch=True, help="with send: show what each channel would send, send nothing"),
     Option("--foreground", switch=True, help="with worker: run until stopped, log to stderr too"),
@@ -109,9 +114,10 @@ def dispatch(argv: Sequence[str]) -> int:
     if command == "send":
         event = event_from_flags(values, source="manual")
         if event is None:
-            raise UsageError("send needs --instance NAME (or --group NAME) and --state STATE")
+            raise UsageError("send needs --instance NAME (or --group NAME, or --virtual-server) and --state STATE")
         return run_send(values, event)
-    if not words and not (values["instance"] or values["group"] or values["state"]):
+    if not words and not (values["instance"] or values["group"] or values["state"] or values["virtual_server"]
+                          or values["real_server"]):
         raise UsageError("expected TYPE NAME STATE PRIORITY (as keepalived's notify passes them), "
                          "or --instance NAME --state STATE")
     # Stamped inside record(), under the spool's recording lock (event_from_flags never returns
@@ -125,6 +131,8 @@ def dispatch(argv: Sequence[str]) -> int:
 
 
 def event_from_flags(values: dict, source: str) -> Event | None:
+    if values["virtual_server"] or values["real_server"]:
+        return server_event_from_flags(values, source)
     if values["instance"] and values["group"]:
         raise UsageError("give --instance or --group, not both")
     name = values["instance"] or values["group"]
@@ -135,6 +143,19 @@ def event_from_flags(values: dict, source: str) -> Event | None:
     if not values["state"]:
         raise UsageError("--instance/--group needs --state")
     return Event.new("GROUP" if values["group"] else "INSTANCE", name, values["state"], values["priority"], source)
+
+
+def server_event_from_flags(values: dict, source: str) -> Event:
+    """keepalived runs notify_up/notify_down and quorum_up/quorum_down with no arguments: the flags name the servers."""
+    if values["instance"] or values["group"]:
+        raise UsageError("give --instance/--group or --virtual-server/--real-server, not both")
+    if not values["virtual_server"]:
+        raise UsageError("--real-server needs --virtual-server (the pool it belongs to)")
+    if not values["state"]:
+        raise UsageError("--virtual-server needs --state UP or DOWN")
+    if values["real_server"]:
+        return Event.lvs("RS", values["real_server"], values["virtual_server"], values["state"], source)
+    return Event.lvs("VS", values["virtual_server"], values["virtual_server"], values["state"], source)
 
 
 def spool_for(values: dict) -> Spool:
@@ -292,7 +313,7 @@ def run_fifo(values: dict, path: str) -> int:
 
 def run_send(values: dict, event: Event) -> int:
     config = load_config(values["config"])
-    channels = config.channels_for(event.name, event.state)
+    channels = config.channels_for(event)
     if not values["dry_run"]:
         spool = spool_for(values)
         spool.record(event)

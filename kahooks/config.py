@@ -9,12 +9,11 @@ so an undefined variable is a config error, not an empty string at 3 a.m.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from pathlib import Path
 
 from kahooks.errors import ChannelConfigError, ConfigError, Problem
-from kahooks.event import RULE_STATES
+from kahooks.rules import Rule, parse_rules
 from kahooks.tomlfile import locate, read_toml, secret_from_file
 
 __all__ = ["ChannelConfigError", "Config", "ConfigError", "Problem", "Rule", "load", "read_toml", "secret_from_file",
@@ -25,6 +24,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
+
+    from kahooks.event import Event
 
 DEFAULT_PATH = "/etc/kahooks/kahooks.toml"
 DEFAULT_SPOOL = "/var/spool/kahooks"
@@ -40,16 +41,6 @@ DELIVERY_DEFAULTS = {
 DELIVERY_RANGES = {"max_attempts": (1, 1000, True), "max_age": (0, 366 * 86400, False),
                    "backoff_initial": (0, 86400, False), "backoff_max": (0, 86400, False),
                    "flap_window": (0, 3600, False), "worker_idle_exit": (0, 86400, False)}
-
-
-class Rule:
-    __slots__ = ("instances", "states", "channels")
-
-    def __init__(self, instances: list[str], states: list[str], channels: list[str]) -> None:
-        self.instances, self.states, self.channels = instances, states, channels
-
-    def matches(self, name: str, state: str) -> bool:
-        return state in self.states and any(fnmatch.fnmatchcase(name, pattern) for pattern in self.instances)
 
 
 class Config:
@@ -68,11 +59,11 @@ class Config:
         # Tables validated by their own parsers (the daemon's [serve] and [checks]), by name.
         self.sections = sections or {}
 
-    def channels_for(self, name: str, state: str) -> list[str]:
-        """Channel names the rules pick for this instance and state, in rule order, each once."""
+    def channels_for(self, event: Event) -> list[str]:
+        """Channel names the rules pick for this event, in rule order, each once."""
         picked: list[str] = []
         for rule in self.rules:
-            if rule.matches(name, state):
+            if rule.matches(event):
                 picked.extend(channel for channel in rule.channels if channel not in picked)
         return picked
 
@@ -122,7 +113,7 @@ def load(path: str, channel_types: Mapping[str, Callable[..., Any]],
     delivery = _delivery(data.get("delivery", {}), problem)
     instances = _instances(data.get("instances", {}), problem)
     channels = _channels(data.get("channels", {}), channel_types, problem, Path(path).parent)
-    rules = _rules(data.get("rules", []), set(data.get("channels", {}) or {}), problem)
+    rules = parse_rules(data.get("rules", []), set(data.get("channels", {}) or {}), problem)
     parsed = {name: parser(data.get(name), problem, data) for name, parser in (sections or {}).items()}
     if problems:
         raise ConfigError(path, problems)
@@ -200,37 +191,6 @@ def _channels(table: Any, channel_types: Mapping[str, Callable[..., Any]],
         except ChannelConfigError as exc:
             problem(f"{key}.{exc.key}" if exc.key else key, str(exc))
     return built
-
-
-def _rules(rules: Any, channel_names: set[str], problem: Callable[[str, str], None]) -> list[Rule]:
-    parsed: list[Rule] = []
-    if not isinstance(rules, list):
-        problem("rules", "must be a list of [[rules]] tables")
-        return parsed
-    for index, rule in enumerate(rules):
-        key = f"rules[{index}]"
-        if not isinstance(rule, dict):
-            problem(key, "must be a table")
-            continue
-        for extra in set(rule) - {"instances", "states", "channels"}:
-            problem(f"{key}.{extra}", "unknown setting (known: instances, states, channels)")
-        instances = rule.get("instances", ["*"])
-        states = rule.get("states", list(RULE_STATES))
-        channels: Any = rule.get("channels")
-        if not _string_list(instances):
-            problem(f"{key}.instances", "must be a list of instance names or globs")
-        if not _string_list(states) or any(state not in RULE_STATES for state in states):
-            problem(f"{key}.states", f"must be a list of states from {', '.join(RULE_STATES)}")
-        if not _string_list(channels) or not channels:
-            problem(f"{key}.channels", "must be a non-empty list of channel names")
-        else:
-            for channel in channels:
-                if channel not in channel_names:
-                    problem(f"{key}.channels", f"no channel named {channel!r}")
-        parsed.append(Rule(instances if _string_list(instances) else [],
-                           states if _string_list(states) else [],
-                           channels if _string_list(channels) else []))
-    return parsed
 
 
 def _string_list(value: Any) -> bool:

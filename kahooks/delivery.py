@@ -103,7 +103,7 @@ class Worker:
         """Queue every recorded event for the channels its rules pick; return how many were queued."""
         count = 0
         for path in self.spool.incoming():
-            queued = self.spool.fan_out(path, lambda event: self.config.channels_for(event.name, event.state))
+            queued = self.spool.fan_out(path, self.config.channels_for)
             if queued is not None:
                 event, channels = queued
                 count += 1
@@ -119,7 +119,7 @@ class Worker:
         groups: dict[str, list[Delivery]] = {}
         for delivery in self.spool.queued(name):
             # Alerts about an instance are ordered among themselves, never batched with its transitions.
-            key = f"{delivery.event.name} (alert)" if delivery.event.is_alert else delivery.event.name
+            key = f"{delivery.event.key} (alert)" if delivery.event.is_alert else delivery.event.key
             groups.setdefault(key, []).append(delivery)
         next_due: float | None = None
         for instance, pending in groups.items():
@@ -159,9 +159,9 @@ class Worker:
         message = self.compose(channel, batch)
         message.superseded = superseded
         what = f"{instance} {message.event.state}" + (f" ({len(batch)} transitions)" if len(batch) > 1 else "")
-        if message.event.is_alert and not channel.takes_alerts:
+        if channel.vrrp_only and (message.event.is_alert or message.event.is_lvs):
             for delivery in batch:
-                self.spool.complete(delivery)  # a DNS or rebind channel has nothing to do with an alert
+                self.spool.complete(delivery)  # a DNS or rebind channel acts on VRRP transitions only
             return
         try:
             channel.send(message)

@@ -2,8 +2,11 @@
 
 keepalived reports a transition three ways: four appended argv words
 (`INSTANCE VI_1 MASTER 100`), nothing at all (notify_master & co., so flags say
-it), or a FIFO line (`INSTANCE "VI_1" MASTER 100`). Each is parsed once, here;
-nothing downstream looks at argv or FIFO text again.
+it), or a FIFO line (`INSTANCE "VI_1" MASTER 100`). LVS events come as FIFO lines
+(`RS [10.0.0.1]:tcp:80 [192.0.2.50]:tcp:80 DOWN`) or through flags (notify_up and
+quorum_down get no arguments): type RS or VS, state UP or DOWN, the real server as
+`name` and its virtual server as `virtual_server` (kahooks.lvs). Each is parsed once,
+here; nothing downstream looks at argv or FIFO text again.
 """
 
 from __future__ import annotations
@@ -19,25 +22,22 @@ if TYPE_CHECKING:
     from typing import Any
 
 TYPES = ("INSTANCE", "GROUP")
+# LVS: a virtual server's quorum (VS) and a real server (RS), UP or DOWN.
+LVS_EVENT_TYPES = ("VS", "RS")
+LVS_STATES = ("UP", "DOWN")
 # What keepalived writes: argv carries the first five, the FIFO also the rest.
 STATES = ("MASTER", "BACKUP", "FAULT", "STOP", "DELETED",
           "MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY")
 # kahooks' own alerts (a rebind that did not take, for example) travel as events too, so the
 # rules route them to people like transitions; keepalived never sends these.
 ALERT = "ALERT"
-RULE_STATES = STATES + (ALERT,)
-# LVS lines on a shared notify FIFO: valid, but not VRRP transitions.
-LVS_TYPES = ("VS", "RS", "FWM")
-
-
-class NotAnEvent(Exception):
-    """A well-formed keepalived line that is not a VRRP transition (LVS VS/RS lines)."""
+RULE_STATES = STATES + (ALERT,) + LVS_STATES
 
 
 class Event:
     """One VRRP transition as keepalived reported it. Immutable."""
 
-    __slots__ = ("type", "name", "state", "priority", "time", "host", "id", "source", "detail")
+    __slots__ = ("type", "name", "state", "priority", "time", "host", "id", "source", "detail", "virtual_server")
     type: str
     name: str
     state: str
@@ -47,12 +47,13 @@ class Event:
     id: str
     source: str
     detail: str
+    virtual_server: str  # an RS or VS event's virtual server as keepalived names it; "" otherwise
 
     def __init__(self, type: str, name: str, state: str, priority: int, time: float,
-                 host: str, id: str, source: str, detail: str = "") -> None:
+                 host: str, id: str, source: str, detail: str = "", virtual_server: str = "") -> None:
         for slot, value in (("type", type), ("name", name), ("state", state), ("priority", priority),
                             ("time", time), ("host", host), ("id", id), ("source", source),
-                            ("detail", detail)):
+                            ("detail", detail), ("virtual_server", virtual_server)):
             object.__setattr__(self, slot, value)
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -86,19 +87,44 @@ class Event:
         return cls._stamped(type, name, state, priority, source)
 
     @classmethod
+    def lvs(cls, type: str, server: str, virtual_server: str, state: str, source: str) -> Event:
+        """A real server (RS) or a virtual server's quorum (VS) going UP or DOWN."""
+        from kahooks import lvs
+
+        type, state = type.upper(), state.upper()
+        if type not in LVS_EVENT_TYPES:
+            raise UsageError(f"type {type!r} is not VS or RS")
+        if state not in LVS_STATES:
+            raise UsageError(f"state {state!r} of a {'real' if type == 'RS' else 'virtual'} server is not UP or DOWN")
+        lvs.key(server)
+        lvs.key(virtual_server)
+        detail = "quorum lost" if type == "VS" and state == "DOWN" else ""
+        return cls._stamped(type, server, state, 0, source, detail, virtual_server)
+
+    @classmethod
     def alert(cls, instance: str, detail: str, source: str) -> Event:
         """kahooks' own alert about an instance (type and state ALERT), for the rules to route."""
         return cls._stamped(ALERT, instance, ALERT, 0, source, detail)
 
     @classmethod
-    def _stamped(cls, type: str, name: str, state: str, priority: int, source: str, detail: str = "") -> Event:
+    def _stamped(cls, type: str, name: str, state: str, priority: int, source: str, detail: str = "",
+                 virtual_server: str = "") -> Event:
         now = time.time_ns()
         return cls(type, name, state, priority, now / 1e9, os.uname().nodename,
-                   f"{now:x}-{os.urandom(6).hex()}", source, detail)
+                   f"{now:x}-{os.urandom(6).hex()}", source, detail, virtual_server)
 
     @property
     def is_alert(self) -> bool:
         return self.type == ALERT
+
+    @property
+    def is_lvs(self) -> bool:
+        return self.type in LVS_EVENT_TYPES
+
+    @property
+    def key(self) -> str:
+        """What one sequence of states belongs to: an instance, a virtual server, or a real server in one."""
+        return f"{self.virtual_server} {self.name}" if self.type == "RS" else self.name
 
     @classmethod
     def from_argv(cls, words: list[str]) -> Event:
@@ -110,11 +136,15 @@ class Event:
 
     @classmethod
     def from_fifo_line(cls, line: str) -> Event:
-        """`INSTANCE "VI_1" MASTER 100`; raises NotAnEvent for LVS lines, UsageError for garbage."""
+        """`INSTANCE "VI_1" MASTER 100`, `VS [192.0.2.50]:tcp:80 DOWN`, `RS [...]:tcp:80 [...]:tcp:80 UP`;
+        UsageError for garbage."""
         line = line.strip()
         kind = line.split(" ", 1)[0]
-        if kind in LVS_TYPES:
-            raise NotAnEvent(line)
+        if kind in LVS_EVENT_TYPES:
+            from kahooks import lvs
+
+            type, server, virtual, state = lvs.parse_fifo_line(line)
+            return cls.lvs(type, server, virtual, state, source="fifo")
         head, quote, rest = line.partition(' "')
         name, closing, tail = rest.partition('" ')
         if not quote or not closing or " " in head:
@@ -140,7 +170,8 @@ class Event:
 
         fields: dict[str, Any] = {slot: data.get(slot) for slot in cls.__slots__}
         fields["detail"] = data.get("detail", "")
-        for slot in ("type", "name", "state", "host", "id", "source", "detail"):
+        fields["virtual_server"] = data.get("virtual_server", "")
+        for slot in ("type", "name", "state", "host", "id", "source", "detail", "virtual_server"):
             if not isinstance(fields[slot], str):
                 raise ValueError(f"event field {slot} must be text")
         priority, stamp = fields["priority"], fields["time"]
@@ -148,11 +179,12 @@ class Event:
             raise ValueError("event priority must be a whole number from 0 to 255")
         if not isinstance(stamp, (int, float)) or isinstance(stamp, bool) or not math.isfinite(stamp):
             raise ValueError("event time must be a number")
-        if fields["type"] not in TYPES + (ALERT,) or fields["state"] not in RULE_STATES:
+        if fields["type"] not in TYPES + LVS_EVENT_TYPES + (ALERT,) or fields["state"] not in RULE_STATES:
             raise ValueError(f"event type {fields['type'][:20]!r} or state {fields['state'][:20]!r} is unknown")
         if not fields["name"] or len(fields["name"]) > 255 or any(ch in fields["name"] for ch in "\n\0\""):
             raise ValueError("bad event name")
-        if len(fields["detail"]) > 8192 or len(fields["host"]) > 255 or len(fields["source"]) > 64:
+        if len(fields["detail"]) > 8192 or len(fields["host"]) > 255 or len(fields["source"]) > 64 or \
+                len(fields["virtual_server"]) > 300:
             raise ValueError("event field too long")
         stamp_hex, dash, suffix = fields["id"].partition("-")
         if not dash or not stamp_hex or len(fields["id"]) > 64 or \

@@ -62,14 +62,12 @@ def read_lines(fd: int, lines: queue.Queue, stop: threading.Event, linger: float
 
 
 def event_from_line(line: str) -> Event | None:
-    """The VRRP transition on one FIFO line; None (logged) for LVS lines and garbage."""
+    """The VRRP transition or LVS change on one FIFO line; None (logged) for garbage."""
     from kahooks.errors import UsageError
-    from kahooks.event import Event, NotAnEvent
+    from kahooks.event import Event
 
     try:
         return Event.from_fifo_line(line)
-    except NotAnEvent:
-        log.debug("fifo: skipping LVS line %r", line)
     except UsageError as exc:
         log.warning("fifo: skipping a line: %s", exc)
     return None

@@ -182,12 +182,12 @@ class Spool(SpoolDirectory):
             return None
         channels = choose(event)
         states = self.instance_states()
-        previous = states.get(event.name)
+        previous = states.get(event.key)
         for channel in channels:
             delivery = Delivery(self.queue_dir / channel / name, event, channel, previous)
             self.write_atomic(("queue", channel), name, delivery.to_json())
         if not event.is_alert and event.state not in ("MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY"):
-            states[event.name] = event.state
+            states[event.key] = event.state
             self.write_atomic(("state",), "instances.json", json.dumps(states, sort_keys=True))
         self._remove(("incoming",), name)
         return event, channels

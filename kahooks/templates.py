@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 DEFAULT_SUBJECT = (
     "{% if type == 'ALERT' %}[{{ host }}] {{ name }}: {{ detail }}"
+    "{% elif type == 'VS' %}[{{ host }}] virtual server {{ virtual_server }} "
+    "{{ 'LOST its quorum' if state == 'DOWN' else 'has its quorum' }}"
+    "{% elif type == 'RS' %}[{{ host }}] real server {{ real_server }} of {{ virtual_server }} is {{ state }}"
     "{% elif flapping %}[{{ host }}] {{ name }} flapped {{ events|length }} times, now {{ state }}"
     "{% else %}[{{ host }}] {{ name }} is {{ state }}"
     "{% if previous_state %} (was {{ previous_state }}){% endif %}{% endif %}"
@@ -33,10 +36,17 @@ DEFAULT_BODY = """\
 Problem:   {{ detail }}
 {% endif -%}
 Host:      {{ host }}
+{% if type in ("VS", "RS") -%}
+Virtual:   {{ virtual_server }}
+{% if real_server %}Real:      {{ real_server }}
+{% endif -%}
+State:     {{ previous_state or "unknown" }} -> {{ state }}
+{% else -%}
 {{ type|capitalize }}:{{ " " * (10 - type|length) }}{{ name }}
 State:     {{ previous_state or "unknown" }} -> {{ state }}
 Priority:  {{ priority }}
 VIPs:      {{ vips|join(", ") if vips else "none configured" }}
+{% endif -%}
 Time:      {{ when }}
 Event id:  {{ id }}
 """

@@ -46,6 +46,8 @@ class Transition:
     flapping: bool
     detail: str
     events: tuple[Change, ...]
+    virtual_server: str = ""  # LVS: the virtual server (VS and RS events)
+    real_server: str = ""     # LVS: the real server (RS events)
 
     @classmethod
     def of(cls, host: str, vips: list[str], events: list[Event], previous_state: str | None) -> Transition:
@@ -59,7 +61,7 @@ class Transition:
         newest = events[-1]
         return cls(host, newest.type, newest.name, newest.state, previous_state, newest.priority, tuple(vips),
                    newest.time, describe_time(newest.time), newest.id, len(events) > 1, newest.detail,
-                   tuple(changes))
+                   tuple(changes), newest.virtual_server, newest.name if newest.type == "RS" else "")
 
     @classmethod
     def sample(cls, flapping: bool) -> Transition:
@@ -87,9 +89,15 @@ class Transition:
                 "KAHOOKS_PRIORITY": str(self.priority), "KAHOOKS_HOST": self.host,
                 "KAHOOKS_TIME": f"{self.time:.6f}", "KAHOOKS_VIPS": " ".join(self.vips),
                 "KAHOOKS_FLAPPING": "1" if self.flapping else "0", "KAHOOKS_TRANSITIONS": str(len(self.events)),
-                "KAHOOKS_DETAIL": self.detail}
+                "KAHOOKS_DETAIL": self.detail, "KAHOOKS_VIRTUAL_SERVER": self.virtual_server,
+                "KAHOOKS_REAL_SERVER": self.real_server}
 
     def structured_data(self) -> dict[str, str]:
         """Syslog's RFC 5424 structured-data parameters."""
-        return {"type": self.type, "instance": self.name, "state": self.state, "previous": self.previous_state or "",
+        data = {"type": self.type, "instance": self.name, "state": self.state, "previous": self.previous_state or "",
                 "priority": str(self.priority), "event": self.id, "transitions": str(len(self.events))}
+        if self.virtual_server:
+            data["virtual_server"] = self.virtual_server
+        if self.real_server:
+            data["real_server"] = self.real_server
+        return data

@@ -27,9 +27,9 @@ class Channel:
     SETTINGS: frozenset[str] = frozenset()
     DEFAULT_SUBJECT = DEFAULT_SUBJECT
     DEFAULT_BODY = DEFAULT_BODY
-    # Channels that tell people (mail, Slack, syslog) take kahooks' ALERT events; channels that
-    # change things (DNS, rebind) act on VRRP transitions only.
-    takes_alerts = True
+    # Channels that tell people (mail, Slack, syslog) take every event: kahooks' ALERTs and LVS
+    # changes too. Channels that change things (DNS, rebind) act on VRRP transitions only.
+    vrrp_only = False
 
     def __init__(self, name: str, settings: dict[str, Any], base: Path) -> None:
         self.name = name

@@ -43,7 +43,7 @@ class Conflict(Exception):
 
 class DnsChannel(Channel):
     kind = "dns"
-    takes_alerts = False
+    vrrp_only = True
     SETTINGS = frozenset({"server", "zone", "name", "ttl", "timeout", "key_file", "key_name", "key_secret",
                           "key_secret_file", "key_algorithm", "addresses", "keep_last", "holder_records"})
 

@@ -32,7 +32,7 @@ POLL = 0.05
 
 class RebindChannel(Channel):
     kind = "rebind"
-    takes_alerts = False
+    vrrp_only = True
     SETTINGS = frozenset({"command", "release_command", "ports", "timeout", "verify_timeout", "addresses"})
 
     def configure(self, settings: dict) -> None:

@@ -11,7 +11,7 @@ from kahooks.notifiers._http import check_url, post
 from kahooks.notifiers.base import Channel, Message
 
 COLOURS = {"MASTER": "#2eb886", "BACKUP": "#daa038", "FAULT": "#a30200", "STOP": "#808080",
-           "DELETED": "#808080"}
+           "DELETED": "#808080", "UP": "#2eb886", "DOWN": "#a30200"}
 
 
 class SlackChannel(Channel):

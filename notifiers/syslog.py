@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 FACILITIES = {name: code for code, name in enumerate(
     ["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp"])}
 FACILITIES.update({f"local{n}": 16 + n for n in range(8)})
-SEVERITY = {"FAULT": 4, "STOP": 5, "DELETED": 5}  # warning, notice; everything else notice too
+SEVERITY = {"FAULT": 4, "STOP": 5, "DELETED": 5, "DOWN": 4}  # warning, notice; everything else notice too
 NOTICE = 5
+QUORUM_LOST = 1  # alert: a virtual server without quorum serves nobody (or only its sorry server)
 SD_ID = "kahooks@32473"
 
 
@@ -32,9 +33,13 @@ class SyslogChannel(Channel):
     kind = "syslog"
     SETTINGS = frozenset({"address", "facility", "ident", "timeout"})
     DEFAULT_SUBJECT = (
-        "{% if flapping %}{{ name }} flapped {{ events|length }} times, now {{ state }}"
+        "{% if type == 'VS' %}virtual server {{ virtual_server }} "
+        "{{ 'LOST its quorum' if state == 'DOWN' else 'has its quorum' }}"
+        "{% elif type == 'RS' %}real server {{ real_server }} of {{ virtual_server }} is {{ state }}"
+        "{% if previous_state %} (was {{ previous_state }}){% endif %}"
+        "{% elif flapping %}{{ name }} flapped {{ events|length }} times, now {{ state }}"
         "{% else %}{{ name }} is {{ state }}{% if previous_state %} (was {{ previous_state }}){% endif %}"
-        "{% endif %} priority {{ priority }}")
+        "{% endif %}{% if type not in ('VS', 'RS') %} priority {{ priority }}{% endif %}")
 
     def configure(self, settings: dict) -> None:
         address = self.text(settings, "address", localsyslog.DEFAULT_SOCKET)
@@ -63,6 +68,8 @@ class SyslogChannel(Channel):
 
     def send(self, message: Message) -> None:
         severity = 4 if message.context["flapping"] else SEVERITY.get(message.event.state, NOTICE)
+        if message.event.type == "VS" and message.event.state == "DOWN":
+            severity = QUORUM_LOST
         if self.transport == "unix":
             if not localsyslog.send(self.ident, message.subject, severity, self.facility, self.target):
                 raise TemporaryFailure(f"no syslog socket answers at {self.target}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kahooks.errors import UsageError
-from kahooks.event import Event, NotAnEvent
+from kahooks.event import Event
 
 
 def test_from_argv() -> None:
@@ -30,11 +30,46 @@ def test_from_fifo_line(line: str, expected: tuple) -> None:
     assert event.source == "fifo"
 
 
-@pytest.mark.parametrize("line", ["VS [192.168.201.15]:tcp:80 UP",
-                                  "RS [1.2.3.4]:tcp:80 [192.168.201.15]:tcp:80 DOWN", "FWM 123 UP"])
-def test_lvs_lines_are_not_events(line: str) -> None:
-    with pytest.raises(NotAnEvent):
+# keepalived 2.2.7 check/ipwrapper.c:
+#   notify_fifo_vs: snprintf(line, size + 1, "VS %s %s\n", vs_str, state);
+#   notify_fifo_rs: snprintf(line, size + 1, "RS %s %s %s\n", rs_str, vs_str, state);
+# with rs_str from lib/utils.c inet_sockaddrtotrio_r: "[%s]:%s:%d" (address, tcp/udp/sctp/none, port),
+# and vs_str from check/check_data.c format_vs: the same, or "FWM %u", or "[%s]:%d" (group name, port).
+@pytest.mark.parametrize("line, expected", [
+    ("VS [192.168.201.15]:tcp:80 UP", ("VS", "[192.168.201.15]:tcp:80", "[192.168.201.15]:tcp:80", "UP", "")),
+    ("VS [192.168.201.15]:tcp:80 DOWN", ("VS", "[192.168.201.15]:tcp:80", "[192.168.201.15]:tcp:80", "DOWN",
+                                         "quorum lost")),
+    ("RS [1.2.3.4]:tcp:80 [192.168.201.15]:tcp:80 DOWN", ("RS", "[1.2.3.4]:tcp:80", "[192.168.201.15]:tcp:80",
+                                                         "DOWN", "")),
+    ("RS [2001:db8::7]:udp:53 [2001:db8::1]:udp:53 UP", ("RS", "[2001:db8::7]:udp:53", "[2001:db8::1]:udp:53",
+                                                        "UP", "")),
+    ("VS FWM 123 DOWN", ("VS", "FWM 123", "FWM 123", "DOWN", "quorum lost")),
+    ("RS [10.0.0.1]:tcp:0 FWM 123 UP", None),  # port 0 is no server
+    ("RS [10.0.0.1]:tcp:80 FWM 123 UP", ("RS", "[10.0.0.1]:tcp:80", "FWM 123", "UP", "")),
+    ("VS [web]:443 UP", ("VS", "[web]:443", "[web]:443", "UP", "")),
+])
+def test_lvs_lines_as_keepalived_writes_them(line: str, expected: tuple | None) -> None:
+    if expected is None:
+        with pytest.raises(UsageError):
+            Event.from_fifo_line(line)
+        return
+    event = Event.from_fifo_line(line)
+    assert (event.type, event.name, event.virtual_server, event.state, event.detail) == expected
+    assert event.priority == 0 and event.is_lvs and event.source == "fifo"
+    assert Event.from_dict(event.as_dict()) == event
+
+
+@pytest.mark.parametrize("line", ["VS [192.168.201.15]:tcp:80 SIDEWAYS", "RS [1.2.3.4]:tcp:80 UP",
+                                  "RS 1.2.3.4:80 [192.168.201.15]:tcp:80 UP", "VS  UP", "FWM 123 UP"])
+def test_lvs_garbage(line: str) -> None:
+    with pytest.raises(UsageError):
         Event.from_fifo_line(line)
+
+
+def test_the_same_real_server_in_two_virtual_servers_has_two_histories() -> None:
+    first = Event.from_fifo_line("RS [10.0.0.1]:tcp:80 [192.0.2.50]:tcp:80 DOWN")
+    second = Event.from_fifo_line("RS [10.0.0.1]:tcp:80 [192.0.2.51]:tcp:80 DOWN")
+    assert first.key != second.key and first.name == second.name
 
 
 @pytest.mark.parametrize("line", ["", "garbage", 'INSTANCE VI_1 MASTER 100', 'INSTANCE "VI_1" MASTER',

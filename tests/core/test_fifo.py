@@ -49,6 +49,13 @@ def stop(reader: subprocess.Popen, spool: Path) -> None:
     kill_mentioning(str(spool))  # the delivery worker the reader started
 
 
+def what(line: str) -> str:
+    """The transition a syslog line tells: `VI_1 is MASTER (was BACKUP)` or `virtual server ... quorum`."""
+    found = re.search(r"(\S+ is .*?) priority \d+|(virtual server \S+ (?:has|LOST) its quorum)", line)
+    assert found, line
+    return found.group(1) or found.group(2)
+
+
 def test_lines_in_order_garbage_skipped(tmp_path: Path, fifo: Path, rsyslog: Rsyslog) -> None:
     config = write_config(tmp_path, f'[channels.log]\ntype = "syslog"\naddress = "{rsyslog.socket}"')
     reader = start_reader(config, fifo)
@@ -57,10 +64,10 @@ def test_lines_in_order_garbage_skipped(tmp_path: Path, fifo: Path, rsyslog: Rsy
              "VS [192.168.201.15]:tcp:80 UP", 'INSTANCE "VI_1" MASTER 100', 'INSTANCE "VI_1" MASTER_RX_LOWER_PRI 100',
              'INSTANCE "VI_1" FAULT 0']
     os.write(fd, "".join(line + "\n" for line in lines).encode())
-    got = rsyslog.wait_for_count("is ", 5)
-    assert [re.search(r"(\S+ is .*?) priority", line).group(1) for line in got] == \
-        ["VI_1 is BACKUP", "VG_1 is BACKUP", "VI_1 is MASTER (was BACKUP)",
-         "VI_1 is MASTER_RX_LOWER_PRI (was MASTER)", "VI_1 is FAULT (was MASTER)"]
+    got = rsyslog.wait_for_count("kahooks", 6)
+    assert [what(line) for line in got] == \
+        ["VI_1 is BACKUP", "VG_1 is BACKUP", "virtual server [192.168.201.15]:tcp:80 has its quorum",
+         "VI_1 is MASTER (was BACKUP)", "VI_1 is MASTER_RX_LOWER_PRI (was MASTER)", "VI_1 is FAULT (was MASTER)"]
     os.close(fd)
     stop(reader, tmp_path / "spool")
     assert reader.returncode == 0
