@@ -60,10 +60,11 @@ def _any(server: str, patterns: list[str]) -> bool:
 
 
 def _pattern(text: str) -> str:
-    """A rule's server as a key, or as a glob over keys; UsageError when it is neither."""
-    if any(char in text for char in "*?"):
-        return text
-    return lvs.key(text)
+    """A rule's server as a glob over keys (`*` and `?` only: the brackets of [IPv6] are literal);
+    UsageError when it is no server."""
+    if not any(char in text for char in "*?"):
+        text = lvs.key(text)
+    return text.replace("[", "[[]")
 
 
 def parse_rules(rules: Any, channel_names: set[str], problem: Callable[[str, str], None]) -> list[Rule]:

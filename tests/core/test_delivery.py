@@ -198,3 +198,40 @@ def test_the_spool_works_under_keepalived_umask(tmp_path: Path) -> None:
         os.umask(old)
     for directory in (spool.root, spool.incoming_dir, spool.queue_dir / "mail", spool.dead_dir):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o750, directory
+
+
+class VrrpOnlyRecorder(Recorder):
+    kind = "vrrp-recorder"
+    vrrp_only = True  # as the DNS and rebind channels: they change things for a VRRP instance
+
+
+def test_a_real_server_has_its_own_history_and_vrrp_only_channels_let_lvs_events_pass(tmp_path: Path) -> None:
+    path = tmp_path / "kahooks.toml"
+    path.write_text(f"""
+spool_dir = "{tmp_path / 'spool'}"
+[delivery]
+flap_window = 0
+[channels.rec]
+type = "recorder"
+[channels.dns]
+type = "vrrp-recorder"
+[[rules]]
+channels = ["rec", "dns"]
+""")
+    config = load(str(path), {**channel_types(), "recorder": Recorder, "vrrp-recorder": VrrpOnlyRecorder})
+    spool = Spool(config.spool_dir).ensure()
+    worker = Worker(config, spool, clock=Clock())
+    for line in ("RS [10.0.0.1]:tcp:80 [192.0.2.50]:tcp:80 DOWN", "RS [10.0.0.1]:tcp:80 [192.0.2.51]:tcp:80 DOWN",
+                 "RS [10.0.0.1]:tcp:80 [192.0.2.50]:tcp:80 UP"):
+        spool.record(Event.from_fifo_line(line))
+    spool.record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))
+    for _ in range(4):
+        worker.fan_out_pending()
+        worker.channel_pass("rec")
+        worker.channel_pass("dns")
+    sent = [(m.event.virtual_server, m.event.state, m.context["previous_state"]) for m in config.channels["rec"].sent
+            if m.event.is_lvs]
+    assert sent == [("[192.0.2.50]:tcp:80", "DOWN", None), ("[192.0.2.51]:tcp:80", "DOWN", None),
+                    ("[192.0.2.50]:tcp:80", "UP", "DOWN")]  # the same real server in two pools: two histories
+    assert [m.event.name for m in config.channels["dns"].sent] == ["VI_1"]
+    assert spool.idle()

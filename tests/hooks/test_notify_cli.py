@@ -149,3 +149,47 @@ def test_a_worker_killed_mid_delivery_loses_nothing(tmp_path: Path) -> None:
     assert len(set(lines)) == 5
     for pid in workers_for(spool):
         os.kill(pid, signal.SIGKILL)
+
+
+LVS_LOG = ('[channels.log]\ntype = "exec"\ncommand = ["sh", "-c", "echo \\"$KAHOOKS_TYPE $KAHOOKS_REAL_SERVER '
+           '$KAHOOKS_VIRTUAL_SERVER $KAHOOKS_STATE $KAHOOKS_PREVIOUS_STATE\\" >> {log}"]')
+
+
+def test_real_server_and_quorum_notifies_are_delivered_with_their_servers(tmp_path: Path) -> None:
+    """keepalived runs notify_up/notify_down and quorum_up/quorum_down with no arguments: the flags say it all."""
+    log = tmp_path / "delivered.log"
+    config = write_config(tmp_path, LVS_LOG.format(log=log))
+    try:
+        for flags in (("--real-server", "10.0.0.1:80", "--virtual-server", "192.0.2.50:80", "--state", "DOWN"),
+                      ("--virtual-server", "192.0.2.50:80", "--state", "DOWN"),
+                      ("--real-server", "10.0.0.1:80", "--virtual-server", "192.0.2.50:80", "--state", "UP")):
+            assert notify(*flags, config=config).returncode == 0
+        # (an empty variable leaves a double space: the words are what counts)
+        assert [" ".join(line.split()) for line in wait_for_lines(log, 3)] == [
+            "RS 10.0.0.1:80 192.0.2.50:80 DOWN", "VS 192.0.2.50:80 DOWN",
+                                          "RS 10.0.0.1:80 192.0.2.50:80 UP DOWN"]
+    finally:
+        for pid in workers_for(tmp_path / "spool"):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_lost_quorum_reads_as_one_in_the_default_message(tmp_path: Path) -> None:
+    config = write_config(tmp_path, LVS_LOG.format(log=tmp_path / "log"))
+    result = notify("send", "--virtual-server", "fwmark 7", "--state", "DOWN", "--dry-run", config=config)
+    assert result.returncode == 0, result
+    assert "Subject: [lb-test] virtual server fwmark 7 LOST its quorum" in result.stdout
+    assert "Virtual:   fwmark 7" in result.stdout and "Problem:   quorum lost" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--real-server", "10.0.0.1:80", "--state", "DOWN"), "--real-server needs --virtual-server"),
+    (("--virtual-server", "192.0.2.50:80"), "--virtual-server needs --state UP or DOWN"),
+    (("--virtual-server", "192.0.2.50:80", "--state", "MASTER"), "is not UP or DOWN"),
+    (("--virtual-server", "192.0.2.50", "--state", "UP"), "'192.0.2.50' is not a server"),
+    (("--virtual-server", "192.0.2.50:80", "--instance", "VI_1", "--state", "UP"), "not both"),
+])
+def test_bad_server_flags_one_line_exit_2(setup, args: tuple[str, ...], message: str) -> None:
+    config, _, _ = setup
+    result = notify(*args, config=config)
+    assert result.returncode == 2, result
+    assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
