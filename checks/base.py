@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from kahooks.deadline import Deadline
 from kahooks.errors import KahooksError
-from kahooks.options import Option, positive_float
+from kahooks.options import Option, positive_float, positive_int
 from kahooks.result import CheckResult, unhealthy
 
 TYPE_CHECKING = False
@@ -22,6 +22,20 @@ if TYPE_CHECKING:
 # for interpreter start-up and the kill grace.
 DEFAULT_TIMEOUT = 0.8
 
+def dynamic_weight(raw: str) -> int:
+    """keepalived's misc_dynamic reads exit status 2-255 as weight 0-253; a healthy server gets at least 1."""
+    value = positive_int(raw)
+    if value > 253:
+        raise ValueError("must be from 1 to 253 (keepalived reads exit 2+WEIGHT, at most 255)")
+    return value
+
+
+def weight_for(seconds: float, most: int, slow: float) -> int:
+    """The weight a healthy real server earns: `most` when it answers at once, 1 at `slow` or later."""
+    share = max(0.0, 1.0 - seconds / slow)
+    return max(1, round(1 + (most - 1) * share))
+
+
 COMMON_OPTIONS = (
     Option("-t", "--timeout", convert=positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
            help="give up and fail after this long (fractions allowed)"),
@@ -29,6 +43,11 @@ COMMON_OPTIONS = (
            help="fail while this file exists (drain the node)"),
     Option("--nagios", switch=True,
            help="monitoring-plugins output and exit codes (0 OK, 2 CRITICAL, 3 UNKNOWN)"),
+    Option("--dynamic-weight", convert=dynamic_weight, metavar="MAX",
+           help="for an LVS MISC_CHECK with misc_dynamic: when healthy exit 2+WEIGHT, WEIGHT falling from MAX "
+                "(at no response time) to 1 (at --slow)"),
+    Option("--slow", convert=positive_float, metavar="SECONDS",
+           help="with --dynamic-weight: the response time that earns weight 1 (default: the timeout)"),
     Option("--no-syslog", switch=True, help="do not log failures to syslog"),
     Option("-v", "--verbose", switch=True, help="show a traceback on internal errors"),
 )

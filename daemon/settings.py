@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 DEFAULT_STATE_DIR = "/run/kahooks"
 # Options that only mean something to a program keepalived starts once.
 NOT_IN_DAEMON = {"--nagios": "the daemon writes track files, not plugin output",
+                 "--dynamic-weight": "a weight is for keepalived's MISC_CHECK (misc_dynamic), run as a program",
+                 "--slow": "it goes with --dynamic-weight, for keepalived's MISC_CHECK",
                  "--no-syslog": "the daemon logs state changes, not every run",
                  "-v": "run `kahooks serve -v` instead", "--verbose": "run `kahooks serve -v` instead"}
 CHECK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
+EXIT_DYNAMIC_BASE = 2  # keepalived's misc_dynamic: exit 2+W is up with weight W (0-253)
 NAGIOS_CODES = {"OK": 0, "CRITICAL": 2, "UNKNOWN": 3}
 
 
@@ -84,6 +85,10 @@ def run(kind: str, argv: Sequence[str], prog: str | None = None) -> int:
             raise UsageError(f"no check named {kind!r} (run as ka-check-KIND)") from None
         values = parse_argv(COMMON_OPTIONS + check_class.OPTIONS, argv, prog)
         _modes.update(nagios=bool(values["nagios"]), verbose=bool(values["verbose"]))
+        if values["dynamic_weight"] and values["nagios"]:
+            raise UsageError("--dynamic-weight is for keepalived's MISC_CHECK, not --nagios")
+        if values["slow"] and not values["dynamic_weight"]:
+            raise UsageError("--slow goes with --dynamic-weight")
         check = check_class(values)
     except HelpRequested as help_text:
         print(help_text)
@@ -109,9 +114,20 @@ def run(kind: str, argv: Sequence[str], prog: str | None = None) -> int:
     result = _probe_guarded(check, verbose)
     elapsed = time.monotonic() - started
     result.metrics.setdefault("time", round(elapsed, 6))
-    return _report(kind, "OK" if result.ok and not _stopped_by else "CRITICAL",
+    ok = result.ok and not _stopped_by
+    code = _report(kind, "OK" if ok else "CRITICAL",
                    result.summary if not _stopped_by or not result.ok else f"{_stopped_by} after: {result.summary}",
-                   nagios, log=log, metrics=result.metrics)
+                   nagios, log=log, metrics=result.metrics, weight=_weight(values, check, result) if ok else None)
+    return code
+
+
+def _weight(values: dict, check: Check, result: CheckResult) -> int | None:
+    """--dynamic-weight: the weight a healthy real server earns from its response time."""
+    from kahooks.checks.base import weight_for
+
+    if not values["dynamic_weight"]:
+        return None
+    return weight_for(result.metrics["time"], values["dynamic_weight"], values["slow"] or check.timeout)
 
 
 def _probe_guarded(check: Check, verbose: bool) -> CheckResult:
@@ -138,16 +154,18 @@ def _probe_guarded(check: Check, verbose: bool) -> CheckResult:
 
 
 def _report(kind: str, status: str, summary: str, nagios: bool, log: bool,
-            metrics: dict[str, float] | None = None) -> int:
-    """Print the one status line, log failures to syslog, and pick the exit code."""
+            metrics: dict[str, float] | None = None, weight: int | None = None) -> int:
+    """Print the one status line, log failures to syslog, and pick the exit code (2+weight: misc_dynamic)."""
     summary = " ".join(summary.split())  # one line, whatever the probe found
     if nagios:
         perf = " ".join(f"{key}={_perf_value(key, value)}" for key, value in (metrics or {}).items())
         line = f"{kind.upper()} {status} - {summary}" + (f" | {perf}" if perf else "")
         code = NAGIOS_CODES[status]
     else:
-        line = f"{'OK' if status == 'OK' else 'FAIL'}: {summary}"
+        line = f"{'OK' if status == 'OK' else 'FAIL'}: {summary}" + (f" (weight {weight})" if weight else "")
         code = EXIT_HEALTHY if status == "OK" else EXIT_UNHEALTHY
+        if status == "OK" and weight:
+            code = EXIT_DYNAMIC_BASE + weight
     try:
         print(line, flush=True)
     except OSError:

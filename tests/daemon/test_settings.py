@@ -68,6 +68,9 @@ ok_value = 1
 
 [checks.f]
 run = "ka-check-http http://x/ --colour"
+
+[checks.g]
+run = "ka-check-http http://x/ --dynamic-weight 50"
 """)
     text = "\n".join(lines)
     path = tmp_path / "kahooks.toml"
@@ -78,6 +81,7 @@ run = "ka-check-http http://x/ --colour"
     assert "checks.d.interval: must be a number of seconds" in text
     assert "checks.e.fail_value: must differ from ok_value" in text
     assert "checks.f.run: ka-check-http: unknown option --colour" in text
+    assert "checks.g.run: --dynamic-weight: a weight is for keepalived's MISC_CHECK" in text
 
 
 def test_two_checks_cannot_share_a_track_file(tmp_path: Path) -> None:

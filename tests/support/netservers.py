@@ -24,7 +24,7 @@ def make_certificate(directory: Path, days: int, name: str = "localhost") -> tup
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Routes: /ok, /status/N, /redirect, /slow, /drip, /headers (echoes request headers)."""
+    """Routes: /ok, /status/N, /redirect, /delay/MS, /slow, /drip, /headers (echoes request headers)."""
 
     protocol_version = "HTTP/1.1"
 
@@ -52,6 +52,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send(302, b"", {"Location": "/ok"})
         elif path == "/redirect-loop":
             self._send(302, b"", {"Location": "/redirect-loop"})
+        elif path.startswith("/delay/"):  # answers after that many milliseconds (at most 5 s)
+            time.sleep(min(5000, int(path.rsplit("/", 1)[1])) / 1000)
+            self._send(200, b"after a while\n")
         elif path == "/slow":
             time.sleep(5)
             self._send(200, b"late\n")
