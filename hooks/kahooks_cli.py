@@ -1,4 +1,4 @@
-"""`kahooks`: the operator's command: the daemon (serve, status), validate, doctor, and the lab of real keepalived nodes."""
+"""`kahooks`: the operator's command: serve, status, validate, doctor, drain, and the lab of real keepalived nodes."""
 
 from __future__ import annotations
 
@@ -177,6 +177,74 @@ def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, co
         sys.exit(2)
     click.echo(report.render_json(result) if as_json else report.render_text(result))
     sys.exit(1 if result.errors else 0)
+
+
+@cli.command()
+@click.argument("server", required=False)
+@click.option("-f", "--file", "path", default="/etc/keepalived/keepalived.conf", show_default=True,
+              help="the keepalived.conf whose virtual_server blocks name the pools and their quorum")
+@click.option("--dir", "directory", default="/run/kahooks/drain", show_default=True,
+              help="where drain files live (the MISC_CHECKs' --maintenance-file DIR/IP:PORT)")
+@click.option("--wait-connections", is_flag=True, help="then wait until no established connection to it remains")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="for --wait-connections, in seconds")
+@click.option("--reason", default="", help="written into the drain file (who and why)")
+@click.option("--force", is_flag=True, help="drain even below a pool's quorum, or a server in no pool")
+@click.option("--list", "list_only", is_flag=True, help="show what is drained")
+def drain(server: str | None, path: str, directory: str, wait_connections: bool, timeout: float, reason: str,
+          force: bool, list_only: bool) -> None:
+    """Take a real server (IP:PORT) out of its LVS pools before a deploy; `kahooks undrain` puts it back.
+
+    Refuses (exit 1) to leave a virtual server below its quorum; a lock makes two pipelines
+    decide one after the other. Exit status: 0 drained, 1 refused or connections still open,
+    2 bad arguments or an unreadable keepalived.conf.
+    """
+    from kahooks.doctor import conf
+    from kahooks.doctor import drain as draining
+    from kahooks.doctor.pools import pools
+    from kahooks.errors import UsageError
+
+    if list_only:
+        for name in draining.drained(directory):
+            click.echo(f"{name}\t{(Path(directory) / name).read_text(errors='replace').strip()}")
+        return
+    if not server:
+        raise click.UsageError("SERVER (IP:PORT) is required, or --list")
+    try:
+        outcome = draining.drain(server, pools(path), directory, reason, force)
+    except (UsageError, conf.ConfError) as exc:
+        click.echo(f"kahooks drain: {exc}", err=True)
+        sys.exit(2)
+    except KahooksError as exc:
+        click.echo(f"kahooks drain: refused: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"kahooks drain: {exc.filename or directory}: {os_words(exc)}", err=True)
+        sys.exit(1)
+    click.echo(outcome.message)
+    if wait_connections:
+        left = draining.wait_connections(server, timeout)
+        if left:
+            click.echo(f"kahooks drain: {left} connection(s) to {server} still open after {timeout:g} s", err=True)
+            sys.exit(1)
+        click.echo(f"no connection to {server} remains")
+
+
+@cli.command()
+@click.argument("server")
+@click.option("--dir", "directory", default="/run/kahooks/drain", show_default=True, help="where drain files live")
+def undrain(server: str, directory: str) -> None:
+    """Put a drained real server (IP:PORT) back: its checks pass again once it is healthy."""
+    from kahooks.doctor import drain as draining
+    from kahooks.errors import UsageError
+
+    try:
+        click.echo(draining.undrain(server, directory).message)
+    except UsageError as exc:
+        click.echo(f"kahooks undrain: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:
+        click.echo(f"kahooks undrain: {exc.filename or directory}: {os_words(exc)}", err=True)
+        sys.exit(1)
 
 
 @cli.group()

@@ -117,6 +117,7 @@ def name_matches(name: str, info: ProcInfo, proc: str = "/proc") -> bool:
 
 
 TCP_LISTEN = "0A"
+TCP_ESTABLISHED = "01"
 
 
 def find_listener(family: int, address: str, port: int, proc_net: str = "/proc/net") -> str | None:
@@ -163,3 +164,55 @@ def _listening_sockets(path: str, port_hex: str) -> list[str]:
             return found
     except FileNotFoundError:  # no IPv6 in this kernel or namespace
         return []
+
+
+def established_to(address: str, port: int, proc_net: str = "/proc/net") -> int:
+    """Established TCP connections this network namespace holds to address:port: as the server
+    (/proc/net/tcp{,6}, local side) and, on an LVS director, through IPVS (/proc/net/ip_vs_conn,
+    destination side: the real server)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    packed = socket.inet_pton(family, address)
+    wanted = {("tcp6" if family == socket.AF_INET6 else "tcp", _proc_hex(packed))}
+    if family == socket.AF_INET:
+        wanted.add(("tcp6", _proc_hex(bytes(10) + b"\xff\xff" + packed)))  # a dual-stack server
+    port_hex = f"{port:04X}"
+    count = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"{proc_net}/{table}") as handle:
+                next(handle, None)
+                for line in handle:
+                    fields = line.split(None, 4)
+                    local_address, _, local_port = fields[1].partition(":")
+                    if local_port == port_hex and fields[3] == TCP_ESTABLISHED and (table, local_address) in wanted:
+                        count += 1
+        except FileNotFoundError:
+            continue
+    return count + _ipvs_established(packed, port, f"{proc_net}/ip_vs_conn")
+
+
+def _ipvs_established(packed: bytes, port: int, path: str) -> int:
+    """IPVS connections to a real server: `Pro FromIP FPrt ToIP TPrt DestIP DPrt State ...`, IPv4
+    addresses as 8 hex digits (network order), IPv6 written out, ports as 4 hex digits."""
+    import ipaddress
+
+    try:
+        with open(path) as handle:
+            lines = handle.readlines()[1:]
+    except (FileNotFoundError, PermissionError):  # no IPVS here
+        return 0
+    count = 0
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8 or fields[7] != "ESTABLISHED":
+            continue
+        try:
+            dest = fields[5]
+            dest_packed = bytes.fromhex(dest) if len(dest) == 8 else ipaddress.ip_address(dest).packed
+            if dest_packed == packed and int(fields[6], 16) == port:
+                count += 1
+        except ValueError:
+            continue
+    return count

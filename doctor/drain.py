@@ -1,0 +1,130 @@
+"""`kahooks drain` / `undrain`: take a real server out of its LVS pools from CI/CD, safely.
+
+A drained server has a file in the drain directory named after it (`/run/kahooks/drain/10.0.0.1:80`);
+its MISC_CHECK reads it with `--maintenance-file` and fails while it is there, so keepalived
+takes the server out of every pool. Draining refuses to leave a virtual server below its
+`quorum` (the sum of the weights of the servers it needs, read from keepalived.conf), and it
+decides under an exclusive lock: two pipelines draining the last two servers of a pool at once
+cannot both succeed. `--wait-connections` then waits for the server's established connections
+(seen through IPVS on a director, or as local sockets on the server itself) to end.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kahooks import atomicfile, lvs
+from kahooks.errors import KahooksError, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from kahooks.doctor.pools import VirtualServer
+
+DEFAULT_DIR = "/run/kahooks/drain"
+LOCK = ".lock"
+
+
+class DrainRefused(KahooksError):
+    """Draining would break a promise (a pool below its quorum): nothing was changed."""
+
+
+@dataclass
+class Outcome:
+    path: str
+    message: str
+
+
+def real_server(text: str) -> tuple[str, str, int]:
+    """(key, address, port) of a real server given as HOST:PORT or [IPv6]:PORT."""
+    key = lvs.key(text)
+    host, _, port = key.rpartition(":")
+    try:
+        address = str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        raise UsageError(f"{text!r} is not a real server (IP:PORT or [IPv6]:PORT)") from None
+    return key, address, int(port)
+
+
+def drained(directory: str) -> list[str]:
+    try:
+        return sorted(name for name in os.listdir(directory) if not name.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+class _Locked:
+    """The drain directory's exclusive lock, held while a decision is made and written."""
+
+    def __init__(self, directory: str) -> None:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        self.fd = os.open(os.path.join(directory, LOCK), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+
+    def __enter__(self) -> _Locked:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+def _pools_with(key: str, pools: list[VirtualServer]) -> Iterator[VirtualServer]:
+    return (pool for pool in pools if any(real.key == key for real in pool.reals))
+
+
+def drain(server: str, pools: list[VirtualServer], directory: str = DEFAULT_DIR, reason: str = "",
+          force: bool = False) -> Outcome:
+    """Mark `server` drained, unless a pool would fall below its quorum (DrainRefused) or it is in none."""
+    key, _, _ = real_server(server)
+    path = os.path.join(directory, key)
+    with _Locked(directory):
+        already = set(drained(directory))
+        if key in already:
+            return Outcome(path, f"{key} is already drained")
+        mine = list(_pools_with(key, pools))
+        if not mine and not force:
+            raise DrainRefused(f"{key} is no real_server in keepalived.conf: nothing would read its drain file "
+                               f"(--force to write it anyway)")
+        for pool in mine:
+            left = [real for real in pool.reals if real.key != key and real.key not in already]
+            weight = sum(real.weight for real in left)
+            if weight < pool.quorum and not force:
+                others = ", ".join(real.key for real in pool.reals if real.key != key) or "no other server"
+                raise DrainRefused(f"draining {key} would leave virtual server {pool.key} ({pool.where.where}) "
+                                   f"with weight {weight} of the {pool.quorum} its quorum needs (others: {others}; "
+                                   f"drained: {', '.join(sorted(already)) or 'none'})")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        atomicfile.replace(path, f"drained {stamp} by {os.environ.get('USER', 'uid ' + str(os.getuid()))}"
+                                 f"{': ' + reason if reason else ''}\n".encode(), mode=0o644)
+    pools_text = ", ".join(pool.key for pool in mine) or "no pool (forced)"
+    return Outcome(path, f"{key} drained from {pools_text}: its checks fail while {path} exists")
+
+
+def undrain(server: str, directory: str = DEFAULT_DIR) -> Outcome:
+    key, _, _ = real_server(server)
+    path = os.path.join(directory, key)
+    with _Locked(directory):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return Outcome(path, f"{key} was not drained")
+    return Outcome(path, f"{key} undrained: its checks pass again once it is healthy")
+
+
+def wait_connections(server: str, timeout: float, poll: float = 0.2, proc_net: str = "/proc/net") -> int:
+    """Wait until no established connection to `server` remains; return how many are left at the end."""
+    from kahooks.procfs import established_to
+
+    _, address, port = real_server(server)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = established_to(address, port, proc_net)
+        if left == 0 or time.monotonic() >= deadline:
+            return left
+        time.sleep(poll)
