@@ -18,9 +18,12 @@ import glob
 import os
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 MAX_INCLUDE_DEPTH = 16
+N = TypeVar("N", int, float)
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a keepalived.conf is kilobytes; this is a runaway guard
 
 
@@ -86,6 +89,17 @@ class _Line:
     text: str
     file: str
     line: int
+
+
+def number(statement: Statement | None, default: N, convert: Callable[[str], N]) -> N:
+    """The first word of `statement` as a number, `default` when it is missing or no number
+    (keepalived too falls back to its default and says so in `keepalived -t`)."""
+    if statement is None or not statement.args:
+        return default
+    try:
+        return convert(statement.args[0])
+    except ValueError:
+        return default
 
 
 def default_config_id() -> str:

@@ -11,27 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kahooks.doctor.conf import Document, Statement
+from kahooks.doctor.conf import Document, Statement, number
 
 PRIO_OWNER = 255
-
-
-def _int(statement: Statement | None, default: int) -> int:
-    if statement is None or not statement.args:
-        return default
-    try:
-        return int(statement.args[0])
-    except ValueError:
-        return default
-
-
-def _float(statement: Statement | None, default: float) -> float:
-    if statement is None or not statement.args:
-        return default
-    try:
-        return float(statement.args[0])
-    except ValueError:
-        return default
 
 
 @dataclass
@@ -131,23 +113,23 @@ def build(document: Document, path: str | None = None) -> Node:
     statements = document.statements
     globals_ = next((s for s in statements if s.keyword == "global_defs"), None)
     node = Node(path or document.path, document, globals_)
-    default_version = _int(globals_.first("vrrp_version") if globals_ else None, 2)
+    default_version = number(globals_.first("vrrp_version") if globals_ else None, 2, int)
     for statement in statements:
         if statement.keyword == "vrrp_script" and statement.args:
             weight_statement = statement.first("weight")
-            weight, reverse = _int(weight_statement, 0), bool(weight_statement and "reverse" in weight_statement.args)
-            interval = _float(statement.first("interval"), 1)
+            weight, reverse = number(weight_statement, 0, int), bool(weight_statement and "reverse" in weight_statement.args)
+            interval = number(statement.first("interval"), 1.0, float)
             timeout = statement.first("timeout")
             user = statement.first("user")
             node.scripts[statement.args[0]] = Script(
                 statement.args[0], " ".join((statement.first("script") or statement).args), interval,
-                _float(timeout, interval) if timeout is not None else None, weight, reverse,
-                _int(statement.first("rise"), 1), _int(statement.first("fall"), 1),
+                number(timeout, interval, float) if timeout is not None else None, weight, reverse,
+                number(statement.first("rise"), 1, int), number(statement.first("fall"), 1, int),
                 user.args[0] if user is not None and user.args else None, statement)
         elif statement.keyword in ("track_file", "vrrp_track_file") and statement.args and statement.children is not None:
             weight_statement = statement.first("weight")
             node.files[statement.args[0]] = TrackFile(
-                statement.args[0], statement.value("file"), _int(weight_statement, 1),
+                statement.args[0], statement.value("file"), number(weight_statement, 1, int),
                 bool(weight_statement and "reverse" in weight_statement.args), statement.has("init_file"), statement)
         elif statement.keyword == "vrrp_sync_group" and statement.args:
             node.sync_groups[statement.args[0]] = statement
@@ -167,8 +149,8 @@ def _instance(node: Node, statement: Statement, default_version: int, sync_group
     state = (statement.value("state", "BACKUP") or "BACKUP").upper()
     nopreempt = statement.has("nopreempt") and not (statement.has("preempt") and
                                                    statement.first("preempt").line > statement.first("nopreempt").line)  # type: ignore[union-attr]  # both present
-    preempt_delay = _float(statement.first("preempt_delay"), 0)
-    priority = _int(statement.first("priority"), 100)
+    preempt_delay = number(statement.first("preempt_delay"), 0.0, float)
+    priority = number(statement.first("priority"), 100, int)
     if state == "MASTER":  # keepalived clears both, with a warning
         nopreempt, preempt_delay = False, 0
     if nopreempt:
@@ -223,7 +205,7 @@ def _instance(node: Node, statement: Statement, default_version: int, sync_group
               if child.keyword in ("notify", "notify_master", "notify_backup", "notify_fault", "notify_stop")}
     vrid = statement.first("virtual_router_id")
     return Instance(
-        statement.args[0], state, statement.value("interface"), _int(vrid, -1) if vrid is not None else None,
-        priority, _float(statement.first("advert_int"), 1), _int(statement.first("version"), default_version),
+        statement.args[0], state, statement.value("interface"), number(vrid, -1, int) if vrid is not None else None,
+        priority, number(statement.first("advert_int"), 1.0, float), number(statement.first("version"), default_version, int),
         nopreempt, preempt_delay, vips, statement.value("unicast_src_ip"), peers, auth, tracked, notify,
         sync_group, statement)

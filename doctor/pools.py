@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kahooks import lvs
-from kahooks.doctor.conf import Statement, read
+from kahooks.doctor.conf import Statement, number, read
 from kahooks.errors import UsageError
 
 
@@ -44,13 +44,6 @@ def server_key(words: list[str]) -> str | None:
     return None
 
 
-def _int(statement: Statement | None, default: int) -> int:
-    try:
-        return int(statement.args[0]) if statement is not None and statement.args else default
-    except ValueError:
-        return default
-
-
 def pools(path: str, config_id: str | None = None) -> list[VirtualServer]:
     """Every virtual server of the configuration at `path` (ConfError when it cannot be read)."""
     found = []
@@ -60,10 +53,10 @@ def pools(path: str, config_id: str | None = None) -> list[VirtualServer]:
         key = server_key(statement.args)
         if key is None:
             continue
-        virtual = VirtualServer(key, _int(statement.first("quorum"), 1), statement)
+        virtual = VirtualServer(key, number(statement.first("quorum"), 1, int), statement)
         for real in statement.all("real_server"):
             real_key = server_key(real.args)
             if real_key is not None:
-                virtual.reals.append(RealServer(real_key, _int(real.first("weight"), 1), real))
+                virtual.reals.append(RealServer(real_key, number(real.first("weight"), 1, int), real))
         found.append(virtual)
     return found
