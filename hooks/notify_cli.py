@@ -8,6 +8,9 @@ delivery worker runs, and returns; it never waits for a mail server.
   vrrp_notify_fifo_script "/usr/local/bin/ka-notify fifo"   keepalived appends the FIFO path
   ka-notify send --instance VI_1 --state MASTER [--dry-run]  try a configuration by hand
   ka-notify worker [--foreground]                      the delivery worker (started for you)
+  ka-notify queue                                      what waits, per channel, why, next attempt; dead letters
+  ka-notify retry-dead [--channel C]                   send dead letters again (attempts reset)
+  ka-notify purge --older-than 7d [--channel C]        delete dead letters older than that
 
 Exit status: 0 recorded (or delivered, for send), 1 a configuration or runtime
 problem (the event is still recorded when it could be), 2 bad arguments.
@@ -46,6 +49,8 @@ OPTIONS = (
     Option("--dry-run", switch=True, help="with send: show what each channel would send, send nothing"),
     Option("--foreground", switch=True, help="with worker: run until stopped, log to stderr too"),
     Option("--idle-exit", convert=positive_float, metavar="SECONDS", help="with worker: exit when idle this long"),
+    Option("--channel", metavar="NAME", help="with retry-dead and purge: only this channel's dead letters"),
+    Option("--older-than", metavar="AGE", help="with purge: dead letters older than this (90s, 15m, 12h, 7d, 2w)"),
     Option("-v", "--verbose", switch=True, help="tracebacks and debug logging"),
     Option("WORDS", repeat=True, help="TYPE NAME STATE PRIORITY from keepalived, or fifo PATH, send, worker"),
 )
@@ -111,6 +116,10 @@ def dispatch(argv: Sequence[str]) -> int:
         return run_fifo(values, words[1])
     if command == "worker":
         return run_worker(values)
+    if command in ("queue", "retry-dead", "purge"):
+        if len(words) != 1:
+            raise UsageError(f"{command} takes no words")
+        return run_spool_tool(command, values)
     if command == "send":
         event = event_from_flags(values, source="manual")
         if event is None:
@@ -245,6 +254,53 @@ def ensure_worker(spool: Spool, values: dict) -> bool:
     return True
 
 
+def run_spool_tool(command: str, values: dict) -> int:
+    """queue, retry-dead, purge: the operator's view of the spool and what to do with what is stuck."""
+    import time
+
+    from kahooks import spooltools
+
+    if command == "purge" and not values["older_than"]:
+        raise UsageError("purge needs --older-than AGE (only dead letters are purged)")
+    older_than = spooltools.age_seconds(values["older_than"]) if values["older_than"] else None
+    spool = spool_for(values)
+    if not spool.root.is_dir():
+        raise KahooksError(f"no spool at {spool.root}")
+    if command == "queue":
+        now = time.time()
+        waiting = spooltools.letters(spool, "queue", values["channel"])
+        dead = spooltools.letters(spool, "dead", values["channel"])
+        incoming = len(spool.incoming())
+        print(f"{spool.root}: {incoming} recorded, not yet fanned out; {len(waiting)} queued; {len(dead)} dead")
+        for title, found in (("queued", waiting), ("dead", dead)):
+            if found:
+                print(f"{title}:")
+                for letter in found:
+                    print(f"  {spooltools.describe(letter, now)}")
+        return 0
+    if command == "retry-dead":
+        config = load_config(values["config"])
+        moved, kept = spooltools.retry_dead(spool, set(config.channels), values["channel"])
+        for line in kept:
+            print(f"kept: {line}")
+        print(f"{moved} dead letter{'s' if moved != 1 else ''} queued again")
+        if moved:
+            ensure_worker(spool, values)
+        return 0 if not kept else 1
+    removed = spooltools.purge_dead(spool, older_than or 0.0, values["channel"])
+    print(f"{removed} dead letter{'s' if removed != 1 else ''} older than {values['older_than']} removed")
+    return 0
+
+
+def _file_identity(path: str) -> tuple[int, int, int, int] | None:
+    """What tells that a file was changed or replaced: inode, size and modification time."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
 def run_worker(values: dict) -> int:
     import signal
     import threading
@@ -254,7 +310,9 @@ def run_worker(values: dict) -> int:
     from kahooks.signals import set_on_signals
 
     log = logs.setup("ka-notify", values["verbose"], to_stderr=values["foreground"])
-    config = load_config(values["config"])
+    path = values["config"]
+    config = load_config(path)
+    seen = _file_identity(path)
     spool = spool_for(values)
     stop = threading.Event()
     set_on_signals(stop, (signal.SIGTERM, signal.SIGINT))
@@ -266,9 +324,19 @@ def run_worker(values: dict) -> int:
             return 0  # another worker has it
         log.info("worker %d delivering from %s", os.getpid(), spool.root)
         try:
-            Worker(config, spool).run(stop, idle_exit)
+            Worker(config, spool).run(stop, idle_exit, lambda: _file_identity(path) != seen)
         finally:
             os.close(lock)
+        if not stop.is_set() and _file_identity(path) != seen:
+            # The operator changed kahooks.toml (a channel fixed, say): deliver with it from now on.
+            seen = _file_identity(path)
+            try:
+                config = load_config(path)
+                log.info("worker %d: %s changed; delivering with the new configuration", os.getpid(), path)
+            except ConfigError as exc:
+                for line in exc.lines():
+                    log.error("worker %d: %s; keeping the previous configuration", os.getpid(), line)
+            continue
         # Released the lock, then look once more: a handler that saw the lock held just before
         # we let go did not start a worker, so its event is ours to deliver.
         if stop.is_set() or spool.idle():

@@ -87,6 +87,7 @@ class Worker:
     def __init__(self, config: Config, spool: Spool, clock: Callable[[], float] = time.time,
                  on_event: Callable[[Event], None] | None = None,
                  on_outcome: Callable[[str, str], None] | None = None) -> None:
+        self._config_changed: Callable[[], bool] | None = None
         self.config = config
         self.spool = spool
         self.clock = clock
@@ -245,9 +246,14 @@ class Worker:
             time.sleep(0.01)
         return self.spool.idle()
 
-    def run(self, stop: threading.Event, idle_exit: float | None = None) -> None:
-        """Deliver until `stop` is set, or until idle for `idle_exit` seconds."""
-        threads = [threading.Thread(target=self._channel_loop, args=(name, stop), name=f"channel-{name}",
+    def run(self, stop: threading.Event, idle_exit: float | None = None,
+            config_changed: Callable[[], bool] | None = None) -> None:
+        """Deliver until `stop` is set, until idle for `idle_exit` seconds, or until `config_changed()`
+        (the caller then loads the new configuration: a channel fixed by the operator is used at once)."""
+        self._config_changed = config_changed
+        # The channel threads stop with this run; `stop` is the caller's (a signal), left as it is.
+        halt = threading.Event()
+        threads = [threading.Thread(target=self._channel_loop, args=(name, halt), name=f"channel-{name}",
                                     daemon=True) for name in self.config.channels]
         for thread in threads:
             thread.start()
@@ -255,7 +261,7 @@ class Worker:
         last_busy = time.monotonic()
         try:
             failing = 0.0
-            while not stop.is_set():
+            while not stop.is_set() and not halt.is_set():
                 self.wake.clear()
                 try:
                     if self.fan_out_pending():
@@ -275,9 +281,11 @@ class Worker:
                     last_busy = time.monotonic()
                 elif idle_exit is not None and time.monotonic() - last_busy >= idle_exit:
                     return
+                if config_changed is not None and config_changed():
+                    return
                 self.wake.wait(0.5 if watcher is None else 2.0)
         finally:
-            stop.set()
+            halt.set()
             if watcher is not None:
                 watcher.stop()
             for waker in self._channel_wakers.values():
@@ -289,6 +297,10 @@ class Worker:
         waker = self._channel_wakers[name]
         while not stop.is_set():
             waker.clear()
+            if self._config_changed is not None and self._config_changed():
+                stop.set()  # this run's halt: never one more attempt with a channel the operator has just changed
+                self.wake.set()
+                break
             try:
                 next_due = self.channel_pass(name)
             except Exception:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -189,7 +188,7 @@ class Spool(SpoolDirectory):
         if not event.is_alert and event.state not in ("MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY"):
             states[event.key] = event.state
             self.write_atomic(("state",), "instances.json", json.dumps(states, sort_keys=True))
-        self._remove(("incoming",), name)
+        self.remove(("incoming",), name)
         return event, channels
 
     def instance_states(self) -> dict[str, str]:
@@ -217,7 +216,7 @@ class Spool(SpoolDirectory):
         self.write_atomic(("queue", delivery.channel), delivery.name, delivery.to_json())
 
     def complete(self, delivery: Delivery) -> None:
-        self._remove(("queue", delivery.channel), delivery.name)
+        self.remove(("queue", delivery.channel), delivery.name)
 
     def bury(self, delivery: Delivery, reason: str) -> Path:
         """Move a delivery that gave up to dead/CHANNEL/, with the reason recorded in it."""
@@ -227,17 +226,7 @@ class Spool(SpoolDirectory):
 
     def depth(self) -> dict[str, Any]:
         """How much is waiting: recorded events, queued deliveries per channel, dead letters."""
-        try:
-            directory = self._open_dir("queue", create=False)
-        except FileNotFoundError:
-            channels: list[str] = []
-        else:
-            try:
-                channels = sorted(name for name in os.listdir(directory)
-                                  if stat.S_ISDIR(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode))
-            finally:
-                os.close(directory)
-        queued = {channel: len(self.names("queue", channel)) for channel in channels}
+        queued = {channel: len(self.names("queue", channel)) for channel in self.directories("queue")}
         return {"incoming": len(self.incoming()), "queued": queued, "dead": self._walk_count("dead")}
 
     def idle(self) -> bool:

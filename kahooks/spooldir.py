@@ -172,6 +172,18 @@ class SpoolDirectory:
         finally:
             os.close(directory)
 
+    def directories(self, *parts: str) -> list[str]:
+        """The directories in spool/PARTS (the channels of queue/ or dead/), sorted; links are not directories."""
+        try:
+            directory = self._open_dir(*parts, create=False)
+        except FileNotFoundError:
+            return []
+        try:
+            return sorted(name for name in os.listdir(directory)
+                          if stat.S_ISDIR(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode))
+        finally:
+            os.close(directory)
+
     def _move(self, source: tuple[str, ...], name: str, target: tuple[str, ...]) -> Path:
         """Rename spool/SOURCE/NAME into spool/TARGET/ (a unique name when one is there already)."""
         source_fd = self._open_dir(*source, create=False)
@@ -195,7 +207,7 @@ class SpoolDirectory:
             os.close(source_fd)
         return self.root.joinpath(*target, final)
 
-    def _remove(self, parts: tuple[str, ...], name: str) -> None:
+    def remove(self, parts: tuple[str, ...], name: str) -> None:
         directory = self._open_dir(*parts, create=False)
         try:
             try:
