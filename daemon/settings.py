@@ -37,7 +37,8 @@ NOT_IN_DAEMON = {"--nagios": "the daemon writes track files, not plugin output",
                  "--dynamic-weight": "a weight is for keepalived's MISC_CHECK (misc_dynamic), run as a program",
                  "--slow": "it goes with --dynamic-weight, for keepalived's MISC_CHECK",
                  "--no-syslog": "the daemon logs state changes, not every run",
-                 "-v": "run `kahooks serve -v` instead", "--verbose": "run `kahooks serve -v` instead"}
+                 "-v": "run `kahooks serve -v` instead", "--verbose": "run `kahooks serve -v` instead",
+                 **dict.fromkeys(("-h", "--help", "-V", "--version"), "asks the program about itself: not a check")}
 CHECK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 SERVE_KEYS = ("state_dir", "maintenance_file", "notify_fifo", "deliver", "metrics_listen", "metrics_textfile",
               "heartbeat_interval")

@@ -13,7 +13,7 @@ from kahooks.errors import KahooksError, os_words
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="kahooks")
+@click.version_option(__version__, "-V", "--version", prog_name="kahooks", message="%(prog)s (kahooks) %(version)s")
 def cli() -> None:
     """Checks, notify handlers and a daemon for keepalived."""
 

@@ -65,7 +65,8 @@ def main() -> None:
         code = dispatch(argv)
     except HelpRequested as text:
         print(text)
-        print(__doc__.split("\n\n", 1)[1].rstrip())
+        if not str(text).startswith(f"{PROG} (kahooks) "):  # -V prints its line alone
+            print(__doc__.split("\n\n", 1)[1].rstrip())
         code = 0
     except UsageError as exc:
         _complain(f"{PROG}: {exc}")

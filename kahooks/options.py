@@ -57,7 +57,7 @@ class Option:
 
 
 class HelpRequested(Exception):
-    """Raised by parse_argv for -h/--help; carries the help text."""
+    """Raised by parse_argv for -h/--help (the help text) and -V/--version (the version line)."""
 
 
 def parse_argv(options: Sequence[Option], argv: Sequence[str], prog: str) -> dict[str, Any]:
@@ -94,6 +94,10 @@ def _parse(options: Sequence[Option], argv: Sequence[str], prog: str, values: di
             break
         if arg in ("-h", "--help"):
             raise HelpRequested(format_help(options, prog))
+        if arg in ("-V", "--version"):
+            from kahooks import __version__
+
+            raise HelpRequested(f"{prog} (kahooks) {__version__}")
         if len(arg) < 2 or not arg.startswith("-") or _is_number(arg):
             bare.append(arg)
             if positionals and positionals[-1].rest and len(bare) >= len(positionals):
@@ -169,6 +173,8 @@ def format_help(options: Iterable[Option], prog: str) -> str:
             left = ", ".join(opt.names) + ("" if opt.switch else f" {opt.metavar}")
         default = "" if opt.default in (None, False) else f" (default {opt.default})"
         lines.append(f"  {left:<28} {opt.help}{default}")
+    lines.append(f"  {'-h, --help':<28} this help")
+    lines.append(f"  {'-V, --version':<28} the version")
     return "\n".join(lines)
 
 

@@ -85,3 +85,18 @@ def test_help_and_usage_errors(name: str) -> None:
     for args in (["--no-such-option"], ["--timeout"], []):
         outcome = run(name, *args)
         assert outcome.code == 1 and outcome.line.startswith(f"FAIL: {name}: "), outcome
+
+
+def test_every_program_tells_its_version_and_help_lists_it() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from kahooks import __version__
+
+    scripts = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
+    for name in scripts:
+        for flag in ("-V", "--version"):
+            outcome = run(name, flag)
+            assert outcome.code == 0 and outcome.line == f"{name} (kahooks) {__version__}", (name, outcome)
+    assert "-V, --version" in run("ka-check-port", "--help").stdout
+    assert "-V, --version" in run("ka-notify", "--help").stdout
