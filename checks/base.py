@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 # for interpreter start-up and the kill grace.
 DEFAULT_TIMEOUT = 0.8
 
+def _range(raw: str) -> Any:
+    from kahooks.thresholds import parse_range  # only a --nagios run with thresholds pays for it
+
+    return parse_range(raw)
+
+
 def dynamic_weight(raw: str) -> int:
     """keepalived's misc_dynamic reads exit status 2-255 as weight 0-253; a healthy server gets at least 1."""
     value = positive_int(raw)
@@ -42,7 +48,11 @@ COMMON_OPTIONS = (
     Option("--maintenance-file", metavar="PATH",
            help="fail while this file exists (drain the node)"),
     Option("--nagios", switch=True,
-           help="monitoring-plugins output and exit codes (0 OK, 2 CRITICAL, 3 UNKNOWN)"),
+           help="monitoring-plugins output and exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)"),
+    Option("-w", "--warning", convert=lambda raw: _range(raw), metavar="RANGE",
+           help="with --nagios: WARNING when the response time (seconds) is outside RANGE (10, 10:, ~:10, @10:20)"),
+    Option("-c", "--critical", convert=lambda raw: _range(raw), metavar="RANGE",
+           help="with --nagios: CRITICAL when the response time (seconds) is outside RANGE"),
     Option("--dynamic-weight", convert=dynamic_weight, metavar="MAX",
            help="for an LVS MISC_CHECK with misc_dynamic: when healthy exit 2+WEIGHT, WEIGHT falling from MAX "
                 "(at no response time) to 1 (at --slow)"),

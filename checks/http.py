@@ -61,13 +61,14 @@ def parse_method(raw: str) -> str:
 class HttpResponse:
     """What one request returned, before judging."""
 
-    __slots__ = ("status", "reason", "location", "body", "cert_note", "cert_days", "expired")
+    __slots__ = ("status", "reason", "location", "body", "size", "cert_note", "cert_days", "expired")
 
     def __init__(self) -> None:
         self.status = 0
         self.reason = ""
         self.location: str | None = None
         self.body = ""
+        self.size: int | None = None  # bytes of the body: read, or as Content-Length says; None unknown
         self.cert_note: str | None = None
         self.cert_days: float | None = None
         self.expired = False
@@ -140,7 +141,9 @@ class HttpCheck(Check):
 
     def judge(self, url: str, response: HttpResponse, deadline: Deadline) -> CheckResult:
         took = format_seconds(deadline.elapsed())
-        metrics: dict[str, float] = {"status": response.status, "size": len(response.body)}
+        metrics: dict[str, float] = {"status": response.status}
+        if response.size is not None:
+            metrics["size"] = response.size
         if response.cert_days is not None:
             metrics["cert_days"] = round(response.cert_days, 1)
         found = f"{response.status} from {redact.url(url)} in {took}"
@@ -194,7 +197,10 @@ class HttpCheck(Check):
             result.location = response.getheader("Location")
             if self.method != "HEAD" and (self.contains is not None or self.regex is not None):
                 charset = response.headers.get_content_charset() or "utf-8"
-                result.body = self._read_body(response, sock, deadline).decode(charset, "replace")
+                raw = self._read_body(response, sock, deadline)
+                result.body, result.size = raw.decode(charset, "replace"), len(raw)
+            elif self.method != "HEAD" and (response.getheader("Content-Length") or "").isdigit():
+                result.size = int(response.getheader("Content-Length") or 0)  # not read: keepalived is waiting
         except TimeoutError:
             raise ProbeTimeout(f"no response within {deadline.seconds:g} s") from None
         except (http.client.HTTPException, OSError) as exc:

@@ -58,13 +58,14 @@ from kahooks.result import CheckResult, unhealthy
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Any
 
     from kahooks.checks.base import Check
 
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
 EXIT_DYNAMIC_BASE = 2  # keepalived's misc_dynamic: exit 2+W is up with weight W (0-253)
-NAGIOS_CODES = {"OK": 0, "CRITICAL": 2, "UNKNOWN": 3}
+NAGIOS_CODES = {"OK": 0, "WARNING": 1, "CRITICAL": 2, "UNKNOWN": 3}
 
 
 # The output modes, once argv is parsed: the last-resort handler in main needs them too.
@@ -89,6 +90,8 @@ def run(kind: str, argv: Sequence[str], prog: str | None = None) -> int:
             raise UsageError("--dynamic-weight is for keepalived's MISC_CHECK, not --nagios")
         if values["slow"] and not values["dynamic_weight"]:
             raise UsageError("--slow goes with --dynamic-weight")
+        if (values["warning"] or values["critical"]) and not values["nagios"]:
+            raise UsageError("-w/-c are for --nagios: keepalived reads only exit 0 or 1")
         check = check_class(values)
     except HelpRequested as help_text:
         print(help_text)
@@ -115,10 +118,22 @@ def run(kind: str, argv: Sequence[str], prog: str | None = None) -> int:
     elapsed = time.monotonic() - started
     result.metrics.setdefault("time", round(elapsed, 6))
     ok = result.ok and not _stopped_by
-    code = _report(kind, "OK" if ok else "CRITICAL",
+    status = "OK" if ok else "CRITICAL"
+    if ok and nagios:
+        status = _threshold_status(values, result.metrics["time"])
+    return _report(kind, status,
                    result.summary if not _stopped_by or not result.ok else f"{_stopped_by} after: {result.summary}",
-                   nagios, log=log, metrics=result.metrics, weight=_weight(values, check, result) if ok else None)
-    return code
+                   nagios, log=log, metrics=result.metrics, weight=_weight(values, check, result) if ok else None,
+                   thresholds=(values["warning"], values["critical"], check.timeout))
+
+
+def _threshold_status(values: dict, seconds: float) -> str:
+    """--nagios -w/-c: the response time against monitoring-plugins ranges."""
+    if values["critical"] is not None and values["critical"].alerts(seconds):
+        return "CRITICAL"
+    if values["warning"] is not None and values["warning"].alerts(seconds):
+        return "WARNING"
+    return "OK"
 
 
 def _weight(values: dict, check: Check, result: CheckResult) -> int | None:
@@ -154,11 +169,12 @@ def _probe_guarded(check: Check, verbose: bool) -> CheckResult:
 
 
 def _report(kind: str, status: str, summary: str, nagios: bool, log: bool,
-            metrics: dict[str, float] | None = None, weight: int | None = None) -> int:
+            metrics: dict[str, float] | None = None, weight: int | None = None,
+            thresholds: tuple[Any, Any, float] | None = None) -> int:
     """Print the one status line, log failures to syslog, and pick the exit code (2+weight: misc_dynamic)."""
     summary = " ".join(summary.split())  # one line, whatever the probe found
     if nagios:
-        perf = " ".join(f"{key}={_perf_value(key, value)}" for key, value in (metrics or {}).items())
+        perf = _perfdata(metrics or {}, thresholds)
         line = f"{kind.upper()} {status} - {summary}" + (f" | {perf}" if perf else "")
         code = NAGIOS_CODES[status]
     else:
@@ -175,8 +191,20 @@ def _report(kind: str, status: str, summary: str, nagios: bool, log: bool,
     return code
 
 
-def _perf_value(key: str, value: float) -> str:
-    return f"{value:.6f}s" if key == "time" else f"{value:g}"
+def _perfdata(metrics: dict[str, float], thresholds: tuple[Any, Any, float] | None) -> str:
+    """`label=value[UOM];warn;crit;min;max`, time first as the monitoring plugins print it."""
+    warning, critical, timeout = thresholds or (None, None, None)
+    parts = []
+    for key in sorted(metrics, key=lambda name: (name != "time", name != "size", name)):
+        value = metrics[key]
+        if key == "time":
+            parts.append(f"time={value:.6f}s;{warning.text if warning else ''};{critical.text if critical else ''};"
+                         f"0.000000;{timeout:.6f}" if timeout else f"time={value:.6f}s;;;0.000000;")
+        elif key == "size":
+            parts.append(f"size={int(value)}B;;;0;")
+        else:
+            parts.append(f"{key}={value:g};;;;")
+    return " ".join(parts)
 
 
 def _syslog(message: str) -> None:
