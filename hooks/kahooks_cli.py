@@ -43,7 +43,9 @@ def validate(path: str) -> None:
 @cli.command()
 @click.option("-c", "--config", "path", default=DEFAULT_PATH, show_default=True, help="configuration file")
 @click.option("-v", "--verbose", is_flag=True, help="debug logging and tracebacks")
-def serve(path: str, verbose: bool) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one object a line (time, level, logger, message) for log shippers")
+def serve(path: str, verbose: bool, log_format: str) -> None:
     """Run the checks in-process, write keepalived track files, read the notify FIFO and deliver.
 
     One per node, under systemd (contrib/systemd/kahooks.service). SIGHUP reloads
@@ -53,7 +55,7 @@ def serve(path: str, verbose: bool) -> None:
     from kahooks import logs
     from kahooks.daemon.service import Daemon
 
-    logs.setup("kahooks-serve", verbose, to_stderr=True)
+    logs.setup("kahooks-serve", verbose, to_stderr=True, log_format=log_format)
     try:
         code = Daemon(path).run()
     except ConfigError as exc:

@@ -52,11 +52,19 @@ OPTIONS = (
     Option("--channel", metavar="NAME", help="with retry-dead and purge: only this channel's dead letters"),
     Option("--older-than", metavar="AGE", help="with purge: dead letters older than this (90s, 15m, 12h, 7d, 2w)"),
     Option("-v", "--verbose", switch=True, help="tracebacks and debug logging"),
+    Option("--log-format", convert=lambda raw: _log_format(raw), default="text", metavar="FORMAT",
+           help="the worker's and FIFO reader's logs: text, or json (one object a line)"),
     Option("WORDS", repeat=True, help="TYPE NAME STATE PRIORITY from keepalived, or fifo PATH, send, worker"),
 )
 
 
 _verbose = False  # -v, once argv is parsed (never read from raw argv)
+
+
+def _log_format(raw: str) -> str:
+    if raw not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return raw
 
 
 def main() -> None:
@@ -239,6 +247,8 @@ def ensure_worker(spool: Spool, values: dict) -> bool:
             "--spool", str(spool.root)]
     if values["verbose"]:
         argv.append("--verbose")
+    if values["log_format"] != "text":
+        argv += ["--log-format", values["log_format"]]
     # Its stderr is a log in the spool: where there is no syslog, delivery failures are still seen.
     try:
         log_fd = spool.open_log("worker.log", WORKER_LOG_LIMIT)
@@ -310,7 +320,7 @@ def run_worker(values: dict) -> int:
     from kahooks.delivery import Worker
     from kahooks.signals import set_on_signals
 
-    log = logs.setup("ka-notify", values["verbose"], to_stderr=values["foreground"])
+    log = logs.setup("ka-notify", values["verbose"], to_stderr=values["foreground"], log_format=values["log_format"])
     path = values["config"]
     config = load_config(path)
     seen = _file_identity(path)
@@ -354,7 +364,7 @@ def run_fifo(values: dict, path: str) -> int:
     from kahooks.fifo import event_from_line, serve_fifo
     from kahooks.signals import set_on_signals
 
-    log = logs.setup("ka-notify", values["verbose"], to_stderr=values["verbose"])
+    log = logs.setup("ka-notify", values["verbose"], to_stderr=values["verbose"], log_format=values["log_format"])
     try:
         if not stat.S_ISFIFO(os.stat(path).st_mode):
             raise UsageError(f"{path} is not a FIFO")

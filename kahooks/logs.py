@@ -24,22 +24,48 @@ class LocalSyslogHandler(logging.Handler):
             if not localsyslog.send(self.ident, self.format(record), SEVERITIES.get(record.levelno, 6)) \
                     and not self.also_stderr:
                 # No syslog socket, or it refused: stderr rather than nowhere.
-                sys.stderr.write(f"{self.ident}: {record.levelname} {self.format(record)}\n")
+                text = self.format(record)
+                sys.stderr.write((text if text.startswith("{") else f"{self.ident}: {record.levelname} {text}") + "\n")
                 sys.stderr.flush()
         except Exception:
             self.handleError(record)
 
 
-def setup(ident: str, verbose: bool = False, to_stderr: bool = False) -> logging.Logger:
+class JsonLines(logging.Formatter):
+    """One JSON object a line, for log shippers: time (ISO 8601, UTC), level, logger, message, ident, pid."""
+
+    def __init__(self, ident: str) -> None:
+        super().__init__()
+        self.ident = ident
+
+    def format(self, record: logging.LogRecord) -> str:
+        import datetime
+        import json
+        import os
+
+        data = {"time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc).isoformat(
+                    timespec="milliseconds"),
+                "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
+                "ident": self.ident, "pid": os.getpid()}
+        if record.exc_info:
+            data["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+FORMATS = ("text", "json")
+
+
+def setup(ident: str, verbose: bool = False, to_stderr: bool = False, log_format: str = "text") -> logging.Logger:
     logger = logging.getLogger("kahooks")
     logger.handlers.clear()
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     syslog = LocalSyslogHandler(ident, also_stderr=to_stderr)
-    syslog.setFormatter(logging.Formatter("%(message)s"))
+    syslog.setFormatter(JsonLines(ident) if log_format == "json" else logging.Formatter("%(message)s"))
     logger.addHandler(syslog)
     if to_stderr:
         stream = logging.StreamHandler(sys.stderr)
-        stream.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        stream.setFormatter(JsonLines(ident) if log_format == "json"
+                            else logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logger.addHandler(stream)
     logger.propagate = False
     return logger
