@@ -1,4 +1,4 @@
-"""`kahooks`: the operator's command: serve, status, validate, doctor, drain, and the lab of real keepalived nodes."""
+"""`kahooks`: the operator's command: serve, status, validate, init, doctor, drain, and the keepalived lab."""
 
 from __future__ import annotations
 
@@ -143,110 +143,14 @@ def _keepalived_view() -> list[dict] | None:
         return None  # status must never fail because keepalived could not be asked
 
 
-@cli.command()
-@click.option("-f", "--file", "path", default="/etc/keepalived/keepalived.conf", show_default=True,
-              help="this node's keepalived.conf")
-@click.option("--peer", "peer_paths", multiple=True, metavar="OTHER.conf",
-              help="another node's keepalived.conf (repeat for each): compare them and simulate the election")
-@click.option("--json", "as_json", is_flag=True, help="one JSON object: findings and scenarios (shape in the README)")
-@click.option("--live", is_flag=True, help="also ask the running keepalived (root) for each instance's state")
-@click.option("-i", "--config-id", default=None, help="keepalived's -i, for @ID lines (default: the short host name)")
-@click.option("--no-keepalived-test", is_flag=True, help="do not run `keepalived -t` on the file")
-@click.option("-v", "--verbose", is_flag=True, help="tracebacks on unexpected errors")
-def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, config_id: str | None,
-           no_keepalived_test: bool, verbose: bool) -> None:
-    """Find a keepalived pair's mistakes before they cause an outage.
+def _add_keepalived_commands() -> None:
+    from kahooks.hooks.keepalived_cli import COMMANDS
 
-    Reads keepalived.conf as keepalived does (includes, definitions, @ID lines), reports
-    each finding with FILE:LINE and its fix, and simulates the election: if a tracked item
-    fails on a node, who holds each VIP, after how long, and after it recovers.
-
-    Exit status: 0 no errors, 1 errors found, 2 a file cannot be read.
-    """
-    from kahooks.doctor import conf, report
-
-    try:
-        result = report.diagnose(path, list(peer_paths), config_id, test_with_keepalived=not no_keepalived_test)
-        if live:
-            report.add_live(result)
-    except conf.ConfError as exc:
-        click.echo(f"kahooks doctor: {exc}", err=True)
-        sys.exit(2)
-    except Exception as exc:  # one line for an operator; -v shows the traceback
-        if verbose:
-            raise
-        click.echo(f"kahooks doctor: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(2)
-    click.echo(report.render_json(result) if as_json else report.render_text(result))
-    sys.exit(1 if result.errors else 0)
+    for command in COMMANDS:
+        cli.add_command(command)
 
 
-@cli.command()
-@click.argument("server", required=False)
-@click.option("-f", "--file", "path", default="/etc/keepalived/keepalived.conf", show_default=True,
-              help="the keepalived.conf whose virtual_server blocks name the pools and their quorum")
-@click.option("--dir", "directory", default="/run/kahooks/drain", show_default=True,
-              help="where drain files live (the MISC_CHECKs' --maintenance-file DIR/IP:PORT)")
-@click.option("--wait-connections", is_flag=True, help="then wait until no established connection to it remains")
-@click.option("--timeout", type=float, default=300.0, show_default=True, help="for --wait-connections, in seconds")
-@click.option("--reason", default="", help="written into the drain file (who and why)")
-@click.option("--force", is_flag=True, help="drain even below a pool's quorum, or a server in no pool")
-@click.option("--list", "list_only", is_flag=True, help="show what is drained")
-def drain(server: str | None, path: str, directory: str, wait_connections: bool, timeout: float, reason: str,
-          force: bool, list_only: bool) -> None:
-    """Take a real server (IP:PORT) out of its LVS pools before a deploy; `kahooks undrain` puts it back.
-
-    Refuses (exit 1) to leave a virtual server below its quorum; a lock makes two pipelines
-    decide one after the other. Exit status: 0 drained, 1 refused or connections still open,
-    2 bad arguments or an unreadable keepalived.conf.
-    """
-    from kahooks.doctor import conf
-    from kahooks.doctor import drain as draining
-    from kahooks.doctor.pools import pools
-    from kahooks.errors import UsageError
-
-    if list_only:
-        for name in draining.drained(directory):
-            click.echo(f"{name}\t{(Path(directory) / name).read_text(errors='replace').strip()}")
-        return
-    if not server:
-        raise click.UsageError("SERVER (IP:PORT) is required, or --list")
-    try:
-        outcome = draining.drain(server, pools(path), directory, reason, force)
-    except (UsageError, conf.ConfError) as exc:
-        click.echo(f"kahooks drain: {exc}", err=True)
-        sys.exit(2)
-    except KahooksError as exc:
-        click.echo(f"kahooks drain: refused: {exc}", err=True)
-        sys.exit(1)
-    except OSError as exc:
-        click.echo(f"kahooks drain: {exc.filename or directory}: {os_words(exc)}", err=True)
-        sys.exit(1)
-    click.echo(outcome.message)
-    if wait_connections:
-        left = draining.wait_connections(server, timeout)
-        if left:
-            click.echo(f"kahooks drain: {left} connection(s) to {server} still open after {timeout:g} s", err=True)
-            sys.exit(1)
-        click.echo(f"no connection to {server} remains")
-
-
-@cli.command()
-@click.argument("server")
-@click.option("--dir", "directory", default="/run/kahooks/drain", show_default=True, help="where drain files live")
-def undrain(server: str, directory: str) -> None:
-    """Put a drained real server (IP:PORT) back: its checks pass again once it is healthy."""
-    from kahooks.doctor import drain as draining
-    from kahooks.errors import UsageError
-
-    try:
-        click.echo(draining.undrain(server, directory).message)
-    except UsageError as exc:
-        click.echo(f"kahooks undrain: {exc}", err=True)
-        sys.exit(2)
-    except OSError as exc:
-        click.echo(f"kahooks undrain: {exc.filename or directory}: {os_words(exc)}", err=True)
-        sys.exit(1)
+_add_keepalived_commands()
 
 
 @cli.group()
