@@ -249,6 +249,14 @@ def _echoes_its_code(script: Script, path: str, where: object) -> list[Finding]:
     return []
 
 
+def _ignored_fix(why: str, name: str) -> str:
+    if "sync group" in why:
+        return "weight 0 (FAULT), or `sync_group_tracking_weight` in the sync group"
+    if "address owner" in why:
+        return "weight 0 (FAULT): the owner's priority stays 255 whatever the weights"
+    return f"define {name}, or remove the line"
+
+
 # Track files, notifications, preemption -------------------------------------------------------
 
 def check_tracking_and_notify(node: Node, on_this_host: bool) -> list[Finding]:
@@ -264,8 +272,7 @@ def check_tracking_and_notify(node: Node, on_this_host: bool) -> list[Finding]:
             if item.dropped:
                 found.append(finding("tracked-item-ignored", "error", item.where,
                                      f"{instance.name}: keepalived ignores {item.kind} {item.name}: {item.dropped}",
-                                     "weight 0 (FAULT), or `sync_group_tracking_weight` in the sync group"
-                                     if "sync group" in item.dropped else f"define {item.name}, or remove the line"))
+                                     _ignored_fix(item.dropped, item.name)))
             elif item.kind == "file" and item.weight > 0 and not item.reverse:
                 found.append(finding("track-file-weight-positive", "warning", item.where,
                                      f"{instance.name}: track_file {item.name} with weight {item.weight}: a failed "

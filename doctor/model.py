@@ -145,6 +145,36 @@ def build(document: Document, path: str | None = None) -> Node:
     return node
 
 
+TRACK_BLOCKS = (("script", "track_script"), ("file", "track_file"), ("interface", "track_interface"),
+                ("process", "track_process"))
+
+
+def _tracked_items(node: Node, statement: Statement, weights_ignored: str | None) -> list[Tracked]:
+    """What an instance tracks, with keepalived's rules (vrrp.c) for an instance whose weights it ignores
+    (`weights_ignored` says why: a sync group, or the address owner): a weighted script is dropped; a
+    track file's default weight 1 becomes 0 and any other weight is dropped; a weighted interface
+    becomes weight 0 in a sync group and is dropped for the owner. Processes are left as they are."""
+    defined: dict[str, dict] = {"script": node.scripts, "file": node.files}
+    tracked = []
+    for kind, keyword in TRACK_BLOCKS:
+        for block in statement.all(keyword):
+            for child in block.children or []:
+                known = defined.get(kind, {}).get(child.keyword)
+                weight, reverse = _weight_words(child.args, known.weight if known else (1 if kind == "file" else 0),
+                                                known.reverse if known else False)
+                item = Tracked(kind, child.keyword, weight, reverse, child)
+                tracked.append(item)
+                if kind in defined and known is None:
+                    item.dropped = f"no {'vrrp_script' if kind == 'script' else 'track_file'} {child.keyword} is defined"
+                elif weights_ignored is None or not weight or kind == "process":
+                    continue
+                elif kind == "file" and weight == 1 or kind == "interface" and "sync group" in weights_ignored:
+                    item.weight = 0
+                else:
+                    item.dropped = f"weighted tracking is ignored for {weights_ignored}"
+    return tracked
+
+
 def _instance(node: Node, statement: Statement, default_version: int, sync_group: str | None) -> Instance:
     state = (statement.value("state", "BACKUP") or "BACKUP").upper()
     nopreempt = statement.has("nopreempt") and not (statement.has("preempt") and
@@ -166,41 +196,13 @@ def _instance(node: Node, statement: Statement, default_version: int, sync_group
     auth_block = statement.first("authentication")
     auth = (auth_block.value("auth_type", "") or "", auth_block.value("auth_pass", "") or "") if auth_block else None
     group_weights = sync_group is not None and node.sync_groups[sync_group].has("sync_group_tracking_weight")
-    in_sync = sync_group is not None and not group_weights
-    owner = priority == PRIO_OWNER  # keepalived ignores weights for the address owner, as for a sync group
-    ignored_because = "the address owner (priority 255) ignores weighted tracking" if owner else (
-        f"weighted scripts are ignored in sync group {sync_group} (sync_group_tracking_weight)")
-    tracked: list[Tracked] = []
-    for block in statement.all("track_script"):
-        for child in block.children or []:
-            script = node.scripts.get(child.keyword)
-            weight, reverse = _weight_words(child.args, script.weight if script else 0, script.reverse if script else False)
-            item = Tracked("script", child.keyword, weight, reverse, child)
-            if script is None:
-                item.dropped = f"no vrrp_script {child.keyword} is defined"
-            elif (in_sync or owner) and weight:
-                item.dropped = ignored_because
-            tracked.append(item)
-    for block in statement.all("track_file"):
-        for child in block.children or []:
-            track = node.files.get(child.keyword)
-            weight, reverse = _weight_words(child.args, track.weight if track else 1, track.reverse if track else False)
-            item = Tracked("file", child.keyword, weight, reverse, child)
-            if track is None:
-                item.dropped = f"no track_file {child.keyword} is defined"
-            elif in_sync and weight == 1:
-                item.weight = 0
-            elif in_sync and weight:
-                item.dropped = f"weighted files are ignored in sync group {sync_group} (sync_group_tracking_weight)"
-            tracked.append(item)
-    for block in statement.all("track_interface"):
-        for child in block.children or []:
-            weight, reverse = _weight_words(child.args, 0, False)
-            tracked.append(Tracked("interface", child.keyword, 0 if in_sync else weight, reverse, child))
-    for block in statement.all("track_process"):
-        for child in block.children or []:
-            weight, reverse = _weight_words(child.args, 0, False)
-            tracked.append(Tracked("process", child.keyword, weight, reverse, child))
+    if priority == PRIO_OWNER:
+        weights_ignored = "the address owner (priority 255)"
+    elif sync_group is not None and not group_weights:
+        weights_ignored = f"sync group {sync_group} (without sync_group_tracking_weight)"
+    else:
+        weights_ignored = None
+    tracked = _tracked_items(node, statement, weights_ignored)
     notify = {child.keyword: child for child in statement.children or []
               if child.keyword in ("notify", "notify_master", "notify_backup", "notify_fault", "notify_stop")}
     vrid = statement.first("virtual_router_id")

@@ -119,3 +119,13 @@ def test_a_root_script_whose_interpreter_another_user_could_replace(tmp_path: Pa
     report = diagnose(str(conf), [], "lb1", test_with_keepalived=False)
     unsafe = [item for item in report.findings if item.code == "script-unsafe-path"]
     assert len(unsafe) == 1 and "its interpreter's" in unsafe[0].message and str(tools) in unsafe[0].message
+
+
+def test_the_address_owner_ignores_weighted_files_and_interfaces_as_keepalived_does(tmp_path: Path) -> None:
+    conf = node(tmp_path, "lb1.conf", "track_file tf {\n    file /run/kahooks/track/tf\n    init_file 1\n}\n"
+                + instance(255, "    track_file {\n        tf weight -60\n    }\n    track_interface {\n"
+                           "        eth1 weight -10\n    }\n"))
+    report = diagnose(str(conf), [], "lb1", test_with_keepalived=False)
+    ignored = [item for item in report.findings if item.code == "tracked-item-ignored"]
+    assert [(item.line, "address owner" in item.message and "owner" in item.fix) for item in ignored] == \
+        [(14, True), (17, True)]  # the lines tracking them
