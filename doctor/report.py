@@ -73,13 +73,14 @@ def add_live(report: Report) -> None:
                             "base_priority": instance.base_priority, "vips_here": holding,
                             "track_scripts": instance.track_scripts})
         configured = next((item for item in node.instances if item.name == instance.name), None)
-        where = configured.where if configured is not None else None
+        # An instance the file does not name (keepalived runs another configuration): the file itself.
+        where = configured.where if configured is not None else Finding("", "", node.path, 0, "", "")
         if instance.state == "MASTER" and instance.vips and not holding:
-            report.findings.append(findings.finding("live-master-without-vip", "error", where or node.document.statements[0],
+            report.findings.append(findings.finding("live-master-without-vip", "error", where,
                                                     f"{instance.name} is MASTER but none of {instance.vips} is on an "
                                                     f"interface here", "check `ip addr` and keepalived's log"))
         if instance.state != "MASTER" and holding:
-            report.findings.append(findings.finding("live-vip-without-master", "error", where or node.document.statements[0],
+            report.findings.append(findings.finding("live-vip-without-master", "error", where,
                                                     f"{instance.name} is {instance.state} but {', '.join(holding)} is "
                                                     f"on an interface here: two nodes may answer for it",
                                                     "remove the address by hand; check for a second keepalived"))

@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from kahooks.config import DEFAULT_PATH, ConfigError
 from kahooks.errors import KahooksError, os_words
+
+
+def _fail(command: str, message: str, code: int) -> NoReturn:
+    """One line on stderr, then the exit status: never a traceback for an operator's mistake."""
+    click.echo(f"kahooks {command}: {message}", err=True)
+    sys.exit(code)
 
 
 @click.command()
@@ -41,13 +48,11 @@ def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, co
         if live:
             report.add_live(result)
     except conf.ConfError as exc:
-        click.echo(f"kahooks doctor: {exc}", err=True)
-        sys.exit(2)
+        _fail("doctor", str(exc), 2)
     except Exception as exc:  # one line for an operator; -v shows the traceback
         if verbose:
             raise
-        click.echo(f"kahooks doctor: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(2)
+        _fail("doctor", f"{type(exc).__name__}: {exc}", 2)
     click.echo(report.render_json(result) if as_json else report.render_text(result))
     sys.exit(1 if result.errors else 0)
 
@@ -73,13 +78,11 @@ def init(source: str, output: str, email_to: str | None, smtp_server: str | None
     from kahooks.doctor.model import build
 
     if os.path.exists(output) and not force:
-        click.echo(f"kahooks init: {output} exists; --force replaces it", err=True)
-        sys.exit(1)
+        _fail("init", f"{output} exists; --force replaces it", 1)
     try:
         node = build(conf.read(source), source)
     except conf.ConfError as exc:
-        click.echo(f"kahooks init: {exc}", err=True)
-        sys.exit(2)
+        _fail("init", str(exc), 2)
     asking = sys.stdin.isatty() and sys.stdout.isatty()
     if asking and email_to is None:
         email_to = click.prompt("email transitions to (Enter: no email)", default="", show_default=False)
@@ -101,12 +104,9 @@ def init(source: str, output: str, email_to: str | None, smtp_server: str | None
                 handle.write(slack_url + "\n")
         _check_and_write(output, text)
     except ConfigError as exc:  # a bug of init's, or an answer no channel accepts: say which
-        for line in exc.lines():
-            click.echo(f"kahooks init: {line}", err=True)
-        sys.exit(1)
+        _fail("init", "\nkahooks init: ".join(exc.lines()), 1)  # every problem, each on its line
     except OSError as exc:
-        click.echo(f"kahooks init: {exc.filename or output}: {os_words(exc)}", err=True)
-        sys.exit(1)
+        _fail("init", f"{exc.filename or output}: {os_words(exc)}", 1)
     click.echo(f"wrote {output}: {len(node.instances)} instances, "
                f"{text.count('[checks.')} checks for kahooks serve; check it with `kahooks validate -c {output}`")
 
@@ -160,20 +160,16 @@ def drain(server: str | None, path: str, directory: str, wait_connections: bool,
     try:
         outcome = draining.drain(server, pools(path), directory, reason, force)
     except (UsageError, conf.ConfError) as exc:
-        click.echo(f"kahooks drain: {exc}", err=True)
-        sys.exit(2)
+        _fail("drain", str(exc), 2)
     except KahooksError as exc:
-        click.echo(f"kahooks drain: refused: {exc}", err=True)
-        sys.exit(1)
+        _fail("drain", f"refused: {exc}", 1)
     except OSError as exc:
-        click.echo(f"kahooks drain: {exc.filename or directory}: {os_words(exc)}", err=True)
-        sys.exit(1)
+        _fail("drain", f"{exc.filename or directory}: {os_words(exc)}", 1)
     click.echo(outcome.message)
     if wait_connections:
         left = draining.wait_connections(server, timeout)
         if left:
-            click.echo(f"kahooks drain: {left} connection(s) to {server} still open after {timeout:g} s", err=True)
-            sys.exit(1)
+            _fail("drain", f"{left} connection(s) to {server} still open after {timeout:g} s", 1)
         click.echo(f"no connection to {server} remains")
 
 
@@ -188,11 +184,9 @@ def undrain(server: str, directory: str) -> None:
     try:
         click.echo(draining.undrain(server, directory).message)
     except UsageError as exc:
-        click.echo(f"kahooks undrain: {exc}", err=True)
-        sys.exit(2)
+        _fail("undrain", str(exc), 2)
     except OSError as exc:
-        click.echo(f"kahooks undrain: {exc.filename or directory}: {os_words(exc)}", err=True)
-        sys.exit(1)
+        _fail("undrain", f"{exc.filename or directory}: {os_words(exc)}", 1)
 
 
 COMMANDS = (doctor, init, drain, undrain)
