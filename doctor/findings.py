@@ -120,7 +120,7 @@ def check_scripts(node: Node, on_this_host: bool) -> list[Finding]:
                                  f"or name an existing unprivileged user"))
     runs_as_root = [script for script in node.scripts.values() if (script.user or default_user) == "root"]
     if node.scripts and not security and runs_as_root:
-        found.append(finding("script-security-off", "warning", node.globals or node.scripts[next(iter(node.scripts))].where,
+        found.append(finding("script-security-off", "warning", node.globals or runs_as_root[0].where,
                              f"scripts run as root ({why_user}) without enable_script_security: a script or a "
                              f"directory writable by another user is root's to lose",
                              "add `enable_script_security` and `script_user keepalived_script` to global_defs"))
