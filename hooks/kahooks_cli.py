@@ -36,7 +36,8 @@ def validate(path: str) -> None:
         _report_config_error(path, exc)
         sys.exit(1)
     checks = loaded.sections["checks"]
-    click.echo(f"{path}: OK ({len(loaded.channels)} channels, {len(loaded.rules)} rules, {len(checks)} checks, "
+    drop_ins = "".join(f" + {name}" for name in loaded.files[1:])
+    click.echo(f"{path}{drop_ins}: OK ({len(loaded.channels)} channels, {len(loaded.rules)} rules, {len(checks)} checks, "
                f"spool {loaded.spool_dir})")
 
 
@@ -83,7 +84,7 @@ def status(path: str, as_json: bool, max_age: float) -> None:
     """
     import json
 
-    from kahooks.config import read_toml
+    from kahooks.config import read_settings
     from kahooks.daemon import status as daemon_status
     from kahooks.daemon.settings import DEFAULT_STATE_DIR
     from kahooks.spool import Spool
@@ -91,7 +92,7 @@ def status(path: str, as_json: bool, max_age: float) -> None:
     # Only where the daemon writes is needed (its status names its spool): no channel is built,
     # so no secret file must be readable.
     try:
-        data = read_toml(path)
+        data = read_settings(path)
     except ConfigError as exc:
         _report_config_error(path, exc)
         sys.exit(1)

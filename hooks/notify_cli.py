@@ -219,11 +219,10 @@ def check_config(spool: Spool, path: str) -> None:
     the handler only pays that after the file changed. The worker validates in
     full whenever it starts.
     """
-    try:
-        info = os.stat(path)
-        fingerprint = f"{__version__} {info.st_dev} {info.st_ino} {info.st_size} {info.st_mtime_ns}"
-    except OSError:
-        fingerprint = None
+    from kahooks import fragments
+
+    # The main file and every conf.d drop-in: editing, adding or removing any of them revalidates.
+    fingerprint = f"{__version__} {fragments.identity(path)}"
     from kahooks.spool import BadEntry
 
     try:
@@ -303,13 +302,11 @@ def run_spool_tool(command: str, values: dict) -> int:
     return 0
 
 
-def _file_identity(path: str) -> tuple[int, int, int, int] | None:
-    """What tells that a file was changed or replaced: inode, size and modification time."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+def _file_identity(path: str) -> str:
+    """What tells that the configuration changed: each file's inode, size and time, conf.d's listing."""
+    from kahooks import fragments
+
+    return fragments.identity(path)
 
 
 def run_worker(values: dict) -> int:

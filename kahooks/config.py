@@ -14,9 +14,9 @@ from pathlib import Path
 
 from kahooks.errors import ChannelConfigError, ConfigError, Problem
 from kahooks.rules import Rule, parse_rules
-from kahooks.tomlfile import locate, read_toml, secret_from_file
+from kahooks.tomlfile import read_toml, secret_from_file
 
-__all__ = ["ChannelConfigError", "Config", "ConfigError", "Problem", "Rule", "load", "read_toml", "secret_from_file",
+__all__ = ["ChannelConfigError", "Config", "ConfigError", "Problem", "Rule", "load", "read_settings", "read_toml", "secret_from_file",
            "spool_dir_of"]
 
 from typing import TYPE_CHECKING
@@ -58,6 +58,7 @@ class Config:
         self.rules = rules
         # Tables validated by their own parsers (the daemon's [serve] and [checks]), by name.
         self.sections = sections or {}
+        self.files = [path]  # the main file, then each conf.d drop-in read
 
     def channels_for(self, event: Event) -> list[str]:
         """Channel names the rules pick for this event, in rule order, each once."""
@@ -71,10 +72,17 @@ class Config:
         return list(self.instances.get(name, {}).get("vips", []))
 
 
+def read_settings(path: str) -> dict[str, Any]:
+    """The settings of `path` merged with its conf.d/*.toml drop-ins, unvalidated."""
+    from kahooks import fragments
+
+    return fragments.read(path).data
+
+
 def spool_dir_of(path: str) -> str:
     """The spool directory a config names, or the default when it cannot be read (events are never dropped)."""
     try:
-        value = read_toml(path).get("spool_dir", DEFAULT_SPOOL)
+        value = read_settings(path).get("spool_dir", DEFAULT_SPOOL)
         return value if isinstance(value, str) and value else DEFAULT_SPOOL
     except ConfigError:
         return DEFAULT_SPOOL
@@ -92,12 +100,15 @@ def load(path: str, channel_types: Mapping[str, Callable[..., Any]],
     parser(value, problem, data) (value None when the table is absent); what it
     returns lands in Config.sections. Without one, the daemon's tables are accepted unread.
     """
-    data = read_toml(path)
-    text = Path(path).read_text(errors="replace")
+    from kahooks import fragments
+
+    merged = fragments.read(path)
+    data = merged.data
     problems: list[Problem] = []
 
     def problem(key: str, message: str) -> None:
-        problems.append(Problem(key, message, locate(text, key)))
+        where, line = merged.where(key)
+        problems.append(Problem(key, message, line, where if where != path else None))
 
     known = {"host", "spool_dir", "delivery", "instances", "channels", "rules", *DAEMON_SECTIONS,
              *(sections or {})}
@@ -117,7 +128,9 @@ def load(path: str, channel_types: Mapping[str, Callable[..., Any]],
     parsed = {name: parser(data.get(name), problem, data) for name, parser in (sections or {}).items()}
     if problems:
         raise ConfigError(path, problems)
-    return Config(path, host, spool_dir, delivery, instances, channels, rules, parsed)
+    config = Config(path, host, spool_dir, delivery, instances, channels, rules, parsed)
+    config.files = merged.files
+    return config
 
 
 def _delivery(table: Any, problem: Callable[[str, str], None]) -> dict[str, float]:

@@ -22,10 +22,11 @@ class ProbeTimeout(KahooksError):
 
 
 class Problem:
-    __slots__ = ("key", "message", "line")
+    __slots__ = ("key", "message", "line", "path")
 
-    def __init__(self, key: str, message: str, line: int | None = None) -> None:
-        self.key, self.message, self.line = key, message, line
+    def __init__(self, key: str, message: str, line: int | None = None, path: str | None = None) -> None:
+        # path: the file the key is in, when not the configuration's main file (a conf.d fragment)
+        self.key, self.message, self.line, self.path = key, message, line, path
 
 
 class ConfigError(KahooksError):
@@ -37,8 +38,8 @@ class ConfigError(KahooksError):
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:
-        return [f"{self.path}:{problem.line}: {problem.key}: {problem.message}" if problem.line
-                else f"{self.path}: {problem.key}: {problem.message}" for problem in self.problems]
+        return [f"{problem.path or self.path}:{problem.line}: {problem.key}: {problem.message}" if problem.line
+                else f"{problem.path or self.path}: {problem.key}: {problem.message}" for problem in self.problems]
 
 
 class ChannelConfigError(KahooksError):
