@@ -16,8 +16,8 @@ from kahooks.errors import ChannelConfigError, ConfigError, Problem
 from kahooks.rules import Rule, parse_rules
 from kahooks.tomlfile import read_toml, secret_from_file
 
-__all__ = ["ChannelConfigError", "Config", "ConfigError", "Problem", "Rule", "load", "read_settings", "read_toml", "secret_from_file",
-           "spool_dir_of"]
+__all__ = ["ChannelConfigError", "Config", "ConfigError", "Problem", "Rule", "load", "read_settings", "read_toml",
+           "secret_from_file", "spool_dir_of"]
 
 from typing import TYPE_CHECKING
 
