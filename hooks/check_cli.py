@@ -95,6 +95,10 @@ def run(kind: str, argv: Sequence[str], prog: str | None = None) -> int:
         check = check_class(values)
     except HelpRequested as help_text:
         print(help_text)
+        if not str(help_text).startswith(f"{prog} (kahooks) "):  # -V prints its line alone
+            from kahooks.hooks.manual import check_program, help_sections
+
+            print(help_sections(check_program(kind)))
         return EXIT_HEALTHY
     except UsageError as exc:
         partial = getattr(exc, "partial", None) or {}

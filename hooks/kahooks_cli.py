@@ -12,7 +12,16 @@ from kahooks.config import DEFAULT_PATH, ConfigError
 from kahooks.errors import KahooksError, os_words
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Documented(click.Group):
+    """The group whose --help ends with the manual's description, examples and exit status."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from kahooks.hooks.manual import help_sections, kahooks_program
+
+        formatter.write(help_sections(kahooks_program()) + "\n")
+
+
+@click.group(cls=_Documented, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="kahooks", message="%(prog)s (kahooks) %(version)s")
 def cli() -> None:
     """Checks, notify handlers and a daemon for keepalived."""

@@ -1,19 +1,7 @@
 """ka-notify: keepalived's notify handler. It records the transition durably, makes sure a
 delivery worker runs, and returns; it never waits for a mail server.
 
-  notify "/usr/local/bin/ka-notify"                    keepalived appends TYPE NAME STATE PRIORITY
-  notify_master "/usr/local/bin/ka-notify --instance VI_1 --state MASTER"
-  notify_down "/usr/local/bin/ka-notify --real-server 10.0.0.1:80 --virtual-server 192.0.2.50:80 --state DOWN"
-  quorum_down "/usr/local/bin/ka-notify --virtual-server 192.0.2.50:80 --state DOWN"
-  vrrp_notify_fifo_script "/usr/local/bin/ka-notify fifo"   keepalived appends the FIFO path
-  ka-notify send --instance VI_1 --state MASTER [--dry-run]  try a configuration by hand
-  ka-notify worker [--foreground]                      the delivery worker (started for you)
-  ka-notify queue                                      what waits, per channel, why, next attempt; dead letters
-  ka-notify retry-dead [--channel C]                   send dead letters again (attempts reset)
-  ka-notify purge --older-than 7d [--channel C]        delete dead letters older than that
-
-Exit status: 0 recorded (or delivered, for send), 1 a configuration or runtime
-problem (the event is still recorded when it could be), 2 bad arguments.
+Its description, examples and exit status (for --help and the man page) are in kahooks.hooks.manual.
 """
 
 from __future__ import annotations
@@ -74,7 +62,9 @@ def main() -> None:
     except HelpRequested as text:
         print(text)
         if not str(text).startswith(f"{PROG} (kahooks) "):  # -V prints its line alone
-            print(__doc__.split("\n\n", 1)[1].rstrip())
+            from kahooks.hooks.manual import help_sections, notify_program
+
+            print(help_sections(notify_program()))
         code = 0
     except UsageError as exc:
         _complain(f"{PROG}: {exc}")
