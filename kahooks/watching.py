@@ -68,7 +68,10 @@ def observe(directories: Iterable[str], on_change: Callable[[str], None]) -> Any
             log.warning("cannot watch %s: the directory does not exist; checking on each interval", directory)
             continue
         try:
-            observer.schedule(Dispatch(), directory, recursive=False, event_filter=list(wanted))
+            try:
+                observer.schedule(Dispatch(), directory, recursive=False, event_filter=list(wanted))
+            except TypeError:  # watchdog before 4.0 (Debian 12 has 2.2): no event_filter, and no open/read
+                observer.schedule(Dispatch(), directory, recursive=False)  # events either; Dispatch filters
             scheduled += 1
         except OSError as exc:
             log.warning("cannot watch %s: %s; checking on each interval", directory, os_words(exc))

@@ -185,3 +185,10 @@ def test_the_shipped_daemon_example_is_valid() -> None:
         ("/run/kahooks", "/run/kahooks/notify.fifo", ("127.0.0.1", 9477))
     assert checks["haproxy"].track_file == "/run/kahooks/track/haproxy"  # what haproxy-pair-daemon.conf tracks
     assert (checks["frontend"].fall, checks["frontend"].rise) == (3, 2)
+
+
+def test_the_packaged_default_is_valid_and_logs_every_transition() -> None:
+    """contrib/etc/kahooks-default.toml is what the Debian package installs as /etc/kahooks/kahooks.toml."""
+    default = Path(__file__).resolve().parents[2] / "contrib" / "etc" / "kahooks-default.toml"
+    config = load(str(default), channel_types())
+    assert picks(config, "VI_1", "MASTER") == ["local_log"] and picks(config, "ANY", "FAULT") == ["local_log"]
