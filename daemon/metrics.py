@@ -1,7 +1,9 @@
 """Prometheus metrics of the daemon: text exposition format, served on HTTP and/or written as a textfile.
 
 Rendered from the same snapshot that `kahooks status` reads, so the two never
-disagree. The HTTP server answers GET /metrics only; bind it to loopback (the
+disagree, by prometheus_client (names, escaping and number formats as
+Prometheus parses them); imported by the daemon only, never on a check's path.
+The HTTP server answers GET /metrics only; bind it to loopback (the
 default in the examples) and let node-exporter or a local agent scrape it.
 """
 
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 from kahooks.errors import os_words
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from kahooks.daemon.snapshot import Snapshot
@@ -22,81 +24,142 @@ if TYPE_CHECKING:
 log = logging.getLogger("kahooks.serve")
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+VRRP_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
 
 
-def _value(value: float) -> str:
-    """A sample value in the exposition format: integers exactly, floats with every digit (repr),
-    never '{:g}', which rounds a Unix time to six digits (an hour off)."""
-    import math
+class SnapshotCollector:
+    """A prometheus_client collector over one snapshot: every family, built at each scrape."""
 
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
+    def __init__(self, snapshot: Snapshot, spool: dict[str, Any] | None) -> None:
+        self.snapshot = snapshot
+        self.spool = spool or {}
 
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-def _labels(**labels: str) -> str:
-    return "{" + ",".join(f'{key}="{_escape(str(value))}"' for key, value in labels.items()) + "}"
+        snapshot = self.snapshot
+        yield from self._identity()
+        yield from self._vrrp()
+        yield from self._checks()
+        maintenance = GaugeMetricFamily("kahooks_maintenance", "1 while a maintenance file drains this node")
+        maintenance.add_metric([], 1 if snapshot["maintenance"] else 0)
+        yield maintenance
+        deliveries = CounterMetricFamily("kahooks_deliveries", "notification delivery attempts, by channel and outcome",
+                                         labels=["channel", "outcome"])
+        for item in snapshot["delivery_counts"]:
+            deliveries.add_metric([item["channel"], item["outcome"]], item["count"])
+        yield deliveries
+        threads = snapshot["threads"]
+        up = GaugeMetricFamily("kahooks_thread_up", "1 while the daemon's thread runs, 0 while it restarts or stopped",
+                               labels=["thread"])
+        restarts = CounterMetricFamily("kahooks_thread_restarts", "times a thread died and was started again",
+                                       labels=["thread"])
+        for name, thread in threads.items():
+            up.add_metric([name], 1 if thread["state"] == "running" else 0)
+            restarts.add_metric([name], thread["restarts"])
+        yield up
+        yield restarts
+        yield from self._spool()
+        heartbeat = GaugeMetricFamily("kahooks_heartbeat_timestamp_seconds", "when the daemon last wrote its heartbeat")
+        heartbeat.add_metric([], snapshot["heartbeat"])
+        yield heartbeat
+
+    def _identity(self) -> Iterator[Any]:
+        import platform
+
+        from prometheus_client.core import GaugeMetricFamily
+
+        from kahooks import __version__
+
+        info = GaugeMetricFamily("kahooks_build_info", "always 1: the kahooks version and Python that run here",
+                                 labels=["version", "python"])
+        info.add_metric([__version__, platform.python_version()], 1)
+        yield info
+        started = GaugeMetricFamily("kahooks_start_time_seconds", "when this kahooks serve started")
+        started.add_metric([], self.snapshot["started"])
+        yield started
+
+    def _vrrp(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        instances = self.snapshot.get("instances", {})
+        state = GaugeMetricFamily("kahooks_vrrp_state", "1 for the state keepalived last reported for the instance "
+                                  "(or sync group), 0 for the others", labels=["instance", "state"])
+        since = GaugeMetricFamily("kahooks_vrrp_last_transition_timestamp_seconds",
+                                  "when keepalived reported the instance's current state", labels=["instance"])
+        for name, current in instances.items():
+            for candidate in VRRP_STATES:
+                state.add_metric([name, candidate], 1 if current["state"] == candidate else 0)
+            since.add_metric([name], current["since"])
+        yield state
+        yield since
+        transitions = CounterMetricFamily("kahooks_vrrp_transitions", "VRRP transitions seen, by instance and state",
+                                          labels=["instance", "state"])
+        for item in self.snapshot["transition_counts"]:
+            transitions.add_metric([item["instance"], item["state"]], item["count"])
+        yield transitions
+
+    def _checks(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+        from kahooks.daemon.verdict import LATENCY_BUCKETS
+
+        checks = self.snapshot["checks"]
+        up = GaugeMetricFamily("kahooks_check_up", "1 while the check is judged healthy, 0 while failed or unknown",
+                               labels=["check"])
+        track = GaugeMetricFamily("kahooks_check_track_value", "the value last written to the check's track file",
+                                  labels=["check", "file"])
+        last = GaugeMetricFamily("kahooks_check_last_duration_seconds", "how long the last probe took", labels=["check"])
+        duration = HistogramMetricFamily("kahooks_check_duration_seconds", "time spent probing", labels=["check"])
+        runs = CounterMetricFamily("kahooks_check_runs", "probes run, by result", labels=["check", "result"])
+        changes = CounterMetricFamily("kahooks_check_changes", "times the judged state changed", labels=["check"])
+        for name, check in checks.items():
+            up.add_metric([name], 1 if check["ok"] else 0)
+            if check["value"] is not None:
+                track.add_metric([name, check["track_file"]], check["value"])
+            last.add_metric([name], check["last"]["latency"])
+            cumulative, buckets = 0, []
+            for bound, count in zip([*(repr(bound) for bound in LATENCY_BUCKETS), "+Inf"], check["latency_buckets"]):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            duration.add_metric([name], buckets, check["latency_total"])
+            runs.add_metric([name, "ok"], check["runs"] - check["failures"])
+            runs.add_metric([name, "fail"], check["failures"])
+            changes.add_metric([name], check["changes"])
+        yield from (up, track, last, duration, runs, changes)
+
+    def _spool(self) -> Iterator[Any]:
+        import time
+
+        from prometheus_client.core import GaugeMetricFamily
+
+        spool = self.spool
+        if not spool:
+            return
+        incoming = GaugeMetricFamily("kahooks_spool_incoming", "recorded events not yet fanned out")
+        incoming.add_metric([], spool["incoming"])
+        queued = GaugeMetricFamily("kahooks_spool_queued", "deliveries waiting, by channel", labels=["channel"])
+        for channel, count in sorted(spool["queued"].items()):
+            queued.add_metric([channel], count)
+        dead = GaugeMetricFamily("kahooks_spool_dead", "deliveries given up on (in the spool's dead/)")
+        dead.add_metric([], spool["dead"])
+        dead_letters = GaugeMetricFamily("kahooks_spool_dead_letters", "deliveries given up on, by channel",
+                                         labels=["channel"])
+        for channel, count in sorted(spool.get("dead_by_channel", {}).items()):
+            dead_letters.add_metric([channel], count)
+        oldest = GaugeMetricFamily("kahooks_spool_oldest_age_seconds",
+                                   "age of the oldest event or delivery still waiting (0 when none waits)")
+        oldest.add_metric([], max(0.0, time.time() - spool["oldest"]) if spool.get("oldest") else 0.0)
+        yield from (incoming, queued, dead, dead_letters, oldest)
 
 
 def render(snapshot: Snapshot, spool: dict[str, Any] | None = None) -> str:
-    """The snapshot (see Daemon.snapshot) as Prometheus text format 0.0.4."""
-    lines: list[str] = []
+    """The snapshot (see Daemon.snapshot) as Prometheus text format 0.0.4, through prometheus_client."""
+    from prometheus_client import CollectorRegistry, generate_latest
 
-    def family(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            lines.append(f"{name}{labels} {_value(value)}")
-
-    checks = snapshot["checks"]
-    family("kahooks_check_up", "gauge", "1 while the check is judged healthy, 0 while failed or unknown",
-           [(_labels(check=name), 1 if check["ok"] else 0) for name, check in checks.items()])
-    family("kahooks_check_track_value", "gauge", "the value last written to the check's track file",
-           [(_labels(check=name, file=check["track_file"]), check["value"])
-            for name, check in checks.items() if check["value"] is not None])
-    family("kahooks_check_last_duration_seconds", "gauge", "how long the last probe took",
-           [(_labels(check=name), check["last"]["latency"]) for name, check in checks.items()])
-    lines.append("# HELP kahooks_check_duration_seconds time spent probing")
-    lines.append("# TYPE kahooks_check_duration_seconds summary")
-    for name, check in checks.items():
-        lines.append(f"kahooks_check_duration_seconds_sum{_labels(check=name)} {_value(check['latency_total'])}")
-        lines.append(f"kahooks_check_duration_seconds_count{_labels(check=name)} {check['runs']}")
-    family("kahooks_check_runs_total", "counter", "probes run, by result",
-           [(_labels(check=name, result=result), value) for name, check in checks.items()
-            for result, value in (("ok", check["runs"] - check["failures"]), ("fail", check["failures"]))])
-    family("kahooks_check_changes_total", "counter", "times the judged state changed",
-           [(_labels(check=name), check["changes"]) for name, check in checks.items()])
-    family("kahooks_maintenance", "gauge", "1 while a maintenance file drains this node",
-           [("", 1 if snapshot["maintenance"] else 0)])
-    family("kahooks_vrrp_transitions_total", "counter", "VRRP transitions seen, by instance and state",
-           [(_labels(instance=item["instance"], state=item["state"]), item["count"])
-            for item in snapshot["transition_counts"]])
-    family("kahooks_deliveries_total", "counter", "notification delivery attempts, by channel and outcome",
-           [(_labels(channel=item["channel"], outcome=item["outcome"]), item["count"])
-            for item in snapshot["delivery_counts"]])
-    threads = snapshot["threads"]
-    family("kahooks_thread_up", "gauge", "1 while the daemon's thread runs, 0 while it restarts or stopped",
-           [(_labels(thread=name), 1 if thread["state"] == "running" else 0) for name, thread in threads.items()])
-    family("kahooks_thread_restarts_total", "counter", "times a thread died and was started again",
-           [(_labels(thread=name), thread["restarts"]) for name, thread in threads.items()])
-    spool = spool or {}
-    if spool:
-        family("kahooks_spool_incoming", "gauge", "recorded events not yet fanned out", [("", spool["incoming"])])
-        family("kahooks_spool_queued", "gauge", "deliveries waiting, by channel",
-               [(_labels(channel=channel), count) for channel, count in sorted(spool["queued"].items())])
-        family("kahooks_spool_dead", "gauge", "deliveries given up on (in the spool's dead/)",
-               [("", spool["dead"])])
-    family("kahooks_heartbeat_timestamp_seconds", "gauge", "when the daemon last wrote its heartbeat",
-           [("", snapshot["heartbeat"])])
-    return "\n".join(lines) + "\n"
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshot, spool))  # type: ignore[arg-type]  # duck-typed collector
+    return generate_latest(registry).decode()
 
 
 MAX_CONNECTIONS = 32        # scrapers are few; more at once are turned away, never queued in memory

@@ -42,6 +42,7 @@ class Notifications:
         self.fifo_identity: tuple[str, int] | None = None
         self.transitions: collections.deque = collections.deque(maxlen=LAST_TRANSITIONS)
         self.transition_counts: collections.Counter = collections.Counter()
+        self.instance_states: dict[str, tuple[str, float]] = {}  # name -> (last state reported, when)
         self.delivery_counts: collections.Counter = collections.Counter()
 
     def housekeeping(self) -> None:
@@ -50,7 +51,9 @@ class Notifications:
         self.retired = [thread for thread in self.retired if thread.alive()]
 
     def snapshot(self) -> NotificationState:
-        return {"transitions": list(self.transitions),
+        return {"instances": {name: {"state": state, "since": since}
+                              for name, (state, since) in sorted(self.instance_states.items())},
+                "transitions": list(self.transitions),
                 "transition_counts": [{"instance": name, "state": state, "count": count}
                                       for (name, state), count in sorted(self.transition_counts.items())],
                 "delivery_counts": [{"channel": channel, "outcome": outcome, "count": count}
@@ -65,6 +68,8 @@ class Notifications:
         self.transitions.append({"time": event.time, "type": event.type, "name": event.name,
                                  "state": event.state, "priority": event.priority, "source": event.source})
         self.transition_counts[(event.name, event.state)] += 1
+        if not event.is_lvs:
+            self.instance_states[event.name] = (event.state, event.time)
 
     def observe_outcome(self, channel: str, outcome: str) -> None:
         self.delivery_counts[(channel, outcome)] += 1

@@ -29,6 +29,7 @@ class VerdictState(TypedDict):
     failures: int
     changes: int
     latency_total: float
+    latency_buckets: list[int]  # probes per bucket of verdict.LATENCY_BUCKETS, the last one above them all
 
 
 class CheckState(VerdictState):
@@ -71,7 +72,13 @@ class DeliveryCount(TypedDict):
     count: int
 
 
+class InstanceState(TypedDict):
+    state: str          # the last state keepalived reported (MASTER, BACKUP, FAULT, STOP)
+    since: float        # when it reported it
+
+
 class NotificationState(TypedDict):
+    instances: dict[str, InstanceState]
     transitions: list[TransitionSeen]
     transition_counts: list[TransitionCount]
     delivery_counts: list[DeliveryCount]

@@ -9,6 +9,7 @@ the caller, so it is tested without threads or sleeps.
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,11 +17,15 @@ if TYPE_CHECKING:
     from kahooks.result import CheckResult
 
 
+# Upper bounds (seconds) of the probe-duration histogram: a loopback probe takes about a millisecond,
+# a check that overruns keepalived's timeout takes seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
 class Verdict:
     """The judged state of one check, and what changed it."""
 
     __slots__ = ("rise", "fall", "ok", "streak", "since", "why", "last_summary", "last_ok", "last_run",
-                 "last_latency", "runs", "failures", "changes", "latency_total")
+                 "last_latency", "runs", "failures", "changes", "latency_total", "latency_buckets")
 
     def __init__(self, rise: int = 1, fall: int = 1) -> None:
         self.rise = rise
@@ -37,6 +42,8 @@ class Verdict:
         self.failures = 0
         self.changes = 0
         self.latency_total = 0.0
+        # Probes per duration bucket (not cumulative): /metrics' histogram, with LATENCY_BUCKETS' bounds.
+        self.latency_buckets = [0] * (len(LATENCY_BUCKETS) + 1)
 
     def record(self, result: CheckResult, now: float, latency: float = 0.0, counted: bool = True) -> bool:
         """Count one result taken at `now`; True when it changed the judged state.
@@ -53,6 +60,7 @@ class Verdict:
         self.last_run = now
         self.last_latency = latency
         self.latency_total += latency
+        self.latency_buckets[bisect.bisect_left(LATENCY_BUCKETS, latency)] += 1
         if not counted and self.ok is not None:
             return False
         if self.ok is None or result.ok == self.ok:
@@ -79,7 +87,7 @@ class Verdict:
                 "last": {"ok": self.last_ok, "summary": self.last_summary, "time": self.last_run,
                          "latency": self.last_latency},
                 "runs": self.runs, "failures": self.failures, "changes": self.changes,
-                "latency_total": self.latency_total}
+                "latency_total": self.latency_total, "latency_buckets": list(self.latency_buckets)}
 
 
 def next_due(previous_due: float, interval: float, now: float) -> float:

@@ -226,8 +226,14 @@ class Spool(SpoolDirectory):
 
     def depth(self) -> dict[str, Any]:
         """How much is waiting: recorded events, queued deliveries per channel, dead letters."""
-        queued = {channel: len(self.names("queue", channel)) for channel in self.directories("queue")}
-        return {"incoming": len(self.incoming()), "queued": queued, "dead": self._walk_count("dead")}
+        queued_names = {channel: self.names("queue", channel) for channel in self.directories("queue")}
+        incoming = self.incoming()
+        dead = {channel: self._walk_count("dead", channel) for channel in self.directories("dead")}
+        # Names start with the recording time in ns and sort by it: the first of each list is its oldest.
+        firsts = [names[0] for names in queued_names.values() if names] + [path.name for path in incoming[:1]]
+        oldest = min(int(name[:20]) for name in firsts) / 1e9 if firsts else None
+        return {"incoming": len(incoming), "queued": {channel: len(names) for channel, names in queued_names.items()},
+                "dead": self._walk_count("dead"), "dead_by_channel": dead, "oldest": oldest}
 
     def idle(self) -> bool:
         depth = self.depth()

@@ -1,0 +1,75 @@
+"""/metrics as a fleet dashboard reads it: VRRP state per instance, check histograms, spool age, build info."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from kahooks.lab.netns import free_port, wait_for
+from tests.daemon.test_serve import write_fifo
+from tests.support.serve import Served, head
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample, parsed by prometheus_client's own parser (a malformed exposition raises)."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(body) for sample in family.samples}
+
+
+def config(tmp_path: Path, port: int) -> str:
+    return head(tmp_path, f'metrics_listen = "127.0.0.1:{port}"\nnotify_fifo = "{tmp_path}/state/notify.fifo"\n') + f"""
+[checks.refused]
+run = "ka-check-port 127.0.0.1:{free_port()}"
+interval = 0.2
+
+[channels.down]
+type = "exec"
+command = ["/bin/false"]
+
+[[rules]]
+channels = ["down"]
+"""
+
+
+def test_vrrp_state_is_one_series_per_state_and_follows_the_fifo(tmp_path: Path) -> None:
+    port = free_port()
+    with Served(tmp_path, config(tmp_path, port)) as served:
+        fifo = served.state / "notify.fifo"
+        before = time.time()
+        write_fifo(fifo, ['INSTANCE "VI_1" MASTER 100', 'INSTANCE "VI_2" FAULT 0'])
+        wait_for(lambda: scrape(port).get(("kahooks_vrrp_state", (("instance", "VI_2"), ("state", "FAULT")))) == 1, 10,
+                 "VI_2's FAULT on /metrics")
+        samples = scrape(port)
+        for state in ("MASTER", "BACKUP", "FAULT", "STOP"):
+            assert samples[("kahooks_vrrp_state", (("instance", "VI_1"), ("state", state)))] == (state == "MASTER")
+        assert samples[("kahooks_vrrp_last_transition_timestamp_seconds", (("instance", "VI_1"),))] >= before - 1
+        write_fifo(fifo, ['INSTANCE "VI_1" BACKUP 50'])
+        wait_for(lambda: scrape(port).get(("kahooks_vrrp_state", (("instance", "VI_1"), ("state", "BACKUP")))) == 1,
+                 10, "VI_1's BACKUP")
+        samples = scrape(port)
+        assert samples[("kahooks_vrrp_state", (("instance", "VI_1"), ("state", "MASTER")))] == 0
+        assert samples[("kahooks_vrrp_transitions_total", (("instance", "VI_1"), ("state", "MASTER")))] == 1
+        build = [key for key in samples if key[0] == "kahooks_build_info"]
+        assert len(build) == 1 and dict(build[0][1])["version"] and samples[build[0]] == 1
+
+
+def test_check_histogram_and_spool_age(tmp_path: Path) -> None:
+    port = free_port()
+    with Served(tmp_path, config(tmp_path, port)) as served:
+        served.wait_track("refused", "1")
+        write_fifo(served.state / "notify.fifo", ['INSTANCE "VI_1" MASTER 100'])
+        # The exec channel fails: the delivery waits in the spool and grows older.
+        wait_for(lambda: scrape(port).get(("kahooks_spool_oldest_age_seconds", ()), 0) > 1, 15,
+                 "the undelivered notification to age")
+        samples = scrape(port)
+        assert samples[("kahooks_spool_queued", (("channel", "down"),))] == 1
+        count = samples[("kahooks_check_duration_seconds_count", (("check", "refused"),))]
+        infinity = samples[("kahooks_check_duration_seconds_bucket", (("check", "refused"), ("le", "+Inf")))]
+        fast = samples[("kahooks_check_duration_seconds_bucket", (("check", "refused"), ("le", "0.1")))]
+        assert count >= 2 and infinity == count and 0 < fast <= count  # a refused loopback connect is fast
+        assert samples[("kahooks_check_runs_total", (("check", "refused"), ("result", "fail")))] == count
+        assert samples[("kahooks_heartbeat_timestamp_seconds", ())] > time.time() - 5
