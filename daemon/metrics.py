@@ -25,6 +25,8 @@ log = logging.getLogger("kahooks.serve")
 
 
 VRRP_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
+# The VRRP instance's label is `iname`, as keepalived-exporter names it: Prometheus gives every scraped
+# series an `instance` label of its own (the target), which would rename ours to exported_instance.
 
 
 class SnapshotCollector:
@@ -84,9 +86,9 @@ class SnapshotCollector:
 
         instances = self.snapshot.get("instances", {})
         state = GaugeMetricFamily("kahooks_vrrp_state", "1 for the state keepalived last reported for the instance "
-                                  "(or sync group), 0 for the others", labels=["instance", "state"])
+                                  "(or sync group), 0 for the others", labels=["iname", "state"])
         since = GaugeMetricFamily("kahooks_vrrp_last_transition_timestamp_seconds",
-                                  "when keepalived reported the instance's current state", labels=["instance"])
+                                  "when keepalived reported the instance's current state", labels=["iname"])
         for name, current in instances.items():
             for candidate in VRRP_STATES:
                 state.add_metric([name, candidate], 1 if current["state"] == candidate else 0)
@@ -94,7 +96,7 @@ class SnapshotCollector:
         yield state
         yield since
         transitions = CounterMetricFamily("kahooks_vrrp_transitions", "VRRP transitions seen, by instance and state",
-                                          labels=["instance", "state"])
+                                          labels=["iname", "state"])
         for item in self.snapshot["transition_counts"]:
             transitions.add_metric([item["instance"], item["state"]], item["count"])
         yield transitions

@@ -68,6 +68,11 @@ def metrics_text(daemon: Daemon) -> str:
     spool = None
     if daemon.config is not None and os.path.isdir(daemon.config.spool_dir):
         spool = Spool(daemon.config.spool_dir).depth()
+        # Every configured channel has its series from the start, at 0: a rule such as "dead letters
+        # growing" (delta over time) cannot see the first dead letter of a series that begins at 1.
+        for channel in daemon.config.channels:
+            spool["queued"].setdefault(channel, 0)
+            spool["dead_by_channel"].setdefault(channel, 0)
     return render(snapshot(daemon), spool)
 
 

@@ -41,18 +41,18 @@ def test_vrrp_state_is_one_series_per_state_and_follows_the_fifo(tmp_path: Path)
         fifo = served.state / "notify.fifo"
         before = time.time()
         write_fifo(fifo, ['INSTANCE "VI_1" MASTER 100', 'INSTANCE "VI_2" FAULT 0'])
-        wait_for(lambda: scrape(port).get(("kahooks_vrrp_state", (("instance", "VI_2"), ("state", "FAULT")))) == 1, 10,
+        wait_for(lambda: scrape(port).get(("kahooks_vrrp_state", (("iname", "VI_2"), ("state", "FAULT")))) == 1, 10,
                  "VI_2's FAULT on /metrics")
         samples = scrape(port)
         for state in ("MASTER", "BACKUP", "FAULT", "STOP"):
-            assert samples[("kahooks_vrrp_state", (("instance", "VI_1"), ("state", state)))] == (state == "MASTER")
-        assert samples[("kahooks_vrrp_last_transition_timestamp_seconds", (("instance", "VI_1"),))] >= before - 1
+            assert samples[("kahooks_vrrp_state", (("iname", "VI_1"), ("state", state)))] == (state == "MASTER")
+        assert samples[("kahooks_vrrp_last_transition_timestamp_seconds", (("iname", "VI_1"),))] >= before - 1
         write_fifo(fifo, ['INSTANCE "VI_1" BACKUP 50'])
-        wait_for(lambda: scrape(port).get(("kahooks_vrrp_state", (("instance", "VI_1"), ("state", "BACKUP")))) == 1,
+        wait_for(lambda: scrape(port).get(("kahooks_vrrp_state", (("iname", "VI_1"), ("state", "BACKUP")))) == 1,
                  10, "VI_1's BACKUP")
         samples = scrape(port)
-        assert samples[("kahooks_vrrp_state", (("instance", "VI_1"), ("state", "MASTER")))] == 0
-        assert samples[("kahooks_vrrp_transitions_total", (("instance", "VI_1"), ("state", "MASTER")))] == 1
+        assert samples[("kahooks_vrrp_state", (("iname", "VI_1"), ("state", "MASTER")))] == 0
+        assert samples[("kahooks_vrrp_transitions_total", (("iname", "VI_1"), ("state", "MASTER")))] == 1
         build = [key for key in samples if key[0] == "kahooks_build_info"]
         assert len(build) == 1 and dict(build[0][1])["version"] and samples[build[0]] == 1
 

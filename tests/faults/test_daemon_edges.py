@@ -92,7 +92,7 @@ channels = ["out"]
         fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
         os.write(fd, b'INSTANCE "VI 1" MASTER 100\n')
         os.close(fd)
-        wait_for(lambda: 'instance="VI 1"' in scrape(port), 5, "the transition counted")
+        wait_for(lambda: 'iname="VI 1"' in scrape(port), 5, "the transition counted")
         families = {family.name: family for family in text_string_to_metric_families(scrape(port))}
         status = json.loads((served.state / "status.json").read_text())
     transitions = families["kahooks_vrrp_transitions"].samples

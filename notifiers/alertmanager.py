@@ -1,0 +1,110 @@
+"""The alertmanager channel: a FAULT (or a real server DOWN, or kahooks' own ALERT) becomes an alert
+in Prometheus' Alertmanager, and recovery resolves it.
+
+Alerts are posted to /api/v2/alerts of every URL given (an Alertmanager cluster wants each alert
+from each client at every member; one member answering is a delivery, the cluster gossips the rest).
+The labels name the alert and never change between firing and resolving, so the resolve matches:
+
+    alertname  KeepalivedFault | KeepalivedServerDown | KahooksAlert
+    iname      the VRRP instance (or sync group, or the virtual server for LVS events)
+    host, state (the state that fired), vips (comma-separated), and real_server/virtual_server for LVS
+    plus the channel's own `labels` table (cluster = "edge-pair-3", severity = "page", ...).
+
+The subject and body templates become the `summary` and `description` annotations.
+
+Alertmanager resolves an alert by itself once its endsAt passes. A firing alert is sent with
+endsAt `active_for` ahead (a day by default), so it stays firing while the FAULT lasts without
+a process re-sending it every minute (ka-notify's worker exits when idle; its queue is in order,
+so a re-send could never sit ahead of the recovery behind it). Any other state of the same
+instance resolves it at once (endsAt = the transition's time). kahooks' ALERTs have no recovery:
+they end `alert_for` after they are sent (an hour by default).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING
+
+from kahooks.notifiers._http import check_url, post
+from kahooks.notifiers.base import Channel, ChannelConfigError, Message, PermanentFailure, TemporaryFailure
+
+if TYPE_CHECKING:
+    from typing import Any
+
+LABEL_NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
+
+
+def _iso(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class AlertmanagerChannel(Channel):
+    kind = "alertmanager"
+    SETTINGS = frozenset({"urls", "labels", "active_for", "alert_for", "timeout", "ca", "insecure"})
+
+    def configure(self, settings: dict) -> None:
+        urls = settings.get("urls")
+        if not isinstance(urls, list) or not urls or not all(isinstance(url, str) for url in urls):
+            raise ChannelConfigError("urls", 'must be a list of Alertmanager URLs, e.g. ["http://127.0.0.1:9093"]')
+        self.urls = [check_url(url.rstrip("/"), "urls") for url in urls]
+        labels = settings.get("labels", {})
+        if not isinstance(labels, dict) or not all(isinstance(value, str) for value in labels.values()):
+            raise ChannelConfigError("labels", "must be a table of strings")
+        for name in labels:
+            if not name or name[0] not in LABEL_NAME_FIRST or not name.replace("_", "a").isalnum() \
+                    or name.startswith("__"):
+                raise ChannelConfigError("labels", f"{name!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+        self.labels = dict(labels)
+        self.active_for = self.number(settings, "active_for", 86400.0, maximum=30 * 86400)
+        self.alert_for = self.number(settings, "alert_for", 3600.0, maximum=30 * 86400)
+        self.timeout = self.number(settings, "timeout", 10.0)
+        self.verify: bool | str = True
+        if settings.get("insecure") is True:
+            self.verify = False
+        elif "ca" in settings:
+            self.verify = str(self.base / self.text(settings, "ca"))
+
+    def alert(self, message: Message) -> dict[str, Any]:
+        """The one alert this message posts: firing, or resolving the alert its instance fired."""
+        change = message.transition
+        if change.type == "ALERT":
+            name, fired_state, firing = "KahooksAlert", "ALERT", True
+        elif change.virtual_server or change.real_server:
+            name, fired_state, firing = "KeepalivedServerDown", "DOWN", change.state == "DOWN"
+        else:
+            name, fired_state, firing = "KeepalivedFault", "FAULT", change.state == "FAULT"
+        labels = {**self.labels, "alertname": name, "iname": change.name, "host": change.host, "state": fired_state}
+        if change.vips:
+            labels["vips"] = ",".join(change.vips)
+        if change.virtual_server:
+            labels["virtual_server"] = change.virtual_server
+        if change.real_server:
+            labels["real_server"] = change.real_server
+        annotations = {"summary": message.subject, "description": message.body}
+        if change.detail:
+            annotations["detail"] = change.detail
+        if firing:
+            hold = self.alert_for if name == "KahooksAlert" else self.active_for
+            return {"labels": labels, "annotations": annotations, "startsAt": _iso(change.time),
+                    "endsAt": _iso(change.time + hold)}
+        # Resolved: the same labels, ended now (Alertmanager keeps the earlier startsAt it has).
+        return {"labels": labels, "annotations": annotations, "startsAt": _iso(change.time),
+                "endsAt": _iso(change.time)}
+
+    def send(self, message: Message) -> None:
+        alert = self.alert(message)
+        failures: list[Exception] = []
+        for url in self.urls:
+            try:
+                post(f"{url}/api/v2/alerts", self.timeout, json_body=[alert], verify=self.verify)
+            except (TemporaryFailure, PermanentFailure) as exc:
+                failures.append(exc)
+        if len(failures) < len(self.urls):
+            return  # at least one member has it; the cluster shares it with the others
+        detail = "; ".join(f"{url}: {exc}" for url, exc in zip(self.urls, failures))
+        if any(isinstance(exc, TemporaryFailure) for exc in failures):
+            raise TemporaryFailure(f"no Alertmanager took the alert ({detail})")
+        raise PermanentFailure(f"every Alertmanager refused the alert ({detail})")
+
+
+CHANNEL = AlertmanagerChannel
