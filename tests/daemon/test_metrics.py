@@ -73,3 +73,42 @@ def test_check_histogram_and_spool_age(tmp_path: Path) -> None:
         assert count >= 2 and infinity == count and 0 < fast <= count  # a refused loopback connect is fast
         assert samples[("kahooks_check_runs_total", (("check", "refused"), ("result", "fail")))] == count
         assert samples[("kahooks_heartbeat_timestamp_seconds", ())] > time.time() - 5
+
+
+def nasty_snapshot() -> tuple[dict, dict]:
+    """Labels with every character the format escapes, big and odd numbers: what render must get right."""
+    now = 1_700_000_000.123456
+    checks = {}
+    for name in ('plain', 'with space', 'quote"d', 'back\\slash', 'new\nline', 'ünïcødé'):
+        checks[name] = {"ok": name != "plain", "value": 253, "track_file": f"/run/kahooks/track/{name}",
+                        "last": {"latency": 0.000123456789}, "latency_buckets": [1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7],
+                        "latency_total": 12345678.5, "runs": 12_345_678, "failures": 3, "changes": 2}
+    snapshot = {"checks": checks, "maintenance": True, "started": now - 86400, "heartbeat": now,
+                "instances": {'VI "1"': {"state": "FAULT", "since": now}},
+                "transition_counts": [{"instance": 'VI "1"', "state": "FAULT", "count": 1}],
+                "delivery_counts": [{"channel": "mail", "outcome": "dead", "count": 999_999},
+                                    {"channel": "mail", "outcome": "delivered", "count": 1_000_000}],
+                "threads": {"delivery": {"state": "restarting", "restarts": 2}}}
+    # No oldest entry: its age changes between two renders.
+    spool = {"incoming": 0, "queued": {"mail": 4}, "dead": 1, "dead_by_channel": {"mail": 1}, "oldest": None}
+    return snapshot, spool
+
+
+def test_the_text_is_byte_for_byte_what_prometheus_client_writes() -> None:
+    """render() writes prometheus_client's families itself (generate_latest took 15 ms a scrape):
+    the text must be exactly generate_latest's, escapes, number formats and order included."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from kahooks.daemon.metrics import SnapshotCollector, render
+
+    snapshot, spool = nasty_snapshot()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snapshot, spool))  # type: ignore[arg-type]
+    reference = generate_latest(registry).decode()
+    assert render(snapshot, spool) == render(snapshot, spool) == reference
+    parsed = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+              for family in text_string_to_metric_families(reference) for sample in family.samples}
+    assert parsed[("kahooks_check_up", (("check", "new\nline"),))] == 1
+    assert parsed[("kahooks_check_runs_total", (("check", 'quote"d'), ("result", "ok")))] == 12_345_675
+    assert parsed[("kahooks_deliveries_total", (("channel", "mail"), ("outcome", "delivered")))] == 1_000_000
+    assert parsed[("kahooks_vrrp_state", (("iname", 'VI "1"'), ("state", "FAULT")))] == 1

@@ -96,7 +96,7 @@ channels = ["out"]
         families = {family.name: family for family in text_string_to_metric_families(scrape(port))}
         status = json.loads((served.state / "status.json").read_text())
     transitions = families["kahooks_vrrp_transitions"].samples
-    assert [(s.labels, s.value) for s in transitions] == [({"instance": "VI 1", "state": "MASTER"}, 1.0)]
+    assert [(s.labels, s.value) for s in transitions] == [({"iname": "VI 1", "state": "MASTER"}, 1.0)]
     heartbeat = families["kahooks_heartbeat_timestamp_seconds"].samples[0].value
     assert abs(heartbeat - status["heartbeat"]) < 5, (heartbeat, status["heartbeat"])  # not an hour off
 
