@@ -117,22 +117,23 @@ class SnapshotCollector:
         duration = HistogramMetricFamily("kahooks_check_duration_seconds", "time spent probing", labels=["check"])
         runs = CounterMetricFamily("kahooks_check_runs", "probes run, by result", labels=["check", "result"])
         changes = CounterMetricFamily("kahooks_check_changes", "times the judged state changed", labels=["check"])
+        # The samples each family's add_metric makes, appended directly (add_metric zips its label
+        # names and values, and the histogram's checks its bounds, again at every scrape).
         for name, check in checks.items():
-            up.add_metric([name], 1 if check["ok"] else 0)
+            by_check = {"check": name}
+            up.add_sample("kahooks_check_up", by_check, 1 if check["ok"] else 0)
             if check["value"] is not None:
-                track.add_metric([name, check["track_file"]], check["value"])
-            last.add_metric([name], check["last"]["latency"])
-            # The samples HistogramMetricFamily.add_metric makes, appended directly: its checks
-            # cost 50 us a check at every scrape, for bounds that never change.
+                track.add_sample("kahooks_check_track_value", {"check": name, "file": check["track_file"]}, check["value"])
+            last.add_sample("kahooks_check_last_duration_seconds", by_check, check["last"]["latency"])
             cumulative = 0
             for bound, count in zip(BUCKET_LABELS, check["latency_buckets"]):
                 cumulative += count
                 duration.add_sample("kahooks_check_duration_seconds_bucket", {"check": name, "le": bound}, cumulative)
-            duration.add_sample("kahooks_check_duration_seconds_count", {"check": name}, cumulative)
-            duration.add_sample("kahooks_check_duration_seconds_sum", {"check": name}, check["latency_total"])
-            runs.add_metric([name, "ok"], check["runs"] - check["failures"])
-            runs.add_metric([name, "fail"], check["failures"])
-            changes.add_metric([name], check["changes"])
+            duration.add_sample("kahooks_check_duration_seconds_count", by_check, cumulative)
+            duration.add_sample("kahooks_check_duration_seconds_sum", by_check, check["latency_total"])
+            runs.add_sample("kahooks_check_runs_total", {"check": name, "result": "ok"}, check["runs"] - check["failures"])
+            runs.add_sample("kahooks_check_runs_total", {"check": name, "result": "fail"}, check["failures"])
+            changes.add_sample("kahooks_check_changes_total", by_check, check["changes"])
         yield from (up, track, last, duration, runs, changes)
 
     def _spool(self) -> Iterator[Any]:

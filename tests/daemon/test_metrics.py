@@ -81,7 +81,7 @@ def nasty_snapshot() -> tuple[dict, dict]:
     checks = {}
     for name in ('plain', 'with space', 'quote"d', 'back\\slash', 'new\nline', 'ünïcødé'):
         checks[name] = {"ok": name != "plain", "value": 253, "track_file": f"/run/kahooks/track/{name}",
-                        "last": {"latency": 0.000123456789}, "latency_buckets": [1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7],
+                        "last": {"latency": 0.000123456789}, "latency_buckets": [1, 0, 3, 0, 0, 0, 0, 0, 0, 7],
                         "latency_total": 12345678.5, "runs": 12_345_678, "failures": 3, "changes": 2}
     snapshot = {"checks": checks, "maintenance": True, "started": now - 86400, "heartbeat": now,
                 "instances": {'VI "1"': {"state": "FAULT", "since": now}},
