@@ -306,6 +306,14 @@ class Worker:
             except Exception:
                 log.exception("%s: delivery pass failed", name)
                 next_due = self.clock() + 1.0
+            # A channel that keeps something alive at its endpoint (the alertmanager channel's firing
+            # alerts) does it here, in its own thread, between its deliveries: never racing them.
+            refresh = getattr(self.config.channels[name], "refresh", None)
+            if refresh is not None:
+                try:
+                    refresh()
+                except Exception:
+                    log.exception("%s: refresh failed", name)
             wait = 1.0 if next_due is None else min(1.0, max(0.0, next_due - self.clock()))
             if wait > 0:
                 waker.wait(wait)

@@ -12,17 +12,19 @@ The labels name the alert and never change between firing and resolving, so the 
 
 The subject and body templates become the `summary` and `description` annotations.
 
-Alertmanager resolves an alert by itself once its endsAt passes. A firing alert is sent with
-endsAt `active_for` ahead (a day by default), so it stays firing while the FAULT lasts without
-a process re-sending it every minute (ka-notify's worker exits when idle; its queue is in order,
-so a re-send could never sit ahead of the recovery behind it). Any other state of the same
-instance resolves it at once (endsAt = the transition's time). kahooks' ALERTs have no recovery:
-they end `alert_for` after they are sent (an hour by default).
+Alertmanager resolves an alert by itself once its endsAt passes, and keeps alerts in memory only.
+So a firing alert is sent with endsAt `active_for` ahead (a day by default), which keeps it firing
+after ka-notify's worker has exited; and while a worker runs (always, under `kahooks serve`) the
+firing alerts it sent are sent again every `resend_interval` (a minute), which brings them back
+to an Alertmanager that restarted. Any other state of the same instance resolves the alert at once
+(endsAt = the transition's time) and ends its re-sending. kahooks' ALERTs have no recovery: they end
+`alert_for` after they are sent (an hour by default) and are not re-sent.
 """
 
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import TYPE_CHECKING
 
 from kahooks.notifiers._http import check_url, post
@@ -31,6 +33,7 @@ from kahooks.notifiers.base import Channel, ChannelConfigError, Message, Permane
 if TYPE_CHECKING:
     from typing import Any
 
+log = logging.getLogger("kahooks.alertmanager")
 LABEL_NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
 
 
@@ -40,7 +43,8 @@ def _iso(seconds: float) -> str:
 
 class AlertmanagerChannel(Channel):
     kind = "alertmanager"
-    SETTINGS = frozenset({"urls", "labels", "active_for", "alert_for", "timeout", "ca", "insecure"})
+    SETTINGS = frozenset({"urls", "labels", "active_for", "alert_for", "resend_interval", "timeout", "ca", "insecure"})
+    FIRING_LIMIT = 10000  # alerts remembered for re-sending: far more instances than a node has
 
     def configure(self, settings: dict) -> None:
         urls = settings.get("urls")
@@ -58,6 +62,9 @@ class AlertmanagerChannel(Channel):
         self.active_for = self.number(settings, "active_for", 86400.0, maximum=30 * 86400)
         self.alert_for = self.number(settings, "alert_for", 3600.0, maximum=30 * 86400)
         self.timeout = self.number(settings, "timeout", 10.0)
+        self.resend_interval = self.number(settings, "resend_interval", 60.0, maximum=86400)
+        self.firing: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}  # labels -> the alert last sent
+        self.next_resend = 0.0
         self.verify: bool | str = True
         if settings.get("insecure") is True:
             self.verify = False
@@ -93,6 +100,35 @@ class AlertmanagerChannel(Channel):
 
     def send(self, message: Message) -> None:
         alert = self.alert(message)
+        self._post(alert)
+        key = tuple(sorted(alert["labels"].items()))
+        if alert["labels"]["alertname"] == "KahooksAlert":
+            return
+        if alert["endsAt"] != alert["startsAt"]:  # a resolving alert ends when it starts
+            if len(self.firing) < self.FIRING_LIMIT or key in self.firing:
+                self.firing[key] = alert
+        else:
+            self.firing.pop(key, None)
+
+    def refresh(self) -> None:
+        """Send the firing alerts again, once every resend_interval (called by the worker between deliveries)."""
+        import time
+
+        now = time.time()
+        if not self.firing or now < self.next_resend:
+            return
+        self.next_resend = now + self.resend_interval
+        for key, alert in list(self.firing.items()):
+            renewed = {**alert, "endsAt": _iso(now + self.active_for)}
+            try:
+                self._post(renewed)
+            except (TemporaryFailure, PermanentFailure) as exc:  # not a delivery: the next round tries again
+                log.warning("%s: re-sending %s for %s: %s", self.name, alert["labels"]["alertname"],
+                            alert["labels"]["iname"], exc)
+                return
+            self.firing[key] = renewed
+
+    def _post(self, alert: dict[str, Any]) -> None:
         failures: list[Exception] = []
         for url in self.urls:
             try:

@@ -79,3 +79,41 @@ def test_one_member_of_a_cluster_down_is_still_a_delivery(tmp_path: Path, alertm
         assert len(faults(alertmanager)) == 1
     finally:
         other.stop()
+
+
+def test_a_firing_alert_is_sent_again_to_an_alertmanager_that_restarted_and_not_once_resolved(
+        tmp_path: Path, alertmanager: Alertmanager) -> None:
+    """Alertmanager keeps alerts in memory: after a restart, the worker's re-send brings the FAULT back
+    (an alert posted once by someone else, the control, stays lost)."""
+    import json
+    import threading
+    import time
+    import urllib.request
+
+    from kahooks.delivery import Worker
+
+    table = channel(alertmanager.url) + "resend_interval = 0.3\n"
+    config, spool, _ = worker_for(write_config(tmp_path, table, delivery=FAST_RETRY))
+    stop = threading.Event()
+    worker = threading.Thread(target=Worker(config, spool).run, args=(stop,), daemon=True)
+    worker.start()
+    control = json.dumps([{"labels": {"alertname": "Control"}}]).encode()
+    try:
+        record(spool, "FAULT")
+        wait_for(lambda: faults(alertmanager), 10, "the alert")
+        urllib.request.urlopen(urllib.request.Request(f"{alertmanager.url}/api/v2/alerts", data=control,
+                                                      headers={"Content-Type": "application/json"}), timeout=5)
+        assert any(alert["labels"]["alertname"] == "Control" for alert in alertmanager.alerts())
+        alertmanager.stop(remove=False)
+        alertmanager.start()
+        wait_for(lambda: faults(alertmanager), 10, "the alert sent again after the restart")
+        assert not any(alert["labels"]["alertname"] == "Control" for alert in alertmanager.alerts())
+        record(spool, "MASTER")
+        wait_for(lambda: not faults(alertmanager), 10, "the alert resolved")
+        alertmanager.stop(remove=False)
+        alertmanager.start()
+        time.sleep(1.5)  # five re-send rounds: a resolved alert is never among them
+        assert faults(alertmanager) == []
+    finally:
+        stop.set()
+        worker.join(10)
