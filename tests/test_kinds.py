@@ -25,6 +25,7 @@ def test_the_daemon_runs_every_kind_but_its_own_guard() -> None:
 
 
 def test_every_channel_module_is_a_type() -> None:
-    assert set(notifiers.kinds()) == {"dns", "email", "exec", "rebind", "slack", "syslog", "webhook"}
+    assert set(notifiers.kinds()) == {"alertmanager", "apprise", "dns", "email", "exec", "rebind", "slack", "syslog",
+                                      "webhook"}
     for kind in notifiers.kinds():
         assert notifiers.channel_class(kind).kind == kind
