@@ -96,6 +96,7 @@ def test_build_install_run_under_keepalived_and_purge() -> None:
         assert installed.returncode == 0, installed.stdout + installed.stderr
         assert Path("/var/lib/kahooks/created-keepalived_script").exists() == (not user_before)
         check_what_was_installed()
+        run_the_daemon(work)
         run_under_keepalived(work)
     finally:
         purged = subprocess.run(["dpkg", "--purge", "kahooks"], capture_output=True, text=True, timeout=120)
@@ -140,6 +141,48 @@ def check_what_was_installed() -> None:
         exposure = subprocess.run(["systemd-analyze", "security", "--offline=true", "--threshold=50",
                                    "/lib/systemd/system/kahooks.service"], capture_output=True, text=True)
         assert exposure.returncode == 0, exposure.stdout[-600:] + exposure.stderr
+
+
+def run_the_daemon(work: Path) -> None:
+    """`kahooks serve` on Debian's libraries (watchdog 2.2, prometheus_client 0.16): a service's death
+    reaches its track file, a FIFO line its channel and /metrics."""
+    import urllib.request
+
+    from kahooks.lab.netns import free_port
+
+    directory = work / "daemon"
+    directory.mkdir()
+    port = free_port()
+    service = subprocess.Popen(["/bin/sleep", "300"])
+    (directory / "svc.pid").write_text(f"{service.pid}\n")
+    config = directory / "kahooks.toml"
+    config.write_text(f'spool_dir = "{directory}/spool"\n[serve]\nstate_dir = "{directory}/state"\n'
+                      f'notify_fifo = "{directory}/state/notify.fifo"\nmetrics_listen = "127.0.0.1:{port}"\n'
+                      f'[checks.svc]\nrun = "ka-check-process --pidfile {directory}/svc.pid"\ninterval = 30\n'
+                      f'[channels.out]\ntype = "exec"\ncommand = ["/bin/sh", "-c", "echo $KAHOOKS_STATE >> {directory}/out"]\n'
+                      '[[rules]]\nchannels = ["out"]\n')
+    track = directory / "state" / "track" / "svc"
+    daemon = subprocess.Popen(["/usr/bin/kahooks", "serve", "-c", str(config)], env=clean_env(),
+                              stdout=subprocess.DEVNULL, stderr=open(directory / "serve.log", "wb"))
+    try:
+        wait_for(lambda: track.exists() and track.read_text() == "0\n", 15, "the healthy track file")
+        service.kill()
+        service.wait()
+        wait_for(lambda: track.read_text() == "1\n", 5, "the service's death in the track file")
+        fifo = directory / "state" / "notify.fifo"
+        wait_for(lambda: fifo.is_fifo(), 10, "the notify FIFO")
+        fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # as keepalived opens it: no reader needed yet
+        os.write(fd, b'INSTANCE "VI_1" MASTER 100\n')
+        os.close(fd)
+        wait_for(lambda: (directory / "out").exists() and (directory / "out").read_text() == "MASTER\n", 10,
+                 "the transition delivered")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert 'kahooks_vrrp_state{iname="VI_1",state="MASTER"} 1.0' in metrics, metrics
+        assert 'kahooks_check_up{check="svc"} 0.0' in metrics, metrics
+    finally:
+        daemon.terminate()
+        daemon.wait(20)
+    assert "Traceback" not in (directory / "serve.log").read_text(), (directory / "serve.log").read_text()
 
 
 def clean_env() -> dict[str, str]:
