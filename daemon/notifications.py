@@ -30,6 +30,9 @@ log = logging.getLogger("kahooks.serve")
 LAST_TRANSITIONS = 20
 
 
+KNOWN_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
+REMEMBERED_INSTANCES = 1000  # from a file the daemon wrote itself; bounded all the same
+
 class Notifications:
     """The FIFO reader and the delivery worker of one daemon, and what they have seen."""
 
@@ -58,6 +61,21 @@ class Notifications:
                                       for (name, state), count in sorted(self.transition_counts.items())],
                 "delivery_counts": [{"channel": channel, "outcome": outcome, "count": count}
                                     for (channel, outcome), count in sorted(self.delivery_counts.items())]}
+
+    def remember(self, instances: object) -> None:
+        """Take the instance states a previous run wrote in status.json, until keepalived reports again.
+
+        keepalived writes an instance's state to the FIFO when it starts and on each transition only:
+        without this, a restarted daemon would show no state (and the fleet's no-MASTER and split-brain
+        rules nothing) until the next transition. What keepalived wrote while the daemon was down waits
+        in the FIFO (keepalived holds it open) and is read next, replacing these.
+        """
+        if not isinstance(instances, dict):
+            return
+        for name, item in list(instances.items())[:REMEMBERED_INSTANCES]:
+            if isinstance(name, str) and isinstance(item, dict) and item.get("state") in KNOWN_STATES \
+                    and isinstance(item.get("since"), (int, float)) and not isinstance(item.get("since"), bool):
+                self.instance_states.setdefault(name, (item["state"], float(item["since"])))
 
     def thread_states(self) -> dict[str, ThreadState]:
         return {thread.name: thread.as_dict() for thread in (self.delivery, self.fifo) if thread is not None}

@@ -90,6 +90,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_hup)
         config = load_config(self.config_path)
         self.preflight(config)
+        self._remember_instances(config)
         self.apply(config)
         log.info("serving %d checks from %s (pid %d)", len(self.runners), self.config_path, os.getpid())
         try:
@@ -103,6 +104,17 @@ class Daemon:
             self.stopping.set()
             self.shutdown()
         return 0
+
+    def _remember_instances(self, config: Config) -> None:
+        """The instance states the previous run reported, before the FIFO reader starts (it overrides them)."""
+        from kahooks.daemon import status
+
+        try:
+            previous = status.read(config.sections["serve"].state_dir)
+        except status.StatusUnreadable:
+            previous = None
+        if previous is not None:
+            self.notifications.remember(previous.get("instances"))
 
     def preflight(self, config: Config) -> None:
         """Refuse to start, in one line, where the daemon could not do its job: systemd then sees it."""

@@ -112,3 +112,27 @@ def test_the_text_is_byte_for_byte_what_prometheus_client_writes() -> None:
     assert parsed[("kahooks_check_runs_total", (("check", 'quote"d'), ("result", "ok")))] == 12_345_675
     assert parsed[("kahooks_deliveries_total", (("channel", "mail"), ("outcome", "delivered")))] == 1_000_000
     assert parsed[("kahooks_vrrp_state", (("iname", 'VI "1"'), ("state", "FAULT")))] == 1
+
+
+def test_a_restarted_daemon_keeps_the_instance_states_and_reads_what_keepalived_wrote_meanwhile(tmp_path: Path) -> None:
+    """keepalived reports a state only on a transition: a restart must neither forget VI_2 (no transition
+    since) nor miss VI_1's BACKUP, written into the FIFO while the daemon was down."""
+    from tests.daemon.test_serve import KeepalivedFifo
+
+    port = free_port()
+    served = Served(tmp_path, config(tmp_path, port)).start()
+    keepalived = KeepalivedFifo(served.state / "notify.fifo")  # held open, as keepalived holds it
+    try:
+        keepalived.write(['INSTANCE "VI_1" MASTER 100', 'INSTANCE "VI_2" FAULT 0'])
+        wait_for(lambda: scrape(port).get(("kahooks_vrrp_state", (("iname", "VI_2"), ("state", "FAULT")))) == 1, 10,
+                 "both states")
+        assert served.stop() == 0
+        keepalived.write(['INSTANCE "VI_1" BACKUP 50'])
+        served.start()
+        samples = scrape(port)
+        assert samples[("kahooks_vrrp_state", (("iname", "VI_2"), ("state", "FAULT")))] == 1
+        wait_for(lambda: scrape(port).get(("kahooks_vrrp_state", (("iname", "VI_1"), ("state", "BACKUP")))) == 1, 10,
+                 "VI_1's BACKUP, written while the daemon was down")
+    finally:
+        keepalived.close()
+        served.stop()
