@@ -17,6 +17,7 @@ from prometheus_client.utils import floatToGoString
 
 from kahooks.daemon.verdict import LATENCY_BUCKETS
 from kahooks.errors import os_words
+from kahooks.event import VRRP_STATES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -27,10 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kahooks.serve")
 
 
-VRRP_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
 BUCKET_LABELS = [*(floatToGoString(bound) for bound in LATENCY_BUCKETS), "+Inf"]  # the histogram's le values
-# The VRRP instance's label is `iname`, as keepalived-exporter names it: Prometheus gives every scraped
-# series an `instance` label of its own (the target), which would rename ours to exported_instance.
 
 
 class SnapshotCollector:
@@ -86,6 +84,8 @@ class SnapshotCollector:
         yield started
 
     def _vrrp(self) -> Iterator[Any]:
+        """The VRRP instance's label is `iname`, as keepalived-exporter names it: Prometheus gives every
+        scraped series an `instance` label of its own (the target), which would rename ours."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         instances = self.snapshot.get("instances", {})

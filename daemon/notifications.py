@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from kahooks.daemon.threads import Supervised
 from kahooks.errors import os_words
+from kahooks.event import DELETED, VRRP_STATES
 
 if TYPE_CHECKING:
     from typing import Any
@@ -28,10 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kahooks.serve")
 LAST_TRANSITIONS = 20
-
-
-KNOWN_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
 REMEMBERED_INSTANCES = 1000  # from a file the daemon wrote itself; bounded all the same
+
 
 class Notifications:
     """The FIFO reader and the delivery worker of one daemon, and what they have seen."""
@@ -73,7 +72,7 @@ class Notifications:
         if not isinstance(instances, dict):
             return
         for name, item in list(instances.items())[:REMEMBERED_INSTANCES]:
-            if isinstance(name, str) and isinstance(item, dict) and item.get("state") in KNOWN_STATES \
+            if isinstance(name, str) and isinstance(item, dict) and item.get("state") in VRRP_STATES \
                     and isinstance(item.get("since"), (int, float)) and not isinstance(item.get("since"), bool):
                 self.instance_states.setdefault(name, (item["state"], float(item["since"])))
 
@@ -86,8 +85,12 @@ class Notifications:
         self.transitions.append({"time": event.time, "type": event.type, "name": event.name,
                                  "state": event.state, "priority": event.priority, "source": event.source})
         self.transition_counts[(event.name, event.state)] += 1
-        if not event.is_lvs:
+        if event.is_lvs:
+            return
+        if event.state in VRRP_STATES:
             self.instance_states[event.name] = (event.state, event.time)
+        elif event.state == DELETED:  # gone with a reload: no state, rather than its last one
+            self.instance_states.pop(event.name, None)
 
     def observe_outcome(self, channel: str, outcome: str) -> None:
         self.delivery_counts[(channel, outcome)] += 1

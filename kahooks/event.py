@@ -25,9 +25,12 @@ TYPES = ("INSTANCE", "GROUP")
 # LVS: a virtual server's quorum (VS) and a real server (RS), UP or DOWN.
 LVS_EVENT_TYPES = ("VS", "RS")
 LVS_STATES = ("UP", "DOWN")
-# What keepalived writes: argv carries the first five, the FIFO also the rest.
-STATES = ("MASTER", "BACKUP", "FAULT", "STOP", "DELETED",
-          "MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY")
+# The states an instance is in, as keepalived reports them (what a dashboard shows).
+VRRP_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
+# What keepalived writes: argv carries the first five, the FIFO also the rest (notices, not states:
+# an instance that reports MASTER_RX_LOWER_PRI or a *_PRIORITY change is still in its state).
+DELETED = "DELETED"
+STATES = VRRP_STATES + (DELETED, "MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY")
 # kahooks' own alerts (a rebind that did not take, for example) travel as events too, so the
 # rules route them to people like transitions; keepalived never sends these.
 ALERT = "ALERT"

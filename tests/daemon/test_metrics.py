@@ -136,3 +136,18 @@ def test_a_restarted_daemon_keeps_the_instance_states_and_reads_what_keepalived_
     finally:
         keepalived.close()
         served.stop()
+
+
+def test_notices_that_are_not_states_leave_the_state_alone_and_a_deleted_instance_goes(tmp_path: Path) -> None:
+    """keepalived's FIFO also says MASTER_RX_LOWER_PRI and *_PRIORITY (the instance is still what it was)
+    and DELETED (removed by a reload): neither may read as 'no state' on the gauge."""
+    port = free_port()
+    with Served(tmp_path, config(tmp_path, port)) as served:
+        write_fifo(served.state / "notify.fifo", ['INSTANCE "VI_1" MASTER 100', 'INSTANCE "VI_2" BACKUP 50',
+                                                  'INSTANCE "VI_1" MASTER_RX_LOWER_PRI 100',
+                                                  'INSTANCE "VI_1" MASTER_PRIORITY 90', 'INSTANCE "VI_2" DELETED 0'])
+        wait_for(lambda: scrape(port).get(("kahooks_vrrp_transitions_total", (("iname", "VI_2"), ("state", "DELETED")))),
+                 10, "every line read")
+        samples = scrape(port)
+        assert samples[("kahooks_vrrp_state", (("iname", "VI_1"), ("state", "MASTER")))] == 1
+        assert not any(key[0] == "kahooks_vrrp_state" and ("iname", "VI_2") in key[1] for key in samples)
