@@ -76,7 +76,7 @@ def bash(page: Program) -> str:
         flags = " ".join(name for opt in node.flags for name in opt.names)
         lines.append(f'            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "{flags}" -- "$cur")); return; fi')
         words = tuple(sub.name for sub in node.commands) or (NOTIFY_WORDS if page.name == "ka-notify" else ())
-        if page.name == "ka-check-exec":  # after COMMAND, its own arguments: files
+        if any(opt.completes == "command" for opt in node.positionals):  # after `--`, a command and its files
             lines.append('            for ((i = 1; i < COMP_CWORD; i++)); do [[ ${COMP_WORDS[i]} == -- ]] && '
                          '{ COMPREPLY=($(compgen -c -f -- "$cur")); return; }; done')
         lines.append(f"            {_positional_action(node, words)} ;;")

@@ -292,25 +292,18 @@ def run_spool_tool(command: str, values: dict) -> int:
     return 0
 
 
-def _file_identity(path: str) -> str:
-    """What tells that the configuration changed: each file's inode, size and time, conf.d's listing."""
-    from kahooks import fragments
-
-    return fragments.identity(path)
-
-
 def run_worker(values: dict) -> int:
     import signal
     import threading
 
-    from kahooks import logs
+    from kahooks import fragments, logs
     from kahooks.delivery import Worker
     from kahooks.signals import set_on_signals
 
     log = logs.setup("ka-notify", values["verbose"], to_stderr=values["foreground"], log_format=values["log_format"])
     path = values["config"]
     config = load_config(path)
-    seen = _file_identity(path)
+    seen = fragments.identity(path)
     spool = spool_for(values)
     stop = threading.Event()
     set_on_signals(stop, (signal.SIGTERM, signal.SIGINT))
@@ -322,12 +315,12 @@ def run_worker(values: dict) -> int:
             return 0  # another worker has it
         log.info("worker %d delivering from %s", os.getpid(), spool.root)
         try:
-            Worker(config, spool).run(stop, idle_exit, lambda: _file_identity(path) != seen)
+            Worker(config, spool).run(stop, idle_exit, lambda: fragments.identity(path) != seen)
         finally:
             os.close(lock)
-        if not stop.is_set() and _file_identity(path) != seen:
+        if not stop.is_set() and fragments.identity(path) != seen:
             # The operator changed kahooks.toml (a channel fixed, say): deliver with it from now on.
-            seen = _file_identity(path)
+            seen = fragments.identity(path)
             try:
                 config = load_config(path)
                 log.info("worker %d: %s changed; delivering with the new configuration", os.getpid(), path)

@@ -48,7 +48,7 @@ class Config:
 
     def __init__(self, path: str, host: str, spool_dir: str, delivery: dict[str, float],
                  instances: dict[str, dict[str, Any]], channels: dict[str, Any], rules: list[Rule],
-                 sections: dict[str, Any] | None = None) -> None:
+                 sections: dict[str, Any] | None = None, files: list[str] | None = None) -> None:
         self.path = path
         self.host = host
         self.spool_dir = spool_dir
@@ -58,7 +58,7 @@ class Config:
         self.rules = rules
         # Tables validated by their own parsers (the daemon's [serve] and [checks]), by name.
         self.sections = sections or {}
-        self.files = [path]  # the main file, then each conf.d drop-in read
+        self.files = files or [path]  # the main file, then each conf.d drop-in read
 
     def channels_for(self, event: Event) -> list[str]:
         """Channel names the rules pick for this event, in rule order, each once."""
@@ -128,9 +128,7 @@ def load(path: str, channel_types: Mapping[str, Callable[..., Any]],
     parsed = {name: parser(data.get(name), problem, data) for name, parser in (sections or {}).items()}
     if problems:
         raise ConfigError(path, problems)
-    config = Config(path, host, spool_dir, delivery, instances, channels, rules, parsed)
-    config.files = merged.files
-    return config
+    return Config(path, host, spool_dir, delivery, instances, channels, rules, parsed, merged.files)
 
 
 def _delivery(table: Any, problem: Callable[[str, str], None]) -> dict[str, float]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from kahooks.notifiers._http import check_url, post
@@ -107,13 +108,13 @@ class AlertmanagerChannel(Channel):
         if alert["endsAt"] != alert["startsAt"]:  # a resolving alert ends when it starts
             if len(self.firing) < self.FIRING_LIMIT or key in self.firing:
                 self.firing[key] = alert
+            if not self.next_resend:  # just sent: the first re-send is an interval away, not at once
+                self.next_resend = time.time() + self.resend_interval
         else:
             self.firing.pop(key, None)
 
     def refresh(self) -> None:
         """Send the firing alerts again, once every resend_interval (called by the worker between deliveries)."""
-        import time
-
         now = time.time()
         if not self.firing or now < self.next_resend:
             return
