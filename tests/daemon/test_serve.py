@@ -53,6 +53,9 @@ fail_value = -254
         maintenance.write_text("")
         served.wait_track("svc", "1", timeout=1)
         wait_for(lambda: text_of(tmp_path / "other.track") == "-254\n", 1, "the other check drained")
+        # status.json is written just after the track files: wait for it rather than race it
+        wait_for(lambda: "drained" in run("kahooks", "status", "-c", str(served.config)).stdout, 3,
+                 "kahooks status to say drained")
         status = run("kahooks", "status", "-c", str(served.config))
         assert status.code == 1 and "drained" in status.stdout and "maintenance" in status.stdout, status
         maintenance.unlink()
@@ -220,7 +223,9 @@ interval = 0.2
     with Served(tmp_path, config) as served:
         served.wait_track("svc", "0")
         served.wait_track("refused", "1")
-        status = run("kahooks", "status", "-c", str(served.config))
+        # status.json is written just after the track files: wait for it rather than race it
+        status = wait_for(lambda: (outcome := run("kahooks", "status", "-c", str(served.config))).code == 1
+                          and "FAILED" in outcome.stdout and outcome, 3, "kahooks status to say FAILED")
         assert status.code == 1, status  # one check failed
         lines = status.stdout.splitlines()
         assert lines[0].startswith("kahooks serve: running (pid")
