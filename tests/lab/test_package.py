@@ -1,36 +1,81 @@
-"""The Debian package: built with `./run package`, installed with dpkg, run by real keepalived, purged clean.
+"""The Debian package: built with `./run package`, installed with dpkg or apt, run by real keepalived, purged clean.
 
-One test, in order, because each step needs the one before: build (lintian must report no
-error), install on this machine, check what was installed, run every check and the notify
-handler as keepalived_script from a real keepalived with script security on, then purge and
-compare the file system with how it was before.
+Two tests share one build (lintian must report no error). On this machine: dpkg -i, check what
+was installed, run the daemon, run every check and the notify handler as keepalived_script from a
+real keepalived with script security on, then purge and compare the file system with how it was
+before. On a fresh Debian root (`./run fresh-root`, debootstrap's minimal system, which has none of
+kahooks' libraries, no keepalived_script, no venv and no pip): `apt install ./kahooks.deb` as the
+README says, its Depends resolved by apt alone, then the same checks and keepalived inside it.
 """
 
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from kahooks.lab.install import ensure_script_user
-from kahooks.lab.netns import LabError, Network, wait_for
+from kahooks.lab.netns import LabError, Network, Node, wait_for
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs a Debian system"),
               pytest.mark.timeout(600)]
 CHECKOUT = Path(__file__).resolve().parents[2]
 USER = "keepalived_script"
+PROGRAMS = ("kahooks", "ka-notify", "ka-check-process", "ka-check-port", "ka-check-http", "ka-check-exec",
+            "ka-check-heartbeat")
 WATCHED = ["/etc", "/usr/bin", "/usr/lib/python3", "/usr/share/man/man1", "/usr/share/doc", "/usr/share/kahooks",
            "/usr/share/bash-completion", "/usr/share/zsh", "/lib/systemd/system", "/var/spool", "/var/lib/kahooks",
            "/var/log/kahooks.log", "/run/kahooks"]
 # Written by dpkg and apt themselves, or by man-db's trigger: not the package's to clean up.
 NOT_OURS = ("/etc/ld.so.cache", "/var/lib/dpkg", "/etc/.pwd.lock")
+
+
+def clean_env() -> dict[str, str]:
+    """What root's shell has: no venv on PATH, so /usr/bin's programs and Debian's python3 run."""
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
+
+
+@dataclass(frozen=True)
+class System:
+    """Where the package is installed: this machine (root "/"), or a Debian root entered with chroot."""
+
+    root: Path
+
+    def path(self, inside: str | Path) -> Path:
+        """The host's path for a path inside the system."""
+        return self.root / str(inside).lstrip("/")
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        return list(argv) if self.root == Path("/") else ["chroot", str(self.root), *argv]
+
+    def run(self, argv: Sequence[str], timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(self.argv(argv), capture_output=True, text=True, env=clean_env(), timeout=timeout)
+
+    def user_exists(self) -> bool:
+        return self.run(["getent", "passwd", USER]).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def deb() -> Iterator[Path]:
+    out = Path(tempfile.mkdtemp(prefix="kahooks-deb-"))
+    try:
+        built = subprocess.run(["bash", str(CHECKOUT / "run"), "package", str(out)], capture_output=True, text=True,
+                               timeout=480)
+        assert built.returncode == 0, built.stderr[-3000:]
+        assert "E: " not in built.stderr, built.stderr  # lintian's errors (--fail-on error also fails the build)
+        path = Path(built.stdout.strip().splitlines()[-1])
+        assert path.exists() and path.suffix == ".deb"
+        yield path
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def snapshot() -> set[str]:
@@ -41,14 +86,6 @@ def snapshot() -> set[str]:
         for root, directories, files in os.walk(top):
             found.update(os.path.join(root, name) for name in directories + files)
     return {path for path in found if not path.startswith(NOT_OURS)}
-
-
-def user_exists() -> bool:
-    try:
-        pwd.getpwnam(USER)
-        return True
-    except KeyError:
-        return False
 
 
 def keepalived_conf(work: Path) -> str:
@@ -73,21 +110,14 @@ def keepalived_conf(work: Path) -> str:
     return text
 
 
-def test_build_install_run_under_keepalived_and_purge() -> None:
+def test_build_install_run_under_keepalived_and_purge(deb: Path) -> None:
     if subprocess.run(["dpkg-query", "-W", "kahooks"], capture_output=True).returncode == 0:
         pytest.skip("a kahooks package is already installed here: this test would remove it")
-    out = Path(tempfile.mkdtemp(prefix="kahooks-deb-"))
-    built = subprocess.run(["bash", str(CHECKOUT / "run"), "package", str(out)], capture_output=True, text=True,
-                           timeout=480)
-    assert built.returncode == 0, built.stderr[-3000:]
-    assert "E: " not in built.stderr, built.stderr  # lintian's errors (--fail-on error also fails the build)
-    deb = Path(built.stdout.strip().splitlines()[-1])
-    assert deb.exists() and deb.suffix == ".deb"
-
+    here = System(Path("/"))
     # The package creates keepalived_script when it is missing: let it (the other lab tests make it again).
-    if user_exists() and subprocess.run(["pgrep", "-u", USER], capture_output=True).returncode != 0:
+    if here.user_exists() and subprocess.run(["pgrep", "-u", USER], capture_output=True).returncode != 0:
         subprocess.run(["userdel", USER], check=True)
-    user_before = user_exists()
+    user_before = here.user_exists()
     before = snapshot()
     work = Path(tempfile.mkdtemp(prefix="kahooks-deb-work-"))
     work.chmod(0o755)
@@ -95,14 +125,14 @@ def test_build_install_run_under_keepalived_and_purge() -> None:
         installed = subprocess.run(["dpkg", "-i", str(deb)], capture_output=True, text=True, timeout=120)
         assert installed.returncode == 0, installed.stdout + installed.stderr
         assert Path("/var/lib/kahooks/created-keepalived_script").exists() == (not user_before)
-        check_what_was_installed()
+        check_what_was_installed(here)
         run_the_daemon(work)
-        run_under_keepalived(work)
+        with Network("khldeb") as net:
+            run_under_keepalived(here, net.add_node("lb", 11), work)
     finally:
         purged = subprocess.run(["dpkg", "--purge", "kahooks"], capture_output=True, text=True, timeout=120)
         shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(out, ignore_errors=True)
-        user_after = user_exists()
+        user_after = here.user_exists()
         ensure_script_user()  # whatever happened above: the other lab tests run scripts as this user
     assert purged.returncode == 0, purged.stdout + purged.stderr
     assert "not empty so not removed" not in purged.stdout + purged.stderr, purged.stdout + purged.stderr
@@ -111,28 +141,83 @@ def test_build_install_run_under_keepalived_and_purge() -> None:
     assert user_after == user_before, "purge removes keepalived_script only when the package made it"
 
 
-def check_what_was_installed() -> None:
+def test_apt_install_on_a_fresh_debian_root(deb: Path) -> None:
+    """The README's `apt install ./kahooks.deb` on a minimal Debian that never saw kahooks' libraries."""
+    parent = Path(tempfile.mkdtemp(prefix="kahooks-fresh-"))
+    try:
+        made = subprocess.run(["bash", str(CHECKOUT / "run"), "fresh-root", str(parent / "root"), str(deb)],
+                              capture_output=True, text=True, timeout=480)
+        assert made.returncode == 0, made.stderr[-3000:]
+        fresh = System(parent / "root")
+        assert not fresh.user_exists()
+        for absent in ("python3-click", "python3-psutil", "keepalived"):
+            assert fresh.run(["dpkg-query", "-W", "-f=${Status}", absent]).stdout != "install ok installed", absent
+        work = fresh.path("/srv/kahooks-test")
+        work.mkdir(mode=0o755)
+        # A lab node: its network reaches nothing beyond the lab, so the install below is offline (`./run
+        # fresh-root` downloaded what apt needs); its own mount namespace holds the root's /proc and /run.
+        with Network("khlfresh") as net:
+            node = net.add_node("lb", 12)
+            node.run(["mount", "-t", "proc", "proc", str(fresh.path("/proc"))])
+            node.run(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", str(fresh.path("/run"))])
+            installed = node.run(fresh.argv(["apt-get", "install", "-y", f"/tmp/{deb.name}"]), check=False,
+                                 timeout=300, env=clean_env() | {"DEBIAN_FRONTEND": "noninteractive"})
+            assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr
+            # The Depends came from apt, keepalived from the Recommends; no pip anywhere.
+            for package in ("python3-click", "python3-psutil", "python3-requests", "python3-jinja2",
+                            "python3-watchdog", "python3-dnspython", "python3-prometheus-client", "keepalived"):
+                status = fresh.run(["dpkg-query", "-W", "-f=${Status}", package]).stdout
+                assert status == "install ok installed", (package, status)
+            assert fresh.run(["python3", "-m", "pip", "--version"]).returncode != 0
+            assert fresh.path("/var/lib/kahooks/created-keepalived_script").exists()
+            check_what_was_installed(fresh)
+            run_under_keepalived(fresh, node, Path("/srv/kahooks-test"))
+        shutil.rmtree(work)
+        purged = fresh.run(["dpkg", "--purge", "kahooks"])
+        assert purged.returncode == 0, purged.stdout + purged.stderr
+        assert not fresh.user_exists(), "the package made keepalived_script, so its purge removes it"
+        left = leftovers(fresh.root)
+        assert not left, left
+    finally:
+        assert parent.as_posix() not in Path("/proc/mounts").read_text(), "a mount inside the fresh root outlived it"
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def leftovers(root: Path) -> list[str]:
+    """Anything in a purged root that names kahooks or its programs, but dpkg's and apt's own records."""
+    found = []
+    for directory, directories, files in os.walk(root):
+        inside = "/" + os.path.relpath(directory, root)
+        if inside.startswith(("/var/lib/dpkg", "/var/cache/apt", "/proc", "/tmp")):
+            directories.clear()
+            continue
+        found += [os.path.join(inside, name) for name in directories + files
+                  if "kahooks" in name or name.startswith(("ka-check-", "ka-notify"))]
+    return sorted(found)
+
+
+def check_what_was_installed(system: System) -> None:
     """The programs on the system Python, the conffile valid, the spool, man pages, completion, the unit."""
-    assert user_exists()
-    for program in ("kahooks", "ka-notify", "ka-check-process", "ka-check-port", "ka-check-http", "ka-check-exec",
-                    "ka-check-heartbeat"):
-        path = Path("/usr/bin") / program
-        assert path.read_text().splitlines()[0] == "#! /usr/bin/python3" or \
-            path.read_text().splitlines()[0] == "#!/usr/bin/python3", (program, path.read_text()[:60])
-        assert Path(f"/usr/share/man/man1/{program}.1.gz").exists(), program
-        assert Path(f"/usr/share/bash-completion/completions/{program}").exists(), program
-    validated = subprocess.run(["/usr/bin/kahooks", "validate"], capture_output=True, text=True, env=clean_env())
+    assert system.user_exists()
+    for program in PROGRAMS:
+        path = system.path("/usr/bin") / program
+        assert path.read_text().splitlines()[0] in ("#! /usr/bin/python3", "#!/usr/bin/python3"), \
+            (program, path.read_text()[:60])
+        assert system.path(f"/usr/share/man/man1/{program}.1.gz").exists(), program
+        assert system.path(f"/usr/share/bash-completion/completions/{program}").exists(), program
+        version = system.run([f"/usr/bin/{program}", "--version"])
+        assert version.returncode == 0 and "0.1.0" in version.stdout, version
+    validated = system.run(["/usr/bin/kahooks", "validate"])
     assert validated.returncode == 0 and validated.stdout.startswith("/etc/kahooks/kahooks.toml: OK"), validated
-    assert Path("/etc/kahooks/conf.d").is_dir()
-    conffiles = subprocess.run(["dpkg-query", "--showformat=${Conffiles}", "-W", "kahooks"], capture_output=True,
-                               text=True).stdout
+    assert system.path("/etc/kahooks/conf.d").is_dir()
+    conffiles = system.run(["dpkg-query", "--showformat=${Conffiles}", "-W", "kahooks"]).stdout
     for conffile in ("/etc/kahooks/kahooks.toml", "/etc/logrotate.d/kahooks", "/etc/rsyslog.d/30-kahooks.conf"):
         assert conffile in conffiles, conffiles
-    spool = os.stat("/var/spool/kahooks")
-    assert pwd.getpwuid(spool.st_uid).pw_name == USER and spool.st_mode & 0o777 == 0o750
-    unit = Path("/lib/systemd/system/kahooks.service").read_text()
+    spool = system.run(["stat", "-c", "%U %a", "/var/spool/kahooks"]).stdout.split()
+    assert spool == [USER, "750"], spool
+    unit = system.path("/lib/systemd/system/kahooks.service").read_text()
     assert "ExecStart=/usr/bin/kahooks serve" in unit and "ProtectSystem=strict" in unit
-    if shutil.which("systemd-analyze"):
+    if system.root == Path("/") and shutil.which("systemd-analyze"):
         verified = subprocess.run(["systemd-analyze", "verify", "/lib/systemd/system/kahooks.service"],
                                   capture_output=True, text=True)
         problems = [line for line in verified.stderr.splitlines() if "kahooks.service" in line]
@@ -193,46 +278,47 @@ def run_the_daemon(work: Path) -> None:
     assert "Traceback" not in (directory / "serve.log").read_text(), (directory / "serve.log").read_text()
 
 
-def clean_env() -> dict[str, str]:
-    """What root's shell has: no venv on PATH, so /usr/bin's programs and Debian's python3 run."""
-    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
+def run_under_keepalived(system: System, node: Node, work: Path) -> None:
+    """Real keepalived, script security on: every check runs as keepalived_script and does its job.
 
-
-def run_under_keepalived(work: Path) -> None:
-    """Real keepalived, script security on: every check runs as keepalived_script and does its job."""
-    (work / "www").mkdir()
-    (work / "www" / "index.html").write_text("healthy\n")
-    (work / "heartbeat").write_text("")
-    (work / "keepalived.conf").write_text(keepalived_conf(work))
-    with Network("khldeb") as net:
-        node = net.add_node("lb", 11)
-        node.popen(["/usr/bin/python3", "-m", "http.server", "-b", "127.0.0.1", "-d", str(work / "www"), "8080"],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env())
-        wait_for(lambda: node.run(["/usr/bin/ka-check-port", "127.0.0.1:8080"], check=False).returncode == 0, 10,
-                 "the backend")
-        tested = node.run(["keepalived", "-t", "-f", str(work / "keepalived.conf")], check=False)
-        assert tested.returncode == 0, tested.stdout + tested.stderr
-        log = open(work / "keepalived.log", "wb")
-        node.popen(["keepalived", "-n", "-l", "-D", "-f", str(work / "keepalived.conf"), "-p", "/run/keepalived.pid",
-                    "-r", "/run/vrrp.pid"], stdout=log, stderr=subprocess.STDOUT, env=clean_env())
-        text = lambda: (work / "keepalived.log").read_text(errors="replace")  # noqa: E731
-        wait_for(lambda: "(VI_OK) Entering MASTER STATE" in text(), 30, "VI_OK to become MASTER")
-        output = text()
-        # VI_BAD started with its check failing: keepalived keeps it in FAULT (it logs no transition for that).
-        assert "(VI_BAD) Entering MASTER STATE" not in output, output
-        addresses = node.addresses()
-        assert "192.0.2.61" in addresses and "192.0.2.62" not in addresses, addresses
-        for name in ("chk_process", "chk_port", "chk_http", "chk_exec", "chk_heartbeat"):
-            assert f"VRRP_Script({name}) succeeded" in output, (name, output)
-        assert "VRRP_Script(chk_closed) failed" in output, output
-        for warning in ("Unsafe permissions", "Disabling track script", "cannot be executed"):
-            assert warning not in output, output
-        # ka-notify ran as keepalived_script and recorded into the package's spool.
-        wait_for(lambda: any(pwd.getpwuid(os.stat(os.path.join(root, name)).st_uid).pw_name == USER
-                             for root, _, names in os.walk("/var/spool/kahooks") for name in names), 10,
-                 "ka-notify, run by keepalived, to write its spool")
-        queue = subprocess.run(["/usr/bin/ka-notify", "queue"], capture_output=True, text=True, env=clean_env())
-        assert queue.returncode in (0, 1) and "Traceback" not in queue.stderr, queue
+    `work` is a folder inside `system`; `node` is the lab node keepalived runs in."""
+    host_work = system.path(work)
+    (host_work / "www").mkdir()
+    (host_work / "www" / "index.html").write_text("healthy\n")
+    (host_work / "heartbeat").write_text("")
+    (host_work / "keepalived.conf").write_text(keepalived_conf(work))
+    node.popen(system.argv(["/usr/bin/python3", "-m", "http.server", "-b", "127.0.0.1", "-d", str(work / "www"),
+                            "8080"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env())
+    wait_for(lambda: node.run(system.argv(["/usr/bin/ka-check-port", "127.0.0.1:8080"]), check=False,
+                              env=clean_env()).returncode == 0, 10, "the backend")
+    tested = node.run(system.argv(["keepalived", "-t", "-f", str(work / "keepalived.conf")]), check=False,
+                      env=clean_env())
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    log = open(host_work / "keepalived.log", "wb")
+    node.popen(system.argv(["keepalived", "-n", "-l", "-D", "-f", str(work / "keepalived.conf"),
+                            "-p", "/run/keepalived.pid", "-r", "/run/vrrp.pid"]),
+               stdout=log, stderr=subprocess.STDOUT, env=clean_env())
+    text = lambda: (host_work / "keepalived.log").read_text(errors="replace")  # noqa: E731
+    wait_for(lambda: "(VI_OK) Entering MASTER STATE" in text(), 30, "VI_OK to become MASTER")
+    output = text()
+    # VI_BAD started with its check failing: keepalived keeps it in FAULT (it logs no transition for that).
+    assert "(VI_BAD) Entering MASTER STATE" not in output, output
+    addresses = node.addresses()
+    assert "192.0.2.61" in addresses and "192.0.2.62" not in addresses, addresses
+    for name in ("chk_process", "chk_port", "chk_http", "chk_exec", "chk_heartbeat"):
+        assert f"VRRP_Script({name}) succeeded" in output, (name, output)
+    assert "VRRP_Script(chk_closed) failed" in output, output
+    for warning in ("Unsafe permissions", "Disabling track script", "cannot be executed"):
+        assert warning not in output, output
+    # ka-notify ran as keepalived_script and recorded into the package's spool.
+    uid = int(system.run(["id", "-u", USER]).stdout)
+    spool = system.path("/var/spool/kahooks")
+    wait_for(lambda: any(os.stat(os.path.join(root, name)).st_uid == uid
+                         for root, _, names in os.walk(spool) for name in names), 10,
+             "ka-notify, run by keepalived, to write its spool")
+    queue = system.run(["/usr/bin/ka-notify", "queue"])
+    assert queue.returncode in (0, 1) and "Traceback" not in queue.stderr, queue
     # Leftover delivery workers (they idle out after a minute) would hold the spool during the purge.
-    subprocess.run(["pkill", "-u", USER, "-f", "ka-notify worker"], check=False)
+    node.stop()
+    subprocess.run(["pkill", "-u", str(uid), "-f", "ka-notify worker"], check=False)
     time.sleep(0.2)
