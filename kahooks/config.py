@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 DEFAULT_PATH = "/etc/kahooks/kahooks.toml"
 DEFAULT_SPOOL = "/var/spool/kahooks"
 DELIVERY_DEFAULTS = {
-    "max_attempts": 12,        # about an hour of retries with a 300 s backoff cap
+    # More than a day of attempts at the 300 s cap (full jitter averages 150 s): max_age ends the retries,
+    # so an endpoint down for hours still gets every message when it is back.
+    "max_attempts": 1000,
     "max_age": 86400.0,        # seconds an undelivered message is kept before the dead-letter directory
     "backoff_initial": 1.0,
     "backoff_max": 300.0,

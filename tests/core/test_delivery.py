@@ -7,6 +7,7 @@ the same worker against real rsyslogd and real commands.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from kahooks.config import load
@@ -129,6 +130,41 @@ def test_gives_up_after_max_attempts(tmp_path: Path) -> None:
         clock.now += 10
     assert rec.sent == [] and spool.idle()
     assert "gave up after 3 attempts: down" in next((spool.dead_dir / "rec").glob("*.json")).read_text()
+
+
+def test_by_default_an_endpoint_down_for_hours_loses_nothing_and_max_age_ends_the_retries(tmp_path: Path) -> None:
+    """A mail relay down over a night still gets the failover's message: with the default [delivery],
+    retries back off to 300 s and go on until max_age (a day), not until a handful of attempts ran out."""
+    path = tmp_path / "kahooks.toml"
+    path.write_text(f'spool_dir = "{tmp_path / "spool"}"\n[channels.rec]\ntype = "recorder"\n'
+                    '[[rules]]\nchannels = ["rec"]\n')
+    config = load(str(path), {**channel_types(), "recorder": Recorder})
+    spool = Spool(config.spool_dir).ensure()
+    clock = Clock()
+    clock.now = time.time()  # a delivery's age counts from when fan-out made it, on the wall clock
+    worker, rec = Worker(config, spool, clock=clock), config.channels["rec"]
+    assert isinstance(rec, Recorder)
+
+    def outage(hours: float) -> int:
+        """Fail every attempt for `hours`, then let one through; the number of attempts made."""
+        end, attempts = clock.now + hours * 3600, 0
+        while not spool.idle():
+            rec.failures = [TemporaryFailure("relay down")] if clock.now < end else []
+            next_due = run_pass(worker)
+            attempts += 1
+            if next_due is not None:
+                clock.now = max(clock.now, next_due)
+        return attempts
+
+    record(spool, clock, "VI_1", "MASTER")
+    attempts = outage(hours=8)
+    assert [m.event.state for m in rec.sent] == ["MASTER"], "delivered once the relay came back"
+    assert attempts > 50 and not list(spool.dead_dir.rglob("*.json"))
+
+    record(spool, clock, "VI_1", "BACKUP")
+    outage(hours=30)
+    assert [m.event.state for m in rec.sent] == ["MASTER"]
+    assert "gave up after too old" in next((spool.dead_dir / "rec").glob("*.json")).read_text()
 
 
 def test_flapping_burst_becomes_one_summary(tmp_path: Path) -> None:
