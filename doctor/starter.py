@@ -24,7 +24,7 @@ HEADER = """\
 spool_dir = "{spool}"  # events wait here until every channel has them
 
 [delivery]
-max_attempts = 12                    # then the message moves to spool_dir/dead/ (`ka-notify queue` shows it)
+max_age = 86400                      # retried for a day, then moved to spool_dir/dead/ (`ka-notify queue`)
 flap_window = 10.0                   # transitions closer than this become one summary message
 """
 
