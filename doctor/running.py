@@ -31,11 +31,8 @@ def config_test(path: str, timeout: float = 20) -> list[Finding] | None:
     if keepalived is None:
         return None
     command = [keepalived, "-t", "-l", "-f", path]
-    unshare = shutil.which("unshare")
-    if os.geteuid() == 0 and unshare:
-        command = [unshare, "--pid", "--fork", "--mount-proc", *command]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        result = _run_isolated(command, timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return [Finding("keepalived-t", "warning", path, 0, f"keepalived -t could not run: {exc}", "")]
     found = []
@@ -54,6 +51,21 @@ def config_test(path: str, timeout: float = 20) -> list[Finding] | None:
     if result.returncode != 0 and not found:
         found.append(Finding("keepalived-t", "error", path, 0, f"keepalived -t exited {result.returncode}", ""))
     return found
+
+
+def _run_isolated(command: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run `command` in its own pid namespace where it can be made (as root), else as is.
+
+    In a chroot or a container unshare may fail to remount /proc ("cannot change root filesystem
+    propagation"): a pid namespace alone still keeps a stray SIGTERM away."""
+    unshare = shutil.which("unshare")
+    wrapped = [[unshare, "--pid", "--fork", "--mount-proc", *command], [unshare, "--pid", "--fork", *command]] \
+        if os.geteuid() == 0 and unshare else []
+    for argv in wrapped:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if not (result.returncode != 0 and result.stderr.startswith("unshare: ") and not result.stdout):
+            return result  # the command ran: only unshare's own failures start so
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 @dataclass

@@ -10,6 +10,7 @@ README says, its Depends resolved by apt alone, then the same checks and keepali
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -173,6 +174,7 @@ def test_apt_install_on_a_fresh_debian_root(deb: Path) -> None:
             check_what_was_installed(fresh)
             run_under_keepalived(fresh, node, Path("/srv/kahooks-test"))
         shutil.rmtree(work)
+        first_steps_with_a_packaged_example(fresh)
         purged = fresh.run(["dpkg", "--purge", "kahooks"])
         assert purged.returncode == 0, purged.stdout + purged.stderr
         assert not fresh.user_exists(), "the package made keepalived_script, so its purge removes it"
@@ -181,6 +183,24 @@ def test_apt_install_on_a_fresh_debian_root(deb: Path) -> None:
     finally:
         assert parent.as_posix() not in Path("/proc/mounts").read_text(), "a mount inside the fresh root outlived it"
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def first_steps_with_a_packaged_example(system: System) -> None:
+    """A new user's first steps: a packaged keepalived.conf example, then init, validate and doctor.
+
+    The example must name the programs where the package put them, and the doctor must be able to
+    ask keepalived -t here (a chroot, where unshare cannot remount /proc)."""
+    example = "/usr/share/kahooks/contrib/keepalived/haproxy-pair.conf"
+    assert system.run(["cp", example, "/etc/keepalived/keepalived.conf"]).returncode == 0
+    for argv in (["kahooks", "init", "--force"], ["kahooks", "validate"]):
+        outcome = system.run(argv)
+        assert outcome.returncode == 0 and not outcome.stderr, outcome
+    doctor = system.run(["kahooks", "doctor", "--json"])
+    assert doctor.returncode == 0, doctor  # no errors
+    findings = json.loads(doctor.stdout)["findings"]
+    assert not [finding for finding in findings if finding["severity"] == "error"], findings
+    # keepalived -t ran: it says that this root has no eth1 (a warning: this is not the node).
+    assert any(finding["code"] == "keepalived-t" and "eth1" in finding["message"] for finding in findings), findings
 
 
 def leftovers(root: Path) -> list[str]:
