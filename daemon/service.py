@@ -30,7 +30,7 @@ from kahooks.daemon import reporting, trackfile
 from kahooks.daemon.notifications import Notifications
 from kahooks.daemon.publishing import TrackFiles
 from kahooks.daemon.runner import CheckRunner, ProcessWatcher
-from kahooks.errors import KahooksError, os_words
+from kahooks.errors import KahooksError, counted, os_words
 
 if TYPE_CHECKING:
     from typing import Any
@@ -92,7 +92,7 @@ class Daemon:
         self.preflight(config)
         self._remember_instances(config)
         self.apply(config)
-        log.info("serving %d checks from %s (pid %d)", len(self.runners), self.config_path, os.getpid())
+        log.info("serving %s from %s (pid %d)", counted(len(self.runners), "check"), self.config_path, os.getpid())
         try:
             while not self.stop_requested:
                 if self.reload_requested:
@@ -168,7 +168,7 @@ class Daemon:
             log.error("reload refused: still running the previous configuration of %s", self.config_path)
             return False
         self.apply(new)
-        log.info("reloaded %s: %d checks", self.config_path, len(self.runners))
+        log.info("reloaded %s: %s", self.config_path, counted(len(self.runners), "check"))
         return True
 
     def apply(self, new: Config) -> None:
@@ -208,7 +208,7 @@ class Daemon:
         self.housekeeping()
 
     def shutdown(self) -> None:
-        log.info("stopping: %d checks; undelivered notifications stay in the spool", len(self.runners))
+        log.info("stopping: %s; undelivered notifications stay in the spool", counted(len(self.runners), "check"))
         self.notifications.stop_fifo()  # first: it reads on for half a second, for keepalived's STOP lines
         self.notifications.wait_retired(3)
         for runner in self.runners.values():

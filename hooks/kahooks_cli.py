@@ -9,7 +9,7 @@ import click
 
 from kahooks import __version__
 from kahooks.config import DEFAULT_PATH, ConfigError
-from kahooks.errors import KahooksError, os_words
+from kahooks.errors import KahooksError, counted, os_words
 
 
 class _Documented(click.Group):
@@ -46,8 +46,8 @@ def validate(path: str) -> None:
         sys.exit(1)
     checks = loaded.sections["checks"]
     drop_ins = "".join(f" + {name}" for name in loaded.files[1:])
-    click.echo(f"{path}{drop_ins}: OK ({len(loaded.channels)} channels, {len(loaded.rules)} rules, {len(checks)} checks, "
-               f"spool {loaded.spool_dir})")
+    click.echo(f"{path}{drop_ins}: OK ({counted(len(loaded.channels), 'channel')}, {counted(len(loaded.rules), 'rule')}, "
+               f"{counted(len(checks), 'check')}, spool {loaded.spool_dir})")
 
 
 @cli.command()

@@ -12,7 +12,7 @@ from typing import NoReturn
 import click
 
 from kahooks.config import DEFAULT_PATH, ConfigError
-from kahooks.errors import KahooksError, os_words
+from kahooks.errors import KahooksError, counted, os_words
 
 
 def _fail(command: str, message: str, code: int) -> NoReturn:
@@ -107,8 +107,9 @@ def init(source: str, output: str, email_to: str | None, smtp_server: str | None
         _fail("init", "\nkahooks init: ".join(exc.lines()), 1)  # every problem, each on its line
     except OSError as exc:
         _fail("init", f"{exc.filename or output}: {os_words(exc)}", 1)
-    click.echo(f"wrote {output}: {len(node.instances)} instances, "
-               f"{text.count('[checks.')} checks for kahooks serve; check it with `kahooks validate -c {output}`")
+    click.echo(f"wrote {output}: {counted(len(node.instances), 'instance')}, "
+               f"{counted(text.count('[checks.'), 'check')} for kahooks serve; "
+               f"check it with `kahooks validate -c {output}`")
 
 
 def _check_and_write(output: str, text: str) -> None:

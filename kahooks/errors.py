@@ -9,6 +9,11 @@ def os_words(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
+def counted(number: int, noun: str) -> str:
+    """'1 check', '2 checks': an operator reads these lines, and '1 checks' reads as a bug."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 class KahooksError(Exception):
     """Base of every error kahooks raises deliberately; its text is one line for an operator."""
 

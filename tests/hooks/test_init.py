@@ -26,7 +26,7 @@ def validate(path: Path) -> subprocess.CompletedProcess:
 def test_from_the_squid_seed_without_a_terminal_it_asks_nothing(tmp_path: Path) -> None:
     output = tmp_path / "kahooks.toml"
     result = init("-f", str(SEEDS / "004-proxy-serv01.conf"), "-o", str(output))
-    assert result.returncode == 0 and result.stdout.startswith(f"wrote {output}: 2 instances, 1 checks"), result
+    assert result.returncode == 0 and result.stdout.startswith(f"wrote {output}: 2 instances, 1 check for"), result
     assert "?" not in result.stdout + result.stderr  # no question was put
     text = output.read_text()
     assert '[instances.proxy_ip1]\nvips = ["192.168.2.101"]' in text
