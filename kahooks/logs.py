@@ -1,6 +1,7 @@
 """Logging for the long-running parts (worker, FIFO reader, daemon): syslog, and stderr when asked
-or when there is no syslog to hear it (a container without /dev/log): a delivery failure must
-never go unseen. A worker started by a handler has its stderr in the spool's state/worker.log.
+(but not when stderr is the journal, which hears syslog already) or when there is no syslog to hear
+it (a container without /dev/log): a delivery failure must never go unseen. A worker started by a
+handler has its stderr in the spool's state/worker.log.
 """
 
 from __future__ import annotations
@@ -55,10 +56,25 @@ class JsonLines(logging.Formatter):
 FORMATS = ("text", "json")
 
 
+def stderr_is_journal() -> bool:
+    """systemd connected stderr to the journal: JOURNAL_STREAM names its device:inode (systemd.exec(5))."""
+    import os
+
+    try:
+        status = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):  # closed, or replaced by something without a descriptor
+        return False
+    return os.environ.get("JOURNAL_STREAM") == f"{status.st_dev}:{status.st_ino}"
+
+
 def setup(ident: str, verbose: bool = False, to_stderr: bool = False, log_format: str = "text") -> logging.Logger:
     logger = logging.getLogger("kahooks")
     logger.handlers.clear()
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if to_stderr and stderr_is_journal():
+        # Under systemd, journald reads /dev/log as well: stderr too would put every line in the journal
+        # twice (once without its severity). Without a syslog socket the handler still falls back to stderr.
+        to_stderr = False
     syslog = LocalSyslogHandler(ident, also_stderr=to_stderr)
     syslog.setFormatter(JsonLines(ident) if log_format == "json" else logging.Formatter("%(message)s"))
     logger.addHandler(syslog)

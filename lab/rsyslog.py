@@ -14,7 +14,8 @@ from kahooks.lab.netns import free_port
 
 class Rsyslog:
     def __init__(self, directory: Path, udp_port: int | None = None, tcp_port: int | None = None,
-                 host: str = "127.0.0.1", namespace: str | None = None) -> None:
+                 host: str = "127.0.0.1", namespace: str | None = None, rules: str = "") -> None:
+        """`rules`: rsyslog statements placed before the catch-all file (a snippet under test)."""
         self.directory = directory
         self.host = host
         self.namespace = namespace
@@ -33,6 +34,7 @@ module(load="imtcp")
 input(type="imtcp" address="{host}" port="{self.tcp_port}")
 template(name="all" type="string"
          string="%timegenerated:::date-rfc3339% %hostname% %syslogfacility-text%.%syslogseverity-text% %programname% %procid% %msgid% %structured-data% %msg%\\n")
+{rules}
 *.* action(type="omfile" file="{self.output}" template="all" flushOnTXEnd="on" asyncWriting="off")
 ''')
         binary = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
