@@ -135,6 +135,7 @@ def dispatch(argv: Sequence[str]) -> int:
         assert event is not None
         return event
 
+    make_event()  # a usage error is said before anything touches the disk (no spool made for it)
     return record(values, make_event)
 
 

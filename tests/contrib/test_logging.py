@@ -43,7 +43,9 @@ def test_the_rsyslog_snippet_files_every_kahooks_program_and_nothing_else(tmp_pa
     socket = {"KAHOOKS_SYSLOG_SOCKET": str(rsyslog.socket)}
     try:
         assert run("ka-check-port", f"127.0.0.1:{free_port()}", env=socket).code == 1  # ident ka-check
-        assert run("ka-notify", "--instance", "VI_1", env=socket).code == 2  # a usage error: ident ka-notify
+        spool = tmp_path / "spool"
+        assert run("ka-notify", "--spool", str(spool), "--instance", "VI_1", env=socket).code == 2  # ident ka-notify
+        assert not spool.exists()  # a usage error is said before anything touches the disk
         daemon = serve(tmp_path, tmp_path / "serve.err", **socket)  # ident kahooks-serve
         try:
             wait_for(lambda: kahooks_log.exists() and "kahooks-serve" in kahooks_log.read_text(), 15,
