@@ -9,8 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from kahooks.event import Event
 from kahooks.lab.netns import free_port, wait_for
 from kahooks.lab.rsyslog import Rsyslog
+from tests.support.notify import worker_for, write_config
 from tests.support.programs import program, quiet_env, run
 from tests.support.serve import head
 
@@ -52,16 +54,20 @@ def test_the_rsyslog_snippet_files_every_kahooks_program_and_nothing_else(tmp_pa
                      "kahooks serve's lines in kahooks.log")
         finally:
             stop(daemon)
-        # The syslog channel's default ident, and somebody else's line.
-        for ident in ("kahooks", "sshd"):
-            subprocess.run(["logger", "--socket-errors=on", "-u", str(rsyslog.socket), "-t", ident, f"from {ident}"],
-                           check=True)
+        # The syslog channel, with its default ident, delivered by a real worker.
+        config = write_config(tmp_path, f'[channels.log]\ntype = "syslog"\naddress = "{rsyslog.socket}"\n')
+        _, spool_of_config, worker = worker_for(config)
+        spool_of_config.record(Event.new("INSTANCE", "VI_1", "FAULT", 0, "test"))
+        assert worker.drain(10)
+        wait_for(lambda: "VI_1 is FAULT" in kahooks_log.read_text(), 5, "the channel's line in kahooks.log")
+        # Somebody else's line.
+        subprocess.run(["logger", "--socket-errors=on", "-u", str(rsyslog.socket), "-t", "sshd", "from sshd"],
+                       check=True)
         rsyslog.wait_for("from sshd")
-        wait_for(lambda: "from kahooks" in kahooks_log.read_text(), 5, "the channel's line in kahooks.log")
     finally:
         rsyslog.stop()
     filed = kahooks_log.read_text()
-    for fragment in ("ka-check[", "ka-notify[", "kahooks-serve[", "from kahooks"):
+    for fragment in ("ka-check[", "ka-notify[", "kahooks-serve[", "kahooks[", "VI_1 is FAULT"):
         assert fragment in filed, (fragment, filed)
     assert "sshd" not in filed
     # `stop`: what the snippet filed goes nowhere else (the catch-all has only the stranger's line).
