@@ -34,9 +34,11 @@ _stopped_by: str | None = None  # a signal that came outside a probe: the run en
 def _on_signal(signum: int, frame: object) -> None:
     global _stopped_by
     reason = "timed out" if signum == signal.SIGALRM else f"stopped by {_SIGNAL_NAMES[signum]}"
+    # Noted first: a raise that lands where Python ignores exceptions (a __del__, or a weakref
+    # callback in the import machinery) is lost, and the probe's answer must not stand after it.
+    _stopped_by = _stopped_by or reason
     if _probing:
         raise Interrupted(reason)
-    _stopped_by = _stopped_by or reason
 
 
 import sys  # built in: costs nothing
@@ -160,7 +162,10 @@ def _probe_guarded(check: Check, verbose: bool) -> CheckResult:
         if _stopped_by:
             raise Interrupted(_stopped_by)
         signal.setitimer(signal.ITIMER_REAL, check.hard_limit())
-        return probe_safely(check, on_bug=lambda: _trace(verbose))
+        result = probe_safely(check, on_bug=lambda: _trace(verbose))
+        if _stopped_by:  # a signal came, and its raise was swallowed on the way
+            raise Interrupted(_stopped_by)
+        return result
     except Interrupted as exc:
         reason = exc.reason
         if reason == "timed out":

@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tests.support.programs import assert_one_line_failure, program, run
 
@@ -32,6 +33,35 @@ def test_sigterm_at_any_moment_after_start_up_is_exit_1_not_death_by_signal() ->
         out, err = process.communicate(timeout=10)
         assert process.returncode == 1, (factor, floor, process.returncode, out, err)
         assert out.startswith("FAIL: ") and "SIGTERM" in out and "Traceback" not in err, (out, err)
+
+
+# Loaded by the check's Python at start-up (sitecustomize): at the probe's first import, a SIGTERM
+# arrives while a __del__ runs, where Python prints what a handler raises and goes on.
+SIGTERM_IN_A_DEL = """\
+import os, signal, sys
+fired = False
+class Bomb:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100000):
+            pass
+def hook(event, args):
+    global fired
+    check_cli = sys.modules.get("kahooks.hooks.check_cli")
+    if not fired and event == "import" and check_cli is not None and getattr(check_cli, "_probing", False):
+        fired = True
+        Bomb()
+sys.addaudithook(hook)
+"""
+
+
+def test_a_sigterm_whose_raise_python_swallows_still_fails_the_check(tmp_path: Path) -> None:
+    """CI once saw it: SIGTERM landed in the import machinery's weakref callback, Python ignored the
+    raise, and the check went on to print OK and exit 0. The signal is noted before the raise."""
+    (tmp_path / "sitecustomize.py").write_text(SIGTERM_IN_A_DEL)
+    outcome = run("ka-check-exec", "--no-syslog", "--", "true", env={"PYTHONPATH": str(tmp_path)})
+    assert "Exception ignored" in outcome.stderr, outcome  # the situation was made
+    assert outcome.code == 1 and outcome.line == "FAIL: stopped by SIGTERM", outcome
 
 
 def test_flags_after_the_double_dash_belong_to_the_command() -> None:
