@@ -97,6 +97,16 @@ class Worker:
         self.last_sent: dict[tuple[str, str], float] = {}
         self.wake = threading.Event()
         self._channel_wakers = {name: threading.Event() for name in config.channels}
+        from kahooks.spool import ChannelState
+
+        for name, channel in config.channels.items():
+            remember_in = getattr(channel, "remember_in", None)
+            if remember_in is not None:
+                remember_in(ChannelState(spool, name))
+
+    def keeping_alive(self) -> bool:
+        """A channel keeps something alive at its endpoint (a firing alert): not a time to idle out."""
+        return any(getattr(channel, "keeping_alive", lambda: False)() for channel in self.config.channels.values())
 
     # Fan-out ---------------------------------------------------------------------
 
@@ -279,7 +289,7 @@ class Worker:
                     continue
                 if not idle:
                     last_busy = time.monotonic()
-                elif idle_exit is not None and time.monotonic() - last_busy >= idle_exit:
+                elif idle_exit is not None and time.monotonic() - last_busy >= idle_exit and not self.keeping_alive():
                     return
                 if config_changed is not None and config_changed():
                     return

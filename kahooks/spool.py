@@ -113,6 +113,30 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return data
 
 
+class ChannelState:
+    """One channel's own small file in spool/state/: what it must remember from one worker to the next
+    (the alertmanager channel's firing alerts). Read as everything in the spool is: no link followed,
+    capped, and only a JSON object comes back; the channel checks what is inside."""
+
+    def __init__(self, spool: SpoolDirectory, channel: str) -> None:
+        self.spool = spool
+        self.name = f"channel-{channel}.json"  # channel names are letters, digits, '_', '.' and '-'
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved object; None when there is none, or it is not one of ours (logged)."""
+        try:
+            return _json_object(self.spool.read(("state",), self.name))
+        except FileNotFoundError:
+            return None
+        except (BadEntry, OSError, SpoolError) as exc:
+            log.warning("ignoring %s: %s", self.spool.root / "state" / self.name, exc)
+            return None
+
+    def save(self, data: dict[str, Any]) -> None:
+        """Replace the file, durably; OSError or SpoolError when it cannot be written."""
+        self.spool.write_atomic(("state",), self.name, json.dumps(data, sort_keys=True))
+
+
 class Spool(SpoolDirectory):
     """What the handlers and the worker do with the spool (SpoolDirectory does the safe file work)."""
 

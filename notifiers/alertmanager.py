@@ -13,12 +13,13 @@ The labels name the alert and never change between firing and resolving, so the 
 The subject and body templates become the `summary` and `description` annotations.
 
 Alertmanager resolves an alert by itself once its endsAt passes, and keeps alerts in memory only.
-So a firing alert is sent with endsAt `active_for` ahead (a day by default), which keeps it firing
-after ka-notify's worker has exited; and while a worker runs (always, under `kahooks serve`) the
-firing alerts it sent are sent again every `resend_interval` (a minute), which brings them back
-to an Alertmanager that restarted. Any other state of the same instance resolves the alert at once
-(endsAt = the transition's time) and ends its re-sending. kahooks' ALERTs have no recovery: they end
-`alert_for` after they are sent (an hour by default) and are not re-sent.
+So a firing alert is sent with endsAt `active_for` ahead (a day by default), and sent again every
+`resend_interval` (a minute), which brings it back to an Alertmanager that restarted. The firing
+alerts are remembered in the channel's state file in the spool, so the next worker (after a reload,
+a crash, a restart of `kahooks serve`) goes on re-sending them, and ka-notify's worker does not idle
+out while one fires. Any other state of the same instance resolves the alert at once (endsAt = the
+transition's time) and ends its re-sending. kahooks' ALERTs have no recovery: they end `alert_for`
+after they are sent (an hour by default) and are not re-sent.
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from kahooks.errors import KahooksError
 from kahooks.notifiers._http import check_url, post
 from kahooks.notifiers.base import Channel, ChannelConfigError, Message, PermanentFailure, TemporaryFailure
 
 if TYPE_CHECKING:
     from typing import Any
+
+    from kahooks.spool import ChannelState
 
 log = logging.getLogger("kahooks.alertmanager")
 LABEL_NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
@@ -46,6 +50,7 @@ class AlertmanagerChannel(Channel):
     kind = "alertmanager"
     SETTINGS = frozenset({"urls", "labels", "active_for", "alert_for", "resend_interval", "timeout", "ca", "insecure"})
     FIRING_LIMIT = 10000  # alerts remembered for re-sending: far more instances than a node has
+    SAVED_BYTES = 200 * 1024  # the state file (the spool reads at most 256 KiB): newest alerts first
 
     def configure(self, settings: dict) -> None:
         urls = settings.get("urls")
@@ -66,6 +71,7 @@ class AlertmanagerChannel(Channel):
         self.resend_interval = self.number(settings, "resend_interval", 60.0, maximum=86400)
         self.firing: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}  # labels -> the alert last sent
         self.next_resend = 0.0
+        self.state: ChannelState | None = None
         self.verify: bool | str = True
         if settings.get("insecure") is True:
             self.verify = False
@@ -110,8 +116,45 @@ class AlertmanagerChannel(Channel):
                 self.firing[key] = alert
             if not self.next_resend:  # just sent: the first re-send is an interval away, not at once
                 self.next_resend = time.time() + self.resend_interval
-        else:
-            self.firing.pop(key, None)
+        elif self.firing.pop(key, None) is None:
+            return
+        self._save()
+
+    # Between workers ---------------------------------------------------------------------
+
+    def remember_in(self, state: ChannelState) -> None:
+        """Take up the firing alerts an earlier worker saved: the next refresh sends them again."""
+        self.state = state
+        saved = state.load() or {}
+        alerts = saved.get("firing")
+        for alert in alerts if isinstance(alerts, list) else []:
+            if _is_alert(alert) and len(self.firing) < self.FIRING_LIMIT:
+                self.firing[tuple(sorted(alert["labels"].items()))] = alert
+        if self.firing:
+            self.next_resend = time.time()  # an Alertmanager may have restarted meanwhile: at once
+            log.info("%s: %d firing alerts taken up from the last worker", self.name, len(self.firing))
+
+    def keeping_alive(self) -> bool:
+        return bool(self.firing)
+
+    def _save(self) -> None:
+        if self.state is None:
+            return
+        import json
+
+        kept: list[dict[str, Any]] = []
+        size = 0
+        for alert in reversed(list(self.firing.values())):  # the newest first, while they fit
+            size += len(json.dumps(alert)) + 2
+            if size > self.SAVED_BYTES:
+                log.warning("%s: %d firing alerts are too many to remember for the next worker; the oldest "
+                            "are re-sent by this one only", self.name, len(self.firing) - len(kept))
+                break
+            kept.append(alert)
+        try:
+            self.state.save({"firing": kept[::-1]})
+        except (OSError, KahooksError) as exc:  # sent all the same: only the next worker would miss it
+            log.warning("%s: cannot remember the firing alerts: %s", self.name, exc)
 
     def refresh(self) -> None:
         """Send the firing alerts again, once every resend_interval (called by the worker between deliveries)."""
@@ -142,6 +185,25 @@ class AlertmanagerChannel(Channel):
         if any(isinstance(exc, TemporaryFailure) for exc in failures):
             raise TemporaryFailure(f"no Alertmanager took the alert ({detail})")
         raise PermanentFailure(f"every Alertmanager refused the alert ({detail})")
+
+
+def _is_alert(value: Any) -> bool:
+    """One alert as this channel sends it (the state file is the spool's, and the spool is not trusted)."""
+    if not isinstance(value, dict) or set(value) != {"labels", "annotations", "startsAt", "endsAt"}:
+        return False
+    labels, annotations = value["labels"], value["annotations"]
+    return (isinstance(labels, dict) and isinstance(annotations, dict)
+            and labels.get("alertname") in ("KeepalivedFault", "KeepalivedServerDown")
+            and all(isinstance(key, str) and isinstance(text, str) for key, text in [*labels.items(), *annotations.items()])
+            and all(_is_time(value[key]) for key in ("startsAt", "endsAt")))
+
+
+def _is_time(value: Any) -> bool:
+    try:
+        datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return True
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 CHANNEL = AlertmanagerChannel

@@ -2,7 +2,7 @@
 
 send() returns on success and raises TemporaryFailure (retry later) or
 PermanentFailure (retrying cannot help); the worker does the rest. A channel
-never sees argv, FIFO lines or the spool.
+never sees argv, FIFO lines or the spool: at most its own state file in it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from kahooks.templates import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplates
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
+
+    from kahooks.spool import ChannelState
 
 __all__ = ["Channel", "ChannelConfigError", "Message", "PermanentFailure", "TemporaryFailure"]
 
@@ -46,6 +48,15 @@ class Channel:
 
     def send(self, message: Message) -> None:
         raise NotImplementedError
+
+    # What a channel may do besides sending (the worker calls these; the defaults do nothing) ------
+
+    def remember_in(self, state: ChannelState) -> None:
+        """Where this channel keeps what it must remember from one worker to the next."""
+
+    def keeping_alive(self) -> bool:
+        """True while the channel keeps something alive at its endpoint: the worker does not idle out."""
+        return False
 
     # Helpers for configure() ----------------------------------------------------------
 

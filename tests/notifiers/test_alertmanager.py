@@ -117,3 +117,73 @@ def test_a_firing_alert_is_sent_again_to_an_alertmanager_that_restarted_and_not_
     finally:
         stop.set()
         worker.join(10)
+
+
+def test_the_next_worker_takes_up_a_firing_alert_and_no_worker_idles_out_while_it_fires(
+        tmp_path: Path, alertmanager: Alertmanager) -> None:
+    """ka-notify's worker idles out after a minute, and a reload or a crash replaces it: the firing
+    alerts live in the channel's state file, so the next worker sends them again to an Alertmanager
+    that restarted meanwhile, and stays while they fire."""
+    import threading
+    import time
+
+    from kahooks.delivery import Worker
+
+    path = write_config(tmp_path, channel(alertmanager.url) + "resend_interval = 0.3\n", delivery=FAST_RETRY)
+    _, spool, first = worker_for(path)
+    record(spool, "FAULT")
+    assert first.drain(10)
+    wait_for(lambda: faults(alertmanager), 10, "the alert")
+    alertmanager.stop(remove=False)  # no worker runs now; Alertmanager restarts and forgets the alert
+    alertmanager.start()
+    assert faults(alertmanager) == []
+    config, spool, _ = worker_for(path)  # a new configuration and channel: nothing in memory
+    stop, done = threading.Event(), threading.Event()
+
+    def deliver() -> None:
+        Worker(config, spool).run(stop, idle_exit=0.5)
+        done.set()
+
+    thread = threading.Thread(target=deliver, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: faults(alertmanager), 10, "the alert taken up and sent again by the next worker")
+        time.sleep(1.5)  # deliberate: three idle_exit periods with nothing to deliver
+        assert not done.is_set(), "a worker idled out while an alert fires"
+        record(spool, "BACKUP")
+        wait_for(lambda: not faults(alertmanager), 10, "the alert resolved")
+        wait_for(done.is_set, 5, "the worker to idle out once nothing fires")
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_the_state_file_is_read_as_everything_in_the_spool(tmp_path: Path) -> None:
+    """The spool is keepalived_script's and root's worker reads it: a planted link is not followed,
+    a file too big or not an alert list is ignored, and only alerts of this channel's shape are taken."""
+    import json
+
+    firing = {"labels": {"alertname": "KeepalivedFault", "iname": "VI_1", "state": "FAULT"},
+              "annotations": {"summary": "VI_1 is FAULT"}, "startsAt": "2026-12-04T10:00:00Z",
+              "endsAt": "2026-12-05T10:00:00Z"}
+    path = write_config(tmp_path, channel("http://127.0.0.1:9"))
+    _, spool, _ = worker_for(path)
+    state = spool.root / "state" / "channel-am.json"
+
+    def taken_up() -> list[dict]:
+        _, _, worker = worker_for(path)
+        return list(worker.config.channels["am"].firing.values())  # type: ignore[attr-defined]
+
+    outside = tmp_path / "planted.json"
+    outside.write_text(json.dumps({"firing": [firing]}))
+    state.symlink_to(outside)
+    assert taken_up() == []
+    state.unlink()
+    state.write_text(json.dumps({"firing": [firing] * 2 + [{"labels": {"alertname": "Other"}}] + [
+        {**firing, "labels": {"alertname": "KeepalivedFault", "iname": 7}},
+        {**firing, "startsAt": "yesterday"}, {**firing, "extra": "field"}, "text"]}))
+    assert taken_up() == [firing]
+    state.write_text(json.dumps({"firing": [firing], "padding": "x" * 300_000}))
+    assert taken_up() == []
+    state.write_text("[not an object")
+    assert taken_up() == []
