@@ -1,0 +1,159 @@
+"""What both package tests share: building the .deb, the system it goes into (this machine or a
+fresh Debian root entered with chroot), what a good install looks like, and real keepalived running
+every check from it as keepalived_script."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kahooks.lab.netns import Node, wait_for
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+USER = "keepalived_script"
+PROGRAMS = ("kahooks", "ka-notify", "ka-check-process", "ka-check-port", "ka-check-http", "ka-check-exec",
+            "ka-check-heartbeat")
+
+
+def clean_env() -> dict[str, str]:
+    """What root's shell has: no venv on PATH, so /usr/bin's programs and Debian's python3 run."""
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
+
+
+@dataclass(frozen=True)
+class System:
+    """Where the package is installed: this machine (root "/"), or a Debian root entered with chroot."""
+
+    root: Path
+
+    def path(self, inside: str | Path) -> Path:
+        """The host's path for a path inside the system."""
+        return self.root / str(inside).lstrip("/")
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        return list(argv) if self.root == Path("/") else ["chroot", str(self.root), *argv]
+
+    def run(self, argv: Sequence[str], timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(self.argv(argv), capture_output=True, text=True, env=clean_env(), timeout=timeout)
+
+    def user_exists(self) -> bool:
+        return self.run(["getent", "passwd", USER]).returncode == 0
+
+
+def build_package(out: Path) -> Path:
+    """`./run package OUT`: the .deb's path (lintian must report no error)."""
+    built = subprocess.run(["bash", str(CHECKOUT / "run"), "package", str(out)], capture_output=True, text=True,
+                           timeout=480)
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert "E: " not in built.stderr, built.stderr  # lintian's errors (--fail-on error also fails the build)
+    path = Path(built.stdout.strip().splitlines()[-1])
+    assert path.exists() and path.suffix == ".deb"
+    return path
+
+
+def check_what_was_installed(system: System) -> None:
+    """The programs on the system Python, the conffile valid, the spool, man pages, completion, the unit."""
+    assert system.user_exists()
+    for program in PROGRAMS:
+        path = system.path("/usr/bin") / program
+        assert path.read_text().splitlines()[0] in ("#! /usr/bin/python3", "#!/usr/bin/python3"), \
+            (program, path.read_text()[:60])
+        assert system.path(f"/usr/share/man/man1/{program}.1.gz").exists(), program
+        assert system.path(f"/usr/share/bash-completion/completions/{program}").exists(), program
+        version = system.run([f"/usr/bin/{program}", "--version"])
+        assert version.returncode == 0 and "0.1.0" in version.stdout, version
+    validated = system.run(["/usr/bin/kahooks", "validate"])
+    assert validated.returncode == 0 and validated.stdout.startswith("/etc/kahooks/kahooks.toml: OK"), validated
+    assert system.path("/etc/kahooks/conf.d").is_dir()
+    conffiles = system.run(["dpkg-query", "--showformat=${Conffiles}", "-W", "kahooks"]).stdout
+    for conffile in ("/etc/kahooks/kahooks.toml", "/etc/logrotate.d/kahooks", "/etc/rsyslog.d/30-kahooks.conf"):
+        assert conffile in conffiles, conffiles
+    spool = system.run(["stat", "-c", "%U %a", "/var/spool/kahooks"]).stdout.split()
+    assert spool == [USER, "750"], spool
+    owners = system.run(["find", "/var/spool/kahooks", "!", "-user", USER]).stdout
+    assert not owners, f"not keepalived_script's in the spool: {owners}"
+    unit = system.path("/lib/systemd/system/kahooks.service").read_text()
+    assert "ExecStart=/usr/bin/kahooks serve" in unit and "ProtectSystem=strict" in unit
+    if system.root == Path("/") and shutil.which("systemd-analyze"):
+        verified = subprocess.run(["systemd-analyze", "verify", "/lib/systemd/system/kahooks.service"],
+                                  capture_output=True, text=True)
+        problems = [line for line in verified.stderr.splitlines() if "kahooks.service" in line]
+        assert not problems, verified.stderr
+        # The sandbox, scored by systemd itself: a plain root service scores 9.6 ("UNSAFE"); this must stay
+        # under 5.0 (the threshold is in tenths).
+        exposure = subprocess.run(["systemd-analyze", "security", "--offline=true", "--threshold=50",
+                                   "/lib/systemd/system/kahooks.service"], capture_output=True, text=True)
+        assert exposure.returncode == 0, exposure.stdout[-600:] + exposure.stderr
+
+
+def keepalived_conf(work: Path) -> str:
+    """Two instances: VI_OK tracks every check against something healthy, VI_BAD one that must fail."""
+    checks = {
+        "chk_process": "/usr/bin/ka-check-process keepalived",
+        "chk_port": "/usr/bin/ka-check-port 127.0.0.1:8080",
+        "chk_http": "/usr/bin/ka-check-http http://127.0.0.1:8080/ --contains healthy",
+        "chk_exec": "/usr/bin/ka-check-exec -- /bin/true",
+        "chk_heartbeat": f"/usr/bin/ka-check-heartbeat --max-age 3600 {work}/heartbeat",
+        "chk_closed": "/usr/bin/ka-check-port 127.0.0.1:9",
+    }
+    text = "global_defs {\n    router_id pkg\n    enable_script_security\n    script_user keepalived_script\n}\n"
+    for name, script in checks.items():
+        text += f'vrrp_script {name} {{\n    script "{script}"\n    interval 1\n    timeout 2\n    fall 1\n    rise 1\n}}\n'
+    for instance, router_id, tracked in (("VI_OK", 61, [name for name in checks if name != "chk_closed"]),
+                                         ("VI_BAD", 62, ["chk_closed"])):
+        tracks = "".join(f"        {name}\n" for name in tracked)
+        text += (f"vrrp_instance {instance} {{\n    state BACKUP\n    interface eth0\n    virtual_router_id {router_id}\n"
+                 f"    priority 100\n    advert_int 1\n    virtual_ipaddress {{\n        192.0.2.{router_id}/24\n    }}\n"
+                 f"    track_script {{\n{tracks}    }}\n    notify /usr/bin/ka-notify\n}}\n")
+    return text
+
+
+def run_under_keepalived(system: System, node: Node, work: Path) -> None:
+    """Real keepalived, script security on: every check runs as keepalived_script and does its job.
+
+    `work` is a folder inside `system`; `node` is the lab node keepalived runs in."""
+    host_work = system.path(work)
+    (host_work / "www").mkdir()
+    (host_work / "www" / "index.html").write_text("healthy\n")
+    (host_work / "heartbeat").write_text("")
+    (host_work / "keepalived.conf").write_text(keepalived_conf(work))
+    node.popen(system.argv(["/usr/bin/python3", "-m", "http.server", "-b", "127.0.0.1", "-d", str(work / "www"),
+                            "8080"]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env())
+    wait_for(lambda: node.run(system.argv(["/usr/bin/ka-check-port", "127.0.0.1:8080"]), check=False,
+                              env=clean_env()).returncode == 0, 10, "the backend")
+    tested = node.run(system.argv(["keepalived", "-t", "-f", str(work / "keepalived.conf")]), check=False,
+                      env=clean_env())
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    log = open(host_work / "keepalived.log", "wb")
+    node.popen(system.argv(["keepalived", "-n", "-l", "-D", "-f", str(work / "keepalived.conf"),
+                            "-p", "/run/keepalived.pid", "-r", "/run/vrrp.pid"]),
+               stdout=log, stderr=subprocess.STDOUT, env=clean_env())
+    text = lambda: (host_work / "keepalived.log").read_text(errors="replace")  # noqa: E731
+    wait_for(lambda: "(VI_OK) Entering MASTER STATE" in text(), 30, "VI_OK to become MASTER")
+    output = text()
+    # VI_BAD started with its check failing: keepalived keeps it in FAULT (it logs no transition for that).
+    assert "(VI_BAD) Entering MASTER STATE" not in output, output
+    addresses = node.addresses()
+    assert "192.0.2.61" in addresses and "192.0.2.62" not in addresses, addresses
+    for name in ("chk_process", "chk_port", "chk_http", "chk_exec", "chk_heartbeat"):
+        assert f"VRRP_Script({name}) succeeded" in output, (name, output)
+    assert "VRRP_Script(chk_closed) failed" in output, output
+    for warning in ("Unsafe permissions", "Disabling track script", "cannot be executed"):
+        assert warning not in output, output
+    # ka-notify ran as keepalived_script and recorded into the package's spool.
+    uid = int(system.run(["id", "-u", USER]).stdout)
+    spool = system.path("/var/spool/kahooks")
+    wait_for(lambda: any(os.stat(os.path.join(root, name)).st_uid == uid
+                         for root, _, names in os.walk(spool) for name in names), 10,
+             "ka-notify, run by keepalived, to write its spool")
+    queue = system.run(["/usr/bin/ka-notify", "queue"])
+    assert queue.returncode in (0, 1) and "Traceback" not in queue.stderr, queue
+    # Leftover delivery workers (they idle out after a minute) would hold the spool during the purge.
+    node.stop()
+    subprocess.run(["pkill", "-u", str(uid), "-f", "ka-notify worker"], check=False)
+    time.sleep(0.2)

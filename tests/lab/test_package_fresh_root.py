@@ -1,0 +1,199 @@
+"""The Debian package on a fresh Debian 12 root, as the README tells a new user: `./run fresh-root`
+makes a minimal system (debootstrap: none of kahooks' libraries, no keepalived_script, no venv, no
+pip); `apt install ./kahooks.deb` there brings the Depends and keepalived; real keepalived runs every
+check from it; the root is booted with systemd to run the packaged unit; a packaged example goes
+through init, validate and doctor; dpkg --purge leaves no file naming kahooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from kahooks.lab.netns import LabError, Network, wait_for
+from tests.lab.packaging import CHECKOUT, System, check_what_was_installed, clean_env, run_under_keepalived
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(shutil.which("dpkg") is None, reason="needs a Debian system"),
+              pytest.mark.timeout(600)]
+
+
+def test_apt_install_on_a_fresh_debian_root(deb: Path) -> None:
+    """The README's `apt install ./kahooks.deb` on a minimal Debian that never saw kahooks' libraries."""
+    parent = Path(tempfile.mkdtemp(prefix="kahooks-fresh-"))
+    try:
+        made = subprocess.run(["bash", str(CHECKOUT / "run"), "fresh-root", str(parent / "root"), str(deb),
+                               "systemd-sysv"], capture_output=True, text=True, timeout=480)
+        assert made.returncode == 0, made.stderr[-3000:]
+        fresh = System(parent / "root")
+        assert not fresh.user_exists()
+        for absent in ("python3-click", "python3-psutil", "keepalived"):
+            assert fresh.run(["dpkg-query", "-W", "-f=${Status}", absent]).stdout != "install ok installed", absent
+        work = fresh.path("/srv/kahooks-test")
+        work.mkdir(mode=0o755)
+        # A lab node: its network reaches nothing beyond the lab, so the install below is offline (`./run
+        # fresh-root` downloaded what apt needs); its own mount namespace holds the root's /proc and /run.
+        with Network("khlfresh") as net:
+            node = net.add_node("lb", 12)
+            node.run(["mount", "-t", "proc", "proc", str(fresh.path("/proc"))])
+            node.run(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", str(fresh.path("/run"))])
+            installed = node.run(fresh.argv(["apt-get", "install", "-y", f"/tmp/{deb.name}", "systemd-sysv"]), check=False,
+                                 timeout=300, env=clean_env() | {"DEBIAN_FRONTEND": "noninteractive"})
+            assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr
+            # The Depends came from apt, keepalived from the Recommends; no pip anywhere.
+            for package in ("python3-click", "python3-psutil", "python3-requests", "python3-jinja2",
+                            "python3-watchdog", "python3-dnspython", "python3-prometheus-client", "keepalived"):
+                status = fresh.run(["dpkg-query", "-W", "-f=${Status}", package]).stdout
+                assert status == "install ok installed", (package, status)
+            assert fresh.run(["python3", "-m", "pip", "--version"]).returncode != 0
+            assert fresh.path("/var/lib/kahooks/created-keepalived_script").exists()
+            check_what_was_installed(fresh)
+            run_under_keepalived(fresh, node, Path("/srv/kahooks-test"))
+        shutil.rmtree(work)
+        run_the_unit_under_systemd(fresh)
+        first_steps_with_a_packaged_example(fresh)
+        purged = fresh.run(["dpkg", "--purge", "kahooks"])
+        assert purged.returncode == 0, purged.stdout + purged.stderr
+        assert not fresh.user_exists(), "the package made keepalived_script, so its purge removes it"
+        left = leftovers(fresh.root)
+        assert not left, left
+    finally:
+        assert parent.as_posix() not in Path("/proc/mounts").read_text(), "a mount inside the fresh root outlived it"
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def leftovers(root: Path) -> list[str]:
+    """Anything in a purged root that names kahooks or its programs, but dpkg's and apt's own records."""
+    found = []
+    for directory, directories, files in os.walk(root):
+        inside = "/" + os.path.relpath(directory, root)
+        if inside.startswith(("/var/lib/dpkg", "/var/cache/apt", "/proc", "/tmp")):
+            directories.clear()
+            continue
+        found += [os.path.join(inside, name) for name in directories + files
+                  if "kahooks" in name or name.startswith(("ka-check-", "ka-notify"))]
+    return sorted(found)
+
+
+UNIT_CONFIG = """\
+spool_dir = "/var/spool/kahooks"
+[serve]
+notify_fifo = "/run/kahooks/notify.fifo"
+metrics_listen = "127.0.0.1:9650"
+[checks.svc]
+run = "ka-check-process --pidfile /run/svc.pid"
+interval = 30
+[channels.out]
+type = "exec"
+command = ["/bin/sh", "-c", "echo $KAHOOKS_INSTANCE $KAHOOKS_STATE >> /var/spool/kahooks/delivered"]
+[[rules]]
+channels = ["out"]
+"""
+# Inside the booted root: keepalived's FIFO line written as keepalived writes it (held open until
+# delivered), then what /metrics says of it and of the check.
+FIFO_AND_METRICS = """\
+import os, time, urllib.request
+fd = os.open("/run/kahooks/notify.fifo", os.O_RDWR | os.O_NONBLOCK)
+os.write(fd, b'INSTANCE "VI_1" MASTER 100\\n')
+deadline = time.monotonic() + 15
+def delivered():
+    try:
+        return "VI_1 MASTER" in open("/var/spool/kahooks/delivered").read()
+    except FileNotFoundError:
+        return False
+while time.monotonic() < deadline and not delivered():
+    time.sleep(0.05)
+os.close(fd)
+print(urllib.request.urlopen("http://127.0.0.1:9650/metrics", timeout=5).read().decode())
+"""
+
+
+def run_the_unit_under_systemd(system: System) -> None:
+    """Boot the root with systemd (systemd-nspawn, no network) and start kahooks.service as packaged:
+    inside its sandbox (ProtectSystem=strict, six capabilities) it hears a service die, writes the
+    track file, reads the FIFO, delivers, serves /metrics, reloads and stops; the journal has each
+    line once."""
+    system.path("/etc/kahooks/kahooks.toml").write_text(UNIT_CONFIG)
+    service = system.path("/usr/local/bin/svc")
+    service.write_text("#!/bin/sh\necho $$ > /run/svc.pid\nexec sleep infinity\n")
+    service.chmod(0o755)
+    system.path("/etc/systemd/system/keepalived.service").symlink_to("/dev/null")  # no keepalived.conf here
+    booted = subprocess.Popen(["systemd-nspawn", "-q", "-D", str(system.root), "-b", "--console=pipe",
+                               "--private-network", "--register=no", "--keep-unit"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        import psutil
+
+        init = wait_for(lambda: next((child.pid for child in psutil.Process(booted.pid).children()
+                                      if child.name() == "systemd"), None) or booted.poll() is not None, 20,
+                        "systemd to start in the root")
+        assert booted.poll() is None, booted.stdout.read() if booted.stdout else ""
+
+        def inside(*argv: str) -> subprocess.CompletedProcess:
+            return subprocess.run(["nsenter", "-t", str(init), "-a", "-r", "-w", *argv], capture_output=True,
+                                  text=True, env=clean_env(), timeout=60)
+
+        # Until systemd's own socket is up, systemctl cannot even ask: ask again.
+        try:
+            wait_for(lambda: inside("systemctl", "is-system-running", "--wait").stdout.strip() in ("running", "degraded"),
+                     60, "the root to finish booting", poll=0.2)
+        except LabError:
+            raise AssertionError(inside("systemctl", "--failed", "--no-pager")) from None
+        track = Path(f"/proc/{init}/root/run/kahooks/track/svc")
+        read = lambda: track.read_text() if track.exists() else None  # noqa: E731
+        assert inside("systemd-run", "--unit=svc", "/usr/local/bin/svc").returncode == 0
+        started = inside("systemctl", "start", "kahooks")
+        assert started.returncode == 0, started
+        try:
+            wait_for(lambda: read() == "0\n", 15, "the healthy track file")
+        except LabError:
+            raise AssertionError(inside("journalctl", "-u", "kahooks", "--no-pager").stdout) from None
+        assert inside("systemctl", "kill", "svc").returncode == 0
+        wait_for(lambda: read() == "1\n", 5, "the service's death in the track file")
+        metrics = inside("python3", "-c", FIFO_AND_METRICS)
+        assert metrics.returncode == 0, metrics
+        # Last: what keepalived's ka-notify runs recorded earlier, still waiting in the spool, went first.
+        delivered = Path(f"/proc/{init}/root/var/spool/kahooks/delivered").read_text().splitlines()
+        assert delivered[-1:] == ["VI_1 MASTER"], delivered
+        assert 'kahooks_vrrp_state{iname="VI_1",state="MASTER"} 1.0' in metrics.stdout, metrics.stdout
+        assert 'kahooks_check_up{check="svc"} 0.0' in metrics.stdout, metrics.stdout
+        reloaded = inside("systemctl", "reload", "kahooks")
+        assert reloaded.returncode == 0, reloaded.stderr + inside("journalctl", "-u", "kahooks", "--no-pager").stdout
+        wait_for(lambda: "reloaded /etc/kahooks/kahooks.toml" in inside("journalctl", "-b", "-u", "kahooks",
+                                                                        "-o", "cat").stdout, 10, "the reload")
+        assert inside("systemctl", "stop", "kahooks").returncode == 0
+        assert inside("systemctl", "show", "-p", "Result", "--value", "kahooks").stdout.strip() == "success"
+        journal = inside("journalctl", "-b", "-u", "kahooks", "-o", "cat").stdout
+        assert journal.count("serving 1 check") == 1, journal  # syslog and stderr would both reach it
+        assert "Traceback" not in journal, journal
+    finally:
+        booted.terminate()  # systemd-nspawn powers the root off
+        try:
+            booted.wait(60)
+        except subprocess.TimeoutExpired:
+            booted.kill()
+            booted.wait()
+    system.path("/etc/systemd/system/keepalived.service").unlink()
+
+
+def first_steps_with_a_packaged_example(system: System) -> None:
+    """A new user's first steps: a packaged keepalived.conf example, then init, validate and doctor.
+
+    The example must name the programs where the package put them, and the doctor must be able to
+    ask keepalived -t here (a chroot, where unshare cannot remount /proc)."""
+    example = "/usr/share/kahooks/contrib/keepalived/haproxy-pair.conf"
+    assert system.run(["cp", example, "/etc/keepalived/keepalived.conf"]).returncode == 0
+    for argv in (["kahooks", "init", "--force"], ["kahooks", "validate"]):
+        outcome = system.run(argv)
+        assert outcome.returncode == 0 and not outcome.stderr, outcome
+    doctor = system.run(["kahooks", "doctor", "--json"])
+    assert doctor.returncode == 0, doctor  # no errors
+    findings = json.loads(doctor.stdout)["findings"]
+    assert not [finding for finding in findings if finding["severity"] == "error"], findings
+    # keepalived -t ran: it says that this root has no eth1 (a warning: this is not the node).
+    assert any(finding["code"] == "keepalived-t" and "eth1" in finding["message"] for finding in findings), findings
