@@ -25,6 +25,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from kahooks import sdnotify
 from kahooks.config import ConfigError
 from kahooks.daemon import reporting, trackfile
 from kahooks.daemon.notifications import Notifications
@@ -92,7 +93,9 @@ class Daemon:
         self.preflight(config)
         self._remember_instances(config)
         self.apply(config)
+        self._first_verdicts()
         log.info("serving %s from %s (pid %d)", counted(len(self.runners), "check"), self.config_path, os.getpid())
+        sdnotify.notify(f"READY=1\nSTATUS=serving {counted(len(self.runners), 'check')}")
         try:
             while not self.stop_requested:
                 if self.reload_requested:
@@ -104,6 +107,16 @@ class Daemon:
             self.stopping.set()
             self.shutdown()
         return 0
+
+    def _first_verdicts(self) -> None:
+        """Wait (a probe's time at most) until every check has written its track file once: keepalived,
+        started after us, then reads what is true rather than its init_file's guess."""
+        deadline = time.monotonic() + min(10.0, max((runner.spec.check.hard_limit() for runner in self.runners.values()),
+                                                    default=0.0) + 0.5)
+        while time.monotonic() < deadline and not self.stop_requested:
+            if all(runner.verdict.ok is not None for runner in list(self.runners.values())):
+                return
+            time.sleep(0.01)
 
     def _remember_instances(self, config: Config) -> None:
         """The instance states the previous run reported, before the FIFO reader starts (it overrides them)."""
@@ -208,6 +221,7 @@ class Daemon:
         self.housekeeping()
 
     def shutdown(self) -> None:
+        sdnotify.notify("STOPPING=1")
         log.info("stopping: %s; undelivered notifications stay in the spool", counted(len(self.runners), "check"))
         self.notifications.stop_fifo()  # first: it reads on for half a second, for keepalived's STOP lines
         self.notifications.wait_retired(3)

@@ -63,6 +63,34 @@ fail_value = -254
         wait_for(lambda: text_of(tmp_path / "other.track") == "0\n", 1, "the other check back")
 
 
+def test_systemd_hears_ready_once_every_track_file_holds_its_first_verdict(tmp_path: Path, service: Service) -> None:
+    """Type=notify: keepalived, ordered after kahooks.service, starts at READY=1, and drops a track_file
+    whose directory is missing when it starts. So READY comes after the FIFO and every check's first
+    track file (a slow check's too); STOPPING=1 when it stops."""
+    import socket
+
+    service.start()
+    config = head(tmp_path, f'notify_fifo = "{tmp_path}/state/notify.fifo"\n') + svc_check(service) + """
+[checks.slow]
+run = "ka-check-exec -- sleep 0.3"
+interval = 60
+"""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(str(tmp_path / "notify.sock"))
+        systemd.settimeout(20)
+        served = Served(tmp_path, config).start(wait=False, env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+        try:
+            ready = systemd.recv(4096).decode()
+            at_ready = {name: served.track(name) for name in ("svc", "slow")}
+            assert ready == "READY=1\nSTATUS=serving 2 checks", ready
+            # Written, whatever the verdict (a cold first `sleep 0.3` may overrun its timeout): not missing.
+            assert at_ready["svc"] == "0" and at_ready["slow"] in ("0", "1"), at_ready
+            assert (served.state / "notify.fifo").is_fifo()
+        finally:
+            served.stop()
+        assert systemd.recv(4096).decode() == "STOPPING=1"
+
+
 FIFO_LINES = [
     'INSTANCE "VI_1" MASTER 100',
     'GROUP "G1" MASTER 0',

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kahooks.lab.netns import LabError, Network, wait_for
+from tests.lab.booted import Booted
 from tests.lab.packaging import CHECKOUT, System, check_what_was_installed, clean_env, run_under_keepalived
 
 pytestmark = [pytest.mark.root,
@@ -55,7 +56,11 @@ def test_apt_install_on_a_fresh_debian_root(deb: Path) -> None:
             check_what_was_installed(fresh)
             run_under_keepalived(fresh, node, Path("/srv/kahooks-test"))
         shutil.rmtree(work)
+        standin = fresh.path("/usr/local/bin/standin")  # a service: writes its pidfile, then sleeps
+        standin.write_text('#!/bin/sh\necho $$ > "$1"\nexec sleep infinity\n')
+        standin.chmod(0o755)
         run_the_unit_under_systemd(fresh)
+        the_daemon_and_keepalived_from_boot(fresh)
         first_steps_with_a_packaged_example(fresh)
         purged = fresh.run(["dpkg", "--purge", "kahooks"])
         assert purged.returncode == 0, purged.stdout + purged.stderr
@@ -114,71 +119,104 @@ print(urllib.request.urlopen("http://127.0.0.1:9650/metrics", timeout=5).read().
 
 
 def run_the_unit_under_systemd(system: System) -> None:
-    """Boot the root with systemd (systemd-nspawn, no network) and start kahooks.service as packaged:
-    inside its sandbox (ProtectSystem=strict, six capabilities) it hears a service die, writes the
-    track file, reads the FIFO, delivers, serves /metrics, reloads and stops; the journal has each
-    line once."""
+    """Boot the root with systemd (no network) and start kahooks.service as packaged: inside its
+    sandbox (ProtectSystem=strict, six capabilities) it hears a service die, writes the track file,
+    reads the FIFO, delivers, serves /metrics, reloads and stops; the journal has each line once."""
     system.path("/etc/kahooks/kahooks.toml").write_text(UNIT_CONFIG)
-    service = system.path("/usr/local/bin/svc")
-    service.write_text("#!/bin/sh\necho $$ > /run/svc.pid\nexec sleep infinity\n")
-    service.chmod(0o755)
-    system.path("/etc/systemd/system/keepalived.service").symlink_to("/dev/null")  # no keepalived.conf here
-    booted = subprocess.Popen(["systemd-nspawn", "-q", "-D", str(system.root), "-b", "--console=pipe",
-                               "--private-network", "--register=no", "--keep-unit"], stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    system.path("/etc/systemd/system/keepalived.service").symlink_to("/dev/null")  # no keepalived.conf yet
     try:
-        import psutil
-
-        init = wait_for(lambda: next((child.pid for child in psutil.Process(booted.pid).children()
-                                      if child.name() == "systemd"), None) or booted.poll() is not None, 20,
-                        "systemd to start in the root")
-        assert booted.poll() is None, booted.stdout.read() if booted.stdout else ""
-
-        def inside(*argv: str) -> subprocess.CompletedProcess:
-            return subprocess.run(["nsenter", "-t", str(init), "-a", "-r", "-w", *argv], capture_output=True,
-                                  text=True, env=clean_env(), timeout=60)
-
-        # Until systemd's own socket is up, systemctl cannot even ask: ask again.
-        try:
-            wait_for(lambda: inside("systemctl", "is-system-running", "--wait").stdout.strip() in ("running", "degraded"),
-                     60, "the root to finish booting", poll=0.2)
-        except LabError:
-            raise AssertionError(inside("systemctl", "--failed", "--no-pager")) from None
-        track = Path(f"/proc/{init}/root/run/kahooks/track/svc")
-        read = lambda: track.read_text() if track.exists() else None  # noqa: E731
-        assert inside("systemd-run", "--unit=svc", "/usr/local/bin/svc").returncode == 0
-        started = inside("systemctl", "start", "kahooks")
-        assert started.returncode == 0, started
-        try:
-            wait_for(lambda: read() == "0\n", 15, "the healthy track file")
-        except LabError:
-            raise AssertionError(inside("journalctl", "-u", "kahooks", "--no-pager").stdout) from None
-        assert inside("systemctl", "kill", "svc").returncode == 0
-        wait_for(lambda: read() == "1\n", 5, "the service's death in the track file")
-        metrics = inside("python3", "-c", FIFO_AND_METRICS)
-        assert metrics.returncode == 0, metrics
-        # Last: what keepalived's ka-notify runs recorded earlier, still waiting in the spool, went first.
-        delivered = Path(f"/proc/{init}/root/var/spool/kahooks/delivered").read_text().splitlines()
-        assert delivered[-1:] == ["VI_1 MASTER"], delivered
-        assert 'kahooks_vrrp_state{iname="VI_1",state="MASTER"} 1.0' in metrics.stdout, metrics.stdout
-        assert 'kahooks_check_up{check="svc"} 0.0' in metrics.stdout, metrics.stdout
-        reloaded = inside("systemctl", "reload", "kahooks")
-        assert reloaded.returncode == 0, reloaded.stderr + inside("journalctl", "-u", "kahooks", "--no-pager").stdout
-        wait_for(lambda: "reloaded /etc/kahooks/kahooks.toml" in inside("journalctl", "-b", "-u", "kahooks",
-                                                                        "-o", "cat").stdout, 10, "the reload")
-        assert inside("systemctl", "stop", "kahooks").returncode == 0
-        assert inside("systemctl", "show", "-p", "Result", "--value", "kahooks").stdout.strip() == "success"
-        journal = inside("journalctl", "-b", "-u", "kahooks", "-o", "cat").stdout
-        assert journal.count("serving 1 check") == 1, journal  # syslog and stderr would both reach it
-        assert "Traceback" not in journal, journal
+        with Booted(system.root) as booted:
+            read = lambda: booted.text("/run/kahooks/track/svc")  # noqa: E731
+            assert booted.run("systemd-run", "--unit=svc", "/usr/local/bin/standin", "/run/svc.pid").returncode == 0
+            started = booted.run("systemctl", "start", "kahooks")
+            assert started.returncode == 0, started
+            try:
+                wait_for(lambda: read() == "0\n", 15, "the healthy track file")
+            except LabError:
+                raise AssertionError(booted.journal("kahooks")) from None
+            assert booted.run("systemctl", "kill", "svc").returncode == 0
+            wait_for(lambda: read() == "1\n", 5, "the service's death in the track file")
+            metrics = booted.run("python3", "-c", FIFO_AND_METRICS)
+            assert metrics.returncode == 0, metrics
+            # Last: what keepalived's ka-notify runs recorded earlier, still waiting in the spool, went first.
+            delivered = (booted.text("/var/spool/kahooks/delivered") or "").splitlines()
+            assert delivered[-1:] == ["VI_1 MASTER"], delivered
+            assert 'kahooks_vrrp_state{iname="VI_1",state="MASTER"} 1.0' in metrics.stdout, metrics.stdout
+            assert 'kahooks_check_up{check="svc"} 0.0' in metrics.stdout, metrics.stdout
+            reloaded = booted.run("systemctl", "reload", "kahooks")
+            assert reloaded.returncode == 0, reloaded.stderr + booted.journal("kahooks")
+            wait_for(lambda: "reloaded /etc/kahooks/kahooks.toml" in booted.journal("kahooks"), 10, "the reload")
+            assert booted.run("systemctl", "stop", "kahooks").returncode == 0
+            assert booted.run("systemctl", "show", "-p", "Result", "--value", "kahooks").stdout.strip() == "success"
+            journal = booted.journal("kahooks")
+            assert journal.count("serving 1 check") == 1, journal  # syslog and stderr would both reach it
+            assert "Traceback" not in journal, journal
     finally:
-        booted.terminate()  # systemd-nspawn powers the root off
-        try:
-            booted.wait(60)
-        except subprocess.TimeoutExpired:
-            booted.kill()
-            booted.wait()
-    system.path("/etc/systemd/system/keepalived.service").unlink()
+        system.path("/etc/systemd/system/keepalived.service").unlink()
+
+
+DAEMON_CONFIG = """\
+spool_dir = "/var/spool/kahooks"
+[serve]
+notify_fifo = "/run/kahooks/notify.fifo"
+[checks.haproxy]
+run = "ka-check-process --pidfile /run/haproxy.pid"
+interval = 1
+[channels.out]
+type = "exec"
+command = ["/bin/sh", "-c", "echo $KAHOOKS_STATE >> /var/spool/kahooks/boot-delivered"]
+[[rules]]
+channels = ["out"]
+"""
+VIP = "192.0.2.100"  # the packaged haproxy-pair-daemon.conf's
+
+
+def the_daemon_and_keepalived_from_boot(system: System) -> None:
+    """The packaged haproxy-pair-daemon.conf as it ships, with kahooks.service and keepalived.service
+    enabled and the root booted in a lab node's network (eth0, and eth1 to track): kahooks serve is up
+    before keepalived (its FIFO, its track file), a stand-in haproxy decides who holds the VIP, a
+    daemon killed is restarted by systemd, and a daemon stopped faults the node through the heartbeat guard."""
+    example = system.path("/usr/share/kahooks/contrib/keepalived/haproxy-pair-daemon.conf").read_text()
+    system.path("/etc/keepalived/keepalived.conf").write_text(example)
+    system.path("/etc/kahooks/kahooks.toml").write_text(DAEMON_CONFIG)
+    enabled = system.run(["systemctl", "enable", "kahooks", "keepalived"])
+    assert enabled.returncode == 0, enabled
+    try:
+        with Network("khlboot") as net:
+            node = net.add_node("lb", 14, own_pids=False)
+            net.add_link("lb")
+            with Booted(system.root, network_namespace=node.namespace) as booted:
+                holds = lambda: VIP in node.addresses()  # noqa: E731
+                for unit in ("kahooks", "keepalived"):
+                    assert booted.run("systemctl", "is-active", unit).stdout.strip() == "active", booted.journal(unit)
+                # Ready before keepalived starts (Type=notify): keepalived found the FIFO and the track
+                # file with the daemon's first verdict (with Type=exec it dropped the track_file).
+                started = booted.journal("keepalived")
+                for complaint in ("Unable to open '/run/kahooks/track", "does not exist - removing"):
+                    assert complaint not in started, started
+                assert booted.text("/run/kahooks/track/haproxy") == "1\n"  # nothing watched runs yet
+                assert booted.path("/run/kahooks/notify.fifo").stat().st_uid == 0  # ours, not keepalived's
+                assert not holds()
+                assert booted.run("systemd-run", "--unit=haproxy", "/usr/local/bin/standin",
+                                  "/run/haproxy.pid").returncode == 0
+                try:
+                    wait_for(holds, 20, "the VIP once haproxy runs")
+                except LabError:
+                    raise AssertionError(booted.journal("kahooks") + booted.journal("keepalived")) from None
+                wait_for(lambda: (booted.text("/var/spool/kahooks/boot-delivered") or "").endswith("MASTER\n"), 15,
+                         "keepalived's MASTER through the FIFO, delivered")
+                old = booted.run("systemctl", "show", "-p", "MainPID", "--value", "kahooks").stdout.strip()
+                assert booted.run("systemctl", "kill", "-s", "KILL", "kahooks").returncode == 0
+                wait_for(lambda: booted.run("systemctl", "show", "-p", "MainPID", "--value", "kahooks").stdout.strip()
+                         not in ("0", old), 15, "systemd to restart the killed daemon")
+                wait_for(holds, 20, "the VIP held with the restarted daemon")
+                assert booted.run("systemctl", "stop", "kahooks").returncode == 0
+                wait_for(lambda: not holds(), 15, "the heartbeat guard to fault the node")
+                assert "Entering FAULT STATE" in booted.journal("keepalived")
+                assert booted.run("systemctl", "start", "kahooks").returncode == 0
+                wait_for(holds, 20, "the VIP back with the daemon")
+    finally:
+        system.run(["systemctl", "disable", "kahooks", "keepalived"])
 
 
 def first_steps_with_a_packaged_example(system: System) -> None:

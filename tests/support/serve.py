@@ -26,8 +26,8 @@ class Served:
         self.log = directory / "serve.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self, wait: bool = True) -> Served:
-        env = quiet_env()
+    def start(self, wait: bool = True, env: dict[str, str] | None = None) -> Served:
+        env = quiet_env(**(env or {}))
         self.process = subprocess.Popen([program("kahooks"), "serve", "-v", "-c", str(self.config)],
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=open(self.log, "ab"), env=env)

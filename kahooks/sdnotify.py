@@ -1,0 +1,31 @@
+"""Telling systemd how `kahooks serve` is doing (Type=notify), without a library: one datagram to
+$NOTIFY_SOCKET, as sd_notify(3) sends it. Outside systemd there is no socket and nothing is sent.
+
+READY=1 is what makes keepalived wait: its unit is ordered after ours, and with Type=notify systemd
+starts it only once our track files, their directories and the notify FIFO exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+log = logging.getLogger("kahooks.serve")
+
+
+def notify(state: str) -> bool:
+    """Send `state` ("READY=1", "STOPPING=1", "STATUS=..."); False when not under systemd or it failed."""
+    address = os.environ.get("NOTIFY_SOCKET", "")
+    if not address.startswith(("/", "@")):
+        return False
+    if address.startswith("@"):  # the abstract namespace
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+        return True
+    except OSError as exc:
+        log.warning("cannot tell systemd %s: %s", state.split("=")[0], exc)
+        return False

@@ -1,0 +1,75 @@
+"""A Debian root booted with systemd in systemd-nspawn, for the package tests: the packaged units run
+as they would on a machine, under a real PID-1 systemd.
+
+Its network is its own (nothing but loopback) or a lab node's namespace; commands run inside with
+nsenter; leaving the `with` block powers it off.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from kahooks.lab.netns import LabError, wait_for
+from tests.lab.packaging import clean_env
+
+
+class Booted:
+    def __init__(self, root: Path, network_namespace: str | None = None) -> None:
+        self.root = root
+        # In a lab node's network, keepalived needs to add addresses and send VRRP (raw sockets).
+        self.network = [f"--network-namespace-path=/run/netns/{network_namespace}",
+                        "--capability=CAP_NET_ADMIN,CAP_NET_RAW"] if network_namespace else ["--private-network"]
+        self.process: subprocess.Popen | None = None
+        self.init = 0
+
+    def __enter__(self) -> Booted:
+        import psutil
+
+        self.process = subprocess.Popen(["systemd-nspawn", "-q", "-D", str(self.root), "-b", "--console=pipe",
+                                         "--register=no", "--keep-unit", *self.network],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            process = self.process
+            self.init = wait_for(lambda: next((child.pid for child in psutil.Process(process.pid).children()
+                                               if child.name() == "systemd"), None) or process.poll() is not None,
+                                 20, "systemd to start in the root")
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            # Until systemd's own socket is up, systemctl cannot even ask: ask again.
+            try:
+                wait_for(lambda: self.run("systemctl", "is-system-running", "--wait").stdout.strip()
+                         in ("running", "degraded"), 60, "the root to finish booting", poll=0.2)
+            except LabError:
+                raise AssertionError(self.run("systemctl", "--failed", "--no-pager")) from None
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()  # systemd-nspawn powers the root off
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def run(self, *argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["nsenter", "-t", str(self.init), "-a", "-r", "-w", *argv], capture_output=True,
+                              text=True, env=clean_env(), timeout=60)
+
+    def path(self, inside: str) -> Path:
+        """The host's path for a file inside the running root (its /run is its own tmpfs)."""
+        return Path(f"/proc/{self.init}/root") / inside.lstrip("/")
+
+    def text(self, inside: str) -> str | None:
+        try:
+            return self.path(inside).read_text()
+        except FileNotFoundError:
+            return None
+
+    def journal(self, unit: str) -> str:
+        """This boot's journal of `unit`, the messages only."""
+        return self.run("journalctl", "-b", "-u", unit, "-o", "cat", "--no-pager").stdout
