@@ -111,8 +111,8 @@ class Daemon:
     def _first_verdicts(self) -> None:
         """Wait (a probe's time at most) until every check has written its track file once: keepalived,
         started after us, then reads what is true rather than its init_file's guess."""
-        deadline = time.monotonic() + min(10.0, max((runner.spec.check.hard_limit() for runner in self.runners.values()),
-                                                    default=0.0) + 0.5)
+        longest_probe = max((runner.spec.check.hard_limit() for runner in self.runners.values()), default=0.0)
+        deadline = time.monotonic() + min(10.0, longest_probe + 0.5)
         while time.monotonic() < deadline and not self.stop_requested:
             if all(runner.verdict.ok is not None for runner in list(self.runners.values())):
                 return

@@ -100,13 +100,11 @@ class Worker:
         from kahooks.spool import ChannelState
 
         for name, channel in config.channels.items():
-            remember_in = getattr(channel, "remember_in", None)
-            if remember_in is not None:
-                remember_in(ChannelState(spool, name))
+            channel.remember_in(ChannelState(spool, name))
 
     def keeping_alive(self) -> bool:
         """A channel keeps something alive at its endpoint (a firing alert): not a time to idle out."""
-        return any(getattr(channel, "keeping_alive", lambda: False)() for channel in self.config.channels.values())
+        return any(channel.keeping_alive() for channel in self.config.channels.values())
 
     # Fan-out ---------------------------------------------------------------------
 
@@ -318,12 +316,10 @@ class Worker:
                 next_due = self.clock() + 1.0
             # A channel that keeps something alive at its endpoint (the alertmanager channel's firing
             # alerts) does it here, in its own thread, between its deliveries: never racing them.
-            refresh = getattr(self.config.channels[name], "refresh", None)
-            if refresh is not None:
-                try:
-                    refresh()
-                except Exception:
-                    log.exception("%s: refresh failed", name)
+            try:
+                self.config.channels[name].refresh()
+            except Exception:
+                log.exception("%s: refresh failed", name)
             wait = 1.0 if next_due is None else min(1.0, max(0.0, next_due - self.clock()))
             if wait > 0:
                 waker.wait(wait)

@@ -25,6 +25,7 @@ after they are sent (an hour by default) and are not re-sent.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kahooks.alertmanager")
 LABEL_NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"
+RESENT = ("KeepalivedFault", "KeepalivedServerDown")  # what fires until a recovery (KahooksAlert just ends)
 
 
 def _iso(seconds: float) -> str:
@@ -109,7 +111,7 @@ class AlertmanagerChannel(Channel):
         alert = self.alert(message)
         self._post(alert)
         key = tuple(sorted(alert["labels"].items()))
-        if alert["labels"]["alertname"] == "KahooksAlert":
+        if alert["labels"]["alertname"] not in RESENT:
             return
         if alert["endsAt"] != alert["startsAt"]:  # a resolving alert ends when it starts
             if len(self.firing) < self.FIRING_LIMIT or key in self.firing:
@@ -140,8 +142,6 @@ class AlertmanagerChannel(Channel):
     def _save(self) -> None:
         if self.state is None:
             return
-        import json
-
         kept: list[dict[str, Any]] = []
         size = 0
         for alert in reversed(list(self.firing.values())):  # the newest first, while they fit
@@ -193,7 +193,7 @@ def _is_alert(value: Any) -> bool:
         return False
     labels, annotations = value["labels"], value["annotations"]
     return (isinstance(labels, dict) and isinstance(annotations, dict)
-            and labels.get("alertname") in ("KeepalivedFault", "KeepalivedServerDown")
+            and labels.get("alertname") in RESENT
             and all(isinstance(key, str) and isinstance(text, str) for key, text in [*labels.items(), *annotations.items()])
             and all(_is_time(value[key]) for key in ("startsAt", "endsAt")))
 

@@ -51,6 +51,9 @@ class Channel:
 
     # What a channel may do besides sending (the worker calls these; the defaults do nothing) ------
 
+    def refresh(self) -> None:
+        """Keep alive what this channel keeps at its endpoint (between deliveries, in its own thread)."""
+
     def remember_in(self, state: ChannelState) -> None:
         """Where this channel keeps what it must remember from one worker to the next."""
 
