@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 
 from kahooks.lab.netns import Network, wait_for
-from tests.lab.booted import Booted
+from tests.lab.booted import VIP, Booted, prepare_daemon_boot, write_standin
 from tests.lab.packaging import CHECKOUT, System, build_package
-from tests.lab.test_package_fresh_root import DAEMON_CONFIG, VIP
 
 GUARD_MAX_AGE = 3.0  # the packaged haproxy-pair-daemon.conf's chk_kahooks_alive
 
@@ -39,13 +38,8 @@ def prepare(work: Path) -> System:
     installed = root.run(["apt-get", "install", "-y", "-qq", f"/tmp/{deb.name}", "systemd-sysv"], timeout=600)
     if installed.returncode != 0:
         raise SystemExit(f"apt-get install failed: {installed.stderr[-500:]}")
-    standin = root.path("/usr/local/bin/standin")
-    standin.write_text('#!/bin/sh\necho $$ > "$1"\nexec sleep infinity\n')
-    standin.chmod(0o755)
-    example = root.path("/usr/share/kahooks/contrib/keepalived/haproxy-pair-daemon.conf").read_text()
-    root.path("/etc/keepalived/keepalived.conf").write_text(example)
-    root.path("/etc/kahooks/kahooks.toml").write_text(DAEMON_CONFIG)
-    root.run(["systemctl", "enable", "kahooks", "keepalived"])
+    write_standin(root)
+    prepare_daemon_boot(root)
     return root
 
 

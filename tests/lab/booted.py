@@ -2,7 +2,8 @@
 as they would on a machine, under a real PID-1 systemd.
 
 Its network is its own (nothing but loopback) or a lab node's namespace; commands run inside with
-nsenter; leaving the `with` block powers it off.
+nsenter; leaving the `with` block powers it off. Also the set-up the boot test and `./run bench
+restart` share: a stand-in service, and the packaged daemon arrangement with both units enabled.
 """
 
 from __future__ import annotations
@@ -11,7 +12,40 @@ import subprocess
 from pathlib import Path
 
 from kahooks.lab.netns import LabError, wait_for
-from tests.lab.packaging import clean_env
+from tests.lab.packaging import System, clean_env
+
+# kahooks serve's configuration beside the packaged haproxy-pair-daemon.conf: its haproxy check on a
+# stand-in's pidfile, every transition appended to a file in the spool (the unit may write there).
+DAEMON_CONFIG = """\
+spool_dir = "/var/spool/kahooks"
+[serve]
+notify_fifo = "/run/kahooks/notify.fifo"
+[checks.haproxy]
+run = "ka-check-process --pidfile /run/haproxy.pid"
+interval = 1
+[channels.out]
+type = "exec"
+command = ["/bin/sh", "-c", "echo $KAHOOKS_STATE >> /var/spool/kahooks/boot-delivered"]
+[[rules]]
+channels = ["out"]
+"""
+VIP = "192.0.2.100"  # the packaged haproxy-pair-daemon.conf's
+
+
+def write_standin(system: System) -> None:
+    """/usr/local/bin/standin PIDFILE: a service that writes its pidfile, then sleeps (start it with systemd-run)."""
+    standin = system.path("/usr/local/bin/standin")
+    standin.write_text('#!/bin/sh\necho $$ > "$1"\nexec sleep infinity\n')
+    standin.chmod(0o755)
+
+
+def prepare_daemon_boot(system: System) -> None:
+    """The packaged haproxy-pair-daemon.conf as it ships, DAEMON_CONFIG, and both units enabled."""
+    example = system.path("/usr/share/kahooks/contrib/keepalived/haproxy-pair-daemon.conf").read_text()
+    system.path("/etc/keepalived/keepalived.conf").write_text(example)
+    system.path("/etc/kahooks/kahooks.toml").write_text(DAEMON_CONFIG)
+    enabled = system.run(["systemctl", "enable", "kahooks", "keepalived"])
+    assert enabled.returncode == 0, enabled
 
 
 class Booted:

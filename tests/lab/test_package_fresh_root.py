@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from kahooks.lab.netns import LabError, Network, wait_for
-from tests.lab.booted import Booted
+from tests.lab.booted import VIP, Booted, prepare_daemon_boot, write_standin
 from tests.lab.packaging import CHECKOUT, System, check_what_was_installed, clean_env, run_under_keepalived
 
 pytestmark = [pytest.mark.root,
@@ -56,9 +56,7 @@ def test_apt_install_on_a_fresh_debian_root(deb: Path) -> None:
             check_what_was_installed(fresh)
             run_under_keepalived(fresh, node, Path("/srv/kahooks-test"))
         shutil.rmtree(work)
-        standin = fresh.path("/usr/local/bin/standin")  # a service: writes its pidfile, then sleeps
-        standin.write_text('#!/bin/sh\necho $$ > "$1"\nexec sleep infinity\n')
-        standin.chmod(0o755)
+        write_standin(fresh)
         run_the_unit_under_systemd(fresh)
         the_daemon_and_keepalived_from_boot(fresh)
         first_steps_with_a_packaged_example(fresh)
@@ -155,32 +153,12 @@ def run_the_unit_under_systemd(system: System) -> None:
         system.path("/etc/systemd/system/keepalived.service").unlink()
 
 
-DAEMON_CONFIG = """\
-spool_dir = "/var/spool/kahooks"
-[serve]
-notify_fifo = "/run/kahooks/notify.fifo"
-[checks.haproxy]
-run = "ka-check-process --pidfile /run/haproxy.pid"
-interval = 1
-[channels.out]
-type = "exec"
-command = ["/bin/sh", "-c", "echo $KAHOOKS_STATE >> /var/spool/kahooks/boot-delivered"]
-[[rules]]
-channels = ["out"]
-"""
-VIP = "192.0.2.100"  # the packaged haproxy-pair-daemon.conf's
-
-
 def the_daemon_and_keepalived_from_boot(system: System) -> None:
     """The packaged haproxy-pair-daemon.conf as it ships, with kahooks.service and keepalived.service
     enabled and the root booted in a lab node's network (eth0, and eth1 to track): kahooks serve is up
     before keepalived (its FIFO, its track file), a stand-in haproxy decides who holds the VIP, a
     daemon killed is restarted by systemd, and a daemon stopped faults the node through the heartbeat guard."""
-    example = system.path("/usr/share/kahooks/contrib/keepalived/haproxy-pair-daemon.conf").read_text()
-    system.path("/etc/keepalived/keepalived.conf").write_text(example)
-    system.path("/etc/kahooks/kahooks.toml").write_text(DAEMON_CONFIG)
-    enabled = system.run(["systemctl", "enable", "kahooks", "keepalived"])
-    assert enabled.returncode == 0, enabled
+    prepare_daemon_boot(system)
     try:
         with Network("khlboot") as net:
             node = net.add_node("lb", 14, own_pids=False)
