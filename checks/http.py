@@ -220,10 +220,17 @@ class HttpCheck(Check):
 
     @staticmethod
     def _read_body(response: http.client.HTTPResponse, sock: Any, deadline: Deadline) -> bytes:
+        """At most BODY_LIMIT bytes of the body, each read under what is left of the deadline.
+
+        The response says when the body is over, not the socket: since Python 3.13 (gh-113199)
+        read1() closes the connection as soon as it has read Content-Length bytes, and with
+        `Connection: close` that closes `sock` too, so the loop must not touch it again.
+        """
         chunks = []
         size = 0
-        while size < BODY_LIMIT:
-            sock.settimeout(deadline.require("reading the body"))
+        while size < BODY_LIMIT and not response.isclosed():
+            if sock.fileno() >= 0:
+                sock.settimeout(deadline.require("reading the body"))
             chunk = response.read1(65536)
             if not chunk:
                 break
