@@ -49,12 +49,24 @@ def test_build_install_run_under_keepalived_and_purge(deb: Path) -> None:
     # hand it to keepalived_script, or the ka-notify keepalived runs could not record a transition.
     if not os.path.exists("/var/spool/kahooks"):
         os.makedirs("/var/spool/kahooks/incoming", mode=0o750)
-    before = snapshot()
+    # ...and in it a hard link to a file of root's outside the spool, as its owner could plant one:
+    # handing the spool over must not give that file away.
+    outside = Path(tempfile.mkdtemp(prefix="kahooks-outside-")) / "root-only"
+    outside.write_text("root's\n")
+    outside.chmod(0o600)
+    planted = Path("/var/spool/kahooks/incoming/planted")
+    planted.unlink(missing_ok=True)
+    os.link(outside, planted)
+    before = snapshot() - {str(planted)}
     work = Path(tempfile.mkdtemp(prefix="kahooks-deb-work-"))
     work.chmod(0o755)
     try:
         installed = subprocess.run(["dpkg", "-i", str(deb)], capture_output=True, text=True, timeout=120)
         assert installed.returncode == 0, installed.stdout + installed.stderr
+        assert (outside.stat().st_uid, outside.stat().st_mode & 0o777) == (0, 0o600), "postinst gave a linked file away"
+        assert Path("/var/spool/kahooks/incoming").stat().st_uid != 0, "the spool was not handed over"
+        planted.unlink()
+        assert Path("/run/kahooks/track").is_dir(), "tmpfiles.d did not make the track folder at install"
         assert Path("/var/lib/kahooks/created-keepalived_script").exists() == (not user_before)
         check_what_was_installed(here)
         run_the_daemon(work)
@@ -63,6 +75,7 @@ def test_build_install_run_under_keepalived_and_purge(deb: Path) -> None:
     finally:
         purged = subprocess.run(["dpkg", "--purge", "kahooks"], capture_output=True, text=True, timeout=120)
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(outside.parent, ignore_errors=True)
         user_after = here.user_exists()
         ensure_script_user()  # whatever happened above: the other lab tests run scripts as this user
     assert purged.returncode == 0, purged.stdout + purged.stderr
