@@ -161,18 +161,21 @@ class SpoolDirectory:
         (FileNotFoundError when it is gone)."""
         directory = self._open_dir(*parts, create=False)
         try:
-            try:
-                fd = safefs.open_regular(name, dir_fd=directory)
-            except FileNotFoundError:
-                raise
-            except (safefs.UnsafeFile, OSError) as exc:  # OSError: EACCES, EPERM, EMFILE...
-                raise BadEntry(str(exc)) from None
+            fd = _open_entry(directory, name)
             try:
                 return safefs.read_fd(fd, READ_LIMIT, name)
             except safefs.UnsafeFile as exc:
                 raise BadEntry(str(exc)) from None
             finally:
                 os.close(fd)
+        finally:
+            os.close(directory)
+
+    def modified(self, parts: tuple[str, ...], name: str) -> float:
+        """When spool/PARTS/NAME last changed (a link is not followed, in PARTS or at NAME)."""
+        directory = self._open_dir(*parts, create=False)
+        try:
+            return os.stat(name, dir_fd=directory, follow_symlinks=False).st_mtime
         finally:
             os.close(directory)
 
@@ -256,3 +259,13 @@ class SpoolDirectory:
             os.close(directory)
         return (sum(1 for name in entries if ENTRY_NAME.match(name))
                 + sum(self._walk_count(*parts, name) for name in subdirs if len(parts) < 2))
+
+
+def _open_entry(directory: int, name: str) -> int:
+    """safefs.open_regular from the spool's folder: BadEntry for all but a missing file."""
+    try:
+        return safefs.open_regular(name, dir_fd=directory)
+    except FileNotFoundError:
+        raise
+    except (safefs.UnsafeFile, OSError) as exc:  # OSError: EACCES, EPERM, EMFILE...
+        raise BadEntry(str(exc)) from None

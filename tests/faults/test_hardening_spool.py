@@ -254,3 +254,24 @@ def test_events_stamped_in_the_future_do_not_hold_a_flapping_instance(tmp_path: 
     queue_file(spool.root, "00000000000000000002-bb.json", event_dict(state="BACKUP", time=ahead + 0.1))
     assert worker.drain(5), "events a month ahead held the flap window for a month"
     assert delivered(tmp_path)[-1] == "VI_1 BACKUP"
+
+
+# 6. The operator's tools read the spool through spooldir too ----------------------------------------
+
+def test_purge_ages_unreadable_dead_letters_by_their_own_time(tmp_path: Path) -> None:
+    from kahooks.spooltools import purge_dead
+
+    _, spool, _ = worker_for(exec_config(tmp_path))
+    dead = spool.dead_dir / "out"
+    dead.mkdir()
+    (dead / "00000000000000000001-aa.json").write_text("not json")
+    os.utime(dead / "00000000000000000001-aa.json", (1000.0, 1000.0))
+    (dead / "00000000000000000002-bb.json").write_text("not json either")
+    outside = tmp_path / "outside.json"
+    outside.write_text("{}")
+    os.utime(outside, (1000.0, 1000.0))
+    os.symlink(outside, dead / "00000000000000000003-cc.json")  # a fresh link to an old file: the link's age
+    assert purge_dead(spool, older_than=3600) == 1
+    assert sorted(path.name for path in dead.iterdir()) == ["00000000000000000002-bb.json",
+                                                            "00000000000000000003-cc.json"]
+    assert outside.read_text() == "{}"
