@@ -69,11 +69,13 @@ class Notifications:
         rules nothing) until the next transition. What keepalived wrote while the daemon was down waits
         in the FIFO (keepalived holds it open) and is read next, replacing these.
         """
+        from kahooks.options import LATEST_TIME, number_problem
+
         if not isinstance(instances, dict):
             return
         for name, item in list(instances.items())[:REMEMBERED_INSTANCES]:
             if isinstance(name, str) and isinstance(item, dict) and item.get("state") in VRRP_STATES \
-                    and isinstance(item.get("since"), (int, float)) and not isinstance(item.get("since"), bool):
+                    and not number_problem(item.get("since"), 0, LATEST_TIME):
                 self.instance_states.setdefault(name, (item["state"], float(item["since"])))
 
     def thread_states(self) -> dict[str, ThreadState]:

@@ -239,10 +239,13 @@ def ensure_worker(spool: Spool, values: dict) -> bool:
         argv.append("--verbose")
     if values["log_format"] != "text":
         argv += ["--log-format", values["log_format"]]
+    from kahooks.spool import SpoolError
+
     # Its stderr is a log in the spool: where there is no syslog, delivery failures are still seen.
+    # open_log never blocks nor reuses an inode linked in from elsewhere (kahooks.safefs.open_owned).
     try:
         log_fd = spool.open_log("worker.log", WORKER_LOG_LIMIT)
-    except OSError:
+    except (OSError, SpoolError):
         log_fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
     try:
         # A new session: keepalived kills a STOP handler's process group after 1 s; the worker must live on.

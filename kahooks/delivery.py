@@ -137,12 +137,29 @@ class Worker:
             if batch is None:
                 next_due = wait_until if next_due is None else min(next_due, wait_until)
                 continue
+            self.clamp(name, batch, now)
             if batch[0].next_attempt > now:
                 next_due = batch[0].next_attempt if next_due is None else min(next_due, batch[0].next_attempt)
                 continue
             self.attempt(channel, name, instance, batch, superseded=len(batch) < len(pending))
             next_due = self.clock()  # look again at once: what is left, or when a retry falls due
         return next_due
+
+    def latest_due(self, delivery: Delivery, now: float) -> float:
+        """The latest next attempt this worker could have scheduled: the backoff cap, or a server's
+        Retry-After within what is left of max_age (of a delivery made no later than now)."""
+        return max(now + self.settings["backoff_max"], min(delivery.created, now) + self.settings["max_age"])
+
+    def clamp(self, name: str, batch: list[Delivery], now: float) -> None:
+        """A next attempt later than latest_due was not set by a worker (the spool's owner, a clock
+        that jumped back): bring it to latest_due, saved, so no entry holds its instance's queue."""
+        latest = self.latest_due(batch[0], now)
+        for delivery in batch:
+            if delivery.next_attempt > latest:
+                log.warning("%s: %s was not due for %.0f s; trying it in %.0f s at most", name, delivery.name,
+                            delivery.next_attempt - now, latest - now)
+                delivery.next_attempt = latest
+                self.spool.save(delivery)
 
     def select(self, name: str, instance: str, pending: list[Delivery], now: float) -> tuple[list | None, float]:
         """The deliveries to send together now, or (None, when to look again) while a burst settles."""
@@ -159,7 +176,9 @@ class Worker:
         if len(run) == 1 and (not recently_sent or run[0].attempts > 0):
             return run, 0.0  # an isolated transition goes out at once
         release = run[-1].event.time + window
-        if not quiet_after and now < release:
+        # An event stamped later than now (a clock stepped back, a planted entry) is not waited for:
+        # its window would end whenever its stamp says, a month ahead as easily as a second.
+        if not quiet_after and run[-1].event.time <= now < release:
             return None, release
         return run, 0.0
 

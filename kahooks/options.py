@@ -181,11 +181,15 @@ def format_help(options: Iterable[Option], prog: str) -> str:
 # Converters: each takes the raw string and raises ValueError with a short reason.
 
 MAX_SECONDS = 86400.0  # a day: more is a typo, and would overflow timers and sockets
+# A moment (seconds since 1970) kahooks keeps, from the spool or its own state: 9999-12-31 00:00 UTC,
+# the last day a date can be shown in any time zone (datetime stops at year 9999).
+LATEST_TIME = 253402214400.0
 
 
 def number_problem(value: object, low: float, high: float, whole: bool = False) -> str | None:
     """Why `value` is not a number from low to high (None when it is): the one range check of
-    every number kahooks reads, from argv or TOML. NaN and infinities never pass."""
+    every number kahooks reads from outside (argv, TOML, the spool, its own state files).
+    NaN and infinities never pass; for a time, use 0 to LATEST_TIME."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or \
             value in (float("inf"), float("-inf")):
         return f"must be a {'whole ' if whole else ''}number from {low:g} to {high:g}"

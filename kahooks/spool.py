@@ -17,13 +17,22 @@ written is ever renamed into place.
 
 The spool belongs to `keepalived_script` (the handlers run as that user) and is
 read by root (the daemon, a worker started by root). So its owner is not
-trusted (kahooks.spooldir does the file work): every directory and file is opened relative to the spool's own
-descriptor with O_NOFOLLOW (a planted symlink is refused, never followed), only
-regular files are read, every read is capped, and no path is ever built from
-file content (a delivery's channel is the name of the directory it sits in).
+trusted, and this module with kahooks.spooldir (the file work) guarantees:
+- Nothing is followed or blocked on: folders are opened relative to the spool's
+  descriptor with O_NOFOLLOW, entries are read through kahooks.safefs (regular
+  files only, capped), and the locks and worker.log are opened with
+  safefs.open_owned (a FIFO, a link, a hard link to a file elsewhere is replaced,
+  never chowned or appended to). No path is ever built from file content (a
+  delivery's channel is the name of the directory it sits in).
+- No lock is waited on past a deadline: the spool's owner can hold record.lock
+  for ever, so a lock not had within LOCK_WAIT is gone on without (logged), and
+  `depth()` (the daemon's heartbeat, /metrics, `kahooks status`) takes none at
+  all and never fails for what the owner put in the spool.
+- Every number read back is finite and in range (kahooks.options.number_problem,
+  the one check): an entry that is not, cannot be read, or has wrong-typed
+  fields goes to dead/ with a log line, and the rest flows on.
 What root creates in the spool is given to the spool's owner, so a later
-handler run by keepalived can still record. An entry that cannot be read or
-has wrong-typed fields goes to dead/ with a log line, and the rest flows on.
+handler run by keepalived can still record.
 """
 
 from __future__ import annotations
@@ -35,7 +44,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kahooks.config import DELIVERY_RANGES
 from kahooks.event import Event
+from kahooks.options import LATEST_TIME, number_problem
 from kahooks.spooldir import BadEntry, SpoolDirectory, SpoolError
 
 if TYPE_CHECKING:
@@ -43,6 +54,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 log = logging.getLogger("kahooks.spool")
+MAX_ATTEMPTS = DELIVERY_RANGES["max_attempts"][1]  # a delivery is buried at its max_attempts
+LOCK_WAIT = 1.0  # seconds: record.lock is held for a listing or a write; longer is its owner holding it
+NOTICE_EVERY = 60.0  # seconds between two warnings of one kind (a worker loops every 2 s)
+_noticed: dict[str, float] = {}
 
 
 class Delivery:
@@ -84,23 +99,16 @@ class Delivery:
         created: Any = data.get("created")
         if not (previous is None or isinstance(previous, str)) or not (error is None or isinstance(error, str)):
             raise BadEntry("previous_state and last_error must be text or null")
-        if not _whole(attempts) or attempts < 0 or not _number(next_attempt) or not _number(created):
-            raise BadEntry("attempts, next_attempt and created must be numbers")
+        for what, problem in (("attempts", number_problem(attempts, 0, MAX_ATTEMPTS, whole=True)),
+                              ("next_attempt", number_problem(next_attempt, 0, LATEST_TIME)),
+                              ("created", number_problem(created, 0, LATEST_TIME))):
+            if problem:
+                raise BadEntry(f"{what} {problem}")
         event = data.get("event")
         if not isinstance(event, dict):
             raise BadEntry("event must be an object")
         return cls(path, Event.from_dict(event), channel, previous, attempts, float(next_attempt), error,
                    float(created))
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value: Any) -> bool:
-    import math
-
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
@@ -184,7 +192,8 @@ class Spool(SpoolDirectory):
     # The worker's side --------------------------------------------------------------
 
     def incoming(self) -> list[Path]:
-        """Recorded events in recording order, once no handler is between stamping one and writing it."""
+        """Recorded events in recording order, once no handler is between stamping one and writing it
+        (RecordLock: after LOCK_WAIT, without that promise, rather than not at all)."""
         with RecordLock(self, shared=False):
             return [self.incoming_dir / name for name in self.names("incoming")]
 
@@ -249,15 +258,27 @@ class Spool(SpoolDirectory):
         return self._move(("queue", delivery.channel), delivery.name, ("dead", delivery.channel))
 
     def depth(self) -> dict[str, Any]:
-        """How much is waiting: recorded events, queued deliveries per channel, dead letters."""
-        queued_names = {channel: self.names("queue", channel) for channel in self.directories("queue")}
-        incoming = self.incoming()
-        dead = {channel: self._walk_count("dead", channel) for channel in self.directories("dead")}
+        """How much is waiting: recorded events, queued deliveries per channel, dead letters.
+
+        The daemon's heartbeat, /metrics and `kahooks status` ask this: it takes no lock (a count
+        needs no ordering, and the spool's owner can hold record.lock for ever) and a folder that
+        cannot be listed (the owner made it a link) counts as empty, logged, never raised."""
+        queued_names = {channel: self._listing(self.names, "queue", channel)
+                        for channel in self._listing(self.directories, "queue")}
+        incoming = self._listing(self.names, "incoming")
+        dead = {channel: self._walk_count("dead", channel) for channel in self._listing(self.directories, "dead")}
         # Names start with the recording time in ns and sort by it: the first of each list is its oldest.
-        firsts = [names[0] for names in queued_names.values() if names] + [path.name for path in incoming[:1]]
+        firsts = [names[0] for names in queued_names.values() if names] + incoming[:1]
         oldest = min(int(name[:20]) for name in firsts) / 1e9 if firsts else None
         return {"incoming": len(incoming), "queued": {channel: len(names) for channel, names in queued_names.items()},
                 "dead": self._walk_count("dead"), "dead_by_channel": dead, "oldest": oldest}
+
+    def _listing(self, lister: Callable[..., list[str]], *parts: str) -> list[str]:
+        try:
+            return lister(*parts)
+        except (OSError, SpoolError) as exc:
+            notice("list", "cannot list %s: %s; counted as empty", self.root.joinpath(*parts), exc)
+            return []
 
     def idle(self) -> bool:
         depth = self.depth()
@@ -265,29 +286,63 @@ class Spool(SpoolDirectory):
 
 
 class RecordLock:
-    """flock on spool/record.lock, shared or exclusive, as a context manager.
+    """flock on spool/record.lock, shared or exclusive, as a context manager, waiting LOCK_WAIT at most.
 
-    A lock that cannot be had is skipped: ordering is worth less than recording the event at all.
+    A lock that cannot be had in time is gone on without (and said, once a minute): the spool's
+    owner may hold it for ever, and ordering is worth less than recording the event at all, or
+    than a worker that goes on delivering.
     """
 
-    def __init__(self, spool: Spool, shared: bool) -> None:
+    def __init__(self, spool: Spool, shared: bool, wait: float = LOCK_WAIT) -> None:
         self.spool = spool
         self.shared = shared
+        self.wait = wait
         self.fd: int | None = None
 
     def __enter__(self) -> RecordLock:
         import fcntl
 
+        path = self.spool.root / "record.lock"
         try:
             self.fd = self.spool._lock_fd("record.lock")
-            fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
-        except (OSError, SpoolError):
-            if self.fd is not None:
-                os.close(self.fd)
+            if flock_within(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX, self.wait):
+                return self
+            reason = f"held by another process for {self.wait:g} s"
+        except (OSError, SpoolError) as exc:
+            reason = str(exc)
+        if self.fd is not None:
+            os.close(self.fd)
             self.fd = None
+        notice(f"lock {path}", "going on without %s: %s", path, reason)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing lets go of the lock
             self.fd = None
+
+
+def flock_within(fd: int, operation: int, seconds: float) -> bool:
+    """flock(fd, operation) tried without blocking until `seconds` have passed; True once held."""
+    import fcntl
+
+    deadline = time.monotonic() + seconds
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.05)
+
+
+def notice(kind: str, message: str, *args: object) -> None:
+    """log.warning, at most once a minute for one kind: a worker loops every few seconds."""
+    now = time.monotonic()
+    if now - _noticed.get(kind, -NOTICE_EVERY) >= NOTICE_EVERY:
+        _noticed[kind] = now
+        log.warning(message, *args)

@@ -1,10 +1,17 @@
-"""The spool's file layer: every access through the spool's own directory descriptors, nothing followed.
+"""The spool's file layer: every access through the spool's own directory descriptors and kahooks.safefs.
 
-The spool belongs to `keepalived_script` and root reads it, so its owner is not trusted:
-directories and files are opened relative to the spool's descriptor with O_NOFOLLOW (a
-planted symlink is refused, never followed), only regular files are read, every read is
-capped, and what root creates here is given to the spool's owner. kahooks.spool builds
-the handlers' and the worker's operations on these.
+The spool belongs to `keepalived_script` and root reads it, so its owner is not trusted. What this
+module guarantees to the handlers, the worker and the daemon:
+- Folders are opened relative to the spool's descriptor with O_NOFOLLOW: a planted symlink is
+  refused (SpoolError), never followed.
+- An entry is read through `safefs.open_regular` + `safefs.read_fd`: only a regular file, never
+  a blocking open (a planted FIFO), at most READ_LIMIT bytes. Anything else is a BadEntry.
+- The files updated in place (the locks, worker.log) come from `safefs.open_owned`: a FIFO, a
+  symlink, a folder or an inode with more than one link (a hard link to a file outside the spool)
+  is replaced by a fresh file, so root never blocks on, appends to, chowns or chmods it. Only a
+  file made fresh here is given to the spool's owner, so a later handler can still use it.
+- Nothing here waits: no open blocks, and no lock is taken (kahooks.spool takes them, with deadlines).
+kahooks.spool builds the handlers' and the worker's operations on these.
 """
 
 from __future__ import annotations
@@ -17,8 +24,8 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kahooks import atomicfile
-from kahooks.errors import KahooksError, os_words
+from kahooks import atomicfile, safefs
+from kahooks.errors import KahooksError
 
 if TYPE_CHECKING:
     from typing import Self
@@ -28,8 +35,8 @@ READ_LIMIT = 256 * 1024        # a recorded event is under 1 KiB; anything this 
 ENTRY_NAME = re.compile(r"\d{20}-[0-9a-f]{1,32}\.json\Z")
 DIR_MODE = 0o750
 FILE_MODE = 0o640
+LOCK_MODE = 0o644  # flock needs only read access: root's daemon and the handlers share one lock file
 OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: a planted FIFO never blocks
 
 
 class SpoolError(KahooksError):
@@ -127,39 +134,50 @@ class SpoolDirectory:
         return self.root.joinpath(*parts, name)
 
     def open_log(self, name: str, limit: int) -> int:
-        """A descriptor appending to spool/state/NAME (a log), which becomes NAME.1 past `limit` bytes."""
+        """A descriptor appending to spool/state/NAME (a log), which becomes NAME.1 past `limit` bytes.
+
+        Through safefs.open_owned: a FIFO planted there never blocks the handler, and an inode
+        linked in from elsewhere is replaced, never appended to or chowned."""
         directory = self._open_dir("state")
         try:
             try:
-                if os.stat(name, dir_fd=directory, follow_symlinks=False).st_size > limit:
+                info = os.stat(name, dir_fd=directory, follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode) and info.st_size > limit:
                     os.rename(name, f"{name}.1", src_dir_fd=directory, dst_dir_fd=directory)
             except FileNotFoundError:
                 pass
-            fd = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE,
-                         dir_fd=directory)
-            owner = self._owner(directory)
-            if owner:
-                os.fchown(fd, *owner)
-            return fd
+            return self._owned(directory, name, os.O_WRONLY | os.O_APPEND, FILE_MODE)
         finally:
             os.close(directory)
 
+    def _owned(self, directory: int, name: str, flags: int, mode: int) -> int:
+        try:
+            return safefs.open_owned(directory, name, flags, mode, self._owner(directory))
+        except safefs.UnsafeFile as exc:
+            raise SpoolError(f"{self.root}: {exc}") from None
+
     def read(self, parts: tuple[str, ...], name: str) -> bytes:
-        """The bytes of a regular file spool/PARTS/NAME, at most READ_LIMIT; BadEntry otherwise."""
+        """The bytes of a regular file spool/PARTS/NAME, at most READ_LIMIT; BadEntry otherwise
+        (FileNotFoundError when it is gone)."""
         directory = self._open_dir(*parts, create=False)
         try:
             fd = _open_entry(directory, name)
             try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise BadEntry("not a regular file")
-                data = os.read(fd, READ_LIMIT + 1)
+                return safefs.read_fd(fd, READ_LIMIT, name)
+            except safefs.UnsafeFile as exc:
+                raise BadEntry(str(exc)) from None
             finally:
                 os.close(fd)
         finally:
             os.close(directory)
-        if len(data) > READ_LIMIT:
-            raise BadEntry(f"larger than {READ_LIMIT} bytes")
-        return data
+
+    def modified(self, parts: tuple[str, ...], name: str) -> float:
+        """When spool/PARTS/NAME last changed (a link is not followed, in PARTS or at NAME)."""
+        directory = self._open_dir(*parts, create=False)
+        try:
+            return os.stat(name, dir_fd=directory, follow_symlinks=False).st_mtime
+        finally:
+            os.close(directory)
 
     def names(self, *parts: str) -> list[str]:
         """Entry names in spool/PARTS that look like ours, sorted (recording order)."""
@@ -219,28 +237,11 @@ class SpoolDirectory:
             os.close(directory)
 
     def _lock_fd(self, name: str) -> int:
-        """Open a lock file read-only (flock needs no write access, so root's daemon and
-        keepalived_script's handlers share one whoever created it); a planted link is replaced."""
+        """Open spool/NAME read-only for flock (which needs no write access, so root's daemon and
+        keepalived_script's handlers share one whoever made it), through safefs.open_owned."""
         root = self._root_fd()
         try:
-            for _ in range(2):
-                try:
-                    fd = os.open(name, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                                 0o644, dir_fd=root)
-                except OSError as exc:
-                    if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR):  # a symlink, a socket, a directory
-                        raise
-                    fd = -1
-                if fd >= 0 and stat.S_ISREG(os.fstat(fd).st_mode):
-                    owner = self._owner(root)
-                    if owner:
-                        os.fchown(fd, *owner)
-                    return fd
-                if fd >= 0:
-                    os.close(fd)
-                log.warning("%s is not a regular file; replacing it", self.root / name)
-                _unlink_anything(name, root)
-            raise SpoolError(f"{self.root / name} cannot be made a regular file")
+            return self._owned(root, name, os.O_RDONLY, LOCK_MODE)
         finally:
             os.close(root)
 
@@ -260,20 +261,11 @@ class SpoolDirectory:
                 + sum(self._walk_count(*parts, name) for name in subdirs if len(parts) < 2))
 
 
-def _unlink_anything(name: str, directory: int) -> None:
-    try:
-        os.unlink(name, dir_fd=directory)
-    except IsADirectoryError:
-        os.rmdir(name, dir_fd=directory)
-    except FileNotFoundError:
-        pass
-
-
 def _open_entry(directory: int, name: str) -> int:
-    """Open NAME for reading without following a link or blocking on a FIFO; BadEntry if it cannot be."""
+    """safefs.open_regular from the spool's folder: BadEntry for all but a missing file."""
     try:
-        return os.open(name, OPEN_FILE, dir_fd=directory)
+        return safefs.open_regular(name, dir_fd=directory)
     except FileNotFoundError:
         raise
-    except OSError as exc:
-        raise BadEntry(f"cannot be opened safely: {os_words(exc)}") from None
+    except (safefs.UnsafeFile, OSError) as exc:  # OSError: EACCES, EPERM, EMFILE...
+        raise BadEntry(str(exc)) from None

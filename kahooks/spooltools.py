@@ -1,9 +1,9 @@
 """What an operator does with the spool: see what waits and why, send dead letters again, purge old ones.
 
 `ka-notify queue`, `ka-notify retry-dead [--channel C]` and `ka-notify purge --older-than AGE`.
-Everything goes through the spool's own safe file layer (no link followed, capped reads, files
-kept owned by the spool's owner), and nothing here deletes a message that is still on its way:
-`purge` only touches dead letters.
+Everything goes through the spool's own safe file layer (kahooks.spooldir: no link followed, capped
+reads, files kept owned by the spool's owner; numbers checked by Delivery.from_json), and nothing
+here deletes a message that is still on its way: `purge` only touches dead letters.
 """
 
 from __future__ import annotations
@@ -104,8 +104,6 @@ def retry_dead(spool: Spool, channels: set[str], channel: str | None = None) -> 
 
 def purge_dead(spool: Spool, older_than: float, channel: str | None = None, now: float | None = None) -> int:
     """Delete dead letters created more than `older_than` seconds ago (unreadable ones by file age)."""
-    import os
-
     now = time.time() if now is None else now
     removed = 0
     for letter in letters(spool, "dead", channel):
@@ -113,7 +111,7 @@ def purge_dead(spool: Spool, older_than: float, channel: str | None = None, now:
             created = letter.delivery.created
         else:
             try:
-                created = os.stat(spool.root / "dead" / letter.channel / letter.name, follow_symlinks=False).st_mtime
+                created = spool.modified(("dead", letter.channel), letter.name)
             except FileNotFoundError:
                 continue
         if now - created > older_than:
