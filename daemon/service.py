@@ -180,7 +180,18 @@ class Daemon:
                 log.error("reload refused: %s", line)
             log.error("reload refused: still running the previous configuration of %s", self.config_path)
             return False
-        self.apply(new)
+        except Exception as exc:  # a reload never kills: whatever went wrong, the old configuration runs on
+            words = os_words(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+            log.error("reload refused: cannot build the configuration of %s (%s); still running the previous one",
+                      self.config_path, words)
+            log.debug("reload failure", exc_info=True)
+            return False
+        try:
+            self.apply(new)
+        except Exception as exc:  # a bug half-way through the switch: log it, keep serving what started
+            log.exception("reload of %s failed while switching (%s: %s); serving on", self.config_path,
+                          type(exc).__name__, exc)
+            return False
         log.info("reloaded %s: %s", self.config_path, counted(len(self.runners), "check"))
         return True
 

@@ -10,6 +10,8 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from kahooks.lab.netns import wait_for
 from tests.support.serve import Served, head
 
@@ -78,4 +80,61 @@ def test_a_full_notify_socket_neither_blocks_start_up_nor_deafens_sigterm(tmp_pa
     finally:
         served.__exit__()
         reader.close()
+    assert "Traceback" not in served.log_text()
+
+
+# A reload never kills ------------------------------------------------------------------------------------
+
+CHANNEL = """
+[channels.page]
+type = "exec"
+command = ["true"]
+body_file = "body.j2"
+
+[checks.up]
+run = "ka-check-exec -- true"
+interval = 0.3
+"""
+
+
+def break_template(served: Served) -> None:
+    (served.directory / "body.j2").write_text("{{ name + 1 }}\n")  # fails only when rendered
+
+
+def config_is_a_folder(served: Served) -> None:
+    served.config.unlink()
+    served.config.mkdir()
+
+
+def config_is_a_fifo(served: Served) -> None:
+    served.config.unlink()
+    os.mkfifo(served.config)  # nobody writes: a blocking open would wait for ever
+
+
+def config_vanished(served: Served) -> None:
+    served.config.unlink()
+
+
+@pytest.mark.parametrize("damage, why", [
+    (break_template, "channels.page.body_file: template fails on a sample event: TypeError"),
+    (config_is_a_folder, "is a folder, not a regular file"),
+    (config_is_a_fifo, "is a FIFO"),
+    (config_vanished, "does not exist"),
+], ids=["template-typo", "folder", "fifo", "vanished"])
+def test_a_reload_that_cannot_build_its_configuration_keeps_the_old_one(tmp_path: Path, damage, why: str) -> None:
+    (tmp_path / "body.j2").write_text("{{ name }} is {{ state }}\n")
+    with Served(tmp_path, head(tmp_path) + CHANNEL) as served:
+        served.wait_track("up", "0")
+        damage(served)
+        served.signal(signal.SIGHUP)
+        wait_for(lambda: "reload refused" in served.log_text(), 5, "the reload to be refused")
+        refusals = [line for line in served.log_text().splitlines() if "reload refused" in line]
+        assert any(why in line for line in refusals), refusals
+        # Still serving the old configuration: alive, heartbeat fresh, its check still running.
+        runs = served.runs("up")
+        beat = served.heartbeat()
+        wait_for(lambda: served.heartbeat() > beat and served.runs("up") > runs, 5, "the old configuration to run on")
+        assert served.process.poll() is None
+        assert served.track("up") == "0"
+        assert served.stop(timeout=5) == 0
     assert "Traceback" not in served.log_text()
