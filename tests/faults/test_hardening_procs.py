@@ -138,3 +138,91 @@ def test_a_reload_that_cannot_build_its_configuration_keeps_the_old_one(tmp_path
         assert served.track("up") == "0"
         assert served.stop(timeout=5) == 0
     assert "Traceback" not in served.log_text()
+
+
+# Children never outlive their owner --------------------------------------------------------------------
+
+def test_an_exec_check_in_serve_leaves_no_setsid_env_cleared_child(tmp_path: Path) -> None:
+    """`setsid env -i sleep &`: out of the group and the session, without the token: only parentage
+    (re-parented to `kahooks serve`, a subreaper) finds it."""
+    left, running = unique_length(), unique_length()
+    config = head(tmp_path) + f"""
+[checks.escapes]
+run = ["ka-check-exec", "--", "/bin/sh", "-c", "setsid env -i sleep {left} & exit 0"]
+interval = 60
+
+[checks.hangs]
+run = ["ka-check-exec", "--timeout", "30", "--", "/bin/sh", "-c", "setsid env -i sleep {running} & sleep {running}"]
+interval = 60
+"""
+    try:
+        with Served(tmp_path, config) as served:
+            wait_for(lambda: served.runs("escapes") >= 1, 10, "the first run of the check")
+            assert sleeping(left) == []
+            wait_for(lambda: len(sleeping(running)) == 2, 10, "the hanging check to run")
+            assert served.stop(timeout=10) == 0, served.log_text()
+            # Stopped with the daemon: the check that was still running, and what it left.
+            assert sleeping(running) == []
+    finally:
+        kill_all(sleeping(left) + sleeping(running))
+
+
+def test_ka_check_exec_leaves_no_setsid_env_cleared_child() -> None:
+    from tests.support.programs import run
+
+    left = unique_length()
+    try:
+        outcome = run("ka-check-exec", "--", "/bin/sh", "-c", f"setsid env -i sleep {left} & exit 0")
+        assert outcome.code == 0, outcome
+        assert sleeping(left) == []
+    finally:
+        kill_all(sleeping(left))
+
+
+KEEPS_ITS_SERVICE = """
+import sys, threading, time
+from kahooks import commands
+
+kept, left = sys.argv[1], sys.argv[2]
+commands.become_subreaper()
+# A sweep=True command that started first and ends after a sweep=False one (a rebind) left a
+# service behind: the service is not the check's to stop. What the check itself left is.
+check = threading.Thread(target=commands.run,
+                         args=(["sh", "-c", f"sleep 0.4; setsid env -i sleep {left} & sleep 0.2"], 10))
+check.start()
+time.sleep(0.1)
+commands.run(["sh", "-c", f"setsid env -i sleep {kept} & exit 0"], 10, sweep=False)
+check.join()
+"""
+
+
+def test_a_subreaper_stops_what_a_check_left_but_not_the_service_a_rebind_started(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    kept, left = unique_length(), unique_length()
+    try:
+        done = subprocess.run([sys.executable, "-c", KEEPS_ITS_SERVICE, kept, left], capture_output=True,
+                              text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert sleeping(left) == []
+        assert len(sleeping(kept)) == 1  # re-parented to init when the subreaper exited, still running
+    finally:
+        kill_all(sleeping(kept) + sleeping(left))
+
+
+# An attempt returns when its processes are gone ----------------------------------------------------------
+
+def test_a_command_that_keeps_forking_is_gone_when_run_returns() -> None:
+    """SIGKILL once is not enough: a shell forking in a loop makes children between the look and
+    the kill. run() kills again until none is left, in a bounded wait."""
+    from kahooks import commands
+
+    length = unique_length()
+    try:
+        done = commands.run(["sh", "-c", f"trap '' TERM; while :; do sleep {length} & done"], 0.2, kill_grace=0.05)
+        assert done.timed_out and done.stopped_with == "SIGKILL"
+        assert done.seconds < 0.2 + 0.05 + 2.0 + 0.5  # the timeout, the grace, the bounded wait for the kill
+        assert sleeping(length) == []
+    finally:
+        kill_all(sleeping(length))
