@@ -5,9 +5,10 @@ kahooks.commands, shared with the exec channel and rebind):
 - a command that cannot be started is a failure (keepalived counts it a success);
 - the command runs in its own session; on timeout the whole group gets SIGTERM,
   then SIGKILL after a short grace;
-- nothing it started outlives the check, even what escaped with setsid(): this
-  program becomes a child subreaper, and every command carries a token in its
-  environment by which its leftovers are found (the daemon, which is no subreaper);
+- nothing it started outlives the check, even what escaped with setsid() and
+  cleared its environment: this program (and `kahooks serve`) is a child subreaper,
+  so such an orphan is re-parented to it and found; every command also carries a
+  token in its environment by which its leftovers are found;
 - only the last 64 KiB of its output are kept, and a grandchild holding the
   output open cannot keep the check waiting.
 """

@@ -130,6 +130,8 @@ class CheckRunner:
         return result
 
     def _judge(self, result: CheckResult, latency: float, counted: bool = True) -> None:
+        if self.stopping.is_set():
+            return  # a probe cut short by the stop (commands.stop_all) says nothing about the service
         with self.lock:
             changed = self.verdict.record(result, time.time(), latency, counted)
         self.publish(self, changed)

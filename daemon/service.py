@@ -25,7 +25,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from kahooks import sdnotify
+from kahooks import commands, sdnotify
 from kahooks.config import ConfigError
 from kahooks.daemon import reporting, trackfile
 from kahooks.daemon.notifications import Notifications
@@ -78,9 +78,8 @@ class Daemon:
 
     def run(self) -> int:
         """Load, start everything, and loop until SIGTERM; the caller reports a first ConfigError."""
-        from kahooks import commands
-
-        commands.SUBREAPER_ALLOWED = False  # many commands at once: never adopt every orphan of the node
+        # What a command leaves, even setsid'd with a cleared environment, is re-parented to us: found and stopped.
+        commands.become_subreaper()
         # A check thread whose probe has its answer waits for the interpreter while another thread
         # (a /metrics render, a delivery) computes: up to 5 ms by default, on top of the probe's own
         # time. 1 ms keeps that wait under the probes' own loopback latency.
@@ -180,7 +179,18 @@ class Daemon:
                 log.error("reload refused: %s", line)
             log.error("reload refused: still running the previous configuration of %s", self.config_path)
             return False
-        self.apply(new)
+        except Exception as exc:  # a reload never kills: whatever went wrong, the old configuration runs on
+            words = os_words(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+            log.error("reload refused: cannot build the configuration of %s (%s); still running the previous one",
+                      self.config_path, words)
+            log.debug("reload failure", exc_info=True)
+            return False
+        try:
+            self.apply(new)
+        except Exception as exc:  # a bug half-way through the switch: log it, keep serving what started
+            log.exception("reload of %s failed while switching (%s: %s); serving on", self.config_path,
+                          type(exc).__name__, exc)
+            return False
         log.info("reloaded %s: %s", self.config_path, counted(len(self.runners), "check"))
         return True
 
@@ -227,6 +237,7 @@ class Daemon:
         self.notifications.wait_retired(3)
         for runner in self.runners.values():
             runner.stop()
+        commands.stop_all()  # a command running now is stopped (and swept) as on a timeout: none outlives us
         for runner in self.runners.values():
             runner.join(2)
         if self.files is not None:
@@ -298,6 +309,7 @@ class Daemon:
             self._write_track(runner)  # a track file deleted or edited by hand is put right
         self._maintenance_changed()  # also where a directory could not be watched
         self.notifications.housekeeping()
+        commands.reap()  # what we adopted (as subreaper) and has died
         self.heartbeat_time = time.time()
         try:
             trackfile.write_atomic(self.serve.heartbeat_file, f"{os.getpid()} {self.heartbeat_time:.3f}\n")

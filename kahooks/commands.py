@@ -4,15 +4,19 @@
   into one pipe of which only the last OUTPUT_TAIL bytes are kept: `yes` cannot grow us.
 - Its exit is heard through a pidfd; the pipe is not read to its end, so a grandchild
   that holds it open cannot keep us waiting.
-- On timeout, the command and everything it started get SIGTERM, then SIGKILL after a grace.
+- On timeout, the command and everything it started get SIGTERM, then SIGKILL after a grace,
+  and run() returns once they are gone (a bounded wait, KILL_WAIT): never while they still die.
 - `sweep=True` (checks, the exec channel): whatever it left running is stopped too, even
-  what escaped with setsid(), found by a token in its environment (and, in a
-  program that is a child subreaper, by parentage). `sweep=False` (rebind): a service
-  the command started stays up; only a timeout stops anything.
+  what escaped with setsid(), found by a token in its environment, and, in a program that
+  is a child subreaper (ka-check-exec, `kahooks serve`), by parentage: what was re-parented
+  to us, even with a cleared environment. `sweep=False` (rebind): a service the command
+  started stays up; only a timeout stops anything.
+- Every wait has a deadline, the leader's reaping included; stop_all() ends every wait at once.
 """
 
 from __future__ import annotations
 
+import _thread
 import os
 import select
 import signal
@@ -27,9 +31,23 @@ if TYPE_CHECKING:
 OUTPUT_TAIL = 65536
 PR_SET_CHILD_SUBREAPER = 36
 TOKEN_VARIABLE = "KAHOOKS_RUN_TOKEN"
+# After SIGKILL, how long an attempt waits for its processes to be gone (one stuck in the kernel, D state,
+# may take a while; the wait is bounded all the same).
+KILL_WAIT = 2.0
 # Python ignores SIGPIPE and SIGXFSZ; ignored signals stay ignored across exec, so restore them.
 RESET_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
 CLEANUP_BLOCKED = {signal.SIGTERM, signal.SIGINT, signal.SIGALRM}
+
+# The commands running now, leader pid -> (its start in clock ticks since boot, sweep), and the
+# windows (start, end) of sweep=False commands an adopted orphan may belong to. One lock, taken by
+# a start and by a reap: a leader is registered before anyone could reap it. (_thread, not threading:
+# ka-check-exec's start-up imports no threading.)
+_lock = _thread.allocate_lock()
+_running: dict[int, tuple[int, bool]] = {}
+_kept_ended: list[tuple[int, int]] = []
+FOREVER = 1 << 62
+# Written to by stop_all(): every wait returns at once (its command stopped as on a timeout), nothing new starts.
+_abort_read, _abort_write = -1, -1
 
 
 class Finished:
@@ -59,14 +77,16 @@ def run(argv: list[str], timeout: float, env: Mapping[str, str] | None = None, k
     tail = bytearray()
     exited = False
     stopped_with = ""
-    wait_status = 0
+    wait_status: int | None = None
     started = time.monotonic()
+    if stopping():
+        return Finished(None, "not started: stopping", True, "", 0.0)
     # SIGTERM (keepalived stopping an overrunning check) may interrupt the wait, and only the
     # wait: blocked until the clean-up is armed, blocked again for the clean-up itself, and
     # handled once everything the command started is stopped and reaped.
     unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, CLEANUP_BLOCKED)
     try:
-        pid, read_end = _spawn(argv, environment)
+        pid, read_end = _spawn(argv, environment, sweep)
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
             exited = _wait(pid, read_end, started + timeout, tail)
@@ -76,26 +96,79 @@ def run(argv: list[str], timeout: float, env: Mapping[str, str] | None = None, k
             try:
                 if not exited or sweep:
                     stopped_with = stop_process_tree(pid, kill_grace, leader_alive=not exited, marker=marker)
-                _, wait_status = os.waitpid(pid, 0)
+                wait_status = _reap_leader(pid)
                 _drain(read_end, tail)
             finally:
                 os.close(read_end)
+                _forget(pid, sweep)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)  # a signal that came meanwhile is handled now
-    code = None if not exited else os.waitstatus_to_exitcode(wait_status)
+    code = None if not exited or wait_status is None else os.waitstatus_to_exitcode(wait_status)
     return Finished(code, tail.decode("utf-8", "replace"), not exited, stopped_with, time.monotonic() - started)
 
 
-def _spawn(argv: list[str], environment: Mapping[str, str]) -> tuple[int, int]:
-    """Start argv in a session of its own, stdout and stderr into a pipe: (pid, the pipe's read end)."""
+def _reap_leader(pid: int) -> int | None:
+    """The leader's wait status, waiting at most KILL_WAIT (it was killed, or has exited); None when it
+    is stuck in the kernel still: then it is left to reap() (a subreaper) or to init."""
+    end = time.monotonic() + KILL_WAIT
+    while True:
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+        if reaped or time.monotonic() >= end:
+            return status if reaped else None
+        time.sleep(0.005)
+
+
+def _forget(pid: int, sweep: bool) -> None:
+    with _lock:
+        begin, _ = _running.pop(pid, (0, True))
+        if not sweep:
+            _kept_ended.append((begin, _now_ticks()))
+        # A window matters while a command that started before it ended runs: only those can be given its orphans.
+        oldest = min((start for start, _ in _running.values()), default=FOREVER)
+        _kept_ended[:] = [window for window in _kept_ended if window[1] >= oldest]
+
+
+def _kept_windows() -> list[tuple[int, int]]:
+    """(start, end) of every sweep=False command running now or lately (the lock held)."""
+    return [*_kept_ended, *((start, FOREVER) for start, sweep in _running.values() if not sweep)]
+
+
+def _abort_fd() -> int:
+    """The pipe stop_all() writes to, made once per process."""
+    global _abort_read, _abort_write
+    with _lock:
+        if _abort_read < 0:
+            _abort_read, _abort_write = os.pipe2(os.O_CLOEXEC)
+        return _abort_read
+
+
+def stopping() -> bool:
+    """Whether stop_all() was called."""
+    return bool(select.select([_abort_fd()], [], [], 0)[0])
+
+
+def stop_all() -> None:
+    """Stop every command running now as on a timeout, and start none from now on (`kahooks serve`
+    stopping: nothing it started may outlive it). Each caller's run() returns once its command is gone."""
+    _abort_fd()
+    os.write(_abort_write, b"x")  # never read: every poll sees it from now on
+
+
+def _spawn(argv: list[str], environment: Mapping[str, str], sweep: bool) -> tuple[int, int]:
+    """Start argv in a session of its own, stdout and stderr into a pipe: (pid, the pipe's read end).
+
+    Registered as running under the lock it starts under: reap() can never take its exit status."""
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
-        pid = os.posix_spawnp(argv[0], argv, environment,
-                              file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                                            (os.POSIX_SPAWN_DUP2, write_end, 1),
-                                            (os.POSIX_SPAWN_DUP2, write_end, 2)],
-                              # The caller blocks SIGTERM while it starts us: the command starts unblocked.
-                              setsid=True, setsigdef=RESET_SIGNALS, setsigmask=())
+        with _lock:
+            pid = os.posix_spawnp(argv[0], argv, environment,
+                                  file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                                                (os.POSIX_SPAWN_DUP2, write_end, 1),
+                                                (os.POSIX_SPAWN_DUP2, write_end, 2)],
+                                  # The caller blocks SIGTERM while it starts us: the command starts unblocked.
+                                  setsid=True, setsigdef=RESET_SIGNALS, setsigmask=())
+            info = procfs.read_stat(pid)
+            _running[pid] = (info.start if info is not None else _now_ticks(), sweep)
     except BaseException:
         os.close(read_end)
         raise
@@ -113,10 +186,12 @@ def _keep_tail(tail: bytearray, chunk: bytes) -> None:
 def _wait(pid: int, output: int, deadline: float, tail: bytearray) -> bool:
     """Keep the tail of the output until the command exits (True) or the deadline passes (False)."""
     pidfd = os.pidfd_open(pid)
+    abort = _abort_fd()
     try:
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
         poller.register(output, select.POLLIN)
+        poller.register(abort, select.POLLIN)
         reading = True
         while True:
             left = deadline - time.monotonic()
@@ -125,6 +200,8 @@ def _wait(pid: int, output: int, deadline: float, tail: bytearray) -> bool:
             for fd, _ in poller.poll(max(1, int(left * 1000))):
                 if fd == pidfd:
                     return True
+                if fd == abort:
+                    return False
                 if fd == output and reading:
                     chunk = os.read(output, 65536)
                     if chunk:
@@ -152,7 +229,9 @@ def _drain(output: int, tail: bytearray) -> None:
 def stop_process_tree(leader: int, grace: float, leader_alive: bool, marker: bytes = b"") -> str:
     """Stop the command and everything it started; say which signal it took ('' if none was needed).
 
-    SIGTERM first, SIGKILL after `grace`. The leader is reaped by the caller.
+    SIGTERM first, SIGKILL after `grace`, then a bounded wait (KILL_WAIT) until none of it is left
+    alive: the caller's attempt ends when its processes have, not while they are still dying.
+    The leader is reaped by the caller.
     """
     targets = _leftovers(leader, leader_alive, marker)
     if not targets:
@@ -161,31 +240,34 @@ def stop_process_tree(leader: int, grace: float, leader_alive: bool, marker: byt
     end = time.monotonic() + grace
     while time.monotonic() < end:
         time.sleep(0.005)
-        _reap_orphans(leader)
+        _reap_orphans()
         targets = _leftovers(leader, leader_alive and not _has_exited(leader), marker)
         if not targets:
             return "SIGTERM"
-    _signal_all(targets, signal.SIGKILL)
-    end = time.monotonic() + 0.5
-    while _leftovers(leader, False, marker) and time.monotonic() < end:
+    end = time.monotonic() + KILL_WAIT
+    while targets and time.monotonic() < end:
+        # Again each round: a process may have forked between the look and the kill.
+        _signal_all(targets, signal.SIGKILL)
         time.sleep(0.005)
-        _reap_orphans(leader)
-    _reap_orphans(leader)
+        _reap_orphans()
+        targets = _leftovers(leader, leader_alive and not _has_exited(leader), marker)
     return "SIGKILL"
 
 
 def _leftovers(leader: int, include_leader: bool, marker: bytes) -> list[int]:
-    """Live processes the command left: its session and group, its descendants, and any
-    process carrying its token in the environment (one that escaped with setsid() and was
-    re-parented to init). When this process is a subreaper for a single command (the
-    ka-check-exec program), every descendant of this process counts too."""
+    """Live processes the command left: its session and group, its descendants, any process
+    carrying its token in the environment (one that escaped with setsid() and was re-parented
+    to init), and, in a subreaper, the orphans it left (see _orphans_of) with their descendants."""
     own = os.getpid()
     processes = [info for info in procfs.iter_processes() if not info.zombie]
     children: dict[int, list[int]] = {}
     for info in processes:
         children.setdefault(info.ppid, []).append(info.pid)
     found = {info.pid for info in processes if leader in (info.pgrp, info.session)}
-    stack = [own if _subreaper else leader]
+    leader_info = procfs.read_stat(leader)
+    since = leader_info.start if leader_info is not None else _running.get(leader, (0, True))[0]
+    stack = [leader, *_orphans_of(since, [info for info in processes if info.ppid == own])]
+    found.update(stack)
     while stack:
         for child in children.get(stack.pop(), ()):
             if child not in found:
@@ -193,8 +275,6 @@ def _leftovers(leader: int, include_leader: bool, marker: bytes) -> list[int]:
                 stack.append(child)
     if marker:
         # Only what started after the command can carry its token: a few environments to read, not every one.
-        leader_info = procfs.read_stat(leader)
-        since = leader_info.start if leader_info is not None else 0
         found.update(info.pid for info in processes
                      if info.start >= since and info.pid not in found and info.pid != own
                      and procfs.environ_has(info.pid, marker))
@@ -202,6 +282,28 @@ def _leftovers(leader: int, include_leader: bool, marker: bytes) -> list[int]:
     if not include_leader:
         found.discard(leader)
     return sorted(found)
+
+
+def _orphans_of(since: int, adopted: list[procfs.ProcInfo]) -> list[int]:
+    """Which of this subreaper's adopted children a command that started at `since` left behind.
+
+    An orphan re-parented to us carries nothing of its command (setsid left the group, `env -i` the
+    token), but when it started: it is the command's when it started after the command did and no
+    command that keeps what it starts (sweep=False: a service a rebind started) ran at that moment.
+    """
+    if not _subreaper:
+        return []
+    with _lock:
+        leaders = set(_running)
+        kept = _kept_windows()
+    found = []
+    for info in adopted:
+        if info.pid in leaders or info.start < since:
+            continue
+        if any(begin <= info.start <= end for begin, end in kept):
+            continue  # maybe a service a sweep=False command started: never ours to stop
+        found.append(info.pid)
+    return found
 
 
 def _signal_all(pids: list[int], signum: int) -> None:
@@ -217,32 +319,45 @@ def _has_exited(pid: int) -> bool:
     return info is None or info.zombie
 
 
-def _reap_orphans(leader: int) -> None:
-    """Reap re-parented descendants that died, but not the leader (the caller wants its status).
+def _reap_orphans() -> None:
+    """Reap adopted children that died, never a running command's leader (its caller wants its status).
 
-    Only a subreaper has such orphans; a daemon that is not one must never reap: its other
-    zombie children are the leaders of commands other threads are waiting for.
+    Only a subreaper has such orphans. The registry of leaders is held while reaping, and a command
+    is registered under the same lock as it starts, so no other thread's leader is ever reaped here.
     """
     if not _subreaper:
         return
-    for info in list(procfs.iter_processes()):
-        if info.ppid == os.getpid() and info.pid != leader and info.zombie:
-            try:
-                os.waitpid(info.pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
+    own = os.getpid()
+    with _lock:
+        for info in list(procfs.iter_processes()):
+            if info.ppid == own and info.zombie and info.pid not in _running:
+                try:
+                    os.waitpid(info.pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+
+
+def reap() -> None:
+    """Reap what this subreaper adopted and is now dead (the daemon calls it every heartbeat)."""
+    _reap_orphans()
+
+
+def _now_ticks() -> int:
+    """Now, in the unit of /proc/PID/stat's start time (clock ticks since boot)."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK")) + 1
 
 
 _subreaper = False
-# The daemon sets this False: it runs many commands at once and must not claim all orphans.
-SUBREAPER_ALLOWED = True
 
 
-def become_subreaper() -> None:
-    """Make orphaned descendants re-parent to this process, so they can be found and stopped."""
+def become_subreaper() -> bool:
+    """Make orphaned descendants re-parent to this process, so they can be found and stopped.
+
+    The daemon is one too: it runs many commands at once, so an orphan is given to a command by
+    when it started (_orphans_of), and what it adopted and is dead is reaped by reap()."""
     global _subreaper
-    if _subreaper or not SUBREAPER_ALLOWED:
-        return
+    if _subreaper:
+        return True
     try:
         import ctypes
 
@@ -250,3 +365,4 @@ def become_subreaper() -> None:
         _subreaper = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         _subreaper = False  # the process-group kill and the token still stop what it left
+    return _subreaper

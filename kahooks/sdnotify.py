@@ -3,6 +3,10 @@ $NOTIFY_SOCKET, as sd_notify(3) sends it. Outside systemd there is no socket and
 
 READY=1 is what makes keepalived wait: its unit is ordered after ours, and with Type=notify systemd
 starts it only once our track files, their directories and the notify FIFO exist.
+
+A notification never blocks: a datagram socket whose reader is slow (or gone, with its queue full)
+would hold the daemon in its start-up, deaf to SIGTERM. The datagram is sent with MSG_DONTWAIT and
+dropped, with a warning, when it would wait.
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ def notify(state: str) -> bool:
         return False
     if address.startswith("@"):  # the abstract namespace
         address = "\0" + address[1:]
+    what = state.split("=")[0]
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
             sock.connect(address)
-            sock.sendall(state.encode())
+            sock.send(state.encode(), socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
         return True
+    except BlockingIOError:
+        log.warning("cannot tell systemd %s: its notify socket %s is full; dropped", what, address.lstrip("\0"))
+        return False
     except OSError as exc:
-        log.warning("cannot tell systemd %s: %s", state.split("=")[0], exc)
+        log.warning("cannot tell systemd %s: %s", what, exc)
         return False

@@ -10,12 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kahooks import safefs
 from kahooks.config import ChannelConfigError
 from kahooks.errors import os_words
 from kahooks.transition import Transition
 
 if TYPE_CHECKING:
     from typing import Any
+
+TEMPLATE_LIMIT = 1 << 20
 
 DEFAULT_SUBJECT = (
     "{% if type == 'ALERT' %}[{{ host }}] {{ name }}: {{ detail }}"
@@ -79,9 +82,14 @@ class MessageTemplates:
             if file_key in settings:
                 path = base / str(settings[file_key])
                 try:
-                    source = path.read_text()
+                    # Non-blocking, regular files only, capped: a FIFO in its place must not hang a reload.
+                    source = safefs.read_bytes(path, TEMPLATE_LIMIT).decode()
+                except safefs.UnsafeFile as exc:
+                    raise ChannelConfigError(file_key, str(exc)) from None
                 except OSError as exc:
                     raise ChannelConfigError(file_key, f"{path}: {os_words(exc)}") from None
+                except UnicodeDecodeError as exc:
+                    raise ChannelConfigError(file_key, f"{path}: not UTF-8 text ({exc.reason})") from None
             elif source is not None and not isinstance(source, str):
                 raise ChannelConfigError(part, "must be a template string")
             self.sources[part] = source if source is not None else default
@@ -103,6 +111,9 @@ class MessageTemplates:
                         from None
                 except jinja2.TemplateError as exc:
                     raise ChannelConfigError(keys[part], f"template error: {exc}") from None
+                except Exception as exc:  # `{{ name + 1 }}`: Python's own TypeError, raised by the render
+                    raise ChannelConfigError(keys[part], f"template fails on a sample event: "
+                                                         f"{type(exc).__name__}: {exc}") from None
 
     def render(self, context: dict[str, Any]) -> tuple[str, str]:
         """(subject, body); the subject is always one line."""

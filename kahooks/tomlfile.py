@@ -16,17 +16,27 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+CONFIG_LIMIT = 4 << 20  # a kahooks.toml or drop-in larger than this is a mistake, not a config
+
 
 def read_toml(path: str) -> dict[str, Any]:
     import tomllib
 
+    from kahooks import safefs
+
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
+        # Non-blocking and regular files only: a FIFO put in the config's place must not hang a reload.
+        return tomllib.loads(safefs.read_bytes(path, CONFIG_LIMIT).decode())
     except FileNotFoundError:
         raise config_error(path, "file", "does not exist") from None
     except PermissionError:
         raise config_error(path, "file", "cannot be read (permission denied)") from None
+    except safefs.UnsafeFile as exc:
+        raise config_error(path, "file", str(exc).removeprefix(f"{path} ").removeprefix(f"{path}: ")) from None
+    except OSError as exc:
+        raise config_error(path, "file", f"cannot be read ({os_words(exc)})") from None
+    except UnicodeDecodeError as exc:
+        raise config_error(path, "syntax", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise config_error(path, "syntax", str(exc)) from None
 
