@@ -19,7 +19,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from kahooks.errors import KahooksError
+from kahooks.errors import KahooksError, os_words
+from kahooks.spooldir import SpoolError
 from kahooks.transition import Transition
 
 if TYPE_CHECKING:
@@ -330,6 +331,9 @@ class Worker:
                 break
             try:
                 next_due = self.channel_pass(name)
+            except (SpoolError, OSError) as exc:  # the spool's owner broke a folder: one line a pass, no traceback
+                log.error("%s: cannot read its queue: %s; trying again in 1 s", name, os_words(exc))
+                next_due = self.clock() + 1.0
             except Exception:
                 log.exception("%s: delivery pass failed", name)
                 next_due = self.clock() + 1.0

@@ -62,10 +62,11 @@ def _link_is_trusted(folder: os.stat_result, link: os.stat_result) -> bool:
     return _folder_is_safe(folder) or (bool(folder.st_mode & stat.S_ISVTX) and _trusted_owner(folder.st_uid))
 
 
-def open_regular(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> int:
+def open_regular(path: str | os.PathLike[str], *, dir_fd: int | None = None, links: bool = True) -> int:
     """A read-only descriptor of the regular file at `path`, reached through trusted links only.
 
     `dir_fd`: resolve a relative `path` from this folder (the spool opens its entries so).
+    `links=False`: follow no link at all, trusted or not (inside the spool, nothing kahooks wrote is one).
     Raises FileNotFoundError when it is missing and UnsafeFile when it may not be read.
     """
     shown = os.fspath(path)
@@ -84,6 +85,8 @@ def open_regular(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> 
             except NotADirectoryError:
                 raise UnsafeFile(f"{shown}: a part of the path is not a folder") from None
             if stat.S_ISLNK(info.st_mode):
+                if not links:
+                    raise UnsafeFile(f"{shown} is a symbolic link; refusing to follow it")
                 if not _link_is_trusted(folder_info, info):
                     raise UnsafeFile(f"{shown}: refusing to follow a symbolic link another user could have "
                                      "planted (in a folder others can write, or not owned by root)")
@@ -146,18 +149,18 @@ def read_fd(fd: int, limit: int, shown: str) -> bytes:
     return b"".join(chunks)
 
 
-def read_bytes(path: str | os.PathLike[str], limit: int, *, dir_fd: int | None = None) -> bytes:
+def read_bytes(path: str | os.PathLike[str], limit: int, *, dir_fd: int | None = None, links: bool = True) -> bytes:
     """The bytes of the regular file at `path` (see open_regular), at most `limit` of them."""
-    fd = open_regular(path, dir_fd=dir_fd)
+    fd = open_regular(path, dir_fd=dir_fd, links=links)
     try:
         return read_fd(fd, limit, os.fspath(path))
     finally:
         os.close(fd)
 
 
-def read_text(path: str | os.PathLike[str], limit: int, *, dir_fd: int | None = None) -> str:
+def read_text(path: str | os.PathLike[str], limit: int, *, dir_fd: int | None = None, links: bool = True) -> str:
     """read_bytes as text (UTF-8, undecodable bytes replaced: the text is shown, never executed)."""
-    return read_bytes(path, limit, dir_fd=dir_fd).decode("utf-8", errors="replace")
+    return read_bytes(path, limit, dir_fd=dir_fd, links=links).decode("utf-8", errors="replace")
 
 
 def open_owned(folder: int, name: str, flags: int, mode: int, owner: tuple[int, int] | None = None) -> int:

@@ -264,7 +264,7 @@ class SpoolDirectory:
 def _open_entry(directory: int, name: str) -> int:
     """safefs.open_regular from the spool's folder: BadEntry for all but a missing file."""
     try:
-        return safefs.open_regular(name, dir_fd=directory)
+        return safefs.open_regular(name, dir_fd=directory, links=False)
     except FileNotFoundError:
         raise
     except (safefs.UnsafeFile, OSError) as exc:  # OSError: EACCES, EPERM, EMFILE...
