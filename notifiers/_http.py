@@ -1,6 +1,6 @@
 """HTTP delivery shared by the slack, webhook and alertmanager channels: one request, its outcome classified.
 
-2xx is delivered. 429, 408 and 5xx are retried (Retry-After honoured, the worker
+2xx is delivered. 429, 408, 407 (a proxy's) and 5xx are retried (Retry-After honoured, the worker
 caps it); a timeout or a refused connection is retried; any other 4xx, and a
 redirect (the URL is wrong, and a POST must not be silently turned into a GET),
 is permanent. The transport is requests (`_session`, imported when a channel first
@@ -21,7 +21,8 @@ from kahooks.notifiers.base import ChannelConfigError, PermanentFailure, Tempora
 if TYPE_CHECKING:
     from typing import Any
 
-RETRYABLE = {408, 425, 429}
+# 407 is the proxy's own refusal, not the endpoint's: as over HTTPS (a refused tunnel), it is retried.
+RETRYABLE = {407, 408, 425, 429}
 
 
 def check_url(url: str, key: str = "url") -> str:
