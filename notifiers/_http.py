@@ -1,9 +1,12 @@
-"""HTTP delivery shared by the slack and webhook channels: one POST, its outcome classified.
+"""HTTP delivery shared by the slack, webhook and alertmanager channels: one request, its outcome classified.
 
-2xx is delivered. 429, 408 and 5xx are retried (Retry-After honoured, the worker
+2xx is delivered. 429, 408, 407 (a proxy's) and 5xx are retried (Retry-After honoured, the worker
 caps it); a timeout or a refused connection is retried; any other 4xx, and a
 redirect (the URL is wrong, and a POST must not be silently turned into a GET),
-is permanent. Built on http.client, with one deadline for the whole exchange.
+is permanent. The transport is requests (`_session`, imported when a channel first
+sends): one session per channel, one deadline over each whole exchange, the answer
+capped, proxies from HTTPS_PROXY/HTTP_PROXY/NO_PROXY. No failure names the URL: a
+webhook's path, a token in its query and a password in it are all secrets.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ import email.utils
 import time
 from typing import TYPE_CHECKING
 
-from kahooks.errors import os_words
+from kahooks import redact
 from kahooks.notifiers.base import ChannelConfigError, PermanentFailure, TemporaryFailure
 
 if TYPE_CHECKING:
     from typing import Any
 
-RETRYABLE = {408, 425, 429}
-USER_AGENT = "kahooks (keepalived notify)"
+# 407 is the proxy's own refusal, not the endpoint's: as over HTTPS (a refused tunnel), it is retried.
+RETRYABLE = {407, 408, 425, 429}
 
 
 def check_url(url: str, key: str = "url") -> str:
@@ -45,88 +48,53 @@ def retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-BODY_LIMIT = 65536  # what is kept of an answer: Slack says "ok", a webhook a few words
+class Http:
+    """One channel's HTTP client: a requests session made on first use and kept (connections stay
+    alive between deliveries); each request bounded by `timeout` seconds in all (see _session)."""
+
+    def __init__(self, timeout: float, verify: bool | str = True) -> None:
+        self.timeout = timeout
+        self.verify = verify
+        self._session: Any = None
+
+    def post(self, url: str, *, json_body: Any = None, data: bytes | None = None,
+             headers: dict[str, str] | None = None, method: str = "POST", expect_text: str | None = None) -> str:
+        """Send one request; return the response text on success, raise Temporary/PermanentFailure otherwise."""
+        import json
+
+        from kahooks.notifiers import _session  # requests: only once a channel sends
+
+        if self._session is None:
+            self._session = _session.session(self.verify)
+        body = json.dumps(json_body).encode() if json_body is not None else (data or b"")
+        all_headers = {**({"Content-Type": "application/json"} if json_body is not None else {}), **(headers or {})}
+        status, answer_headers, raw = _session.exchange(self._session, method, url, self.timeout, body, all_headers,
+                                                          self.verify is not False)
+        return outcome(status, answer_headers.get("Retry-After"), answer_headers.get("Location"), raw, expect_text)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
 
 def post(url: str, timeout: float, *, json_body: Any = None, data: bytes | None = None,
          headers: dict[str, str] | None = None, method: str = "POST", verify: bool | str = True,
          expect_text: str | None = None) -> str:
-    """Send one request; return the response text on success, raise Temporary/PermanentFailure otherwise.
-
-    `timeout` bounds the whole exchange (connect, TLS, sending, the status line, headers and
-    body): a timer shuts the socket at the deadline, so an endpoint that trickles its answer a
-    byte at a time cannot hold the channel. At most BODY_LIMIT bytes of the answer are read.
-    HTTPS_PROXY/HTTP_PROXY and NO_PROXY are honoured, as curl and requests do.
-    """
-    import http.client
-    import json
-    import socket
-    import ssl
-    import threading
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    secure = parts.scheme == "https"
-    host, port = parts.hostname or "", parts.port or (443 if secure else 80)
-    body = json.dumps(json_body).encode() if json_body is not None else (data or b"")
-    all_headers = {"User-Agent": USER_AGENT, "Connection": "close",
-                   **({"Content-Type": "application/json"} if json_body is not None else {}), **(headers or {})}
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    proxy = _proxy_for(parts.scheme, host)
-    if secure:
-        from kahooks.errors import UsageError
-        from kahooks.tls import client_context
-
-        try:
-            context = client_context(verify is False, verify if isinstance(verify, str) else None, what="ca")
-        except UsageError as exc:
-            raise PermanentFailure(str(exc)) from None
-        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-            proxy[0] if proxy else host, proxy[1] if proxy else port, timeout=timeout, context=context)
-        if proxy:
-            connection.set_tunnel(host, port)
-    else:
-        connection = http.client.HTTPConnection(proxy[0] if proxy else host, proxy[1] if proxy else port,
-                                                timeout=timeout)
-        if proxy:
-            target = url  # a plain-HTTP proxy takes the absolute URL
-    expired = threading.Event()
-
-    def abort() -> None:
-        expired.set()
-        sock = connection.sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    timer = threading.Timer(timeout, abort)
-    timer.daemon = True
-    timer.start()
+    """One request on a session of its own (a channel keeps an `Http` instead)."""
+    client = Http(timeout, verify)
     try:
-        connection.request(method, target, body=body, headers=all_headers)
-        response = connection.getresponse()
-        status, location = response.status, response.getheader("Location", "?")
-        retry_header = response.getheader("Retry-After")
-        raw = response.read(BODY_LIMIT)
-    except ssl.SSLCertVerificationError as exc:
-        raise TemporaryFailure(f"TLS error: certificate not trusted: {exc.verify_message}") from None
-    except ssl.SSLError as exc:
-        raise TemporaryFailure(f"TLS error: {exc.reason or exc}") from None
-    except (OSError, http.client.HTTPException) as exc:
-        if expired.is_set() or isinstance(exc, TimeoutError):
-            raise TemporaryFailure(f"no complete answer within {timeout:g} s") from None
-        if isinstance(exc, http.client.HTTPException):
-            raise TemporaryFailure(f"bad answer: {type(exc).__name__} {exc}".strip()) from None
-        raise TemporaryFailure(f"cannot connect: {os_words(exc)}") from None
+        return client.post(url, json_body=json_body, data=data, headers=headers, method=method,
+                           expect_text=expect_text)
     finally:
-        timer.cancel()
-        connection.close()
-    if expired.is_set():
-        raise TemporaryFailure(f"no complete answer within {timeout:g} s")
+        client.close()
+
+
+def outcome(status: int, retry_header: str | None, location: str | None, raw: bytes,
+            expect_text: str | None) -> str:
+    """The answer's text if it is a delivery; otherwise the Temporary/PermanentFailure it is."""
     text = raw.decode("utf-8", "replace").strip()
-    detail = f"HTTP {status}" + (f" {text[:200]}" if text else "")
+    detail = f"HTTP {status}" + (f" {redact.text(text[:200])}" if text else "")
     if 200 <= status < 300:
         if expect_text is not None and text != expect_text:
             # Slack's contract is 200 "ok"; anything else was not a delivery we can vouch for.
@@ -135,20 +103,22 @@ def post(url: str, timeout: float, *, json_body: Any = None, data: bytes | None 
     if status in RETRYABLE or status >= 500:
         raise TemporaryFailure(detail, retry_after(retry_header))
     if 300 <= status < 400:
-        raise PermanentFailure(f"{detail}: redirected to {location}; fix the URL")
+        raise PermanentFailure(f"{detail}: redirected to {where(location or '?')}; fix the URL")
     raise PermanentFailure(detail)
 
 
-def _proxy_for(scheme: str, host: str) -> tuple[str, int] | None:
-    """(host, port) of the proxy the environment names for this URL, None for a direct connection."""
+def where(url: str) -> str:
+    """scheme://host[:port]/ of a URL, the rest shown as …: a webhook's path and query are its secret."""
     from urllib.parse import urlsplit
 
-    # proxy_bypass_environment: in CPython's urllib.request since 3.x, not in typeshed.
-    from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
-
-    proxies = getproxies_environment()
-    address = proxies.get(scheme)
-    if not address or proxy_bypass_environment(host, proxies):
-        return None
-    parts = urlsplit(address if "://" in address else f"http://{address}")
-    return (parts.hostname or "", parts.port or 8080) if parts.hostname else None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "?"
+    if not parts.scheme or not host:
+        return "?"
+    host = f"[{host}]" if ":" in host else host
+    rest = "…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{port}/{rest}"

@@ -30,8 +30,9 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from kahooks import redact
 from kahooks.errors import KahooksError
-from kahooks.notifiers._http import check_url, post
+from kahooks.notifiers._http import Http, check_url
 from kahooks.notifiers.base import Channel, ChannelConfigError, Message, PermanentFailure, TemporaryFailure
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class AlertmanagerChannel(Channel):
             self.verify = False
         elif "ca" in settings:
             self.verify = str(self.base / self.text(settings, "ca"))
+        self.members = [Http(self.timeout, self.verify) for _ in self.urls]  # a session each: they run at once
 
     def alert(self, message: Message) -> dict[str, Any]:
         """The one alert this message posts: firing, or resolving the alert its instance fired."""
@@ -173,16 +175,34 @@ class AlertmanagerChannel(Channel):
             self.firing[key] = renewed
 
     def _post(self, alert: dict[str, Any]) -> None:
-        failures: list[Exception] = []
-        for url in self.urls:
+        """Post to every member at once, each within the timeout: a hung member never delays the others."""
+        import threading
+
+        failures: list[Exception | None] = [None] * len(self.urls)
+
+        def deliver(index: int) -> None:
             try:
-                post(f"{url}/api/v2/alerts", self.timeout, json_body=[alert], verify=self.verify)
+                self.members[index].post(f"{self.urls[index]}/api/v2/alerts", json_body=[alert])
             except (TemporaryFailure, PermanentFailure) as exc:
-                failures.append(exc)
-        if len(failures) < len(self.urls):
+                failures[index] = exc
+            except Exception as exc:  # a bug in one member's thread must still count as its failure
+                failures[index] = TemporaryFailure(type(exc).__name__)
+
+        threads = [threading.Thread(target=deliver, args=(index,), name=f"{self.name}-member-{index}", daemon=True)
+                   for index in range(1, len(self.urls))]
+        for thread in threads:
+            thread.start()
+        deliver(0)  # the first member in this thread: one member, no thread at all
+        for thread in threads:
+            # Each post ends by its deadline; the margin covers a resolver that outlasts it.
+            thread.join(self.timeout + 5)
+        hung = [url for url, thread in zip(self.urls[1:], threads) if thread.is_alive()]
+        failed = [(url, exc) for url, exc in zip(self.urls, failures) if exc is not None and url not in hung]
+        if len(failed) + len(hung) < len(self.urls):
             return  # at least one member has it; the cluster shares it with the others
-        detail = "; ".join(f"{url}: {exc}" for url, exc in zip(self.urls, failures))
-        if any(isinstance(exc, TemporaryFailure) for exc in failures):
+        detail = "; ".join([f"{redact.url(url)}: {exc}" for url, exc in failed]
+                           + [f"{redact.url(url)}: no answer" for url in hung])
+        if hung or any(isinstance(exc, TemporaryFailure) for _, exc in failed):
             raise TemporaryFailure(f"no Alertmanager took the alert ({detail})")
         raise PermanentFailure(f"every Alertmanager refused the alert ({detail})")
 

@@ -7,7 +7,7 @@ second (retried after that long); 5xx and network errors are retried; other
 
 from __future__ import annotations
 
-from kahooks.notifiers._http import check_url, post
+from kahooks.notifiers._http import Http, check_url
 from kahooks.notifiers.base import Channel, Message
 
 COLOURS = {"MASTER": "#2eb886", "BACKUP": "#daa038", "FAULT": "#a30200", "STOP": "#808080",
@@ -21,6 +21,7 @@ class SlackChannel(Channel):
     def configure(self, settings: dict) -> None:
         self.url = check_url(self.secret(settings, "url") or "")
         self.timeout = self.number(settings, "timeout", 10.0)
+        self.http = Http(self.timeout)
         self.extra = {}
         for key in ("channel", "username", "icon_emoji"):
             if key in settings:
@@ -34,7 +35,7 @@ class SlackChannel(Channel):
                                  "footer": f"kahooks event {message.id}", "ts": int(message.event.time)}]}
 
     def send(self, message: Message) -> None:
-        post(self.url, self.timeout, json_body=self.payload(message), expect_text="ok")
+        self.http.post(self.url, json_body=self.payload(message), expect_text="ok")
 
 
 CHANNEL = SlackChannel

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from kahooks.notifiers._http import check_url, post
+from kahooks.notifiers._http import Http, check_url
 from kahooks.notifiers.base import Channel, ChannelConfigError, Message
 from kahooks.templates import sample_context
 
@@ -44,6 +44,7 @@ class WebhookChannel(Channel):
             self.verify = False
         elif "ca" in settings:
             self.verify = str(self.base / self.text(settings, "ca"))
+        self.http = Http(self.timeout, self.verify)
         self.payload_template = None
         if "payload" in settings:
             self.payload_template = self._compile(self.text(settings, "payload"))
@@ -75,8 +76,7 @@ class WebhookChannel(Channel):
 
     def send(self, message: Message) -> None:
         headers = {**self.headers, "X-Kahooks-Event-Id": message.id, "Idempotency-Key": message.id}
-        post(self.url, self.timeout, data=self.render(message), headers=headers, method=self.method,
-             verify=self.verify)
+        self.http.post(self.url, data=self.render(message), headers=headers, method=self.method)
 
 
 CHANNEL = WebhookChannel
