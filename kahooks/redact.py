@@ -98,17 +98,13 @@ def _looks_random(segment: str) -> bool:
 
 
 def header(text: str) -> str:
-    """'Name: value' with the value hidden when the name says it is a credential (an Authorization
-    header keeps its scheme); a malformed 'Name value' of a secret name is hidden all the same."""
-    name, colon, value = text.partition(":")
+    """'Name: value' with the whole value hidden when the name says it is a credential; a malformed
+    'Name value' of a secret name is hidden all the same."""
+    name, colon, _ = text.partition(":")
     if not colon:
         first, space, _ = text.strip().partition(" ")
         return f"{first} {HIDDEN}" if space and is_secret_name(first) else text
-    if not is_secret_name(name):
-        return text
-    scheme = value.split()[0] if value.split() else ""
-    kept = f"{scheme} " if scheme.lower() in AUTH_SCHEMES and len(value.split()) > 1 else ""
-    return f"{name}: {kept}{HIDDEN}"
+    return f"{name}: {HIDDEN}" if is_secret_name(name) else text
 
 
 HEADER_OPTIONS = ("--header", "-H")
