@@ -94,3 +94,124 @@ interval = 60
     assert "token=***" in status["why"] and "token=***" in status["run"], status
     for text in [*shown, served.log_text()]:
         assert "T0KSECRET" not in text, text
+
+
+# --- Patterns matched against text others control -------------------------------------------------------
+
+EVIL = "(a+)+$"
+# 3000 a's then a byte that is not one: `(a+)+$` backtracks exponentially from each of them. The rest
+# pads the argument to 64 KB (the check reads the first 4 KiB of a command line).
+CRAFTED = "a" * 3000 + "!" + "b" * (65536 - 3001)
+
+
+def _crafted_process() -> subprocess.Popen:
+    """Another user's (nobody's) process carrying the crafted argument; up and running when returned."""
+    import os
+
+    def as_nobody() -> None:
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+
+    process = subprocess.Popen(["/usr/bin/python3", "-c", "import sys, time; print(1, flush=True); time.sleep(300)",
+                                CRAFTED], preexec_fn=as_nobody, stdout=subprocess.PIPE, cwd="/")
+    assert process.stdout is not None and process.stdout.readline() == b"1\n"
+    return process
+
+
+def test_a_backtracking_cmdline_pattern_fails_the_check_in_time_not_after_minutes() -> None:
+    """Another user's crafted command line against `--cmdline '(a+)+$'`: a `re` match held the
+    check (and the daemon) for minutes; now a failed probe with its reason, within --timeout."""
+    crafted = _crafted_process()
+    try:
+        outcome = run("ka-check-process", "--cmdline", EVIL, "--timeout", "2", timeout=20)
+    finally:
+        crafted.kill()
+        crafted.wait()
+    assert_one_line_failure(outcome, f"/{EVIL}/ gave up on pid", "command line")
+    assert outcome.seconds < 3.5, outcome
+
+
+def test_the_daemon_fails_a_backtracking_cmdline_probe_and_keeps_its_heartbeat(tmp_path: Path) -> None:
+    config = head(tmp_path) + f"""
+[checks.evil]
+run = "ka-check-process --timeout 1 --cmdline '{EVIL}'"
+interval = 1
+"""
+    crafted = _crafted_process()
+    try:
+        with Served(tmp_path, config) as served:
+            served.wait_track("evil", "1", timeout=10)
+            gaps = served.heartbeat_gaps(2.5)  # two more probes of the evil pattern meanwhile
+            status = json.loads((served.state / "status.json").read_text())["checks"]["evil"]
+    finally:
+        crafted.kill()
+        crafted.wait()
+    assert gaps and max(gaps) < 1.0, gaps  # heartbeat_interval 0.2: the pattern never holds the daemon
+    assert "gave up on pid" in status["why"] and status["runs"] >= 2, status
+
+
+class _CraftedBody:
+    """A real HTTP server on loopback whose every answer is the crafted body."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = CRAFTED.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_backtracking_body_pattern_fails_the_http_check_in_time() -> None:
+    server = _CraftedBody()
+    try:
+        outcome = run("ka-check-http", "--regex", EVIL, "--timeout", "2", server.url, timeout=20)
+        plain = run("ka-check-http", "--regex", "a{3000}!b", "--timeout", "2", server.url, timeout=20)
+    finally:
+        server.close()
+    assert_one_line_failure(outcome, "200 from", f"/{EVIL}/ gave up on the body")
+    assert outcome.seconds < 3.5, outcome
+    assert plain.code == 0 and "body matches /a{3000}!b/" in plain.line, plain  # regex, re's syntax
+
+
+PROBE_MODULES = """
+import sys
+sys.argv = {argv!r}
+from kahooks.hooks import check_cli
+try:
+    check_cli.main()
+except SystemExit:
+    pass
+print(sorted(sys.modules))
+"""
+
+
+def test_regex_is_imported_only_for_a_pattern() -> None:
+    def loaded(*argv: str) -> str:
+        script = PROBE_MODULES.format(argv=["/usr/local/bin/ka-check-process", *argv, "--no-syslog"])
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30,
+                              env=quiet_env()).stdout.splitlines()[-1]
+    assert "'regex'" not in loaded("init-or-anything") and "'re'" not in loaded("init-or-anything")
+    assert "'regex'" in loaded("--cmdline", "^no-such-thing-x$")
+
+
+def test_a_bad_pattern_is_a_one_line_usage_error() -> None:
+    assert_one_line_failure(run("ka-check-process", "--cmdline", "(unclosed"), "--cmdline '(unclosed'",
+                            "bad regular expression")
