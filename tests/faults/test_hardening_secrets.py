@@ -6,12 +6,16 @@ Real programs, a real rsyslogd, real HTTP servers on loopback, real processes wi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from kahooks.lab.netns import wait_for
 from kahooks.lab.rsyslog import Rsyslog
-from tests.support.programs import assert_one_line_failure, quiet_env, run
+from tests.support.programs import assert_one_line_failure, pids_mentioning, quiet_env, run
 from tests.support.serve import Served, head
 
 # --- Rule 7: secrets in output -------------------------------------------------------------------------
@@ -106,8 +110,6 @@ CRAFTED = "a" * 3000 + "!" + "b" * (65536 - 3001)
 
 def _crafted_process() -> subprocess.Popen:
     """Another user's (nobody's) process carrying the crafted argument; up and running when returned."""
-    import os
-
     def as_nobody() -> None:
         os.setgroups([])
         os.setgid(65534)
@@ -215,3 +217,53 @@ def test_regex_is_imported_only_for_a_pattern() -> None:
 def test_a_bad_pattern_is_a_one_line_usage_error() -> None:
     assert_one_line_failure(run("ka-check-process", "--cmdline", "(unclosed"), "--cmdline '(unclosed'",
                             "bad regular expression")
+
+
+# --- Nagios ranges ---------------------------------------------------------------------------------------
+
+CHECK_PROCS = "/usr/lib/nagios/plugins/check_procs"
+
+
+@pytest.mark.parametrize("text", ["1_0", "@", "~", "", "@~", "nan", "inf", "-inf", "1e999", "0x10", "1,5", "1:2:3",
+                                  "10:~", "20:10", "-5", "١٠", "5s"])
+def test_a_malformed_range_is_a_one_line_usage_error(text: str) -> None:
+    """`1_0` was read as 10 (Python's float takes digit separators), `@` as @0:inf: silently wrong thresholds."""
+    outcome = run("ka-check-exec", "--nagios", "-w", text, "--", "true")
+    assert outcome.code == 3 and outcome.stdout.count("\n") == 1, outcome
+    assert outcome.line.startswith(f"EXEC UNKNOWN - ka-check-exec: --warning {text!r}: "), outcome
+    assert "range" in outcome.line or "start is above the end" in outcome.line, outcome
+
+
+AGREED = ["2", "2:", "~:2", "1:3", "@1:3", "@2:2", "0:", "~:0", "@0", ":1", "+1.5", "1e0:2", "-1:1", "@~:1", "~:", "@:",
+          " 2", "3:3"]
+
+
+def test_ranges_alert_where_the_monitoring_plugins_alert() -> None:
+    """Differential: check_procs (monitoring-plugins-basic) counts N processes carrying a marker and says
+    WARNING when -w RANGE alerts; our Range must say the same for N = 0..3, for every well-formed range.
+    Where check_procs refuses a range, so do we; where its strtod reads garbage leniently ('1_0' as 1),
+    we refuse (the test above)."""
+    from kahooks.thresholds import parse_range
+
+    marker = f"kh-range-{os.getpid()}"
+    sleepers: list[subprocess.Popen] = []
+    try:
+        for count in range(4):
+            for text in AGREED:
+                theirs = subprocess.run([CHECK_PROCS, "-a", marker, "-w", text, "-c", "~:"], capture_output=True,
+                                        text=True, timeout=20)
+                assert theirs.returncode in (0, 1), (text, theirs.stdout)
+                assert f"{count} process" in theirs.stdout, (count, theirs.stdout)
+                assert parse_range(text).alerts(count) == (theirs.returncode == 1), (text, count, theirs.stdout)
+            sleepers.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker]))
+            wait_for(lambda: len(pids_mentioning(marker)) == count + 1, 5, "the sleeper to start")
+        for text in ("20:10", "nan", "-5"):
+            theirs = subprocess.run([CHECK_PROCS, "-a", marker, "-w", text, "-c", "~:"], capture_output=True,
+                                    text=True, timeout=20)
+            assert theirs.returncode == 3 and "Range format incorrect" in theirs.stdout, (text, theirs.stdout)
+            with pytest.raises(ValueError):
+                parse_range(text)
+    finally:
+        for sleeper in sleepers:
+            sleeper.kill()
+            sleeper.wait()
