@@ -14,7 +14,8 @@ from kahooks import __version__, netaddr, redact
 from kahooks.checks.base import Check
 from kahooks.deadline import format_seconds
 from kahooks.errors import KahooksError, ProbeTimeout, UsageError
-from kahooks.options import Option, in_ranges, int_ranges, non_negative_int, regex
+from kahooks.options import Option, in_ranges, int_ranges, non_negative_int
+from kahooks.patterns import PatternTimeout, compile_pattern
 from kahooks.result import CheckResult, healthy, unhealthy
 
 TYPE_CHECKING = False
@@ -81,7 +82,7 @@ class HttpCheck(Check):
         Option("--status", convert=int_ranges, default=DEFAULT_STATUS, metavar="LIST",
                help="accepted status codes, e.g. 200,204,300-399"),
         Option("--contains", metavar="TEXT", help="the body must contain TEXT"),
-        Option("--regex", convert=regex, metavar="RE", help="the body must match RE"),
+        Option("--regex", convert=compile_pattern, metavar="RE", help="the body must match RE"),
         Option("--header", convert=parse_header, repeat=True, metavar="'NAME: VALUE'",
                help="add a request header (repeatable)"),
         Option("--host", metavar="NAME", help="virtual host: Host header and TLS server name"),
@@ -158,7 +159,11 @@ class HttpCheck(Check):
                 return unhealthy(f"{found}, but the body lacks {self.contains!r}", **metrics)
             notes.append(f"body contains {self.contains!r}")
         if self.regex is not None:
-            if not self.regex.search(response.body):
+            try:  # the server chose the body: a backtracking match is bounded (kahooks.patterns)
+                matched = self.regex.search(response.body, deadline, "the body")
+            except PatternTimeout as exc:
+                return unhealthy(f"{found}, but {exc}", **metrics)
+            if not matched:
                 return unhealthy(f"{found}, but the body does not match /{self.regex.pattern}/", **metrics)
             notes.append(f"body matches /{self.regex.pattern}/")
         return healthy(found + "".join(f", {note}" for note in notes), **metrics)

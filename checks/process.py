@@ -12,7 +12,8 @@ import os
 from kahooks import procfs
 from kahooks.checks.base import Check
 from kahooks.errors import UsageError, os_words
-from kahooks.options import Option, positive_int, regex
+from kahooks.options import Option, positive_int
+from kahooks.patterns import compile_pattern
 from kahooks.result import CheckResult, healthy, unhealthy
 
 TYPE_CHECKING = False
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from kahooks.deadline import Deadline
+    from kahooks.patterns import Pattern
 
 
 def user_id(raw: str) -> int:
@@ -38,7 +40,7 @@ class ProcessCheck(Check):
     kind = "process"
     OPTIONS = (
         Option("NAME", help="process name as killall sees it (optional with --pidfile or --cmdline)"),
-        Option("--cmdline", convert=regex, metavar="REGEX",
+        Option("--cmdline", convert=compile_pattern, metavar="REGEX",
                help="the process's command line (argv joined by spaces, its first 4 KiB) must match"),
         Option("--pidfile", metavar="PATH",
                help="the pid in this file must be alive (and be NAME, when given)"),
@@ -50,7 +52,7 @@ class ProcessCheck(Check):
     def __init__(self, values: dict[str, Any]) -> None:
         super().__init__(values)
         self.name: str | None = values.get("name")
-        self.cmdline: Any = values.get("cmdline")  # a compiled pattern
+        self.cmdline: Pattern | None = values.get("cmdline")
         self.pidfile: str | None = values.get("pidfile")
         self.user: int | None = values.get("user")
         self.min_count: int = values["min_count"]
@@ -69,38 +71,39 @@ class ProcessCheck(Check):
             return self.name
         if self.pidfile:
             return f"pid from {self.pidfile}"
+        assert self.cmdline is not None
         return f"process matching /{self.cmdline.pattern}/"
 
-    def matches(self, info: procfs.ProcInfo) -> bool:
+    def matches(self, info: procfs.ProcInfo, deadline: Deadline) -> bool:
         if self.name is not None and not procfs.name_matches(self.name, info, self.proc):
             return False
         if self.cmdline is not None:
+            # Any user's command line: time-bounded (kahooks.patterns), a crafted one fails the probe.
             argv = procfs.read_cmdline(info.pid, self.proc)
-            if not self.cmdline.search(" ".join(argv)):
+            if not self.cmdline.search(" ".join(argv), deadline, f"pid {info.pid}'s command line"):
                 return False
         if self.user is not None and procfs.effective_uid(info.pid, self.proc) != self.user:
             return False
         return True
 
-    def find(self, deadline: Deadline | None = None) -> list[int]:
+    def find(self, deadline: Deadline) -> list[int]:
         """Pids of live (non-zombie) matching processes, excluding this checker itself.
 
-        With a deadline, it is asked between processes: thousands of processes with long
-        command lines make a slow probe, never one that outlives its --timeout.
+        The deadline is asked between processes and bounds each --cmdline match: thousands of
+        processes with long command lines make a slow probe, never one that outlives its --timeout.
         """
         own = os.getpid()
         found = []
         for info in procfs.iter_processes(self.proc):
-            if deadline is not None:
-                deadline.require(f"looking through processes (at pid {info.pid})")
-            if info.pid != own and not info.zombie and self.matches(info):
+            deadline.require(f"looking through processes (at pid {info.pid})")
+            if info.pid != own and not info.zombie and self.matches(info, deadline):
                 found.append(info.pid)
         return found
 
     def probe(self, deadline: Deadline) -> CheckResult:
         self.last_pids = []
         if self.pidfile:
-            return self._probe_pidfile()
+            return self._probe_pidfile(deadline)
         pids = self.find(deadline)
         self.last_pids = pids
         label = self.describe()
@@ -111,7 +114,7 @@ class ProcessCheck(Check):
         return unhealthy(f"only {len(pids)} {label} running, need {self.min_count} ({_pid_list(pids)})",
                          count=len(pids))
 
-    def _probe_pidfile(self) -> CheckResult:
+    def _probe_pidfile(self, deadline: Deadline) -> CheckResult:
         assert self.pidfile is not None
         try:
             with open(self.pidfile, "rb") as handle:
@@ -128,7 +131,7 @@ class ProcessCheck(Check):
             return unhealthy(f"pid {pid} from {self.pidfile} is not running", count=0)
         if info.zombie:
             return unhealthy(f"pid {pid} from {self.pidfile} is a zombie ({info.comm})", count=0)
-        if not self.matches(info):
+        if not self.matches(info, deadline):
             # A live pid that is not the expected program: the daemon died and its pid was reused.
             return unhealthy(f"pid {pid} from {self.pidfile} is {info.comm!r}, not {self.describe_match()}",
                              count=0)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from kahooks import redact
 from kahooks.daemon import trackfile
+from kahooks.daemon.snapshot import redacted
 from kahooks.daemon.status import process_start
 from kahooks.errors import os_words
 
@@ -32,12 +33,14 @@ def snapshot(daemon: Daemon) -> Snapshot:
                         "interval": spec.interval, "rise": spec.rise, "fall": spec.fall,
                         "track_file": spec.track_file, "value": daemon.tracks.written.get(spec.track_file),
                         "drained_by": daemon.tracks.drained_by(spec), "watched": runner.watched}
-    return {"pid": os.getpid(), "pid_start": process_start(os.getpid()), "stopped": daemon.stopped_at,
-            "config": daemon.config_path, "started": daemon.started,
-            "heartbeat": daemon.heartbeat_time, "maintenance": bool(daemon.tracks.maintenance_now(daemon.specs())),
-            "checks": checks, **daemon.notifications.snapshot(),
-            "spool_dir": daemon.config.spool_dir if daemon.config else None,
-            "notify_fifo": daemon.serve.notify_fifo, "threads": thread_states(daemon)}
+    shown: Snapshot = {"pid": os.getpid(), "pid_start": process_start(os.getpid()), "stopped": daemon.stopped_at,
+                       "config": daemon.config_path, "started": daemon.started,
+                       "heartbeat": daemon.heartbeat_time,
+                       "maintenance": bool(daemon.tracks.maintenance_now(daemon.specs())),
+                       "checks": checks, **daemon.notifications.snapshot(),
+                       "spool_dir": daemon.config.spool_dir if daemon.config else None,
+                       "notify_fifo": daemon.serve.notify_fifo, "threads": thread_states(daemon)}
+    return redacted(shown)
 
 
 def thread_states(daemon: Daemon) -> dict[str, ThreadState]:

@@ -2,12 +2,31 @@
 
 The daemon builds a Snapshot (Daemon.snapshot), writes it as status.json, and renders the
 metrics from it; `kahooks status` reads it back. TypedDicts, so the type checker holds all
-three to the same keys, and the JSON needs no conversion.
+three to the same keys, and the JSON needs no conversion. Every snapshot is `redacted` as it is
+built: no field, today's or tomorrow's, shows a credential (a check's summary quoting its URL, a
+thread's last error quoting a webhook).
 """
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict, TypeVar
+
+from kahooks import redact
+
+T = TypeVar("T")
+
+
+def redacted(value: T) -> T:
+    """`value` with every string in it (not dict keys: configured check, channel and instance names)
+    through redact.text."""
+    found: Any = value
+    if isinstance(found, str):
+        return redact.text(found)  # type: ignore[return-value]  # a str stays a str
+    if isinstance(found, dict):
+        return {key: redacted(item) for key, item in found.items()}  # type: ignore[return-value]
+    if isinstance(found, list):
+        return [redacted(item) for item in found]  # type: ignore[return-value]
+    return value
 
 
 class LastRun(TypedDict):

@@ -41,8 +41,10 @@ def read(state_dir: str) -> Snapshot | None:
         return None
     if not isinstance(data, dict):
         return None
+    from kahooks.daemon.snapshot import redacted
+
     snapshot: Snapshot = data  # type: ignore[assignment]  # written by the daemon as a Snapshot
-    return snapshot
+    return redacted(snapshot)  # again: a status.json written by an older daemon shows no secret either
 
 
 def daemon_alive(status: Snapshot, max_age: float, now: float | None = None) -> tuple[bool, str]:

@@ -51,6 +51,7 @@ if sys.argv and sys.argv[0].rpartition("/")[2].startswith("ka-check-"):
 import os  # after the handlers, on purpose (E402 is allowed for this file in pyproject.toml)
 import time
 
+from kahooks import redact
 from kahooks.checks import PROGRAM_PREFIX, load_check_class
 from kahooks.checks.base import COMMON_OPTIONS, probe_safely
 from kahooks.errors import UsageError
@@ -105,7 +106,9 @@ def run(kind: str, argv: Sequence[str], prog: str | None = None) -> int:
     except UsageError as exc:
         partial = getattr(exc, "partial", None) or {}
         _modes.update(nagios=bool(partial.get("nagios")), verbose=bool(partial.get("verbose")))
-        return _report(kind, "UNKNOWN", f"{prog}: {exc}", _modes["nagios"], log=not partial.get("no_syslog"))
+        # A usage error quotes the word it refused: a URL with its password, a header with its token.
+        return _report(kind, "UNKNOWN", redact.in_argv(f"{prog}: {exc}", argv), _modes["nagios"],
+                       log=not partial.get("no_syslog"))
     except Exception as exc:  # an import or construction bug is still a failed check
         _trace(_modes["verbose"])
         return _report(kind, "UNKNOWN", f"{prog}: internal error: {type(exc).__name__}: {exc}", _modes["nagios"],
@@ -181,7 +184,7 @@ def _report(kind: str, status: str, summary: str, nagios: bool, log: bool,
             metrics: dict[str, float] | None = None, weight: int | None = None,
             thresholds: tuple[Any, Any, float] | None = None) -> int:
     """Print the one status line, log failures to syslog, and pick the exit code (2+weight: misc_dynamic)."""
-    summary = " ".join(summary.split())  # one line, whatever the probe found
+    summary = redact.text(" ".join(summary.split()))  # one line, whatever the probe found, no secret in it
     if nagios:
         perf = _perfdata(metrics or {}, thresholds)
         line = f"{kind.upper()} {status} - {summary}" + (f" | {perf}" if perf else "")
@@ -227,7 +230,7 @@ def _trace(verbose: bool) -> None:
     if verbose:
         import traceback
 
-        traceback.print_exc()
+        sys.stderr.write(redact.text(traceback.format_exc()))
 
 
 def main() -> None:
@@ -241,9 +244,7 @@ def main() -> None:
         code = run(kind, sys.argv[1:], prog=prog)
     except BaseException as exc:  # last resort: even a bug in the runner (or a signal) is a failed check
         if _modes["verbose"]:
-            import traceback
-
-            traceback.print_exc()
+            _trace(True)
         reason = exc.reason if isinstance(exc, Interrupted) else f"internal error: {type(exc).__name__}"
         try:
             print(f"FAIL: {reason}", flush=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from kahooks import localsyslog
+from kahooks import localsyslog, redact
 
 SEVERITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
@@ -32,8 +32,17 @@ class LocalSyslogHandler(logging.Handler):
             self.handleError(record)
 
 
+class Redacting(logging.Formatter):
+    """Every record's text, traceback included, through redact.text: no call site can forget it
+    (a channel's error quoting its webhook URL, a check's summary quoting a URL with a password)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact.text(super().format(record))
+
+
 class JsonLines(logging.Formatter):
-    """One JSON object a line, for log shippers: time (ISO 8601, UTC), level, logger, message, ident, pid."""
+    """One JSON object a line, for log shippers: time (ISO 8601, UTC), level, logger, message, ident, pid;
+    the message and traceback through redact.text, as Redacting does."""
 
     def __init__(self, ident: str) -> None:
         super().__init__()
@@ -46,10 +55,10 @@ class JsonLines(logging.Formatter):
 
         data = {"time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc).isoformat(
                     timespec="milliseconds"),
-                "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
+                "level": record.levelname.lower(), "logger": record.name, "message": redact.text(record.getMessage()),
                 "ident": self.ident, "pid": os.getpid()}
         if record.exc_info:
-            data["traceback"] = self.formatException(record.exc_info)
+            data["traceback"] = redact.text(self.formatException(record.exc_info))
         return json.dumps(data, ensure_ascii=False)
 
 
@@ -76,12 +85,12 @@ def setup(ident: str, verbose: bool = False, to_stderr: bool = False, log_format
         # twice (once without its severity). Without a syslog socket the handler still falls back to stderr.
         to_stderr = False
     syslog = LocalSyslogHandler(ident, also_stderr=to_stderr)
-    syslog.setFormatter(JsonLines(ident) if log_format == "json" else logging.Formatter("%(message)s"))
+    syslog.setFormatter(JsonLines(ident) if log_format == "json" else Redacting("%(message)s"))
     logger.addHandler(syslog)
     if to_stderr:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(JsonLines(ident) if log_format == "json"
-                            else logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+                            else Redacting("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logger.addHandler(stream)
     logger.propagate = False
     return logger

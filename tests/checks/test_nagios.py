@@ -75,7 +75,7 @@ def test_tcp_thresholds_agree_with_check_tcp() -> None:
 
 @pytest.mark.parametrize("args, line", [
     (("-w", "1"), "FAIL: ka-check-http: -w/-c are for --nagios"),
-    (("--nagios", "-w", "soon"), "HTTP UNKNOWN - ka-check-http: --warning 'soon': 'soon' is not a range"),
+    (("--nagios", "-w", "soon"), "HTTP UNKNOWN - ka-check-http: --warning 'soon': not a range"),
     (("--nagios", "-c", "5:1"), "the start is above the end"),
 ])
 def test_bad_thresholds(http_server: HttpServer, args: tuple[str, ...], line: str) -> None:

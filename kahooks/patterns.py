@@ -1,0 +1,59 @@
+"""Regular expressions matched against text others control: time-bounded, never a hang.
+
+Another user's process command line (`ka-check-process --cmdline`) or a server's body
+(`ka-check-http --regex`) is chosen by someone else: `(a+)+$` against a crafted line
+backtracks for minutes, and a `re` match holds the interpreter's lock and cannot be
+interrupted (a check's alarm, the daemon's heartbeat thread all wait). The `regex` module
+(Debian: python3-regex) takes a `timeout=` and, with `concurrent=True`, lets other threads
+run meanwhile. A match that runs out of time raises PatternTimeout: a failed probe.
+
+Importing this module costs nothing; `regex` is imported only when a pattern is given.
+"""
+
+from __future__ import annotations
+
+from kahooks.errors import ProbeTimeout
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from kahooks.deadline import Deadline
+
+# regex checks its clock every so many steps: measured, a 0.2 s timeout ends after up to 0.4 s
+# (regex 2022.10 on Debian 12 and 2026 alike). A match gets this share of what is left, so the
+# overshoot still ends inside the probe's deadline.
+SHARE_OF_DEADLINE = 0.4
+
+
+class PatternTimeout(ProbeTimeout):
+    """A match that ran out of its time: the text was built to make the pattern backtrack."""
+
+
+class Pattern:
+    """A compiled pattern; `pattern` is its source, as `re` names it."""
+
+    __slots__ = ("pattern", "_compiled")
+
+    def __init__(self, pattern: str, compiled: Any) -> None:
+        self.pattern = pattern
+        self._compiled = compiled
+
+    def search(self, text: str, deadline: Deadline, what: str) -> bool:
+        """Does the pattern match anywhere in `text`? PatternTimeout when the deadline's share runs out."""
+        seconds = deadline.require(f"matching /{self.pattern}/ against {what}") * SHARE_OF_DEADLINE
+        try:
+            return self._compiled.search(text, timeout=seconds, concurrent=True) is not None
+        except TimeoutError:
+            raise PatternTimeout(f"/{self.pattern}/ gave up on {what} after {seconds * 1000:.0f} ms "
+                                 "(the pattern backtracks too much on it)") from None
+
+
+def compile_pattern(raw: str) -> Pattern:
+    """An option converter (--cmdline, --regex): raises ValueError with a short reason."""
+    import regex
+
+    try:
+        return Pattern(raw, regex.compile(raw))
+    except regex.error as exc:
+        raise ValueError(f"bad regular expression: {exc}") from None
