@@ -37,6 +37,12 @@ def finding(code: str, severity: str, where: object, message: str, fix: str) -> 
     return Finding(code, severity, getattr(where, "file", ""), getattr(where, "line", 0), message, fix)
 
 
+def check_numbers(node: Node) -> list[Finding]:
+    """Numbers keepalived rejects (NaN, infinities, out of its range): it ignores the line, silently to most."""
+    return [finding("bad-number", "error", where, why, "a number in keepalived's range (keepalived.conf(5))")
+            for where, why in node.bad_numbers]
+
+
 # Script security ------------------------------------------------------------------------------
 
 def script_user(node: Node) -> tuple[str, str]:

@@ -43,6 +43,7 @@ def diagnose(path: str, peer_paths: list[str], config_id: str | None = None, tes
     found: list[Finding] = []
     for index, node in enumerate(nodes):
         here = index == 0  # the peers' scripts live on other machines
+        found.extend(findings.check_numbers(node))
         found.extend(findings.check_scripts(node, here))
         found.extend(findings.check_tracking_and_notify(node, here))
         found.extend(peers.check_vrids(node))
