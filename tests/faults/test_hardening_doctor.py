@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
-import signal
 import socket
 import stat
 import subprocess
@@ -349,4 +349,8 @@ def test_init_keeps_every_name_in_the_toml_it_writes(tmp_path: Path) -> None:
     assert ran.code == 0, ran
     written = tomllib.loads(output.read_text())
     assert list(written["instances"]) == names
-    assert list(written["checks"]) == names
+    # One check per vrrp_script, each under a name kahooks serve accepts (it names the track file),
+    # its comment naming the vrrp_script as keepalived.conf writes it.
+    assert len(set(written["checks"])) == len(names)
+    assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", check) for check in written["checks"])
+    assert '# Replaces vrrp_script "with space" (' in output.read_text() and "vrrp_script été (" in output.read_text()
