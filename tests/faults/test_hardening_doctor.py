@@ -124,6 +124,15 @@ def test_an_include_through_a_link_another_user_planted_is_not_followed(tmp_path
     assert any("extra.conf" in note and "link" in note for _, _, note in document.notes), document.notes
 
 
+def test_a_script_that_is_a_fifo_is_not_waited_on(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "check.sh", 0o755)
+    path = tmp_path / "keepalived.conf"
+    path.write_text(f"global_defs {{\n    enable_script_security\n    script_user root\n}}\n"
+                    f"vrrp_script chk {{\n    script \"{tmp_path}/check.sh\"\n}}\n{INSTANCE}")
+    ran = doctor(path, "--json", timeout=10)
+    assert ran.code in (0, 1) and "Traceback" not in ran.stderr, ran
+
+
 # 2. Numbers from keepalived.conf ------------------------------------------------------------------
 
 @pytest.mark.parametrize("line, keyword", [
