@@ -18,13 +18,26 @@ import glob
 import os
 import re
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-MAX_INCLUDE_DEPTH = 16
+from kahooks import safefs
+from kahooks.errors import os_words
+from kahooks.options import number_problem
+
 N = TypeVar("N", int, float)
-MAX_FILE_BYTES = 4 * 1024 * 1024  # a keepalived.conf is kilobytes; this is a runaway guard
+# A keepalived.conf is kilobytes. These are runaway guards, each reported as FILE:LINE: keepalived
+# itself has no include limit (it runs out of descriptors) and caps an expanded line at 1024 bytes.
+MAX_INCLUDE_DEPTH = 16
+MAX_FILES = 1000                      # files read, a file included twice counting twice
+MAX_FILE_BYTES = 4 * 1024 * 1024      # one file
+MAX_TOTAL_BYTES = 16 * 1024 * 1024    # every file read and every definition's expansion, together
+MAX_EXPANDED_LINE = 1024 * 1024       # one line after its definitions are expanded
+MAX_EXPANSIONS = 100_000              # definitions expanded on one line (empty ones make no bytes)
+MAX_NESTING = 100                     # a definition that uses one that uses one ...
+DEFINITION = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
+REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+INCLUDE = re.compile(r"^include[rmwba]?\s+(.*)$")
 
 
 class ConfError(Exception):
@@ -91,15 +104,22 @@ class _Line:
     line: int
 
 
-def number(statement: Statement | None, default: N, convert: Callable[[str], N]) -> N:
-    """The first word of `statement` as a number, `default` when it is missing or no number
-    (keepalived too falls back to its default and says so in `keepalived -t`)."""
+def checked(statement: Statement | None, default: N, low: float, high: float,
+            whole: bool = False) -> tuple[N, str | None]:
+    """The first word of `statement` as a number from `low` to `high` (options.number_problem, the one
+    range check: NaN and infinities never pass), else `default` and why, in words naming the value."""
     if statement is None or not statement.args:
-        return default
+        return default, None
+    text = statement.args[0]
     try:
-        return convert(statement.args[0])
+        value: float = int(text) if whole else float(text)
     except ValueError:
-        return default
+        value = float("nan")
+    problem = number_problem(value, low, high, whole)
+    if problem is None:
+        return value, None  # type: ignore[return-value]  # int when whole, float otherwise, as N
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    return default, f"{statement.keyword} {shown!r} {problem}: keepalived ignores it (the doctor assumes {default:g})"
 
 
 def default_config_id() -> str:
@@ -137,21 +157,21 @@ class Reader:
         self.definitions: dict[str, str] = {}
         self.files: list[str] = []
         self.notes: list[tuple[str, int, str]] = []
+        self.files_read = 0
+        self.total = 0  # bytes read and made by expansion, across the whole tree
 
     # Lines: files, includes, comments, definitions, conditions --------------------------------
 
-    def lines(self, path: str, depth: int = 0) -> list[_Line]:
+    def lines(self, path: str, depth: int = 0, origin: tuple[str, int] | None = None) -> list[_Line]:
+        """The lines of `path` with its includes spliced in; `origin`: the include line that named it."""
+        blame = origin or (path, 0)
         if depth > MAX_INCLUDE_DEPTH:
-            raise ConfError(path, 0, f"includes nested more than {MAX_INCLUDE_DEPTH} deep (a loop?)")
-        try:
-            with open(path, "rb") as handle:
-                raw = handle.read(MAX_FILE_BYTES + 1)
-        except OSError as exc:
-            raise ConfError(path, 0, f"cannot read: {exc.strerror or exc}") from None
-        if len(raw) > MAX_FILE_BYTES:
-            raise ConfError(path, 0, f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB: not a keepalived.conf")
-        self.files.append(path)
-        text = raw.decode("utf-8", errors="replace")
+            raise ConfError(*blame, f"includes nested more than {MAX_INCLUDE_DEPTH} deep (a loop?)")
+        self.files_read += 1
+        if self.files_read > MAX_FILES:  # a file included twice is read twice, as keepalived does
+            raise ConfError(*blame, f"more than {MAX_FILES} files read through includes "
+                                    f"(files that include each other over and over?)")
+        text = self._read(path, blame)
         out: list[_Line] = []
         pending_definition: str | None = None
         for number, physical in enumerate(text.splitlines(), 1):
@@ -168,13 +188,13 @@ class Reader:
             expanded = self._condition(line)
             if expanded is None:
                 continue
-            definition = re.match(r"^\$([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$", expanded)
+            definition = DEFINITION.match(expanded)
             if definition:
                 name, value = definition.group(1), definition.group(2)
                 if value.endswith("\\"):
                     pending_definition = name
                     value = value.rstrip("\\").strip()
-                self.definitions[name] = value
+                self.definitions[name] = value  # kept as written: keepalived expands it where it is used
                 continue
             if expanded.startswith(("~SEQ", "~LST")):
                 self.notes.append((path, number, f"{expanded.split('(')[0]} is not expanded by kahooks doctor"))
@@ -183,12 +203,39 @@ class Reader:
                 piece = self._condition(decomment(substituted)) if substituted.strip() else None
                 if not piece:
                     continue
-                include = re.match(r"^include[rmwba]?\s+(.*)$", piece)
+                include = INCLUDE.match(piece)
                 if include:
                     out.extend(self._include(include.group(1).strip(), path, number, depth))
                 else:
                     out.append(_Line(piece, path, number))
         return out
+
+    def _read(self, path: str, blame: tuple[str, int]) -> str:
+        """The text of one file, read through safefs and counted against the whole tree's budget."""
+        try:
+            fd = safefs.open_regular(path)
+        except safefs.UnsafeFile as exc:
+            raise ConfError(*blame, str(exc)) from None
+        except OSError as exc:
+            raise ConfError(*blame, f"{path}: cannot read: {os_words(exc)}" if blame[1] else
+                            f"cannot read: {os_words(exc)}") from None
+        try:
+            raw = safefs.read_fd(fd, MAX_FILE_BYTES, path)
+        except safefs.UnsafeFile:
+            raise ConfError(path, 0, f"larger than {MAX_FILE_BYTES} bytes: not a keepalived.conf") from None
+        except OSError as exc:
+            raise ConfError(path, 0, f"cannot read: {os_words(exc)}") from None
+        finally:
+            os.close(fd)
+        self._spend(len(raw), *blame)
+        self.files.append(path)
+        return raw.decode("utf-8", errors="replace")
+
+    def _spend(self, size: int, file: str, line: int) -> None:
+        self.total += size
+        if self.total > MAX_TOTAL_BYTES:
+            raise ConfError(file, line, f"the configuration with its includes and definitions comes to more than "
+                                        f"{MAX_TOTAL_BYTES} bytes: not a keepalived.conf")
 
     def _condition(self, line: str) -> str | None:
         if not line.startswith("@"):
@@ -202,19 +249,45 @@ class Reader:
         return parts[1] if matches != negate else None
 
     def _substitute(self, line: str, path: str, number: int) -> str:
+        """`line` with every $NAME and ${NAME} replaced, definitions inside definitions too, as
+        keepalived's replace_param() does; one pass over the output, capped in size and work."""
         if "$" not in line or not self.definitions:
             return line
+        out: list[str] = []
+        budget = [MAX_EXPANDED_LINE, MAX_EXPANSIONS]  # bytes out, definitions expanded
 
-        def value(match: re.Match[str]) -> str:
-            name = match.group(1) or match.group(2)
-            return self.definitions.get(name, match.group(0))
+        def expand(text: str, using: tuple[str, ...]) -> None:
+            done = 0
+            for match in REFERENCE.finditer(text):
+                name = match.group(1) or match.group(2)
+                value = self.definitions.get(name)
+                if value is None:
+                    continue  # not a definition: left as written
+                if name in using:
+                    raise ConfError(path, number, f"${name} uses itself ({' -> '.join('$' + n for n in using)} -> "
+                                                  f"${name}): keepalived expands it until the line is too long")
+                budget[1] -= 1
+                take(text[done:match.start()])
+                if len(using) >= MAX_NESTING:
+                    raise ConfError(path, number, f"definitions used inside definitions more than {MAX_NESTING} deep")
+                if budget[1] < 0:
+                    raise ConfError(path, number, f"expanding the definitions here takes more than {MAX_EXPANSIONS} "
+                                                  f"steps (definitions that use each other over and over?)")
+                expand(value, (*using, name))
+                done = match.end()
+            take(text[done:])
 
-        for _ in range(10):  # definitions may use definitions; keepalived rechecks too
-            new = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", value, line)
-            if new == line:
-                break
-            line = new
-        return line
+        def take(piece: str) -> None:
+            budget[0] -= len(piece)
+            if budget[0] < 0:
+                raise ConfError(path, number, f"expanding the definitions here makes a line longer than "
+                                              f"{MAX_EXPANDED_LINE} bytes (keepalived's own limit is 1024)")
+            out.append(piece)
+
+        expand(line, ())
+        result = "".join(out)
+        self._spend(max(0, len(result) - len(line)), path, number)
+        return result
 
     def _include(self, pattern: str, path: str, number: int, depth: int) -> list[_Line]:
         pattern = pattern.strip('"')
@@ -227,9 +300,15 @@ class Reader:
         for match in matches:
             if os.path.isdir(match):
                 continue
-            if not os.access(match, os.R_OK):
-                raise ConfError(path, number, f"include {match}: cannot read it")
-            out.extend(self.lines(match, depth + 1))  # its own errors name its own FILE:LINE
+            try:
+                fd = safefs.open_regular(match)
+            except safefs.UnsafeFile as exc:  # a FIFO, a device, a link another user planted
+                self.notes.append((path, number, f"include: {exc}: not read"))
+                continue
+            except OSError as exc:
+                raise ConfError(path, number, f"include {match}: cannot read it ({os_words(exc)})") from None
+            os.close(fd)
+            out.extend(self.lines(match, depth + 1, (path, number)))  # its own errors name its own FILE:LINE
         return out
 
     # Words and blocks ----------------------------------------------------------------------------

@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kahooks import atomicfile, lvs
+from kahooks import atomicfile, lvs, safefs
 from kahooks.errors import KahooksError, UsageError
+from kahooks.options import MAX_SECONDS, number_problem
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 DEFAULT_DIR = "/run/kahooks/drain"
 LOCK = ".lock"
+MAX_NOTE = 4096  # a drain file holds one line: who drained it, when and why
 
 
 class DrainRefused(KahooksError):
@@ -58,12 +60,43 @@ def drained(directory: str) -> list[str]:
         return []
 
 
+def shown(text: str) -> str:
+    """`text` for a terminal: every character kept, control characters written as escapes."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def listing(directory: str) -> list[tuple[str, str]]:
+    """(server, what its drain file says) for each drained server, read through safefs: a folder,
+    a FIFO or a link planted there is said so, never followed, read or waited on."""
+    entries = []
+    for name in drained(directory):
+        try:
+            note = safefs.read_text(os.path.join(directory, name), MAX_NOTE).strip()
+        except safefs.UnsafeFile as exc:
+            note = f"(not read: {exc})"
+        except OSError as exc:
+            note = f"(not read: {exc.strerror or exc})"
+        entries.append((shown(name), shown(note)))
+    return entries
+
+
+def check_timeout(timeout: float) -> None:
+    """A wait's limit must be a real duration: NaN would never end, inf and 1e300 neither."""
+    problem = number_problem(timeout, 0, MAX_SECONDS)
+    if problem is not None:
+        raise UsageError(f"--timeout {timeout:g}: {problem} (seconds)")
+
+
 class _Locked:
     """The drain directory's exclusive lock, held while a decision is made and written."""
 
     def __init__(self, directory: str) -> None:
         os.makedirs(directory, mode=0o755, exist_ok=True)
-        self.fd = os.open(os.path.join(directory, LOCK), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        folder = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:  # a FIFO, a link or a hard-linked inode planted as the lock is replaced, never used
+            self.fd = safefs.open_owned(folder, LOCK, os.O_RDONLY, 0o644)
+        finally:
+            os.close(folder)
 
     def __enter__(self) -> _Locked:
         fcntl.flock(self.fd, fcntl.LOCK_EX)
@@ -121,6 +154,7 @@ def wait_connections(server: str, timeout: float, poll: float = 0.2, proc_net: s
     """Wait until no established connection to `server` remains; return how many are left at the end."""
     from kahooks.procfs import established_to
 
+    check_timeout(timeout)
     _, address, port = real_server(server)
     deadline = time.monotonic() + timeout
     while True:

@@ -14,6 +14,7 @@ import shlex
 import stat
 from dataclasses import dataclass
 
+from kahooks import safefs
 from kahooks.doctor.model import Node, Script
 
 SEVERITIES = ("error", "warning", "hint")
@@ -35,6 +36,12 @@ class Finding:
 
 def finding(code: str, severity: str, where: object, message: str, fix: str) -> Finding:
     return Finding(code, severity, getattr(where, "file", ""), getattr(where, "line", 0), message, fix)
+
+
+def check_numbers(node: Node) -> list[Finding]:
+    """Numbers keepalived rejects (NaN, infinities, out of its range): it ignores the line, silently to most."""
+    return [finding("bad-number", "error", where, why, "a number in keepalived's range (keepalived.conf(5))")
+            for where, why in node.bad_numbers]
 
 
 # Script security ------------------------------------------------------------------------------
@@ -81,13 +88,23 @@ def unsafe_components(path: str) -> list[str]:
 
 def interpreter_of(path: str) -> str | None:
     """The program named on a script's #! line, which keepalived checks like the script itself."""
-    try:
-        with open(path, "rb") as handle:
-            first = handle.readline(256)
-    except OSError:
-        return None
+    first = _head(path, 256).split(b"\n", 1)[0]
     words = first[2:].decode(errors="replace").split() if first.startswith(b"#!") else []
     return words[0] if words and words[0].startswith("/") else None
+
+
+def _head(path: str, size: int) -> bytes:
+    """The first bytes of a script, through safefs: a FIFO or a device named as a script is never waited on."""
+    try:
+        fd = safefs.open_regular(path)
+    except (OSError, safefs.UnsafeFile):
+        return b""
+    try:
+        return os.read(fd, size)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def can_execute(path: str, user: str) -> bool:
@@ -233,11 +250,7 @@ def _weak_check(script: Script, where: object) -> list[Finding]:
 
 def _echoes_its_code(script: Script, path: str, where: object) -> list[Finding]:
     """A shell script whose last command prints a number instead of exiting with it."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(65536)
-    except OSError:
-        return []
+    head = _head(path, 65536)
     if not head.startswith(b"#!") or b"sh" not in head.split(b"\n", 1)[0]:
         return []
     lines = [line.strip() for line in head.decode(errors="replace").splitlines()

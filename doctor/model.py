@@ -11,9 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kahooks.doctor.conf import Document, Statement, number
+from kahooks.doctor.conf import Document, Statement, checked
 
 PRIO_OWNER = 255
+# keepalived 2.2.7's ranges (vrrp_parser.c, vrrp_track.c): (low, high, whole)
+SECONDS = (0.001, 4294.0, False)  # a script's interval and timeout: UINT_MAX / TIMER_HZ
+SCRIPT_WEIGHT = (-253, 253, True)
+TRACK_WEIGHT = (-254, 254, True)  # files, interfaces, processes
+COUNT = (1, 2**31 - 1, True)  # rise, fall
+PRIORITY = (1, PRIO_OWNER, True)
+VRID = (1, 255, True)
+ADVERT_INT = (0.01, 255.0, False)
+PREEMPT_DELAY = (0.0, 1000.0, False)  # TIMER_MAX_SEC
+VERSION = (2, 3, True)
 
 
 @dataclass
@@ -88,6 +98,17 @@ class Node:
     files: dict[str, TrackFile] = field(default_factory=dict)
     instances: list[Instance] = field(default_factory=list)
     sync_groups: dict[str, Statement] = field(default_factory=dict)
+    bad_numbers: list[tuple[Statement, str]] = field(default_factory=list)  # (where, why): keepalived ignores them
+
+    def number(self, statement: Statement | None, default: float, limits: tuple[float, float, bool]) -> float:
+        """The number `statement` gives, in keepalived's `limits`; a bad one is noted and `default` used."""
+        value, problem = checked(statement, default, *limits)
+        if problem is not None and statement is not None:
+            self.bad_numbers.append((statement, problem))
+        return value
+
+    def whole(self, statement: Statement | None, default: int, limits: tuple[float, float, bool]) -> int:
+        return int(self.number(statement, default, limits))
 
     def global_value(self, keyword: str) -> str | None:
         return self.globals.value(keyword) if self.globals is not None else None
@@ -96,14 +117,13 @@ class Node:
         return self.globals is not None and self.globals.has(keyword)
 
 
-def _weight_words(args: list[str], default_weight: int, default_reverse: bool) -> tuple[int, bool]:
+def _weight_words(node: Node, child: Statement, limits: tuple[float, float, bool], default_weight: int,
+                  default_reverse: bool) -> tuple[int, bool]:
     """`NAME [weight W [reverse|noreverse]]` inside a track_* block."""
     weight, reverse = default_weight, default_reverse
+    args = child.args
     if len(args) >= 2 and args[0] == "weight":
-        try:
-            weight = int(args[1])
-        except ValueError:
-            pass
+        weight = node.whole(Statement(args, child.file, child.line), default_weight, limits)
         if len(args) >= 3:
             reverse = args[2] == "reverse" if args[2] in ("reverse", "noreverse") else reverse
     return weight, reverse
@@ -113,23 +133,24 @@ def build(document: Document, path: str | None = None) -> Node:
     statements = document.statements
     globals_ = next((s for s in statements if s.keyword == "global_defs"), None)
     node = Node(path or document.path, document, globals_)
-    default_version = number(globals_.first("vrrp_version") if globals_ else None, 2, int)
+    default_version = node.whole(globals_.first("vrrp_version") if globals_ else None, 2, VERSION)
     for statement in statements:
         if statement.keyword == "vrrp_script" and statement.args:
             weight_statement = statement.first("weight")
-            weight, reverse = number(weight_statement, 0, int), bool(weight_statement and "reverse" in weight_statement.args)
-            interval = number(statement.first("interval"), 1.0, float)
+            weight = node.whole(weight_statement, 0, SCRIPT_WEIGHT)
+            reverse = bool(weight_statement and "reverse" in weight_statement.args)
+            interval = node.number(statement.first("interval"), 1.0, SECONDS)
             timeout = statement.first("timeout")
             user = statement.first("user")
             node.scripts[statement.args[0]] = Script(
                 statement.args[0], " ".join((statement.first("script") or statement).args), interval,
-                number(timeout, interval, float) if timeout is not None else None, weight, reverse,
-                number(statement.first("rise"), 1, int), number(statement.first("fall"), 1, int),
+                node.number(timeout, interval, SECONDS) if timeout is not None else None, weight, reverse,
+                node.whole(statement.first("rise"), 1, COUNT), node.whole(statement.first("fall"), 1, COUNT),
                 user.args[0] if user is not None and user.args else None, statement)
         elif statement.keyword in ("track_file", "vrrp_track_file") and statement.args and statement.children is not None:
             weight_statement = statement.first("weight")
             node.files[statement.args[0]] = TrackFile(
-                statement.args[0], statement.value("file"), number(weight_statement, 1, int),
+                statement.args[0], statement.value("file"), node.whole(weight_statement, 1, TRACK_WEIGHT),
                 bool(weight_statement and "reverse" in weight_statement.args), statement.has("init_file"), statement)
         elif statement.keyword == "vrrp_sync_group" and statement.args:
             node.sync_groups[statement.args[0]] = statement
@@ -160,7 +181,8 @@ def _tracked_items(node: Node, statement: Statement, weights_ignored: str | None
         for block in statement.all(keyword):
             for child in block.children or []:
                 known = defined.get(kind, {}).get(child.keyword)
-                weight, reverse = _weight_words(child.args, known.weight if known else (1 if kind == "file" else 0),
+                weight, reverse = _weight_words(node, child, SCRIPT_WEIGHT if kind == "script" else TRACK_WEIGHT,
+                                                known.weight if known else (1 if kind == "file" else 0),
                                                 known.reverse if known else False)
                 item = Tracked(kind, child.keyword, weight, reverse, child)
                 tracked.append(item)
@@ -179,8 +201,8 @@ def _instance(node: Node, statement: Statement, default_version: int, sync_group
     state = (statement.value("state", "BACKUP") or "BACKUP").upper()
     nopreempt = statement.has("nopreempt") and not (statement.has("preempt") and
                                                    statement.first("preempt").line > statement.first("nopreempt").line)  # type: ignore[union-attr]  # both present
-    preempt_delay = number(statement.first("preempt_delay"), 0.0, float)
-    priority = number(statement.first("priority"), 100, int)
+    preempt_delay = node.number(statement.first("preempt_delay"), 0.0, PREEMPT_DELAY)
+    priority = node.whole(statement.first("priority"), 100, PRIORITY)
     if state == "MASTER":  # keepalived clears both, with a warning
         nopreempt, preempt_delay = False, 0
     if nopreempt:
@@ -207,7 +229,8 @@ def _instance(node: Node, statement: Statement, default_version: int, sync_group
               if child.keyword in ("notify", "notify_master", "notify_backup", "notify_fault", "notify_stop")}
     vrid = statement.first("virtual_router_id")
     return Instance(
-        statement.args[0], state, statement.value("interface"), number(vrid, -1, int) if vrid is not None else None,
-        priority, number(statement.first("advert_int"), 1.0, float), number(statement.first("version"), default_version, int),
+        statement.args[0], state, statement.value("interface"), node.whole(vrid, -1, VRID) if vrid is not None else None,
+        priority, node.number(statement.first("advert_int"), 1.0, ADVERT_INT),
+        node.whole(statement.first("version"), default_version, VERSION),
         nopreempt, preempt_delay, vips, statement.value("unicast_src_ip"), peers, auth, tracked, notify,
         sync_group, statement)

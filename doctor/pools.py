@@ -7,11 +7,15 @@ keepalived 2.2.7 (check/check_parser.c): `virtual_server IP PORT`, `virtual_serv
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from kahooks import lvs
-from kahooks.doctor.conf import Statement, number, read
+from kahooks.doctor.conf import ConfError, Statement, checked, read
 from kahooks.errors import UsageError
+
+QUORUM = (1, 2**32 - 1, True)  # check_parser.c
+WEIGHT = (0, 65535, True)      # IPVS_WEIGHT_LIMIT
 
 
 @dataclass
@@ -30,18 +34,37 @@ class VirtualServer:
 
 
 def server_key(words: list[str]) -> str | None:
-    """`IP PORT`, `fwmark N` or `group NAME` as kahooks.lvs keys them; None when it is neither."""
+    """`IP PORT`, `fwmark N` or `group NAME` as kahooks.lvs keys them; None when it is neither.
+    An address that is no IP address (10.0.0.300) is never taken for a group's name."""
     if len(words) >= 2 and words[0] == "fwmark":
         return f"FWM {words[1]}"
     if len(words) >= 2 and words[0] == "group":
         return f"group {words[1]}"
     if len(words) >= 2:
-        host = f"[{words[0]}]" if ":" in words[0] else words[0]
         try:
-            return lvs.key(f"{host}:{words[1]}")
-        except UsageError:
+            address = ipaddress.ip_address(words[0])
+            return lvs.key(f"[{address}]:{words[1]}" if address.version == 6 else f"{address}:{words[1]}")
+        except (ValueError, UsageError):
             return None
     return None
+
+
+def _key_of(statement: Statement) -> str:
+    key = server_key(statement.args)
+    if key is None:
+        shown = " ".join(statement.args)[:80]
+        raise ConfError(statement.file, statement.line, f"{statement.keyword} {shown!r}: not an IP address and a port "
+                                                        f"from 1 to 65535 (nor fwmark N, group NAME)")
+    return key
+
+
+def _whole(statement: Statement, keyword: str, default: int, limits: tuple[int, int, bool]) -> int:
+    """A number drain decides with: a bad one stops it (FILE:LINE) rather than being guessed."""
+    found = statement.first(keyword)
+    value, problem = checked(found, default, *limits)
+    if problem is not None and found is not None:
+        raise ConfError(found.file, found.line, problem)
+    return int(value)
 
 
 def pools(path: str, config_id: str | None = None) -> list[VirtualServer]:
@@ -50,13 +73,8 @@ def pools(path: str, config_id: str | None = None) -> list[VirtualServer]:
     for statement in read(path, config_id).statements:
         if statement.keyword != "virtual_server":
             continue
-        key = server_key(statement.args)
-        if key is None:
-            continue
-        virtual = VirtualServer(key, number(statement.first("quorum"), 1, int), statement)
+        virtual = VirtualServer(_key_of(statement), _whole(statement, "quorum", 1, QUORUM), statement)
         for real in statement.all("real_server"):
-            real_key = server_key(real.args)
-            if real_key is not None:
-                virtual.reals.append(RealServer(real_key, number(real.first("weight"), 1, int), real))
+            virtual.reals.append(RealServer(_key_of(real), _whole(real, "weight", 1, WEIGHT), real))
         found.append(virtual)
     return found

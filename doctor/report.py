@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from kahooks.doctor import conf, election, findings, peers, running
 from kahooks.doctor.findings import SEVERITIES, Finding
 from kahooks.doctor.model import Node, build
+from kahooks.errors import KahooksError, os_words
 
 
 @dataclass
@@ -43,6 +44,7 @@ def diagnose(path: str, peer_paths: list[str], config_id: str | None = None, tes
     found: list[Finding] = []
     for index, node in enumerate(nodes):
         here = index == 0  # the peers' scripts live on other machines
+        found.extend(findings.check_numbers(node))
         found.extend(findings.check_scripts(node, here))
         found.extend(findings.check_tracking_and_notify(node, here))
         found.extend(peers.check_vrids(node))
@@ -63,9 +65,10 @@ def add_live(report: Report) -> None:
     try:
         instances = running.live_state()
         here = running.addresses_here()
-    except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
+    except (OSError, ValueError, KahooksError, subprocess.SubprocessError) as exc:
         report.findings.append(Finding("live-unavailable", "warning", node.path, 0,
-                                       f"cannot ask the running keepalived: {exc}", "run as root where keepalived runs"))
+                                       f"cannot ask the running keepalived: {os_words(exc)}",
+                                       "run as root where keepalived runs"))
         return
     for instance in instances:
         holding = sorted(vip for vip in instance.vips if vip in here)

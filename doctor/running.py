@@ -17,7 +17,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 
+from kahooks import safefs
 from kahooks.doctor.findings import Finding
+from kahooks.errors import KahooksError
 
 COMPLAINT = re.compile(r"^\((?P<file>[^:]+): Line (?P<line>\d+)\) (?P<message>.*)$")
 STATES = {0: "INIT", 1: "BACKUP", 2: "MASTER", 3: "FAULT", 97: "DELETED", 98: "STOP"}
@@ -68,6 +70,14 @@ def _run_isolated(command: list[str], timeout: float) -> subprocess.CompletedPro
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+MAX_DUMP = 8 * 1024 * 1024  # keepalived's dump is about 2 kB an instance
+MAX_PID_FILE = 64
+
+
+class DumpUnreadable(KahooksError):
+    """keepalived's pid file or JSON dump cannot be read safely or is not what keepalived writes."""
+
+
 @dataclass
 class LiveInstance:
     name: str
@@ -79,28 +89,86 @@ class LiveInstance:
 
 
 def live_state(pid_file: str = "/run/keepalived.pid", dump: str | None = None, wait: float = 3.0) -> list[LiveInstance]:
-    """keepalived's VRRP instances as it sees them now; OSError/ValueError when it cannot be asked."""
+    """keepalived's VRRP instances as it sees them now; OSError/ValueError/DumpUnreadable when it cannot be asked.
+
+    The dump is in /tmp, where anyone may plant a file or a link: it is read through safefs (no
+    link another user made, no FIFO, capped) and only entries of keepalived's shape are kept."""
     dump = dump or os.path.join(os.environ.get("TMPDIR", "/tmp"), "keepalived.json")
-    with open(pid_file) as handle:
-        pid = int(handle.read().split()[0])
+    pid = _pid(pid_file)
     signum = int(subprocess.run(["keepalived", "--signum=JSON"], capture_output=True, text=True, timeout=10,
                                 check=True).stdout.strip())
-    before = os.stat(dump).st_mtime if os.path.exists(dump) else 0.0
+    before = _mtime(dump)
     os.kill(pid, signum)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if os.path.exists(dump) and os.stat(dump).st_mtime > before:
+        if _mtime(dump) > before:
             time.sleep(0.05)  # written by the VRRP process: let it finish the file
             break
         time.sleep(0.02)
     else:
         raise OSError(f"keepalived (pid {pid}) wrote no {dump} within {wait:g} s")
-    with open(dump) as handle:
-        entries = json.load(handle)
-    return [LiveInstance(entry["data"]["iname"], STATES.get(entry["data"]["state"], str(entry["data"]["state"])),
-                         entry["data"]["effective_priority"], entry["data"]["base_priority"],
-                         [vip.split()[0].split("/")[0] for vip in entry["data"].get("vips", [])],
-                         list(entry["data"].get("track_script", []))) for entry in entries]
+    return parse_dump(_read(dump, MAX_DUMP), dump)
+
+
+def _read(path: str, limit: int) -> bytes:
+    """The file keepalived (root) wrote: not a file another user made in its place, before or after it."""
+    try:
+        fd = safefs.open_regular(path)
+        try:
+            owner = os.fstat(fd).st_uid
+            if owner not in (0, os.geteuid()):
+                raise DumpUnreadable(f"{path} belongs to uid {owner}, not to keepalived: not read")
+            return safefs.read_fd(fd, limit, path)
+        finally:
+            os.close(fd)
+    except safefs.UnsafeFile as exc:
+        raise DumpUnreadable(str(exc)) from None
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _pid(pid_file: str) -> int:
+    words = _read(pid_file, MAX_PID_FILE).split()
+    if not words or not words[0].isdigit() or not 1 < int(words[0]) < 2**22:
+        raise DumpUnreadable(f"{pid_file} holds no process id")
+    return int(words[0])
+
+
+def parse_dump(raw: bytes, shown: str) -> list[LiveInstance]:
+    """The instances of keepalived's JSON dump (vrrp_json.c): a list of {"data": {...}}; an entry of any
+    other shape is skipped, a dump that is no list of them is one DumpUnreadable line."""
+    try:
+        entries = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise DumpUnreadable(f"{shown} is not keepalived's JSON dump: {str(exc)[:120]}") from None
+    if not isinstance(entries, list):
+        raise DumpUnreadable(f"{shown} is not keepalived's JSON dump: a list of instances was expected, "
+                             f"not {type(entries).__name__}")
+    return [instance for instance in map(_instance, entries) if instance is not None]
+
+
+def _instance(entry: object) -> LiveInstance | None:
+    data = entry.get("data") if isinstance(entry, dict) else None
+    if not isinstance(data, dict):
+        return None
+    name, state = data.get("iname"), data.get("state")
+    priorities = data.get("effective_priority"), data.get("base_priority")
+    vips, scripts = data.get("vips", []), data.get("track_script", [])
+    if not isinstance(name, str) or not name or not _whole(state) or not all(map(_whole, priorities)) \
+            or not isinstance(vips, list) or not isinstance(scripts, list):
+        return None
+    addresses = [vip.split()[0].split("/")[0] for vip in vips if isinstance(vip, str) and vip.split()]
+    return LiveInstance(name, STATES.get(state, str(state)), priorities[0], priorities[1], addresses,  # type: ignore[arg-type]
+                        [script for script in scripts if isinstance(script, str)])
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255
 
 
 def addresses_here() -> set[str]:

@@ -10,7 +10,9 @@ same loader as `kahooks validate` before it is written.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
 
@@ -21,7 +23,7 @@ HEADER = """\
 # /etc/kahooks/kahooks.toml, written by `kahooks init` from {source}.
 # Check it with `kahooks validate`; try a channel with `ka-notify send --instance NAME --state FAULT --dry-run`.
 
-spool_dir = "{spool}"  # events wait here until every channel has them
+spool_dir = {spool}  # events wait here until every channel has them
 
 [delivery]
 max_age = 86400                      # retried for a day, then moved to spool_dir/dead/ (`ka-notify queue`)
@@ -67,12 +69,14 @@ def check_for(command: str) -> str | None:
     return None
 
 
-def render(node: Node, answers: Answers) -> str:
-    parts = [HEADER.format(source=node.path, spool=answers.spool)]
+def render(node: Node, answers: Answers, secret_file: str = "/etc/kahooks/slack.url") -> str:
+    """The kahooks.toml text: every name from keepalived.conf written as a TOML string (or a bare key when
+    it can be one), so any name (spaces, quotes, `=`, `[`, `#`, non-ASCII) reads back as it was."""
+    parts = [HEADER.format(source=_comment(node.path), spool=toml_string(answers.spool))]
     for instance in node.instances:
-        vips = ", ".join(f'"{vip}"' for vip in instance.vips)
-        parts.append(f"[instances.{_key(instance.name)}]\nvips = [{vips}]{' ' * max(1, 28 - len(vips))}"
-                     f"# from {instance.where.where}\n")
+        vips = ", ".join(toml_string(vip) for vip in instance.vips)
+        parts.append(f"[instances.{toml_key(instance.name)}]\nvips = [{vips}]{' ' * max(1, 28 - len(vips))}"
+                     f"# from {_comment(instance.where.where)}\n")
     fifo = node.globals.value("notify_fifo") if node.globals is not None else None
     checks = [(name, check_for(script.command), script) for name, script in node.scripts.items()]
     checks = [(name, run, script) for name, run, script in checks if run]
@@ -80,38 +84,72 @@ def render(node: Node, answers: Answers) -> str:
         parts.append("[serve]                              # kahooks serve (contrib/systemd/kahooks.service)")
         parts.append('state_dir = "/run/kahooks"')
         if fifo:
-            parts.append(f'notify_fifo = "{fifo}"{" " * max(1, 20 - len(fifo))}# keepalived\'s notify_fifo: '
+            parts.append(f'notify_fifo = {toml_string(fifo)}{" " * max(1, 18 - len(fifo))}# keepalived\'s notify_fifo: '
                          f'the daemon reads it and delivers')
         parts.append("")
+    taken: set[str] = set()
     for name, run, script in checks:
-        parts.append(f"# Replaces vrrp_script {name} ({script.where.where}): `{script.command}`. In keepalived.conf:")
-        parts.append(f"#   track_file {name} {{ file /run/kahooks/track/{name}  weight 0  init_file 1 }}")
-        parts.append(f"[checks.{_key(name)}]")
-        parts.append(f'run = "{run}"')
+        check = check_name(name, taken)
+        parts.append(f"# Replaces vrrp_script {_comment(_conf_word(name))} ({_comment(script.where.where)}): "
+                     f"`{_comment(script.command)}`. In keepalived.conf:")
+        parts.append(f"#   track_file {_comment(_conf_word(name))} {{ file /run/kahooks/track/{check}  weight 0  "
+                     f"init_file 1 }}")
+        parts.append(f"[checks.{toml_key(check)}]")
+        parts.append(f"run = {toml_string(run or '')}")
         parts.append(f"interval = {script.interval:g}")
         parts.append(f"fall = {script.fall}\nrise = {script.rise}\n")
     parts.append("# Every transition, to the local syslog.")
     parts.append('[channels.syslog]\ntype = "syslog"\n')
     channels = ["syslog"]
     if answers.email_to:
-        parts.append(f'[channels.email]\ntype = "email"\nserver = "{answers.smtp_server}"\n'
+        parts.append(f'[channels.email]\ntype = "email"\nserver = {toml_string(answers.smtp_server)}\n'
                      f'security = "starttls"                # "tls" for SMTPS on 465, "none" on a trusted network\n'
-                     f'from = "keepalived@{os.uname().nodename}"\nto = ["{answers.email_to}"]\n')
+                     f'from = {toml_string("keepalived@" + os.uname().nodename)}\nto = [{toml_string(answers.email_to)}]\n')
         channels.append("email")
     else:
         parts.append('# [channels.email]\n# type = "email"\n# server = "smtp.example.net:587"\n'
                      '# to = ["ops@example.net"]\n')
     if answers.slack_url:
-        parts.append('[channels.slack]\ntype = "slack"\nurl_file = "/etc/kahooks/slack.url"   '
+        parts.append(f'[channels.slack]\ntype = "slack"\nurl_file = {toml_string(secret_file)}   '
                      '# the webhook URL is a secret: only root reads that file\n')
         channels.append("slack")
     else:
         parts.append('# [channels.slack]\n# type = "slack"\n# url_file = "/etc/kahooks/slack.url"\n')
     parts.append('[[rules]]                            # every event to every channel above')
-    parts.append("channels = [" + ", ".join(f'"{channel}"' for channel in channels) + "]")
+    parts.append("channels = [" + ", ".join(toml_string(channel) for channel in channels) + "]")
     return "\n".join(parts) + "\n"
 
 
-def _key(name: str) -> str:
-    """A TOML table key: bare when it can be, quoted otherwise."""
-    return name if name.replace("_", "").replace("-", "").isalnum() else f'"{name}"'
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
+CHECK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # as kahooks serve names its track files
+
+
+def toml_string(text: str) -> str:
+    """`text` as a TOML basic string. JSON's escapes are TOML's, but for DEL, which TOML wants escaped too."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def toml_key(name: str) -> str:
+    """A TOML table key: bare when it can be, a quoted string otherwise."""
+    return name if BARE_KEY.match(name) else toml_string(name)
+
+
+def check_name(name: str, taken: set[str]) -> str:
+    """A check name kahooks serve accepts (it names the track file) for a vrrp_script's name, unique in `taken`."""
+    base = name if CHECK_NAME.match(name) else "check_" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.-") or "script")
+    chosen, number = base, 1
+    while chosen in taken:
+        number += 1
+        chosen = f"{base}_{number}"
+    taken.add(chosen)
+    return chosen
+
+
+def _conf_word(name: str) -> str:
+    """A name as keepalived.conf must write it: quoted when it holds a blank or a comment character."""
+    return f'"{name}"' if re.search(r'[\s#!{}]', name) else name
+
+
+def _comment(text: str) -> str:
+    """`text` safe inside a TOML comment: control characters (a newline would end it) as escapes."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)

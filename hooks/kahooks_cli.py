@@ -149,7 +149,7 @@ def _keepalived_view() -> list[dict] | None:
     try:
         return [{"instance": item.name, "state": item.state, "priority": item.effective_priority,
                  "base_priority": item.base_priority} for item in running.live_state(wait=1.0)]
-    except (OSError, ValueError, KeyError, subprocess.SubprocessError):
+    except (OSError, ValueError, KahooksError, subprocess.SubprocessError):
         return None  # status must never fail because keepalived could not be asked
 
 

@@ -6,7 +6,6 @@ Registered on the `kahooks` group by kahooks_cli; each imports what it needs whe
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -74,6 +73,7 @@ def init(source: str, output: str, email_to: str | None, smtp_server: str | None
     """
     import os
 
+    from kahooks import atomicfile
     from kahooks.doctor import conf, starter
     from kahooks.doctor.model import build
 
@@ -92,16 +92,13 @@ def init(source: str, output: str, email_to: str | None, smtp_server: str | None
         slack_url = click.prompt("Slack webhook URL (Enter: no Slack)", default="", show_default=False,
                                  hide_input=True)
     answers = starter.Answers(email_to or "", smtp_server or "127.0.0.1:25", slack_url or "")
-    text = starter.render(node, answers)
     folder = os.path.dirname(os.path.abspath(output))
     secret = os.path.join(folder, "slack.url")
-    text = text.replace('url_file = "/etc/kahooks/slack.url"', f'url_file = "{secret}"', 1) if slack_url else text
+    text = starter.render(node, answers, secret)
     try:
         os.makedirs(folder, mode=0o755, exist_ok=True)
-        if slack_url:
-            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(slack_url + "\n")
+        if slack_url:  # a fresh file made 0600 and renamed over: an old file's mode (or inode) is never reused
+            atomicfile.replace(secret, (slack_url + "\n").encode(), mode=0o600)
         _check_and_write(output, text)
     except ConfigError as exc:  # a bug of init's, or an answer no channel accepts: say which
         _fail("init", "\nkahooks init: ".join(exc.lines()), 1)  # every problem, each on its line
@@ -153,12 +150,14 @@ def drain(server: str | None, path: str, directory: str, wait_connections: bool,
     from kahooks.errors import UsageError
 
     if list_only:
-        for name in draining.drained(directory):
-            click.echo(f"{name}\t{(Path(directory) / name).read_text(errors='replace').strip()}")
+        for name, note in draining.listing(directory):
+            click.echo(f"{name}\t{note}")
         return
     if not server:
         raise click.UsageError("SERVER (IP:PORT) is required, or --list")
     try:
+        if wait_connections:
+            draining.check_timeout(timeout)  # before anything is drained
         outcome = draining.drain(server, pools(path), directory, reason, force)
     except (UsageError, conf.ConfError) as exc:
         _fail("drain", str(exc), 2)

@@ -15,7 +15,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kahooks.tomlfile import locate, read_toml
+from kahooks import safefs
+from kahooks.tomlfile import MAX_TOML, locate, read_toml
 
 if TYPE_CHECKING:
     from typing import Any
@@ -103,8 +104,8 @@ class Merged:
     def _text(self, name: str) -> str:
         if name not in self._texts:
             try:
-                self._texts[name] = Path(name).read_text(errors="replace")
-            except OSError:
+                self._texts[name] = safefs.read_text(name, MAX_TOML)
+            except (OSError, safefs.UnsafeFile):  # the line is then unknown
                 self._texts[name] = ""
         return self._texts[name]
 

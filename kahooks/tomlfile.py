@@ -7,38 +7,40 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kahooks import safefs
 from kahooks.errors import ChannelConfigError, ConfigError, Problem, os_words
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-CONFIG_LIMIT = 4 << 20  # a kahooks.toml or drop-in larger than this is a mistake, not a config
+MAX_TOML = 4 * 1024 * 1024  # a kahooks.toml or drop-in is kilobytes; this much is a mistake, not a config
+MAX_SECRET = 64 * 1024
 
 
 def read_toml(path: str) -> dict[str, Any]:
+    """The TOML at `path`, read through safefs (no planted link, no FIFO waited on, capped)."""
     import tomllib
 
     from kahooks import safefs
 
     try:
         # Non-blocking and regular files only: a FIFO put in the config's place must not hang a reload.
-        return tomllib.loads(safefs.read_bytes(path, CONFIG_LIMIT).decode())
+        return tomllib.loads(safefs.read_bytes(path, MAX_TOML).decode("utf-8"))
     except FileNotFoundError:
         raise config_error(path, "file", "does not exist") from None
     except PermissionError:
         raise config_error(path, "file", "cannot be read (permission denied)") from None
     except safefs.UnsafeFile as exc:
         raise config_error(path, "file", str(exc).removeprefix(f"{path} ").removeprefix(f"{path}: ")) from None
-    except OSError as exc:
-        raise config_error(path, "file", f"cannot be read ({os_words(exc)})") from None
     except UnicodeDecodeError as exc:
         raise config_error(path, "syntax", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise config_error(path, "syntax", str(exc)) from None
+    except OSError as exc:
+        raise config_error(path, "file", f"cannot be read ({os_words(exc)})") from None
 
 
 def config_error(path: str, key: str, message: str) -> ConfigError:
@@ -93,14 +95,16 @@ def _find(lines: list[str], start: int, test: Callable[[str], bool], stop_at_hea
 
 
 def secret_from_file(path: str) -> str:
-    """A secret from a file that only its owner (and group) may read; never echoes the secret."""
+    """A secret from a regular file that only its owner (and group) may read, through safefs; never echoes it."""
     try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise ChannelConfigError("", f"secret file {path}: {os_words(exc)}") from None
-    if info.st_mode & stat.S_IROTH:
-        raise ChannelConfigError("", f"secret file {path} is world-readable: chmod o-r {path}")
-    try:
-        return Path(path).read_text().strip()
+        fd = safefs.open_regular(path)
+        try:
+            if os.fstat(fd).st_mode & stat.S_IROTH:
+                raise ChannelConfigError("", f"secret file {path} is world-readable: chmod o-r {path}")
+            return safefs.read_fd(fd, MAX_SECRET, path).decode("utf-8", errors="replace").strip()
+        finally:
+            os.close(fd)
+    except safefs.UnsafeFile as exc:
+        raise ChannelConfigError("", f"secret file {exc}") from None
     except OSError as exc:
         raise ChannelConfigError("", f"secret file {path}: {os_words(exc)}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,14 @@ def test_a_missing_file_and_an_include_loop(tmp_path: Path) -> None:
     loop = write(tmp_path / "loop.conf", "include loop.conf\n")
     with pytest.raises(ConfError, match="nested more than"):
         read(str(loop))
+
+
+def test_long_lines_and_many_quotes_are_read_in_linear_time(tmp_path: Path) -> None:
+    """The tokenizer and decomment are one pass each: a 1 MB word and 100k quotes take well under a second."""
+    path = tmp_path / "keepalived.conf"
+    path.write_text("global_defs {\n    router_id " + "x" * 1_000_000 + "\n    notify_fifo " + '""' * 50_000
+                    + "\n}\n" + "# " + '"' * 100_001 + "\n")
+    started = time.monotonic()
+    document = read(str(path), "node")
+    assert time.monotonic() - started < 5
+    assert len(document.statements[0].children[0].args[0]) == 1_000_000  # type: ignore[index]
