@@ -65,11 +65,12 @@ def best_of(runs: int, action) -> float:
 
 
 def assert_linear(make, run, size: int) -> None:
-    """run(make(2n)) takes at most ~3x run(make(n)) (twice, plus a generous margin for noise)."""
-    small, large = make(size), make(2 * size)
+    """run(make(4n)) takes at most 8x run(make(n)): linear work takes 4x, quadratic 16x; the rest is
+    room for a loaded machine (the fastest of three runs each)."""
+    small, large = make(size), make(4 * size)
     first = best_of(3, lambda: run(small))
     second = best_of(3, lambda: run(large))
-    assert second <= 3 * first + 0.05, f"size {size}: {first:.4f} s, size {2 * size}: {second:.4f} s"
+    assert second <= 8 * first + 0.05, f"size {size}: {first:.4f} s, size {4 * size}: {second:.4f} s"
 
 
 def bounded_python(code: str, timeout: float, memory_mib: int = 1024) -> subprocess.CompletedProcess:
@@ -102,8 +103,16 @@ def read_keepalived_conf(folder: Path, main: str, other: str) -> None:
         assert one_line(exc).startswith(str(folder)), exc
 
 
+def _not_finite(word: str) -> bool:
+    try:
+        return not math.isfinite(float(word))
+    except ValueError:
+        return False
+
+
 def _shows_known_conf_defect(text: str) -> bool:
-    return KNOWN_DEFECTS and any(word in text.lower() for word in ("nan", "inf"))
+    """A number word that is NaN or infinite (`interval nan`, `1e309`): the doctor's known crash."""
+    return KNOWN_DEFECTS and any(_not_finite(word.strip('"')) for word in text.split())
 
 
 @budget(120)
@@ -159,7 +168,7 @@ def test_conf_definitions_cannot_expand_exponentially(tmp_path: Path) -> None:
             print("refused:", exc)
         else:
             print("read:", sum(len(" ".join(s.words)) for s in document.statements[0].children))
-        """, timeout=20)
+        """, timeout=5, memory_mib=512)
     assert result.returncode == 0, result.stderr[-500:]
     verdict, _, size = result.stdout.partition(": ")
     assert verdict == "refused" or int(size) < 1 << 20, result.stdout
@@ -179,7 +188,7 @@ def test_conf_includes_cannot_fan_out_exponentially(tmp_path: Path) -> None:
             conf.read({str(tmp_path / "l00a.conf")!r}, "lb1")
         except conf.ConfError as exc:
             assert "\\n" not in str(exc)
-        """, timeout=10)
+        """, timeout=4)
     assert result.returncode == 0, result.stderr[-500:]
 
 
@@ -193,7 +202,7 @@ def test_conf_include_of_a_fifo_is_refused(tmp_path: Path) -> None:
             conf.read({str(tmp_path / "a.conf")!r}, "lb1")
         except conf.ConfError as exc:
             print(exc)
-        """, timeout=5)
+        """, timeout=3)
     assert result.returncode == 0 and "b.conf" in result.stdout, result
 
 
@@ -240,7 +249,7 @@ def test_conf_reading_time_is_linear_in_the_input(tmp_path: Path, shape: str) ->
         except conf.ConfError:
             pass
 
-    assert_linear(make, read, 20_000)
+    assert_linear(make, read, 5_000)
 
 
 # FIFO lines: kahooks/fifo.py reads them, kahooks/event.py (and kahooks/lvs.py) parse them ---------------------
@@ -275,7 +284,7 @@ FIFO_SHAPES = {
 def test_fifo_line_parsing_time_is_linear(shape: str) -> None:
     from kahooks.fifo import event_from_line
 
-    assert_linear(FIFO_SHAPES[shape], lambda line: [event_from_line(line) for _ in range(20)], 20_000)
+    assert_linear(FIFO_SHAPES[shape], lambda line: [event_from_line(line) for _ in range(20)], 5_000)
 
 
 # Spool records: kahooks/spool.py Delivery.from_json and Event.from_dict, written by keepalived_script -----------
@@ -298,7 +307,7 @@ def _shows_known_spool_defect(raw: bytes) -> bool:
     return KNOWN_DEFECTS and any(isinstance(stamp, (int, float)) and not -1e11 < stamp < 1e11 for stamp in stamps)
 
 
-@budget(300)
+@budget(200)
 @given(raw=as_json_bytes(event_record()))
 def test_spooled_event_is_read_or_refused_with_value_error(raw: bytes) -> None:
     from kahooks.event import Event
@@ -314,7 +323,7 @@ def test_spooled_event_is_read_or_refused_with_value_error(raw: bytes) -> None:
     _usable(event)
 
 
-@budget(300)
+@budget(200)
 @given(raw=as_json_bytes(delivery_record()))
 def test_spooled_delivery_is_read_or_refused_with_value_error(raw: bytes) -> None:
     from kahooks.spool import Delivery
@@ -404,7 +413,7 @@ def kahooks_toml_text() -> st.SearchStrategy[str]:
     return st.one_of(generated, mutated(generated), mutated(st.sampled_from(_toml_seeds()), most=3))
 
 
-@budget(150)
+@budget(100)
 @given(data=st.data())
 def test_kahooks_toml_loads_or_lists_its_problems_one_a_line(tmp_path: Path, data: st.DataObject) -> None:
     main = data.draw(kahooks_toml_text(), label="main")
@@ -612,3 +621,140 @@ def test_fifo_reader_drops_the_tail_of_an_overlong_line_that_came_in_two_reads()
 def test_fifo_reader_drops_an_overlong_line_that_came_in_one_read() -> None:
     """The same line in one read is dropped too (it was passed on): the limit no longer depends on timing."""
     assert feed_fifo_reader([b"x" * 6000 + b"\n" + b'INSTANCE "VI_2" BACKUP 90\n']) == ['INSTANCE "VI_2" BACKUP 90']
+
+
+# keepalived's JSON dump: doctor/running.py live_state, what `doctor --live` and `kahooks status` show -------------
+
+JSON_SIGNAL = 36  # `keepalived --signum=JSON` on Debian 12's keepalived 2.2.7 (asked again in the fixture)
+
+
+@pytest.fixture
+def keepalived_here(tmp_path: Path):
+    """This test process plays the running keepalived: its pid in the pid file, and on keepalived's JSON
+    signal it writes the dump it is handed (live_state runs `keepalived --signum=JSON` for real)."""
+    import signal
+
+    signum = int(subprocess.run(["keepalived", "--signum=JSON"], capture_output=True, text=True, check=True).stdout)
+    pid_file, dump = tmp_path / "keepalived.pid", tmp_path / "keepalived.json"
+    pid_file.write_text(f"{os.getpid()}\n")
+    content = {"bytes": b""}
+    previous = signal.signal(signum, lambda *_: dump.write_bytes(content["bytes"]))
+
+    def ask(raw: bytes):
+        from kahooks.doctor.running import live_state
+
+        dump.unlink(missing_ok=True)
+        content["bytes"] = raw
+        return live_state(str(pid_file), str(dump), wait=2.0)
+
+    yield ask
+    signal.signal(signum, previous)
+
+
+vip_text = st.sampled_from(("192.0.2.10/32 dev eth0 scope global", "2001:db8::1 dev eth0", "192.0.2.11"))
+dump_entry = st.fixed_dictionaries({"data": st.fixed_dictionaries({
+    "iname": st.sampled_from(("VI_1", "VI_2")), "state": st.sampled_from((0, 1, 2, 3, 97, 98)),
+    "effective_priority": st.integers(0, 255), "base_priority": st.integers(0, 255)},
+    optional={"vips": st.lists(vip_text, max_size=2), "track_script": st.lists(st.sampled_from(("chk",)), max_size=2)}),
+    "stats": st.just({"advert_rcvd": 1})})
+
+
+def assert_live_instances(found) -> None:
+    for item in found:
+        assert isinstance(item.name, str) and isinstance(item.state, str)
+        assert isinstance(item.effective_priority, int) and isinstance(item.base_priority, int)
+        assert all(isinstance(vip, str) for vip in item.vips)
+        assert all(isinstance(name, str) for name in item.track_scripts)
+
+
+@budget(20)
+@given(entries=st.lists(dump_entry, max_size=3))
+def test_keepalived_dump_of_the_documented_shape_is_read(keepalived_here, entries: list) -> None:
+    found = keepalived_here(json.dumps(entries).encode())
+    assert [item.name for item in found] == [entry["data"]["iname"] for entry in entries]
+    assert_live_instances(found)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 22: a JSON dump of unexpected shape crashes doctor --live and "
+                                       "kahooks status, fixed on another branch")
+@pytest.mark.parametrize("raw", [b"1", b"[1]", b'[{"data": 1}]', b'[{"data": {}}]', b'[{"data": {"iname": "VI_1", '
+                                 b'"state": 1, "effective_priority": 1, "base_priority": 1, "vips": [1]}}]',
+                                 b'[{"data": {"iname": "VI_1", "state": [], "effective_priority": 1, "base_priority": 1}}]',
+                                 b'{"data": 1}'])
+def test_keepalived_dump_of_any_shape_is_read_or_refused(keepalived_here, raw: bytes) -> None:
+    """live_state's contract: its instances, or OSError/ValueError when keepalived cannot be asked.
+    These are the fuzzer's smallest failures (TypeError, KeyError, AttributeError; unhashable state)."""
+    try:
+        found = keepalived_here(raw)
+    except (OSError, ValueError):
+        return
+    assert_live_instances(found)
+
+
+# Drain: doctor/drain.py (the SERVER argument, the drain folder) and `kahooks drain --list` ------------------------
+
+@budget(300)
+@given(text=st.one_of(st.sampled_from(("192.0.2.1:80", "[2001:db8::1]:443", "10.0.0.1:0", "10.0.0.1:65536",
+                                       "fwmark 5", "G:80", "[G]:80", "fe80::1%eth0:80", "[::ffff:1.2.3.4]:1")),
+                      mutated(st.sampled_from(("192.0.2.1:80", "[2001:db8::1]:443"))), raw_text(60)))
+def test_drain_server_argument_is_a_server_or_a_usage_error(text: str) -> None:
+    from kahooks.doctor.drain import real_server
+    from kahooks.errors import UsageError
+
+    try:
+        key, address, port = real_server(text)
+    except UsageError as exc:
+        one_line(exc) if "\n" not in text else None
+        return
+    assert 0 < port < 65536 and "/" not in key and key not in (".", "..")
+
+
+drain_name = st.text(st.characters(exclude_characters="/\0", exclude_categories=("Cs",)), min_size=1, max_size=40).filter(
+    lambda name: not name.startswith(".") and len(encoded(name)) <= 255)  # not UTF-8: its own test below
+
+
+@budget(40)
+@given(entries=st.dictionaries(drain_name, st.binary(max_size=200), max_size=4))
+def test_drain_list_shows_any_drain_files(tmp_path: Path, entries: dict[str, bytes]) -> None:
+    from click.testing import CliRunner
+
+    from kahooks.hooks.kahooks_cli import cli
+
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    for name, content in entries.items():
+        (folder / os.fsdecode(encoded(name))).write_bytes(content)
+    result = CliRunner().invoke(cli, ["drain", "--list", "--dir", str(folder)])
+    assert result.exit_code == 0 and result.exception is None, result.output
+    assert len(result.output.splitlines()) >= len(entries)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 22: drain --list on a folder or a FIFO, fixed on another branch")
+@pytest.mark.parametrize("planted", ["a folder", "a FIFO", "--dir a file"])
+def test_drain_list_with_a_folder_or_a_fifo_answers_in_one_line(tmp_path: Path, planted: str) -> None:
+    from tests.support.programs import run
+
+    folder = tmp_path / "drain"
+    folder.mkdir()
+    (folder / "192.0.2.1:80").write_text("drained by ci\n")
+    if planted == "a folder":
+        (folder / "192.0.2.2:80").mkdir()
+    elif planted == "a FIFO":
+        os.mkfifo(folder / "192.0.2.2:80")
+    else:
+        folder = folder / "192.0.2.1:80"
+    try:
+        outcome = run("kahooks", "drain", "--list", "--dir", str(folder), timeout=3)
+    except subprocess.TimeoutExpired:
+        pytest.fail("kahooks drain --list hung")
+    assert "Traceback" not in outcome.stderr and outcome.stderr.count("\n") <= 1, outcome
+
+
+def test_drain_list_shows_a_drain_file_whose_name_is_not_utf8(tmp_path: Path) -> None:
+    """The property above leaves such names out (click's test runner writes strict UTF-8); the program
+    itself gives the name's bytes back."""
+    from tests.support.programs import program, quiet_env
+
+    (tmp_path / os.fsdecode(b"192.0.2.1:80\xff")).write_text("drained\n")
+    result = subprocess.run([program("kahooks"), "drain", "--list", "--dir", str(tmp_path)], capture_output=True,
+                            timeout=10, env=quiet_env())
+    assert result.returncode == 0 and result.stdout == b"192.0.2.1:80\xff\tdrained\n", result
