@@ -33,6 +33,7 @@ def read_lines(fd: int, lines: queue.Queue, stop: threading.Event, linger: float
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     pending = b""
+    discarding = False  # inside an over-long line: its tail, up to the next newline, is no line either
     stop_at: float | None = None
     while True:
         if stop.is_set() and stop_at is None:
@@ -50,10 +51,16 @@ def read_lines(fd: int, lines: queue.Queue, stop: threading.Event, linger: float
             continue
         pending += chunk
         *complete, pending = pending.split(b"\n")
+        if discarding and complete:
+            del complete[0]  # the end of the line dropped before
+            discarding = False
         if len(pending) > LINE_LIMIT:
             log.warning("fifo: dropping an over-long line without a newline (%d bytes)", len(pending))
-            pending = b""
+            pending, discarding = b"", True
         for raw in complete:
+            if len(raw) > LINE_LIMIT:  # the same line, whether it came in one read or in several
+                log.warning("fifo: dropping an over-long line (%d bytes)", len(raw))
+                continue
             try:
                 lines.put_nowait(raw.decode("utf-8", "replace"))
             except queue.Full:

@@ -121,5 +121,11 @@ def read(path: str) -> Merged:
     """Read `path` and its drop-ins; a file that cannot be read or parsed raises ConfigError naming it."""
     merged = Merged(path)
     for name in files(path):
-        merged.add(name, read_toml(name))
+        try:
+            data = read_toml(name)
+        except RecursionError:  # tomllib nests arrays and inline tables by recursion, with no limit of its own
+            from kahooks.tomlfile import config_error
+
+            raise config_error(name, "syntax", "arrays or inline tables nested too deeply") from None
+        merged.add(name, data)
     return merged
