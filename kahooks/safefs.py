@@ -73,7 +73,7 @@ def open_regular(path: str | os.PathLike[str], *, dir_fd: int | None = None, lin
     pending = [part for part in reversed(shown.split("/"))]
     start = "/" if shown.startswith("/") else "."
     folder = os.open(start, OPEN_DIR) if dir_fd is None or start == "/" else os.dup(dir_fd)
-    links = 0
+    hops = 0
     try:
         folder_info = os.fstat(folder)
         while pending:
@@ -90,8 +90,8 @@ def open_regular(path: str | os.PathLike[str], *, dir_fd: int | None = None, lin
                 if not _link_is_trusted(folder_info, info):
                     raise UnsafeFile(f"{shown}: refusing to follow a symbolic link another user could have "
                                      "planted (in a folder others can write, or not owned by root)")
-                links += 1
-                if links > MAX_LINKS:
+                hops += 1
+                if hops > MAX_LINKS:
                     raise UnsafeFile(f"{shown}: too many levels of symbolic links")
                 target = os.readlink(name, dir_fd=folder)
                 if target.startswith("/"):

@@ -6,8 +6,7 @@ derandomized budget (profile `kahooks-fuzz`; KAHOOKS_FUZZ_SCALE=20 for a deeper 
 failure to its smallest input. The work each parser does is bounded too: under its documented cap it
 finishes in time linear in its input, over it it refuses.
 
-Defects other branches are fixing (issue 22) have their own minimal tests here, marked xfail(strict);
-the broad properties step around exactly those inputs (`KNOWN_DEFECTS`), so they guard everything else now.
+Each defect the fuzzer found (issue 22) keeps its own minimal test here beside the broad properties.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kahooks.doctor import conf, model
@@ -38,10 +37,6 @@ from tests.support.fuzzing import (
     mutated,
     raw_text,
 )
-
-# Known defects (issue 22), fixed on other branches: the broad properties skip inputs that only show these.
-# After the merge, drop the xfail marks below and these filters.
-KNOWN_DEFECTS = True
 
 
 def one_line(exc: BaseException) -> str:
@@ -103,18 +98,6 @@ def read_keepalived_conf(folder: Path, main: str, other: str) -> None:
         assert one_line(exc).startswith(str(folder)), exc
 
 
-def _not_finite(word: str) -> bool:
-    try:
-        return not math.isfinite(float(word))
-    except ValueError:
-        return False
-
-
-def _shows_known_conf_defect(text: str) -> bool:
-    """A number word that is NaN or infinite (`interval nan`, `1e309`): the doctor's known crash."""
-    return KNOWN_DEFECTS and any(_not_finite(word.strip('"')) for word in text.split())
-
-
 @budget(120)
 @given(main=st.one_of(keepalived_conf(INCLUDES), mutated(keepalived_conf(INCLUDES)), raw_text()),
        other=st.one_of(keepalived_conf(), mutated(keepalived_conf())))
@@ -128,7 +111,6 @@ def test_doctor_reports_any_conf_or_refuses_in_one_line(tmp_path: Path, main: st
     """The whole doctor (findings, the election simulated, both renderings) on what the reader accepts."""
     from kahooks.doctor.report import diagnose, render_json, render_text
 
-    assume(not _shows_known_conf_defect(main + other))
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     (folder / "a.conf").write_bytes(encoded(main))
     (folder / "b.conf").write_bytes(encoded(other))
@@ -141,7 +123,6 @@ def test_doctor_reports_any_conf_or_refuses_in_one_line(tmp_path: Path, main: st
     render_json(report)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22: doctor `interval nan` crash, fixed on another branch")
 @pytest.mark.parametrize("value", ["nan", "inf"])
 def test_doctor_reports_a_script_interval_of_nan(tmp_path: Path, value: str) -> None:
     from kahooks.doctor.report import diagnose
@@ -153,7 +134,6 @@ def test_doctor_reports_a_script_interval_of_nan(tmp_path: Path, value: str) -> 
     diagnose(str(path), [], "lb1", test_with_keepalived=False)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22: doctor `$VAR` exponential growth, fixed on another branch")
 def test_conf_definitions_cannot_expand_exponentially(tmp_path: Path) -> None:
     """Sixteen uses a level, ten levels: 16**10 words from 200 bytes. Read in a separate interpreter
     limited to 1 GiB: it must end in time, with a document of bounded size or a one-line refusal."""
@@ -174,7 +154,6 @@ def test_conf_definitions_cannot_expand_exponentially(tmp_path: Path) -> None:
     assert verdict == "refused" or int(size) < 1 << 20, result.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22: doctor include fan-out explosion, fixed on another branch")
 def test_conf_includes_cannot_fan_out_exponentially(tmp_path: Path) -> None:
     """Fifteen levels of three files, each including the three of the next: 3**15 reads of 45 small
     files, within the include depth limit. It must end quickly, read or refused in one line."""
@@ -192,7 +171,6 @@ def test_conf_includes_cannot_fan_out_exponentially(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-500:]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22: doctor include of a FIFO hangs, fixed on another branch")
 def test_conf_include_of_a_fifo_is_refused(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "b.conf")
     (tmp_path / "a.conf").write_text("include b.conf\n")
@@ -296,17 +274,6 @@ def _usable(event) -> None:
     Transition.of("lb1", [], [event], None).context()
 
 
-def _shows_known_spool_defect(raw: bytes) -> bool:
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        return False
-    stamps = [data.get("time")] if isinstance(data, dict) else []
-    if isinstance(data, dict) and isinstance(data.get("event"), dict):
-        stamps.append(data["event"].get("time"))
-    return KNOWN_DEFECTS and any(isinstance(stamp, (int, float)) and not -1e11 < stamp < 1e11 for stamp in stamps)
-
-
 @budget(200)
 @given(raw=as_json_bytes(event_record()))
 def test_spooled_event_is_read_or_refused_with_value_error(raw: bytes) -> None:
@@ -314,7 +281,6 @@ def test_spooled_event_is_read_or_refused_with_value_error(raw: bytes) -> None:
     from kahooks.spool import _json_object
     from kahooks.spooldir import BadEntry
 
-    assume(not _shows_known_spool_defect(raw))
     try:
         event = Event.from_dict(_json_object(raw))
     except (BadEntry, ValueError) as exc:  # documented: ValueError (BadEntry is one) for anything else
@@ -329,7 +295,6 @@ def test_spooled_delivery_is_read_or_refused_with_value_error(raw: bytes) -> Non
     from kahooks.spool import Delivery
     from kahooks.spooldir import BadEntry
 
-    assume(not _shows_known_spool_defect(raw))
     try:
         delivery = Delivery.from_json(Path("/nonexistent/queue/mail/1.json"), "mail", raw)
     except (BadEntry, ValueError) as exc:
@@ -341,7 +306,6 @@ def test_spooled_delivery_is_read_or_refused_with_value_error(raw: bytes) -> Non
     json.loads(delivery.to_json())
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22: spool event time 1e300 crashes the worker, fixed on another branch")
 @pytest.mark.parametrize("stamp", [1e300, -1e300, 1e20])
 def test_spooled_event_with_an_absurd_time_is_refused_or_usable(stamp: float) -> None:
     from kahooks.event import Event
@@ -361,7 +325,6 @@ def test_spool_queue_reads_any_file_or_moves_it_to_dead(tmp_path: Path, raw: byt
     """The worker's own read of queue/CHANNEL/: whatever keepalived_script left there, the rest flows on."""
     from kahooks.spool import Spool
 
-    assume(not _shows_known_spool_defect(raw))
     spool = Spool(tempfile.mkdtemp(dir=tmp_path)).ensure()
     (spool.queue_dir / "mail").mkdir(parents=True)
     (spool.queue_dir / "mail" / "00000000000000000001-aa.json").write_bytes(raw)
@@ -426,11 +389,6 @@ def test_kahooks_toml_loads_or_lists_its_problems_one_a_line(tmp_path: Path, dat
                      st.sampled_from((b"a = " + b"[" * 5000 + b"]" * 5000, b"a = " + b"{b = " * 5000 + b"1" + b"}" * 5000,
                                       b"\xff\xfe", b"a = '\xe9'", b"[channels.x]\ntype = 'syslog'\nsubject = '\xc3'"))))
 def test_kahooks_toml_of_any_bytes_is_a_config_error(tmp_path: Path, raw: bytes) -> None:
-    if KNOWN_DEFECTS:  # not UTF-8: fixed on the h22-procs branch (test_kahooks_toml_not_utf8_or_a_folder...)
-        try:
-            raw.decode()
-        except UnicodeDecodeError:
-            assume(False)
     load_kahooks_toml(Path(tempfile.mkdtemp(dir=tmp_path)), raw, None)
 
 
@@ -535,7 +493,6 @@ def test_kahooks_toml_nested_too_deep_is_a_config_error(tmp_path: Path, raw: byt
         read(str(tmp_path / "kahooks.toml"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22: kahooks.toml not UTF-8 / a folder, fixed on the h22-procs branch")
 @pytest.mark.parametrize("make", ["not utf-8", "a folder"])
 def test_kahooks_toml_not_utf8_or_a_folder_is_a_config_error(tmp_path: Path, make: str) -> None:
     """Found by the fuzzer: UnicodeDecodeError (and IsADirectoryError) came out of read_toml."""
@@ -675,8 +632,6 @@ def test_keepalived_dump_of_the_documented_shape_is_read(keepalived_here, entrie
     assert_live_instances(found)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22: a JSON dump of unexpected shape crashes doctor --live and "
-                                       "kahooks status, fixed on another branch")
 @pytest.mark.parametrize("raw", [b"1", b"[1]", b'[{"data": 1}]', b'[{"data": {}}]', b'[{"data": {"iname": "VI_1", '
                                  b'"state": 1, "effective_priority": 1, "base_priority": 1, "vips": [1]}}]',
                                  b'[{"data": {"iname": "VI_1", "state": [], "effective_priority": 1, "base_priority": 1}}]',
@@ -728,7 +683,6 @@ def test_drain_list_shows_any_drain_files(tmp_path: Path, entries: dict[str, byt
     assert len(result.output.splitlines()) >= len(entries)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 22: drain --list on a folder or a FIFO, fixed on another branch")
 @pytest.mark.parametrize("planted", ["a folder", "a FIFO", "--dir a file"])
 def test_drain_list_with_a_folder_or_a_fifo_answers_in_one_line(tmp_path: Path, planted: str) -> None:
     from tests.support.programs import run
