@@ -58,11 +58,16 @@ def drained(directory: str) -> list[str]:
         return sorted(name for name in os.listdir(directory) if not name.startswith("."))
     except FileNotFoundError:
         return []
+    except NotADirectoryError:
+        raise UsageError(f"{directory} is not a folder (--dir names the drain folder)") from None
 
 
 def shown(text: str) -> str:
-    """`text` for a terminal: every character kept, control characters written as escapes."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+    """`text` for a terminal: every character kept, control characters written as escapes, and a byte
+    that was not UTF-8 in a file name (os.fsdecode's surrogate) as \\xNN, the byte it was."""
+    return "".join(char if char.isprintable() else
+                   f"\\x{ord(char) - 0xDC00:02x}" if 0xDC80 <= ord(char) <= 0xDCFF else
+                   repr(char)[1:-1] for char in text)
 
 
 def listing(directory: str) -> list[tuple[str, str]]:

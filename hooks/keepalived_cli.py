@@ -150,7 +150,13 @@ def drain(server: str | None, path: str, directory: str, wait_connections: bool,
     from kahooks.errors import UsageError
 
     if list_only:
-        for name, note in draining.listing(directory):
+        try:
+            entries = draining.listing(directory)
+        except UsageError as exc:
+            _fail("drain", str(exc), 2)
+        except OSError as exc:
+            _fail("drain", f"{exc.filename or directory}: {os_words(exc)}", 1)
+        for name, note in entries:
             click.echo(f"{name}\t{note}")
         return
     if not server:

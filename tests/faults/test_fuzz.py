@@ -50,12 +50,20 @@ def encoded(text: str) -> bytes:
 
 
 def best_of(runs: int, action) -> float:
-    """The fastest of `runs` timings: the machine's noise only ever adds time."""
+    """The fastest of `runs` timings in this process's own CPU time, with the cyclic collector off: the
+    machine's noise (other processes, a collection that large inputs happen to trigger) only adds time."""
+    import gc
+
     fastest = math.inf
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        fastest = min(fastest, time.perf_counter() - started)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(runs):
+            started = time.process_time()
+            action()
+            fastest = min(fastest, time.process_time() - started)
+    finally:
+        gc.enable()
     return fastest
 
 
@@ -171,17 +179,15 @@ def test_conf_includes_cannot_fan_out_exponentially(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-500:]
 
 
-def test_conf_include_of_a_fifo_is_refused(tmp_path: Path) -> None:
+def test_conf_include_of_a_fifo_is_skipped_and_noted(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "b.conf")
     (tmp_path / "a.conf").write_text("include b.conf\n")
     result = bounded_python(f"""
         from kahooks.doctor import conf
-        try:
-            conf.read({str(tmp_path / "a.conf")!r}, "lb1")
-        except conf.ConfError as exc:
-            print(exc)
+        for file, line, what in conf.read({str(tmp_path / "a.conf")!r}, "lb1").notes:
+            print(file, line, what)
         """, timeout=3)
-    assert result.returncode == 0 and "b.conf" in result.stdout, result
+    assert result.returncode == 0 and "b.conf" in result.stdout and "FIFO" in result.stdout, result
 
 
 def test_conf_include_of_itself_is_refused_at_the_depth_limit(tmp_path: Path) -> None:
@@ -637,11 +643,16 @@ def test_keepalived_dump_of_the_documented_shape_is_read(keepalived_here, entrie
                                  b'[{"data": {"iname": "VI_1", "state": [], "effective_priority": 1, "base_priority": 1}}]',
                                  b'{"data": 1}'])
 def test_keepalived_dump_of_any_shape_is_read_or_refused(keepalived_here, raw: bytes) -> None:
-    """live_state's contract: its instances, or OSError/ValueError when keepalived cannot be asked.
+    """live_state's contract: its instances, OSError/ValueError when keepalived cannot be asked, or DumpUnreadable.
     These are the fuzzer's smallest failures (TypeError, KeyError, AttributeError; unhashable state)."""
+    from kahooks.doctor.running import DumpUnreadable
+
     try:
         found = keepalived_here(raw)
     except (OSError, ValueError):
+        return
+    except DumpUnreadable as exc:  # the doctor's own one-line refusal of a dump of the wrong shape
+        one_line(exc)
         return
     assert_live_instances(found)
 
@@ -705,10 +716,10 @@ def test_drain_list_with_a_folder_or_a_fifo_answers_in_one_line(tmp_path: Path, 
 
 def test_drain_list_shows_a_drain_file_whose_name_is_not_utf8(tmp_path: Path) -> None:
     """The property above leaves such names out (click's test runner writes strict UTF-8); the program
-    itself gives the name's bytes back."""
+    shows the byte that is not UTF-8 as an escape an operator can read and type (rule 9: names escaped)."""
     from tests.support.programs import program, quiet_env
 
     (tmp_path / os.fsdecode(b"192.0.2.1:80\xff")).write_text("drained\n")
     result = subprocess.run([program("kahooks"), "drain", "--list", "--dir", str(tmp_path)], capture_output=True,
                             timeout=10, env=quiet_env())
-    assert result.returncode == 0 and result.stdout == b"192.0.2.1:80\xff\tdrained\n", result
+    assert result.returncode == 0 and result.stdout == b"192.0.2.1:80\\xff\tdrained\n", result
