@@ -101,6 +101,9 @@ def test_ka_notify_complains_without_credentials_on_stderr_and_to_syslog(tmp_pat
 
 
 BAD_CHECKS = f"""
+[channels.log]
+type = "syslog"
+facility = "https://ops:{SECRET}@hooks.example.net/"
 [checks.web]
 run = "ka-check-http http://ops:{SECRET}@127.0.0.1:0/"
 [checks.api]
@@ -120,6 +123,7 @@ def test_kahooks_config_errors_show_no_url_password_nor_a_malformed_headers_valu
     outcome = run("kahooks", *command, "-c", str(config), timeout=60)
     assert outcome.code == 1, outcome
     assert "checks.web.run" in outcome.stderr and "checks.api.run" in outcome.stderr, outcome
+    assert "channels.log.facility: 'https://ops:***@hooks.example.net/'" in outcome.stderr, outcome
     assert "http://ops:***@127.0.0.1:0/" in outcome.stderr and "X-Api-Key ***" in outcome.stderr, outcome
     assert SECRET not in outcome.stdout + outcome.stderr, outcome
 
@@ -132,3 +136,22 @@ def test_a_redirects_target_is_shown_as_its_origin_only() -> None:
     assert redact.origin("http://[2001:db8::1]:8080/") == "http://[2001:db8::1]:8080/"
     assert redact.origin("/relative/path") == "?" and redact.origin("http://[::1") == "?"
 
+
+
+# --- ka-check-exec --expect-output: a pattern against output others can shape ------------------------------
+
+EVIL = "(a+)+$"
+
+
+def test_a_backtracking_expect_output_pattern_fails_the_check_in_time() -> None:
+    """The command's output can echo what others wrote (a log tail, a peer's answer). With `re`,
+    `(a+)+$` against 3000 a's and a '!' ran for ever and the check's own timer could not interrupt it
+    (a `re` match holds the interpreter): keepalived saw no answer. Now a failed probe within --timeout."""
+    crafted = "python3 -c \"print('a' * 3000 + '!')\""
+    outcome = run("ka-check-exec", "--timeout", "2", "--expect-output", EVIL, "--", "sh", "-c", crafted,
+                  timeout=60)
+    assert outcome.code == 1 and outcome.line.startswith("FAIL: "), outcome
+    assert f"/{EVIL}/ gave up on the output" in outcome.line, outcome
+    assert outcome.seconds < 3.5, outcome
+    plain = run("ka-check-exec", "--timeout", "2", "--expect-output", "a{3000}!$", "--", "sh", "-c", crafted)
+    assert plain.code == 0, plain  # the syntax is still re's, through `regex`
