@@ -15,6 +15,7 @@ from kahooks.event import Event
 from kahooks.lab.rsyslog import Rsyslog
 from tests.support.notify import worker_for, write_config
 from tests.support.programs import run
+from tests.support.serve import Served, head
 
 SECRET = "hunter2-s3cret"
 # A reload script failing the way curl-based ones do: the URL it posted to, password and token, on its output.
@@ -145,8 +146,8 @@ EVIL = "(a+)+$"
 
 def test_a_backtracking_expect_output_pattern_fails_the_check_in_time() -> None:
     """The command's output can echo what others wrote (a log tail, a peer's answer). With `re`,
-    `(a+)+$` against 3000 a's and a '!' ran for ever and the check's own timer could not interrupt it
-    (a `re` match holds the interpreter): keepalived saw no answer. Now a failed probe within --timeout."""
+    `(a+)+$` against 3000 a's and a '!' ran until the check's hard timer killed it: `timed out after 2 s`,
+    saying nothing of why. Now the probe itself fails in time, naming the pattern."""
     crafted = "python3 -c \"print('a' * 3000 + '!')\""
     outcome = run("ka-check-exec", "--timeout", "2", "--expect-output", EVIL, "--", "sh", "-c", crafted,
                   timeout=60)
@@ -155,3 +156,18 @@ def test_a_backtracking_expect_output_pattern_fails_the_check_in_time() -> None:
     assert outcome.seconds < 3.5, outcome
     plain = run("ka-check-exec", "--timeout", "2", "--expect-output", "a{3000}!$", "--", "sh", "-c", crafted)
     assert plain.code == 0, plain  # the syntax is still re's, through `regex`
+
+
+def test_the_daemon_fails_a_backtracking_expect_output_probe_and_keeps_its_heartbeat(tmp_path: Path) -> None:
+    """In `kahooks serve` a `re` match holds the interpreter: the heartbeat stalled for as long as it ran."""
+    config = head(tmp_path) + f"""
+[checks.evil]
+run = "ka-check-exec --timeout 1 --expect-output '{EVIL}' -- python3 -c \\"print('a' * 3000 + '!')\\""
+interval = 1
+"""
+    with Served(tmp_path, config) as served:
+        served.wait_track("evil", "1", timeout=15)
+        gaps = served.heartbeat_gaps(2.5)
+        status = json.loads((served.state / "status.json").read_text())["checks"]["evil"]
+    assert gaps and max(gaps) < 1.0, gaps
+    assert "gave up on the output" in status["why"], status
