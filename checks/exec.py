@@ -22,8 +22,7 @@ from kahooks.checks.base import Check
 from kahooks.deadline import format_seconds
 from kahooks.errors import UsageError, os_words
 from kahooks.options import Option, in_ranges, int_ranges, positive_float
-# Cheap: `regex` itself is imported by compile_pattern, only when --expect-output is given.
-from kahooks.patterns import PatternTimeout, compile_pattern
+from kahooks.patterns import PatternTimeout, compile_pattern  # cheap: `regex` comes with --expect-output only
 from kahooks.result import CheckResult, healthy, unhealthy
 
 TYPE_CHECKING = False
