@@ -169,5 +169,7 @@ interval = 1
         served.wait_track("evil", "1", timeout=15)
         gaps = served.heartbeat_gaps(2.5)
         status = json.loads((served.state / "status.json").read_text())["checks"]["evil"]
-    assert gaps and max(gaps) < 1.0, gaps
+    # heartbeat_interval 0.2; 2 cores shared with other runs: a gap of about 1 s was seen under load. Without
+    # the bound the match held the daemon for longer than the 15 s wait above.
+    assert gaps and max(gaps) < 3.0, gaps
     assert "gave up on the output" in status["why"], status
