@@ -21,7 +21,8 @@ from kahooks import commands
 from kahooks.checks.base import Check
 from kahooks.deadline import format_seconds
 from kahooks.errors import UsageError, os_words
-from kahooks.options import Option, in_ranges, int_ranges, positive_float, regex
+from kahooks.options import Option, in_ranges, int_ranges, positive_float
+from kahooks.patterns import PatternTimeout, compile_pattern  # cheap: `regex` comes with --expect-output only
 from kahooks.result import CheckResult, healthy, unhealthy
 
 TYPE_CHECKING = False
@@ -39,7 +40,7 @@ class ExecCheck(Check):
         Option("COMMAND", rest=True, required=True, help="the command and its arguments (after --)"),
         Option("--ok-codes", convert=int_ranges, default="0", metavar="LIST",
                help="exit codes that mean healthy, e.g. 0 or 0,3-4"),
-        Option("--expect-output", convert=regex, metavar="REGEX",
+        Option("--expect-output", convert=compile_pattern, metavar="REGEX",
                help="the last 64 KiB of its output (stdout and stderr) must also match REGEX"),
         Option("--kill-grace", convert=positive_float, default=DEFAULT_KILL_GRACE, metavar="SECONDS",
                help="after SIGTERM, wait this long before SIGKILL"),
@@ -80,9 +81,16 @@ class ExecCheck(Check):
                              exit_code=code)
         if not in_ranges(code, self.ok_codes):
             return unhealthy(f"{self.display} exited {code} in {took}{detail}", exit_code=code)
-        if self.expect_output is not None and not self.expect_output.search(done.output):
-            return unhealthy(f"{self.display} exited {code} but its output does not match "
-                             f"/{self.expect_output.pattern}/{detail}", exit_code=code)
+        if self.expect_output is not None:
+            # The command's output may echo what others wrote (a log line, a peer's answer): a
+            # backtracking match is bounded by the probe's deadline (kahooks.patterns), never a hang.
+            try:
+                matched = self.expect_output.search(done.output, deadline, "the output")
+            except PatternTimeout as exc:
+                return unhealthy(f"{self.display} exited {code}, but {exc}", exit_code=code)
+            if not matched:
+                return unhealthy(f"{self.display} exited {code} but its output does not match "
+                                 f"/{self.expect_output.pattern}/{detail}", exit_code=code)
         return healthy(f"{self.display} exited {code} in {took}{leftovers}", exit_code=code)
 
 

@@ -20,6 +20,7 @@ import os
 import re
 from typing import TYPE_CHECKING
 
+from kahooks import redact
 from kahooks.errors import UsageError
 from kahooks.options import number_problem
 
@@ -240,10 +241,12 @@ def build_check(run: Any, problem: Complain) -> tuple[str, list[str], Check] | N
         check_class = load_check_class(kind)
         values = parse_argv(COMMON_OPTIONS + check_class.OPTIONS, words[1:], program)
         return kind, words[1:], check_class(values)
+    # An error may quote a word of the command line whole (`--header 'X-Api-Key v'`, malformed so that no
+    # line-wise redaction sees a header in it): hidden as redact.words hides it in that command line.
     except UsageError as exc:
-        problem("run", f"{program}: {exc}")
+        problem("run", redact.in_argv(f"{program}: {exc}", words))
     except Exception as exc:  # a check's constructor may trip on anything the user wrote; say what
-        problem("run", f"{program}: {type(exc).__name__}: {exc}")
+        problem("run", redact.in_argv(f"{program}: {type(exc).__name__}: {exc}", words))
     return None
 
 

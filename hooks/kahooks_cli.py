@@ -29,8 +29,15 @@ def cli() -> None:
 
 def _report_config_error(path: str, exc: ConfigError) -> None:
     for line in exc.lines():
-        click.echo(line, err=True)
+        click.echo(_redacted(line), err=True)
     click.echo(f"{path}: {len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''}", err=True)
+
+
+def _redacted(line: str) -> str:
+    """An error line with its secrets hidden: a configuration error can quote a channel's URL."""
+    from kahooks import redact
+
+    return redact.text(line)
 
 
 @cli.command()
@@ -72,12 +79,12 @@ def serve(path: str, verbose: bool, log_format: str) -> None:
         _report_config_error(path, exc)
         sys.exit(1)
     except KahooksError as exc:  # refused to start (state_dir or spool unwritable): say why, exit 1
-        click.echo(f"kahooks serve: {exc}", err=True)
+        click.echo(_redacted(f"kahooks serve: {exc}"), err=True)
         sys.exit(1)
     except Exception as exc:  # one line for an operator; -v shows the traceback
         if verbose:
             raise
-        click.echo(f"kahooks serve: {type(exc).__name__}: {exc}", err=True)
+        click.echo(_redacted(f"kahooks serve: {type(exc).__name__}: {exc}"), err=True)
         sys.exit(1)
     sys.exit(code)
 
@@ -112,7 +119,7 @@ def status(path: str, as_json: bool, max_age: float) -> None:
     try:
         current = daemon_status.read(state_dir)
     except daemon_status.StatusUnreadable as exc:
-        click.echo(f"kahooks status: {exc}", err=True)
+        click.echo(_redacted(f"kahooks status: {exc}"), err=True)
         sys.exit(1)
     if current is None:
         click.echo(f"kahooks serve is not running: no status in {state_dir}", err=True)

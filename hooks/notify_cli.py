@@ -89,7 +89,11 @@ def main() -> None:
 
 
 def _complain(line: str) -> None:
-    """stderr for a person; syslog for keepalived's runs, whose output is discarded."""
+    """stderr for a person; syslog for keepalived's runs, whose output is discarded. Secrets hidden:
+    an error can quote a channel's URL or the command line."""
+    from kahooks import redact
+
+    line = redact.in_argv(line, sys.argv[1:])
     try:
         print(line, file=sys.stderr, flush=True)
     except OSError:

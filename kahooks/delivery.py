@@ -215,12 +215,16 @@ class Worker:
         log.info("%s: delivered %s (event %s)", name, what, message.id)
 
     def raise_alert(self, channel_name: str, message: Message, reason: str) -> None:
-        """Record an ALERT event about the instance: the rules send it to people like a transition."""
+        """Record an ALERT event about the instance: the rules send it to people like a transition.
+        The reason is a channel's error, which can quote its URL or a command's output: redacted, as the
+        other channels (a chat room, a pager) must not learn this one's credentials."""
+        from kahooks import redact
         from kahooks.event import Event
 
         if message.event.is_alert:
             return  # never an alert about an alert
-        self.spool.record(Event.alert(message.event.name, f"{channel_name}: {reason}", source=channel_name))
+        self.spool.record(Event.alert(message.event.name, f"{channel_name}: {redact.text(reason)}",
+                                      source=channel_name))
         self.wake.set()
 
     def retry(self, name: str, what: str, batch: list[Delivery], reason: str, retry_after: float | None) -> bool:

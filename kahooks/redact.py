@@ -4,9 +4,22 @@ A check's command line and a channel's settings can carry credentials: a passwor
 URL (`https://user:pw@host/`, `https://TOKEN@host/`, `?access_token=…`, `&sig=…`), a header
 (`--header 'Authorization: Bearer …'`, `X-Api-Key: …`, `Cookie: …`), a webhook whose path is the
 secret (`https://hooks.slack.com/services/T…/B…/…`, a ping URL ending in a UUID). `text` hides them in
-any line; `words` in a command line. They run on a check's line and usage error (hooks/check_cli.py),
-on every log record (kahooks.logs' formatters) and on everything the daemon reports
-(daemon/snapshot.py `redacted`: status.json, `kahooks status`, /metrics).
+any line; `words` in a command line; `origin` reduces a URL to scheme://host[:port]/… where even its
+path may be the secret (a redirect's target).
+
+The ways out that go through here (each has a test in tests/faults):
+- a check's line and usage error (hooks/check_cli.py: `text`, `in_argv`);
+- every log record, text and json (kahooks/logs.py formatters);
+- everything the daemon reports: status.json, `kahooks status`, /metrics (daemon/snapshot.py `redacted`,
+  the check's `run` through `words` in daemon/reporting.py);
+- `[checks.NAME] run` errors quoting the command line (daemon/settings.py: `in_argv`);
+- `kahooks validate|serve|status` configuration and start-up errors (hooks/kahooks_cli.py);
+- ka-notify's complaints, on stderr and to syslog (hooks/notify_cli.py `_complain`), and its spool
+  listing (kahooks/spooltools.py `describe`, dead letters written before this rule included);
+- a dead letter's `last_error` in the spool (kahooks/spool.py `bury`) and the ALERT event a failing
+  channel raises for the other channels (kahooks/delivery.py `raise_alert`);
+- an HTTP channel's error: the answer's text (`text`), a redirect's target (`origin`) and an
+  Alertmanager member (`url`) (notifiers/_http.py, notifiers/alertmanager.py).
 
 What stays is what an operator needs to tell things apart and to find the setting: scheme, host,
 port, user name, path (but its long random segments), parameter and header names.
@@ -67,6 +80,24 @@ def url(text: str) -> str:
     else:
         path = "/".join(HIDDEN if _looks_random(segment) else segment for segment in path.split("/"))
     return f"{scheme}://{authority}{path}{query_mark}{_params(query)}"
+
+
+def origin(text: str) -> str:
+    """scheme://host[:port]/ of a URL, the rest shown as …: a webhook's path and query are its secret.
+    '?' for anything that is no URL with a host."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "?"
+    if not parts.scheme or not host:
+        return "?"
+    host = f"[{host}]" if ":" in host else host
+    rest = "…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{port}/{rest}"
 
 
 def _split_path(tail: str) -> tuple[str, str, str]:

@@ -252,8 +252,11 @@ class Spool(SpoolDirectory):
         self.remove(("queue", delivery.channel), delivery.name)
 
     def bury(self, delivery: Delivery, reason: str) -> Path:
-        """Move a delivery that gave up to dead/CHANNEL/, with the reason recorded in it."""
-        delivery.last_error = reason
+        """Move a delivery that gave up to dead/CHANNEL/, with the reason recorded in it, its secrets
+        hidden: the spool's owner reads it, and so does every `ka-notify queue`."""
+        from kahooks import redact
+
+        delivery.last_error = redact.text(reason)
         self.save(delivery)
         return self._move(("queue", delivery.channel), delivery.name, ("dead", delivery.channel))
 

@@ -62,6 +62,14 @@ def letters(spool: Spool, place: str, channel: str | None = None) -> list[Letter
 
 
 def describe(letter: Letter, now: float) -> str:
+    """One line about a queued or dead letter, its secrets hidden (a letter buried before `bury`
+    redacted, or a retry's error as the worker saved it, can hold one)."""
+    from kahooks import redact
+
+    return redact.text(_describe(letter, now))
+
+
+def _describe(letter: Letter, now: float) -> str:
     if letter.delivery is None:
         return f"{letter.channel:<12} {letter.name}  unreadable: {letter.problem}"
     delivery = letter.delivery

@@ -103,22 +103,5 @@ def outcome(status: int, retry_header: str | None, location: str | None, raw: by
     if status in RETRYABLE or status >= 500:
         raise TemporaryFailure(detail, retry_after(retry_header))
     if 300 <= status < 400:
-        raise PermanentFailure(f"{detail}: redirected to {where(location or '?')}; fix the URL")
+        raise PermanentFailure(f"{detail}: redirected to {redact.origin(location or '?')}; fix the URL")
     raise PermanentFailure(detail)
-
-
-def where(url: str) -> str:
-    """scheme://host[:port]/ of a URL, the rest shown as …: a webhook's path and query are its secret."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "?"
-    if not parts.scheme or not host:
-        return "?"
-    host = f"[{host}]" if ":" in host else host
-    rest = "…" if parts.path.strip("/") or parts.query else ""
-    return f"{parts.scheme}://{host}{port}/{rest}"

@@ -34,7 +34,8 @@ def test_from_fifo_line(line: str, expected: tuple) -> None:
 #   notify_fifo_vs: snprintf(line, size + 1, "VS %s %s\n", vs_str, state);
 #   notify_fifo_rs: snprintf(line, size + 1, "RS %s %s %s\n", rs_str, vs_str, state);
 # with rs_str from lib/utils.c inet_sockaddrtotrio_r: "[%s]:%s:%d" (address, tcp/udp/sctp/none, port),
-# and vs_str from check/check_data.c format_vs: the same, or "FWM %u", or "[%s]:%d" (group name, port).
+# and vs_str from check/check_data.c format_vs: the same, or "FWM %u", or "[%s]:%d" (group name, its number).
+# Every form, through the real FIFO reader: tests/core/test_lvs.py.
 @pytest.mark.parametrize("line, expected", [
     ("VS [192.168.201.15]:tcp:80 UP", ("VS", "[192.168.201.15]:tcp:80", "[192.168.201.15]:tcp:80", "UP", "")),
     ("VS [192.168.201.15]:tcp:80 DOWN", ("VS", "[192.168.201.15]:tcp:80", "[192.168.201.15]:tcp:80", "DOWN",
@@ -44,7 +45,7 @@ def test_from_fifo_line(line: str, expected: tuple) -> None:
     ("RS [2001:db8::7]:udp:53 [2001:db8::1]:udp:53 UP", ("RS", "[2001:db8::7]:udp:53", "[2001:db8::1]:udp:53",
                                                         "UP", "")),
     ("VS FWM 123 DOWN", ("VS", "FWM 123", "FWM 123", "DOWN", "quorum lost")),
-    ("RS [10.0.0.1]:tcp:0 FWM 123 UP", None),  # port 0 is no server
+    ("RS [10.0.0.1]:none:0 FWM 123 UP", ("RS", "[10.0.0.1]:none:0", "FWM 123", "UP", "")),  # fwmark DR/TUN
     ("RS [10.0.0.1]:tcp:80 FWM 123 UP", ("RS", "[10.0.0.1]:tcp:80", "FWM 123", "UP", "")),
     ("VS [web]:443 UP", ("VS", "[web]:443", "[web]:443", "UP", "")),
 ])
