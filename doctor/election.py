@@ -1,19 +1,24 @@
 """The VRRP election, simulated: who is MASTER after a tracked item fails, after how long, and after it recovers.
 
-The rules are keepalived 2.2.7's (vrrp.c vrrp_state_backup, vrrp_track.c):
-- a tracked item changes the effective priority: a script or interface with weight W>0 adds W
+The rules are keepalived's, the same in 2.2.7 and 2.3.3 (vrrp.c vrrp_state_backup, vrrp_track.c):
+- a tracked item changes the effective priority: a script, interface or BFD with weight W>0 adds W
   while up, W<0 subtracts |W| while down, `reverse` swaps the direction, weight 0 puts the
-  instance in FAULT; a track file adds value x weight (<= -254: FAULT; weight 0: non-zero is
-  FAULT). Track files are taken to hold 0 while healthy and 1 when failed (kahooks' values).
-  The effective priority stays within 1..254; priority 255 (address owner) never changes.
+  instance in FAULT (vrrp_track.c process_script_update_priority, keepalived_netlink.c
+  process_if_status_change); a track file adds value x weight, kept within -254..253, and
+  -254 is FAULT; weight 0: non-zero is FAULT (track_file.c update_track_file_status).
+  Track files hold 0 while healthy and, when failed, 1 (kahooks' value) or what --file-value says.
+  The effective priority stays within 1..254; priority 255 (address owner) never changes
+  (vrrp_track.c vrrp_set_effective_priority).
 - a sync group faults all its instances when one of them faults;
 - a MASTER that faults sends a priority-0 advert: the best BACKUP takes over after its skew
   time, (256 - priority)/256 s (VRRPv3: x advert_int);
 - a BACKUP whose priority is above the MASTER's discards its adverts (unless `nopreempt`)
-  and takes over when its down timer ends: 3 adverts + skew after the last advert it
-  accepted, so 2..3 advert intervals + skew after the change (+ `preempt_delay`);
-- a script's failure is seen after `fall` runs: (fall-1)..fall intervals after it fails;
-  track files (inotify), interfaces (netlink) and processes (proc connector) at once.
+  and takes over when its down timer ends: down_timer_adverts (3) adverts + skew after the last
+  advert it accepted (vrrp.h VRRP_MS_DOWN_TIMER), so 2..3 advert intervals + skew after the
+  change (+ `preempt_delay`); the intervals are the effective ones (VRRPv2 whole seconds);
+- a script's failure is seen after `fall` runs: (fall-1)..fall intervals after it fails, with the
+  interval keepalived uses (2.2.7: whole seconds); track files (inotify), interfaces (netlink),
+  processes (proc connector) and BFD sessions at once.
 """
 
 from __future__ import annotations
@@ -22,8 +27,6 @@ import ipaddress
 from dataclasses import dataclass
 
 from kahooks.doctor.model import PRIO_OWNER, Instance, Node, Tracked
-
-FILE_FAILED_VALUE = 1  # what kahooks (and init_file's default) write for a failed check
 
 
 @dataclass(frozen=True, eq=False)  # one object per node's instance: compared and hashed by identity
@@ -72,7 +75,7 @@ def contribution(item: Tracked, failing: bool) -> tuple[bool, int]:
         return False, 0
     multiplier = -1 if item.reverse else 1
     if item.kind == "file":
-        value = FILE_FAILED_VALUE if failing else 0
+        value = item.value if failing else 0
         if item.weight == 0:
             return (value != 0) == (multiplier == 1), 0
         status = value * item.weight * multiplier
@@ -184,7 +187,8 @@ def takeover(before: Member, after: Member, state: dict[Member, Standing]) -> tu
         return new_skew, new_skew  # the old MASTER's priority-0 advert cuts the down timer to the skew
     advert = before.instance.advert_int if after.instance.version == 3 else after.instance.advert_int
     delay = after.instance.preempt_delay
-    return delay + 2 * advert + new_skew, delay + 3 * advert + new_skew
+    adverts = after.instance.down_timer_adverts
+    return delay + (adverts - 1) * advert + new_skew, delay + adverts * advert + new_skew
 
 
 def simulate(nodes: list[Node]) -> list[Scenario]:

@@ -39,9 +39,17 @@ def finding(code: str, severity: str, where: object, message: str, fix: str) -> 
 
 
 def check_numbers(node: Node) -> list[Finding]:
-    """Numbers keepalived rejects (NaN, infinities, out of its range): it ignores the line, silently to most."""
+    """Numbers keepalived rejects or reads otherwise than written (garbage after the digits, out of its
+    range): each finding says what keepalived does with it, which is what the doctor models."""
     return [finding("bad-number", "error", where, why, "a number in keepalived's range (keepalived.conf(5))")
             for where, why in node.bad_numbers]
+
+
+def check_surprises(node: Node) -> list[Finding]:
+    """Where keepalived itself does what no operator would want: each with the keepalived source that does it."""
+    return [finding(item.code, "warning", item.where,
+                    f"{item.message} (keepalived {node.rules} {item.source})", item.fix)
+            for item in node.surprises]
 
 
 # Script security ------------------------------------------------------------------------------

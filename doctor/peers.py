@@ -38,12 +38,17 @@ def check_agreement(nodes: list[Node]) -> list[Finding]:
                                  f"{leader.instance.name}: {leader.node.path} has the highest priority and nopreempt: if "
                                  f"it starts after its peer has taken the VIP, it never takes it (the doctor assumes the "
                                  f"nodes start together)", "nopreempt is for nodes of equal standing; or accept it"))
-        if len(tied) > 1 and leader is None:
+        if len(tied) > 1:
+            # vrrp.c vrrp_state_master_rx: a MASTER that hears an equal priority from a higher address yields;
+            # vrrp_state_backup: a BACKUP accepts an equal priority, so a tie never takes the VIP back.
             last = tied[-1].instance.where
+            winner = (f"{leader.node.path} wins (unicast_src_ip {leader.instance.unicast_src_ip} is the higher)"
+                      if leader is not None and leader in tied and leader.instance.unicast_src_ip else
+                      "the higher IP address wins the election (not `state`)")
             found.append(finding("equal-priority", "warning", last.first("priority") or last,
                                  f"{first.instance.name} ({key}): {', '.join(member.node.path for member in tied)} all have "
-                                 f"priority {top}: the higher IP address wins the election (not `state`), and a node "
-                                 f"that recovers never takes the VIP back", "give the preferred node a higher priority"))
+                                 f"priority {top}: {winner}, and a node that recovers never takes the VIP back",
+                                 "give the preferred node a higher priority"))
         if len(nodes) > 1 and len(members) == 1:
             found.append(finding("peer-missing-instance", "warning", first.instance.where,
                                  f"{first.instance.name} ({key}) exists on {first.node.path} only: no peer backs it up",

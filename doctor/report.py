@@ -3,7 +3,8 @@
 The JSON shape is documented in the README and kept stable:
 {"findings": [{"code", "severity", "file", "line", "message", "fix"}],
  "scenarios": [{"node", "instance", "fails", "master_after_failure", "failover_s", "master_after_recovery", ...}]}
-(scenarios also carry tracked_as, master_before, failover_min_s and failover_max_s; with --live, "live").
+(scenarios also carry tracked_as, master_before, failover_min_s and failover_max_s; with --live, "live";
+"keepalived": {"modelled", "found", "source"} says which keepalived's rules made the predictions).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from kahooks.doctor import conf, election, findings, peers, running
+from kahooks.doctor import conf, election, findings, peers, running, versions
 from kahooks.doctor.findings import SEVERITIES, Finding
 from kahooks.doctor.model import Node, build
 from kahooks.errors import KahooksError, os_words
@@ -25,6 +26,7 @@ class Report:
     findings: list[Finding]
     scenarios: list[election.Scenario]
     live: list[dict] = field(default_factory=list)
+    version: versions.Version = versions.Version(versions.DEFAULT, None, "the default")
 
     @property
     def errors(self) -> int:
@@ -32,19 +34,26 @@ class Report:
 
     def as_json(self) -> dict:
         out: dict = {"findings": [item.as_json() for item in self.findings],
-                     "scenarios": [scenario.as_json() for scenario in self.scenarios]}
+                     "scenarios": [scenario.as_json() for scenario in self.scenarios],
+                     "keepalived": self.version.as_json()}
         if self.live:
             out["live"] = self.live
         return out
 
 
-def diagnose(path: str, peer_paths: list[str], config_id: str | None = None, test_with_keepalived: bool = True) -> Report:
-    """Everything the doctor knows about `path` and its peers; conf.ConfError when a file cannot be read."""
-    nodes = [build(conf.read(candidate, config_id), candidate) for candidate in [path, *peer_paths]]
+def diagnose(path: str, peer_paths: list[str], config_id: str | None = None, test_with_keepalived: bool = True,
+             version: versions.Version | None = None, file_values: dict[str, int] | None = None) -> Report:
+    """Everything the doctor knows about `path` and its peers, as keepalived `version` (default: the local
+    one) makes them; `file_values`: what each track file holds while failed. conf.ConfError when a file
+    cannot be read."""
+    version = version or versions.local()
+    nodes = [build(conf.read(candidate, config_id), candidate, version.rules, file_values)
+             for candidate in [path, *peer_paths]]
     found: list[Finding] = []
     for index, node in enumerate(nodes):
         here = index == 0  # the peers' scripts live on other machines
         found.extend(findings.check_numbers(node))
+        found.extend(findings.check_surprises(node))
         found.extend(findings.check_scripts(node, here))
         found.extend(findings.check_tracking_and_notify(node, here))
         found.extend(peers.check_vrids(node))
@@ -56,7 +65,7 @@ def diagnose(path: str, peer_paths: list[str], config_id: str | None = None, tes
         found.extend(running.config_test(path) or [])
     order = {severity: rank for rank, severity in enumerate(SEVERITIES)}
     found = sorted(set(found), key=lambda item: (order[item.severity], item.file, item.line, item.code))
-    return Report(nodes, found, scenarios)
+    return Report(nodes, found, scenarios, version=version)
 
 
 def add_live(report: Report) -> None:
@@ -126,6 +135,7 @@ def render_text(report: Report, colour: bool | None = None) -> str:
     for entry in report.live:
         lines.append(f"LIVE {entry['instance']}: {entry['state']}, priority {entry['priority']} "
                      f"(base {entry['base_priority']}), VIPs here: {', '.join(entry['vips_here']) or 'none'}")
+    lines.append(f"MODELLED: {report.version.describe()}")
     counts = {severity: sum(1 for item in report.findings if item.severity == severity) for severity in SEVERITIES}
     lines.append(f"{len(report.nodes)} node{'s' if len(report.nodes) != 1 else ''}: {counts['error']} errors, "
                  f"{counts['warning']} warnings, {counts['hint']} hints")

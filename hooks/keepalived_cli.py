@@ -29,9 +29,14 @@ def _fail(command: str, message: str, code: int) -> NoReturn:
 @click.option("--live", is_flag=True, help="also ask the running keepalived (root) for each instance's state")
 @click.option("-i", "--config-id", default=None, help="keepalived's -i, for @ID lines (default: the short host name)")
 @click.option("--no-keepalived-test", is_flag=True, help="do not run `keepalived -t` on the file")
+@click.option("--keepalived-version", type=click.Choice(["2.2.7", "2.3.3"]), default=None,
+              help="model this keepalived's rules (default: the local `keepalived --version`)")
+@click.option("--file-value", "file_values", multiple=True, metavar="NAME=VALUE",
+              help="the value track_file NAME holds while its check fails (default 1, as kahooks writes; repeat)")
 @click.option("-v", "--verbose", is_flag=True, help="tracebacks on unexpected errors")
 def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, config_id: str | None,
-           no_keepalived_test: bool, verbose: bool) -> None:
+           no_keepalived_test: bool, keepalived_version: str | None, file_values: tuple[str, ...],
+           verbose: bool) -> None:
     """Find a keepalived pair's mistakes before they cause an outage.
 
     Reads keepalived.conf as keepalived does (includes, definitions, @ID lines), reports
@@ -40,10 +45,13 @@ def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, co
 
     Exit status: 0 no errors, 1 errors found, 2 a file cannot be read.
     """
-    from kahooks.doctor import conf, report
+    from kahooks.doctor import conf, report, versions
 
+    values = _file_values(file_values)
     try:
-        result = report.diagnose(path, list(peer_paths), config_id, test_with_keepalived=not no_keepalived_test)
+        version = versions.asked(keepalived_version) if keepalived_version else versions.local()
+        result = report.diagnose(path, list(peer_paths), config_id, test_with_keepalived=not no_keepalived_test,
+                                 version=version, file_values=values)
         if live:
             report.add_live(result)
     except conf.ConfError as exc:
@@ -54,6 +62,26 @@ def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, co
         _fail("doctor", f"{type(exc).__name__}: {exc}", 2)
     click.echo(report.render_json(result) if as_json else report.render_text(result))
     sys.exit(1 if result.errors else 0)
+
+
+def _file_values(pairs: tuple[str, ...]) -> dict[str, int]:
+    """--file-value NAME=VALUE: a whole number keepalived reads from a track file (it ignores what is
+    outside -2^31..2^31, track_file.c process_track_file)."""
+    from kahooks.options import number_problem
+
+    values: dict[str, int] = {}
+    for pair in pairs:
+        name, equals, text = pair.partition("=")
+        try:
+            value: object = int(text.strip(), 10) if len(text) <= 12 else None
+        except ValueError:
+            value = None
+        problem = number_problem(value, -(2**31), 2**31, whole=True)
+        if not name or not equals or problem is not None:
+            raise click.BadParameter(f"{pair!r}: NAME=VALUE, VALUE {problem or 'a whole number'}",
+                                     param_hint="--file-value")
+        values[name] = value  # type: ignore[assignment]  # number_problem passed: an int
+    return values
 
 
 @click.command()

@@ -19,7 +19,8 @@ def test_json_has_the_documented_shape_and_exit_1_on_errors(tmp_path: Path) -> N
     outcome = run("kahooks", "doctor", "-f", str(lb1), "--peer", str(lb2), "--json", "--no-keepalived-test")
     assert outcome.code == 1, outcome
     report = json.loads(outcome.stdout)
-    assert set(report) == {"findings", "scenarios"}
+    assert set(report) == {"findings", "scenarios", "keepalived"}
+    assert report["keepalived"]["modelled"] in ("2.2.7", "2.3.3") and report["keepalived"]["source"]
     for item in report["findings"]:
         assert set(item) == {"code", "severity", "file", "line", "message", "fix"}
         assert item["severity"] in ("error", "warning", "hint") and isinstance(item["line"], int)
@@ -48,6 +49,25 @@ def test_text_groups_by_severity_without_colour_off_a_terminal_and_exits_0_witho
         as_root = True
     assert ("[script-security-off]" in text) is as_root
     assert text.rstrip().endswith(f"2 nodes: 0 errors, {7 if as_root else 5} warnings, 2 hints")
+
+
+def test_the_modelled_version_is_said_and_can_be_chosen(tmp_path: Path) -> None:
+    """--keepalived-version picks the rules; text and JSON say which keepalived was modelled."""
+    conf = tmp_path / "lb1.conf"
+    conf.write_text('vrrp_script chk {\n    script "/bin/true"\n    interval 0.5\n    weight -60\n}\n'
+                    "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    priority 150\n"
+                    "    virtual_ipaddress {\n        192.0.2.10\n    }\n    track_script {\n        chk\n    }\n}\n")
+    old = run("kahooks", "doctor", "-f", str(conf), "--no-keepalived-test", "--keepalived-version", "2.2.7")
+    assert "MODELLED: keepalived 2.2.7's rules, from --keepalived-version" in old.stdout, old
+    assert "[keepalived-timer-rounded]" in old.stdout and "vrrp_vscript_interval_handler" in old.stdout
+    new = run("kahooks", "doctor", "-f", str(conf), "--no-keepalived-test", "--keepalived-version", "2.3.3", "--json")
+    report = json.loads(new.stdout)
+    assert report["keepalived"] == {"modelled": "2.3.3", "found": "2.3.3", "source": "--keepalived-version"}
+    assert not [item for item in report["findings"] if item["code"] == "keepalived-timer-rounded"]
+    wrong = run("kahooks", "doctor", "-f", str(conf), "--keepalived-version", "2.4.0")
+    assert wrong.code == 2 and "2.4.0" in wrong.stderr
+    bad_value = run("kahooks", "doctor", "-f", str(conf), "--file-value", "tf=1e300")
+    assert bad_value.code == 2 and "--file-value" in bad_value.stderr and "Traceback" not in bad_value.stderr
 
 
 def test_a_file_that_cannot_be_read_is_one_line_and_exit_2(tmp_path: Path) -> None:
