@@ -56,8 +56,8 @@ class Spec:
 
 # Weighted choices: common values often, edge values sometimes.
 PRIORITIES = [None, None, 255, 150, 150, 100, 100, 101, 99, 200, 50, 254, 1]
-SCRIPT_WEIGHTS = [None, 0, 0, -60, -30, -2, -253, 2, 30, 60, 253]
-FILE_WEIGHTS = [None, None, 0, 0, -60, -30, -254, 30, 60, 254, -1]
+SCRIPT_WEIGHTS = [None, 0, 0, -60, -60, -30, -2, -253, 2, 30, 60, 253]
+FILE_WEIGHTS = [None, None, 0, 0, -60, -60, -30, -254, 30, 60, 254, -1]
 INTERFACE_WEIGHTS = [None, None, 0, -60, -30, 30, 60]
 INTERVALS = ["1", "1", "1", "2", "0.5", "1.5"]
 ADVERTS = ["1", "1", "1", "0.5", "2", "0.25", "0.2"]
@@ -117,7 +117,7 @@ def generate(seed: int) -> Spec:
         head = [f"global_defs {{\n    router_id {node}\n    enable_script_security\n    script_user keepalived_script\n"
                 + (f"    vrrp_version {version}\n" if global_version else "") + "}\n"]
         tracked: dict[str, list[str]] = {instance: [] for instance in instances}
-        wanted = rng.choice([0, 1, 1, 2, 2, 3]) if node == "n2" or rng.random() < 0.9 else 0
+        wanted = rng.choice([0, 1, 1, 1, 2, 2, 3]) if node == "n2" or rng.random() < 0.9 else 0
         kinds = [rng.choice(["script", "script", "file", "file", "interface"]) for _ in range(wanted)]
         if node == "n2" and not items and not kinds:
             kinds = [rng.choice(["script", "file", "interface"])]  # every pair fails something
