@@ -276,7 +276,7 @@ def trial(run: PairRun, item: Item, scenarios: list[dict], result: PairResult) -
     recovered = run.holders()
     for instance in spec.vips:
         scenario = mine.get(instance)
-        row = {"item": label, "instance": instance, "before": before[instance], "after": after[instance],
+        row: dict[str, object] = {"item": label, "instance": instance, "before": before[instance], "after": after[instance],
                "recovered": recovered[instance], "failover_s": None, "predicted": scenario}
         result.rows.append(row)
         result.checked += 1
@@ -295,8 +295,8 @@ def trial(run: PairRun, item: Item, scenarios: list[dict], result: PairResult) -
             continue  # the rest starts from somewhere else: not comparable
         if after[instance] != scenario["master_after_failure"]:
             differs("master_after_failure", scenario["master_after_failure"], after[instance])
-        elif scenario["failover_min_s"] is not None and after[instance] in NODES:
-            added = run.watch.first_added(after[instance], spec.vips[instance], stamp)
+        elif scenario["failover_min_s"] is not None and (holder := after[instance]) in NODES and holder:
+            added = run.watch.first_added(holder, spec.vips[instance], stamp)
             measured = round(added - stamp, 3) if added is not None else None
             row["failover_s"] = measured
             low, high = scenario["failover_min_s"] - TOLERANCE, scenario["failover_max_s"] + TOLERANCE
@@ -384,6 +384,7 @@ KNOWN = {
     "sync-group-weighted-interface": "weighted track_interface in a sync group (2.2.7 keeps the weight)",
     "fractional-timer": "fractional advert_int (VRRPv2) or script interval (2.2.7 rounds to whole seconds)",
     "track-file-value": "track file failed with a value other than 1 (keepalived multiplies by the weight)",
+    "equal-priority": "both nodes written with the same priority (a tie the primary addresses decide)",
 }
 
 
@@ -402,6 +403,10 @@ def suspects(spec: Spec) -> list[str]:
         intervals = [line.split()[1] for line in text.splitlines() if line.strip().startswith("interval")]
         if (not version3 and any(float(value) % 1 for value in adverts)) or any(float(value) % 1 for value in intervals):
             found.append("fractional-timer")
+    written = [[line.split()[1] for line in spec.configs[node].splitlines() if line.strip().startswith("priority")][:1]
+               for node in NODES]
+    if written[0] == written[1]:
+        found.append("equal-priority")
     if any(item.kind == "file" and item.failed_value != 1 for item in spec.items):
         found.append("track-file-value")
     return sorted(set(found))

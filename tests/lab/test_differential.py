@@ -67,7 +67,7 @@ def _sample_results(seeds: list[int]) -> dict[int, differential.PairResult]:
 
 
 @pytest.fixture(scope="module")
-def sample(lab_bin: Path) -> dict[int, differential.PairResult]:
+def sample() -> dict[int, differential.PairResult]:
     """Every sample pair, run once, all at the same time (the module's tests read the results)."""
     started = time.monotonic()
     results = _sample_results(sorted(SAMPLE))
@@ -88,7 +88,7 @@ def test_the_doctor_agrees_with_keepalived_on_generated_pair(sample: dict[int, d
 
 
 @pytest.mark.root
-def test_every_namespace_and_process_is_gone_after_ctrl_c(lab_bin: Path) -> None:
+def test_every_namespace_and_process_is_gone_after_ctrl_c() -> None:
     # Not the sample's tag: this one interrupts its own run of two pairs as they start.
     seed = random.Random().randrange(10**6)
     process = subprocess.Popen([program("kahooks"), "lab", "diff", "--seed", str(seed), "--pairs", "2", "--jobs", "2",
