@@ -468,7 +468,10 @@ def main(seed: int, pairs: int, jobs: int, root: str | None, tag: str, json_path
 
     signal.signal(signal.SIGTERM, interrupted)
 
+    done: list[PairResult] = []
+
     def report(result: PairResult) -> None:
+        done.append(result)
         status = "agrees" if result.agrees else (f"ERROR {result.error}" if result.error
                                                  else f"{len(result.disagreements)} disagreement(s)")
         print(f"seed {result.spec.seed}: {result.checked} comparisons, {status} ({result.seconds:g} s)", flush=True)
@@ -480,6 +483,7 @@ def main(seed: int, pairs: int, jobs: int, root: str | None, tag: str, json_path
         results = run_many(list(range(seed, seed + pairs)), tag, keepalived, jobs=jobs, report=report)
     except KeyboardInterrupt:
         print("interrupted: every pair's namespaces and processes were removed", file=sys.stderr)
+        print(summary([result for result in done if result.error != "interrupted"]))
         return 130
     print(summary(results))
     print(f"wall time: {time.monotonic() - started:.0f} s")

@@ -24,9 +24,15 @@ from kahooks.lab.netns import existing_namespaces, wait_for
 from tests.support.programs import program, quiet_env
 
 # seed: the known issue-23 disagreement it shows today (None: it must agree)
+# (chosen for speed and spread: a track interface, a script and a track file moving the VIP, sync groups)
 SAMPLE: dict[int, str | None] = {
-    103: None,
-    104: None,
+    3: None,
+    7: None,
+    13: None,
+    15: None,
+    16: None,
+    20: None,
+    9: "a weighted track_interface in a sync group: 2.2.7 keeps its weight, the doctor predicts a FAULT and a move",
 }
 
 
@@ -62,7 +68,7 @@ def test_the_generator_speaks_the_grammar_operators_use() -> None:
 
 
 def _sample_results(seeds: list[int]) -> dict[int, differential.PairResult]:
-    results = differential.run_many(seeds, "khldt", jobs=4, doctor=[program("kahooks")])
+    results = differential.run_many(seeds, "khldt", jobs=min(8, len(seeds)), doctor=[program("kahooks")])
     return {result.spec.seed: result for result in results}
 
 
