@@ -189,6 +189,27 @@ def lab_demo(daemon: bool) -> None:
         sys.exit(1)
 
 
+@lab.command("diff")
+@click.option("--seed", type=click.IntRange(0), default=1, show_default=True, help="the first pair's seed")
+@click.option("--pairs", type=click.IntRange(1, 10000), default=50, show_default=True, help="how many pairs (seeds SEED..)")
+@click.option("--jobs", type=click.IntRange(1, 16), default=4, show_default=True, help="pairs run at once")
+@click.option("--root", type=click.Path(exists=True, file_okay=False), default=None,
+              help="run keepalived from this Debian root (chroot ROOT /usr/sbin/keepalived)")
+@click.option("--tag", default="khldf", show_default=True, help="namespaces TAG<slot>-*")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="write every comparison to this file")
+def lab_diff(seed: int, pairs: int, jobs: int, root: str | None, tag: str, json_path: str | None) -> None:
+    """Generated keepalived pairs on real keepalived against the doctor's predictions (exit 1: a disagreement)."""
+    from kahooks.lab import differential
+    from kahooks.lab.netns import LabError
+
+    try:
+        sys.exit(differential.main(seed, pairs, jobs, root, tag, json_path))
+    except LabError as exc:
+        click.echo(f"kahooks lab: {exc}", err=True)
+        sys.exit(1)
+
+
 @lab.command("down")
 @click.option("--tag", default="khldemo", show_default=True, help="the lab's tag (namespaces TAG-*)")
 def lab_down(tag: str) -> None:
