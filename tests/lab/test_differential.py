@@ -32,7 +32,7 @@ SAMPLE: dict[int, str | None] = {
     15: None,
     16: None,
     20: None,
-    9: "a weighted track_interface in a sync group: 2.2.7 keeps its weight, the doctor predicts a FAULT and a move",
+    9: None,  # a weighted track_interface in a sync group: 2.2.7 keeps its weight (the model says so now)
 }
 
 
