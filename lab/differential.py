@@ -233,8 +233,10 @@ def settle_time(spec: Spec) -> float:
 
 
 def predict(run: PairRun, doctor: list[str]) -> list[dict]:
+    # The doctor cannot know what a track file holds while its check fails: the harness says what it writes.
+    values = sorted({f"--file-value={item.name}={item.failed_value}" for item in run.spec.items if item.kind == "file"})
     result = subprocess.run([*doctor, "doctor", "--json", "-f", run.conf("n1"), "--peer", run.conf("n2"),
-                             "--no-keepalived-test"], capture_output=True, text=True, timeout=60,
+                             "--no-keepalived-test", *values], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log"})
     if result.returncode not in (0, 1):
         raise LabError(f"kahooks doctor exited {result.returncode}: {result.stderr.strip()[-500:]}")
