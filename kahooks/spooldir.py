@@ -261,6 +261,80 @@ class SpoolDirectory:
                 + sum(self._walk_count(*parts, name) for name in subdirs if len(parts) < 2))
 
 
+HAND_OVER_DEPTH = 4         # the spool's own layout is three deep (queue/CHANNEL/ENTRY)
+HAND_OVER_LIMIT = 1_000_000  # entries looked at, at most
+
+
+def hand_over(root: str | Path, uid: int, gid: int) -> int:
+    """Give what root left in the spool (an earlier root run: the venv route, ka-notify run by hand)
+    to its owner, so that the handlers keepalived runs as that user can record again. The package's
+    postinst calls it (`python3 -m kahooks.spooldir hand-over`) instead of walking the spool with
+    find and chown, which lintian rightly calls a recursive privilege change.
+
+    Only root's own folders and root's regular files with one link are given, each through the
+    descriptor it was checked on: no link is followed (O_NOFOLLOW, directory descriptors), a hard
+    link the owner planted to a file of root's elsewhere (two links) is never given away, nothing
+    on another file system, nothing deeper than the spool's layout. Returns how many were given."""
+    top = os.open(root, OPEN_DIR)
+    given = [0, 0]  # given, looked at
+
+    def walk(folder: int, depth: int) -> None:
+        info = os.fstat(folder)
+        if info.st_uid == 0:
+            os.fchown(folder, uid, gid)
+            given[0] += 1
+        if depth >= HAND_OVER_DEPTH:
+            return
+        for name in os.listdir(folder):
+            given[1] += 1
+            if given[1] > HAND_OVER_LIMIT:
+                raise SpoolError(f"{root}: more than {HAND_OVER_LIMIT} entries; not handed over")
+            try:
+                # Only a folder or a regular file is opened at all (never a device or a FIFO).
+                if not stat.S_ISDIR(kind := os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode) \
+                        and not stat.S_ISREG(kind):
+                    continue
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+                             dir_fd=folder)
+            except OSError:  # a symlink (ELOOP), gone, or a socket: not ours to give
+                continue
+            try:
+                entry = os.fstat(fd)
+                if entry.st_dev != info.st_dev:
+                    continue
+                if stat.S_ISDIR(entry.st_mode):
+                    walk(fd, depth + 1)
+                elif stat.S_ISREG(entry.st_mode) and entry.st_nlink == 1 and entry.st_uid == 0:
+                    os.fchown(fd, uid, gid)
+                    given[0] += 1
+            finally:
+                os.close(fd)
+
+    try:
+        walk(top, 0)
+    finally:
+        os.close(top)
+    return given[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python3 -m kahooks.spooldir hand-over SPOOL USER`: hand_over, for the package's postinst."""
+    import pwd
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3 or args[0] != "hand-over":
+        print("usage: python3 -m kahooks.spooldir hand-over SPOOL USER", file=sys.stderr)
+        return 2
+    try:
+        user = pwd.getpwnam(args[2])
+        hand_over(args[1], user.pw_uid, user.pw_gid)
+    except (KeyError, OSError, KahooksError) as exc:
+        print(f"kahooks: {args[1]} not handed over to {args[2]}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _open_entry(directory: int, name: str) -> int:
     """safefs.open_regular from the spool's folder: BadEntry for all but a missing file."""
     try:
@@ -269,3 +343,7 @@ def _open_entry(directory: int, name: str) -> int:
         raise
     except (safefs.UnsafeFile, OSError) as exc:  # OSError: EACCES, EPERM, EMFILE...
         raise BadEntry(str(exc)) from None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

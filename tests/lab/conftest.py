@@ -21,3 +21,15 @@ def deb() -> Iterator[Path]:
         yield build_package(out)
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def other_release_deb() -> Iterator[Path]:
+    """The package built in the other release's cached root with its own debhelper (`./run package --release`)."""
+    from tests.lab.packaging import OTHER_RELEASE, build_package
+
+    out = Path(tempfile.mkdtemp(prefix="kahooks-deb-"))
+    try:
+        yield build_package(out, OTHER_RELEASE)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)

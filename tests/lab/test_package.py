@@ -23,8 +23,9 @@ pytestmark = [pytest.mark.root,
 WATCHED = ["/etc", "/usr/bin", "/usr/lib/python3", "/usr/share/man/man1", "/usr/share/doc", "/usr/share/kahooks",
            "/usr/share/bash-completion", "/usr/share/zsh", "/lib/systemd/system", "/var/spool", "/var/lib/kahooks",
            "/var/log/kahooks.log", "/run/kahooks"]
-# Written by dpkg and apt themselves, or by man-db's trigger: not the package's to clean up.
-NOT_OURS = ("/etc/ld.so.cache", "/var/lib/dpkg", "/etc/.pwd.lock")
+# Written by dpkg and apt themselves, or by man-db's trigger: not the package's to clean up. And
+# keepalived 2.3 (trixie) writes /etc/iproute2/rt_addrprotos.d/keepalived.conf, and the folders, when it starts.
+NOT_OURS = ("/etc/ld.so.cache", "/var/lib/dpkg", "/etc/.pwd.lock", "/etc/iproute2")
 
 
 def snapshot() -> set[str]:
