@@ -3,9 +3,10 @@
 Pure: `Segment` is fed decoded adverts and ARP packets, the kernel's addresses and keepalived's
 own states, each with the time; `findings(now)` judges. Bounded whatever the wire sends: the
 VRIDs this node configures keep a slot each, foreign ones share FOREIGN_KEYS; each VRID keeps
-SOURCES sources and each VIP ARP_MACS MACs, the least heard evicted first (a flood of forged
-sources, each heard once, evicts its own kind, not a peer heard every second); whatever is not
-heard for AGE seconds is forgotten. Nothing here acts: a finding is a report, never a track file.
+SOURCES sources (one heard again keeps its place: a flood of forged sources, each heard once,
+only replaces its own kind) and each VIP ARP_MACS MACs; whatever is not heard for AGE seconds is
+forgotten. A peer first heard during a sustained flood may wait for a place until the flood ends.
+Nothing here acts: a finding is a report, never a track file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ KINDS = ("blocked", "two_masters", "collision", "duplicate_vip", "mismatch", "ma
 SOURCES = 16
 FOREIGN_KEYS = 64
 ARP_MACS = 8
+PROBATION = 2.0  # seconds a source heard once keeps its place before a newcomer may take it
 AGE = 60.0
 ARP_FRESH = 10.0  # an ARP from another MAC for a VIP we hold is reported this long after it was heard
 
@@ -94,6 +96,7 @@ class Segment:
     def __post_init__(self) -> None:
         self.configured = {local.key for local in self.locals}
         self.vips = {(local.interface, vip) for local in self.locals for vip in local.vips}
+        self.peers = {peer for local in self.locals for peer in local.unicast_peers}
 
     # What the wire and the kernel say ----------------------------------------------------------
 
@@ -106,8 +109,8 @@ class Segment:
             sources = self.adverts[key] = {}
         seen = sources.get(advert.source)
         if seen is None:
-            if len(sources) >= SOURCES:
-                del sources[min(sources, key=lambda source: (sources[source].count, sources[source].last))]
+            if len(sources) >= SOURCES and not self._evict_source(sources, outgoing or advert.source in self.peers, now):
+                return
             sources[advert.source] = Seen(advert.source, advert.priority, advert.interval, advert.version,
                                           advert.auth_name, advert.addresses, advert.checksum_ok, outgoing, now, now)
             return
@@ -116,6 +119,19 @@ class Segment:
         seen.outgoing = seen.outgoing or outgoing
         seen.last = now
         seen.count += 1
+
+    def _evict_source(self, sources: dict[str, Seen], known: bool, now: float) -> bool:
+        """Make room for a new source: a source heard once and not for PROBATION s goes first; one heard
+        again keeps its place against newcomers (a forged flood cannot push out a peer heard each second),
+        except against this node's own adverts and a configured unicast peer."""
+        stale = [source for source, seen in sources.items() if seen.count == 1 and now - seen.last > PROBATION]
+        if stale:
+            del sources[min(stale, key=lambda source: sources[source].last)]
+            return True
+        if known:
+            del sources[min(sources, key=lambda source: (sources[source].count, sources[source].last))]
+            return True
+        return False
 
     def _evict_foreign(self) -> None:
         foreign = [key for key in self.adverts if key not in self.configured]
