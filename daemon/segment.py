@@ -236,7 +236,7 @@ class Segment:
         our_source = local.unicast_src_ip or (ours[0].source if ours else "")
         winners = [seen for seen in peers if seen.source not in explained and fresh(seen, 1.5)
                    and (seen.priority > priority or (seen.priority == priority and _greater(seen.source, our_source)))]
-        if self._held_for("blocked", name, now, master and bool(winners), 2 * interval + 0.5):  # 1
+        if self._held_for("blocked", name, now, master and bool(winners), 2 * interval):  # 1
             best = max(winners, key=lambda seen: seen.priority)
             out[("blocked", name)] = (f"VRRP blocked locally {where}: keepalived is MASTER here, yet adverts from "
                                       f"{best.source} at priority {best.priority} (ours {priority}) reach the "
