@@ -100,3 +100,25 @@ def test_metrics_carry_every_kind_for_every_instance_and_status_the_sentences() 
     snapshot["wire"] = off
     assert "kahooks_wire_finding" not in render(snapshot, spool)  # type: ignore[arg-type]
     assert format_wire(off, 100.0) == ["", "wire: off: [wire] enabled = false"]  # type: ignore[arg-type]
+
+
+def test_the_observer_never_sends_on_the_wire_nor_writes_a_track_file() -> None:
+    """What it hears can raise a report, never move a VIP: no send on a packet socket (only the netlink
+    request for the kernel's addresses), and no import of what writes track files."""
+    import ast
+
+    import kahooks.daemon.segment
+    import kahooks.daemon.wire
+    import kahooks.vrrp_wire
+
+    for module in (kahooks.daemon.wire, kahooks.daemon.segment, kahooks.vrrp_wire):
+        tree = ast.parse(Path(module.__file__).read_text())  # type: ignore[arg-type]
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not imported & {"kahooks.daemon.trackfile", "kahooks.daemon.publishing", "kahooks.atomicfile"}
+        sending = []
+        for function in [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]:
+            for call in ast.walk(function):
+                if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and \
+                        call.func.attr in ("send", "sendto", "sendmsg", "sendall"):
+                    sending.append(function.name)
+        assert sending == (["kernel_addresses"] if module is kahooks.daemon.wire else []), sending
