@@ -45,6 +45,7 @@ class SnapshotCollector:
         yield from self._identity()
         yield from self._vrrp()
         yield from self._checks()
+        yield from self._wire()
         maintenance = GaugeMetricFamily("kahooks_maintenance", "1 while a maintenance file drains this node")
         maintenance.add_metric([], 1 if snapshot["maintenance"] else 0)
         yield maintenance
@@ -104,6 +105,45 @@ class SnapshotCollector:
         for item in self.snapshot["transition_counts"]:
             transitions.add_metric([item["instance"], item["state"]], item["count"])
         yield transitions
+
+    def _wire(self) -> Iterator[Any]:
+        """The wire observer: one series per finding kind and local instance (0 or 1, so that a rule's
+        `for:` sees it begin), and what it has heard."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        from kahooks.daemon.segment import KINDS
+
+        wire = self.snapshot.get("wire")
+        if not wire or not wire["enabled"]:
+            return
+        finding = GaugeMetricFamily("kahooks_wire_finding", "1 while the wire observer reports this finding for "
+                                    "the local instance (kind: " + ", ".join(KINDS) + ")",
+                                    labels=["kind", "iname", "vrid", "iface"])
+        active = {(item["kind"], item["instance"]) for item in wire["findings"]}
+        for instance in wire["instances"]:
+            for kind in KINDS:
+                finding.add_metric([kind, instance["instance"], str(instance["vrid"]), instance["interface"]],
+                                   1 if (kind, instance["instance"]) in active else 0)
+        yield finding
+        sources = GaugeMetricFamily("kahooks_wire_sources", "sources heard advertising the local instance's VRID "
+                                    "in the last minute (this node included)", labels=["iname"])
+        named = {item["instance"]: len(item["sources"]) for item in wire["vrids"] if item["instance"]}
+        for instance in wire["instances"]:
+            sources.add_metric([instance["instance"]], named.get(instance["instance"], 0))
+        yield sources
+        up = GaugeMetricFamily("kahooks_wire_listening", "1 while the observer hears the interface", labels=["iface"])
+        for name, state in wire["interfaces"].items():
+            up.add_metric([name], 1 if state == "listening" else 0)
+        yield up
+        packets = CounterMetricFamily("kahooks_wire_packets", "packets the kernel's filter let through to the "
+                                      "observer, by what they were", labels=["kind"])
+        for kind in ("adverts", "arps", "ignored"):
+            packets.add_metric([kind], wire[kind])  # type: ignore[literal-required]  # the three counters
+        yield packets
+        dropped = CounterMetricFamily("kahooks_wire_dropped", "packets the kernel dropped for the observer "
+                                      "(a flood past its budget)")
+        dropped.add_metric([], wire["dropped"])
+        yield dropped
 
     def _checks(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily

@@ -39,13 +39,16 @@ def snapshot(daemon: Daemon) -> Snapshot:
                        "maintenance": bool(daemon.tracks.maintenance_now(daemon.specs())),
                        "checks": checks, **daemon.notifications.snapshot(),
                        "spool_dir": daemon.config.spool_dir if daemon.config else None,
-                       "notify_fifo": daemon.serve.notify_fifo, "threads": thread_states(daemon)}
+                       "notify_fifo": daemon.serve.notify_fifo, "threads": thread_states(daemon),
+                       "wire": daemon.wire.snapshot()}
     return redacted(shown)
 
 
 def thread_states(daemon: Daemon) -> dict[str, ThreadState]:
     """The supervised threads and the check threads: running, restarting (and why), stopped."""
     states = daemon.notifications.thread_states()
+    if daemon.wire.thread is not None:
+        states["wire"] = daemon.wire.thread.as_dict()
     states["pidfd-watcher"] = {"state": "running" if daemon.watcher.thread.is_alive() else "stopped",
                                "restarts": daemon.watcher.failures, "last_error": "", "since": daemon.started}
     for name, runner in sorted(list(daemon.runners.items())):

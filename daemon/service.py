@@ -31,6 +31,7 @@ from kahooks.daemon import reporting, trackfile
 from kahooks.daemon.notifications import Notifications
 from kahooks.daemon.publishing import TrackFiles
 from kahooks.daemon.runner import CheckRunner, ProcessWatcher
+from kahooks.daemon.wire import Wire
 from kahooks.errors import KahooksError, counted, os_words
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class Daemon:
         self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.reload_requested = False
         self.notifications = Notifications()
+        self.wire = Wire()
         self.metrics_server: Any = None
         self.started = time.time()
         self.heartbeat_time = 0.0
@@ -228,6 +230,7 @@ class Daemon:
         self.notifications.restart_delivery(new)
         if old is None or old.sections["serve"].notify_fifo != self.serve.notify_fifo:
             self.notifications.restart_fifo(new)
+        self.wire.restart(new, self.notifications)  # keepalived.conf may have changed with the reload
         self.housekeeping()
 
     def shutdown(self) -> None:
@@ -242,6 +245,7 @@ class Daemon:
             runner.join(2)
         if self.files is not None:
             self.files.stop()
+        self.wire.stop(wait=1)
         self.notifications.stop_delivery(wait=10)
         if self.metrics_server is not None:
             self.metrics_server.stop()

@@ -43,6 +43,8 @@ NOT_IN_DAEMON = {"--nagios": "the daemon writes track files, not plugin output",
 CHECK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 SERVE_KEYS = ("state_dir", "maintenance_file", "notify_fifo", "deliver", "metrics_listen", "metrics_textfile",
               "heartbeat_interval")
+WIRE_KEYS = ("enabled", "keepalived_conf")
+DEFAULT_KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
 CHECK_KEYS = ("run", "interval", "rise", "fall", "track_file", "ok_value", "fail_value")
 
 
@@ -275,4 +277,40 @@ def _value(settings: dict, key: str, default: int, problem: Complain) -> int | N
     return value
 
 
-SECTIONS = {"serve": parse_serve, "checks": parse_checks}
+class WireSettings:
+    """[wire]: the passive VRRP observer (daemon/wire.py), on wherever keepalived.conf names VRRP instances."""
+
+    def __init__(self, enabled: bool = True, keepalived_conf: str = DEFAULT_KEEPALIVED_CONF) -> None:
+        self.enabled = enabled
+        self.keepalived_conf = keepalived_conf
+
+    def identity(self) -> tuple:
+        return (self.enabled, self.keepalived_conf)
+
+
+def parse_wire(table: Any, problem: Complain, data: dict[str, Any]) -> WireSettings:
+    """[wire] -> WireSettings (on, reading /etc/keepalived/keepalived.conf, when the table is absent)."""
+    settings = WireSettings()
+    if table is None:
+        return settings
+    if not isinstance(table, dict):
+        problem("wire", "must be a table")
+        return settings
+    for key, value in table.items():
+        where = f"wire.{key}"
+        if key == "enabled":
+            if not isinstance(value, bool):
+                problem(where, "must be true or false")
+            else:
+                settings.enabled = value
+        elif key == "keepalived_conf":
+            if not isinstance(value, str) or not value.startswith("/"):
+                problem(where, "must be an absolute path")
+            else:
+                settings.keepalived_conf = value
+        else:
+            problem(where, f"unknown setting (known: {', '.join(WIRE_KEYS)})")
+    return settings
+
+
+SECTIONS = {"serve": parse_serve, "checks": parse_checks, "wire": parse_wire}

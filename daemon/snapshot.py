@@ -103,6 +103,58 @@ class NotificationState(TypedDict):
     delivery_counts: list[DeliveryCount]
 
 
+class WireSource(TypedDict):
+    source: str
+    priority: int
+    interval: float
+    version: int
+    auth: str
+    addresses: list[str]
+    local: bool         # this node's own adverts
+    last: float
+    count: int
+    checksum_ok: bool
+
+
+class WireVrid(TypedDict):
+    interface: str
+    family: int
+    vrid: int
+    instance: str | None  # the local instance of this VRID, None for a foreign one
+    sources: list[WireSource]
+
+
+class WireFinding(TypedDict):
+    kind: str           # one of daemon.segment.KINDS
+    instance: str
+    interface: str
+    vrid: int
+    sentence: str
+    since: float
+
+
+class WireInstance(TypedDict):
+    instance: str
+    interface: str
+    vrid: int
+
+
+class WireState(TypedDict):
+    """The wire observer (daemon/wire.py): what it hears and what it finds."""
+
+    enabled: bool
+    why: str            # why it is off
+    interfaces: dict[str, str]  # interface -> "listening" or why not
+    packets: int
+    adverts: int
+    arps: int
+    ignored: int
+    dropped: int        # packets the kernel dropped (a flood past the observer's budget)
+    vrids: list[WireVrid]
+    findings: list[WireFinding]
+    instances: list[WireInstance]
+
+
 class Snapshot(NotificationState):
     pid: int
     pid_start: int | None
@@ -115,3 +167,4 @@ class Snapshot(NotificationState):
     spool_dir: str | None
     notify_fifo: str | None
     threads: dict[str, ThreadState]
+    wire: WireState

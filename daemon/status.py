@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from typing import Any
 
-    from kahooks.daemon.snapshot import Snapshot
+    from kahooks.daemon.snapshot import Snapshot, WireState
 
 
 def process_start(pid: int) -> int | None:
@@ -99,9 +99,35 @@ def format_status(status: Snapshot, spool: dict[str, Any] | None, alive: tuple[b
     for item in transitions[-10:]:
         lines.append(f"  {ago(item['time'], now):<14} {item['type']} {item['name']} {item['state']} "
                      f"(priority {item['priority']})")
+    lines.extend(format_wire(status.get("wire"), now))
     if spool is not None:
         queued = ", ".join(f"{channel} {count}" for channel, count in spool["queued"].items() if count) or "none"
         lines.append("")
         lines.append(f"spool {status.get('spool_dir')}: {spool['incoming']} incoming, queued: {queued}, "
                      f"{spool['dead']} dead")
     return "\n".join(lines)
+
+
+def format_wire(wire: WireState | None, now: float) -> list[str]:
+    """The wire observer's view: each VRID heard, who advertises it, and the findings."""
+    if not wire:
+        return []
+    if not wire["enabled"]:
+        return ["", f"wire: {wire['why']}"]
+    listening = ", ".join(f"{name} ({state})" if state != "listening" else name
+                          for name, state in wire["interfaces"].items())
+    lines = ["", f"wire: listening on {listening}: {wire['adverts']} adverts, {wire['arps']} ARP, "
+                 f"{wire['dropped']} dropped by the kernel"]
+    for vrid in wire["vrids"][:32]:
+        owner = vrid["instance"] or "foreign"
+        lines.append(f"  {vrid['interface']} VRID {vrid['vrid']} ({owner}):")
+        for seen in vrid["sources"][:8]:
+            who = " (this node)" if seen["local"] else ""
+            lines.append(f"    {seen['source']}{who} priority {seen['priority']}, every {seen['interval']:g} s, "
+                         f"v{seen['version']}, {', '.join(seen['addresses'][:4]) or 'no address'}, "
+                         f"last {ago(seen['last'], now)}")
+    findings = wire["findings"]
+    lines.append("wire findings:" if findings else "wire findings: none")
+    for finding in findings:
+        lines.append(f"  {finding['kind'].upper()} since {ago(finding['since'], now)}: {finding['sentence']}")
+    return lines

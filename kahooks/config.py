@@ -91,7 +91,7 @@ def spool_dir_of(path: str) -> str:
 
 
 # Tables the daemon owns: ka-notify accepts them unread; `kahooks serve` and `validate` parse them.
-DAEMON_SECTIONS = ("serve", "checks")
+DAEMON_SECTIONS = ("serve", "checks", "wire")
 
 
 def load(path: str, channel_types: Mapping[str, Callable[..., Any]],

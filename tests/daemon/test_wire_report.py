@@ -1,0 +1,124 @@
+"""The wire observer's settings, what it takes from keepalived.conf, and how status and /metrics show it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from kahooks.daemon.segment import KINDS
+from kahooks.daemon.wire import configured
+from tests.daemon.test_metrics import nasty_snapshot
+from tests.daemon.test_settings import load_config, problems, write
+
+KEEPALIVED_CONF = """
+global_defs { vrrp_version 2 }
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 2
+    authentication { auth_type PASS
+        auth_pass secret }
+    virtual_ipaddress { 192.0.2.100/24
+        192.0.2.101 }
+}
+vrrp_instance VI_6 {
+    interface eth1
+    virtual_router_id 7
+    version 3
+    unicast_src_ip 192.0.2.12
+    unicast_peer { 192.0.2.11 }
+    virtual_ipaddress { 2001:db8::100 }
+}
+vrrp_instance NO_IFACE {
+    virtual_router_id 9
+}
+"""
+
+
+def test_wire_settings_default_on_and_checked(tmp_path: Path) -> None:
+    wire = load_config(str(write(tmp_path, ""))).sections["wire"]
+    assert (wire.enabled, wire.keepalived_conf) == (True, "/etc/keepalived/keepalived.conf")
+    wire = load_config(str(write(tmp_path, '[wire]\nenabled = false\nkeepalived_conf = "/k.conf"\n'))).sections["wire"]
+    assert (wire.enabled, wire.keepalived_conf) == (False, "/k.conf")
+    found = problems(tmp_path, '[wire]\nenabled = "yes"\nkeepalived_conf = "k.conf"\nlisten = 1\n')
+    assert any("wire.enabled" in line and "true or false" in line for line in found), found
+    assert any("wire.keepalived_conf" in line and "absolute path" in line for line in found), found
+    assert any("wire.listen" in line and "unknown setting" in line for line in found), found
+
+
+def test_the_instances_come_from_keepalived_conf(tmp_path: Path) -> None:
+    path = tmp_path / "keepalived.conf"
+    path.write_text(KEEPALIVED_CONF)
+    locals_, why = configured(str(path))
+    assert why == ""
+    one, six = locals_
+    assert (one.name, one.interface, one.vrid, one.family, one.priority, one.advert_int, one.version, one.vips,
+            one.auth_type) == ("VI_1", "eth0", 51, 4, 150, 2.0, 2, {"192.0.2.100", "192.0.2.101"}, "PASS")
+    assert (six.family, six.version, six.unicast_src_ip, six.unicast_peers, six.auth_type) == \
+        (6, 3, "192.0.2.12", {"192.0.2.11"}, "none")
+    path.write_text("global_defs { router_id x }\n")
+    assert configured(str(path))[0] == [] and "names no VRRP instance" in configured(str(path))[1]
+    assert "cannot read" in configured(str(tmp_path / "missing.conf"))[1]
+
+
+def wire_snapshot() -> dict:
+    return {"enabled": True, "why": "", "interfaces": {"eth0": "listening", "eth1": "No such device"},
+            "packets": 12, "adverts": 10, "arps": 2, "ignored": 0, "dropped": 3,
+            "vrids": [{"interface": "eth0", "family": 4, "vrid": 51, "instance": "VI_1",
+                       "sources": [{"source": "192.0.2.11", "priority": 150, "interval": 1.0, "version": 2,
+                                    "auth": "PASS", "addresses": ["192.0.2.100"], "local": False, "last": 99.0,
+                                    "count": 10, "checksum_ok": True}]}],
+            "findings": [{"kind": "blocked", "instance": "VI_1", "interface": "eth0", "vrid": 51,
+                          "sentence": "VRRP blocked locally on eth0 for VRID 51 (VI_1): ...", "since": 90.0}],
+            "instances": [{"instance": "VI_1", "interface": "eth0", "vrid": 51},
+                          {"instance": "VI_6", "interface": "eth1", "vrid": 7}]}
+
+
+def test_metrics_carry_every_kind_for_every_instance_and_status_the_sentences() -> None:
+    from kahooks.daemon.metrics import render
+    from kahooks.daemon.status import format_wire
+
+    snapshot, spool = nasty_snapshot()
+    snapshot["wire"] = wire_snapshot()
+    parsed = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+              for family in text_string_to_metric_families(render(snapshot, spool))  # type: ignore[arg-type]
+              for sample in family.samples}
+    findings = {labels: value for (name, labels), value in parsed.items() if name == "kahooks_wire_finding"}
+    assert len(findings) == 2 * len(KINDS)
+    assert findings[(("iface", "eth0"), ("iname", "VI_1"), ("kind", "blocked"), ("vrid", "51"))] == 1
+    assert sum(findings.values()) == 1
+    assert parsed[("kahooks_wire_listening", (("iface", "eth1"),))] == 0
+    assert parsed[("kahooks_wire_dropped_total", ())] == 3
+    assert parsed[("kahooks_wire_sources", (("iname", "VI_6"),))] == 0
+    text = "\n".join(format_wire(snapshot["wire"], 100.0))
+    assert "wire: listening on eth0, eth1 (No such device): 10 adverts, 2 ARP, 3 dropped by the kernel" in text
+    assert "192.0.2.11 priority 150, every 1 s, v2, 192.0.2.100, last 1 s ago" in text
+    assert "BLOCKED since 10 s ago: VRRP blocked locally on eth0" in text
+    off = {**wire_snapshot(), "enabled": False, "why": "off: [wire] enabled = false"}
+    snapshot["wire"] = off
+    assert "kahooks_wire_finding" not in render(snapshot, spool)  # type: ignore[arg-type]
+    assert format_wire(off, 100.0) == ["", "wire: off: [wire] enabled = false"]  # type: ignore[arg-type]
+
+
+def test_the_observer_never_sends_on_the_wire_nor_writes_a_track_file() -> None:
+    """What it hears can raise a report, never move a VIP: no send on a packet socket (only the netlink
+    request for the kernel's addresses), and no import of what writes track files."""
+    import ast
+
+    import kahooks.daemon.segment
+    import kahooks.daemon.wire
+    import kahooks.vrrp_wire
+
+    for module in (kahooks.daemon.wire, kahooks.daemon.segment, kahooks.vrrp_wire):
+        tree = ast.parse(Path(module.__file__).read_text())  # type: ignore[arg-type]
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not imported & {"kahooks.daemon.trackfile", "kahooks.daemon.publishing", "kahooks.atomicfile"}
+        sending = []
+        for function in [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]:
+            for call in ast.walk(function):
+                if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and \
+                        call.func.attr in ("send", "sendto", "sendmsg", "sendall"):
+                    sending.append(function.name)
+        assert sending == (["kernel_addresses"] if module is kahooks.daemon.wire else []), sending

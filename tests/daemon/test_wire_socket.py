@@ -1,0 +1,74 @@
+"""daemon/wire.py's packet socket, in network namespaces: the kernel's filter lets VRRP and ARP through
+and nothing else, so a flood of other traffic on the interface never wakes Python; the kernel's
+addresses are read through netlink."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kahooks.lab.netns import Network
+
+pytestmark = pytest.mark.root
+
+LISTEN = """
+import json, select, sys, time
+from kahooks.daemon.wire import open_socket, kernel_addresses
+from kahooks.vrrp_wire import decode, Advert, Arp
+sock = open_socket("eth0")
+print("ready", flush=True)
+wakes = packets = adverts = arps = 0
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    ready, _, _ = select.select([sock], [], [], max(0.0, end - time.monotonic()))
+    if not ready:
+        continue
+    wakes += 1
+    while True:
+        try:
+            data, address = sock.recvfrom(4096)
+        except BlockingIOError:
+            break
+        packets += 1
+        found = decode(address[1], data)
+        adverts += isinstance(found, Advert)
+        arps += isinstance(found, Arp)
+print(json.dumps({"wakes": wakes, "packets": packets, "adverts": adverts, "arps": arps,
+                  "addresses": sorted(kernel_addresses())}))
+"""
+
+SEND = """
+import socket, struct, sys
+from kahooks.vrrp_wire import checksum
+target = sys.argv[1]
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for index in range(int(sys.argv[2])):
+    udp.sendto(b"x" * 64, (target, 9))
+body = struct.pack("!BBBBBBH", 0x21, 51, 150, 1, 0, 1, 0) + socket.inet_aton("192.0.2.100") + bytes(8)
+body = body[:6] + struct.pack("!H", checksum(body)) + body[8:]
+vrrp = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+vrrp.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+for index in range(int(sys.argv[3])):
+    vrrp.sendto(body, ("224.0.0.18", 0))
+"""
+
+
+def test_only_vrrp_and_arp_reach_python_a_udp_flood_never_wakes_it() -> None:
+    with Network("khlwsock") as network:
+        listener, sender = network.add_node("a", 11, own_pids=False), network.add_node("b", 12, own_pids=False)
+        sender.run(["ip", "route", "add", "224.0.0.0/4", "dev", "eth0"], check=False)
+        listening = listener.popen([sys.executable, "-c", LISTEN, "4"], stdout=subprocess.PIPE, text=True)
+        assert listening.stdout is not None
+        assert listening.stdout.readline().strip() == "ready"
+        sender.run([sys.executable, "-c", SEND, listener.address or "", "20000", "5"])
+        out, _ = listening.communicate(timeout=20)
+        seen = json.loads(out)
+        assert seen["adverts"] == 5, seen
+        # 20,000 UDP packets arrived on eth0: not one reached Python. What did: the adverts, and the
+        # ARP that resolved the listener's address for the flood.
+        assert seen["packets"] == seen["adverts"] + seen["arps"] and seen["arps"] <= 4, seen
+        assert seen["wakes"] <= seen["packets"], seen
+        assert listener.address in seen["addresses"] and "127.0.0.1" in seen["addresses"]

@@ -1,0 +1,254 @@
+"""The wire observer against real keepalived in network namespaces (issue 27): an nftables rule that
+drops VRRP, a VIP added by hand, a foreign keepalived on our VRID, a frozen MASTER with nobody to take
+over, advert_int 1 against 2, and a flood of forged adverts. One pair (and a third node) for all."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kahooks.lab.netns import Network, Node, wait_for
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(shutil.which("nft") is None, reason="nft is not installed (./run test installs it)")]
+
+VIP, OTHER_VIP = "192.0.2.100", "192.0.2.200"
+KEEPALIVED_CONF = """\
+global_defs {{
+    router_id {name}
+    {fifo}
+}}
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority {priority}
+    advert_int {advert_int}
+    virtual_ipaddress {{
+        {vip}/24 dev eth0
+    }}
+}}
+"""
+KAHOOKS_TOML = """\
+host = "{name}"
+spool_dir = "{work}/spool"
+
+[delivery]
+flap_window = 0
+backoff_initial = 0.2
+
+[serve]
+state_dir = "{work}/state"
+notify_fifo = "{work}/state/notify.fifo"
+heartbeat_interval = 0.5
+
+[wire]
+keepalived_conf = "{work}/keepalived.conf"
+
+[channels.log]
+type = "exec"
+command = ["/bin/sh", "-c", "printf '%s\\\\n' \\"$KAHOOKS_BODY\\" >> {work}/alerts.log"]
+
+[[rules]]
+channels = ["log"]
+"""
+FLOOD = """
+import random, socket, struct, sys, time
+from kahooks.vrrp_wire import checksum
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+rng = random.Random(7)
+per_second, seconds = int(sys.argv[1]), float(sys.argv[2])
+sent, start = 0, time.monotonic()
+while time.monotonic() - start < seconds:
+    for _ in range(per_second // 100):
+        body = struct.pack("!BBBBBBH", 0x21, rng.choice((51, rng.randrange(1, 256))), rng.randrange(1, 255), 1, 0, 1, 0)
+        body += bytes((10, rng.randrange(256), rng.randrange(256), 1)) + bytes(8)
+        body = body[:6] + struct.pack("!H", checksum(body)) + body[8:]
+        source = bytes((10, rng.randrange(256), rng.randrange(256), rng.randrange(1, 255)))
+        header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0, 255, 112, 0, source,
+                             socket.inet_aton("224.0.0.18"))
+        raw.sendto(header + body, ("224.0.0.18", 0))
+        sent += 1
+    time.sleep(max(0.0, start + sent / per_second - time.monotonic()))
+print(sent)
+"""
+
+
+class Balancer:
+    """keepalived and `kahooks serve` on one node, their files under work/NAME."""
+
+    def __init__(self, node: Node, name: str, work: Path, bin_dir: Path, priority: int, vip: str = VIP,
+                 serve: bool = True) -> None:
+        self.node, self.name, self.dir, self.bin = node, name, work / name, bin_dir
+        self.priority, self.vip, self.serve = priority, vip, serve
+        self.dir.mkdir(parents=True)
+        self.keepalived: subprocess.Popen | None = None
+        self.daemon: subprocess.Popen | None = None
+        node.run(["ip", "route", "add", "224.0.0.0/4", "dev", "eth0"], check=False)
+
+    def write_conf(self, advert_int: int = 1) -> None:
+        fifo = f"notify_fifo {self.dir}/state/notify.fifo" if self.serve else ""
+        (self.dir / "keepalived.conf").write_text(KEEPALIVED_CONF.format(
+            name=self.name, fifo=fifo, priority=self.priority, advert_int=advert_int, vip=self.vip))
+
+    def start(self) -> None:
+        self.write_conf()
+        if self.serve:
+            (self.dir / "kahooks.toml").write_text(KAHOOKS_TOML.format(name=self.name, work=self.dir))
+            started = time.time()
+            self.daemon = self.node.popen([str(self.bin / "kahooks"), "serve", "-c", str(self.dir / "kahooks.toml")],
+                                          stdout=open(self.dir / "serve.log", "ab"), stderr=subprocess.STDOUT,
+                                          env={**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log"})
+            heartbeat = self.dir / "state" / "heartbeat"
+            wait_for(lambda: heartbeat.exists() and heartbeat.stat().st_mtime >= started, 20,
+                     f"kahooks serve on {self.name}")
+        self.start_keepalived()
+
+    def start_keepalived(self) -> None:
+        self.keepalived = self.node.popen(
+            ["keepalived", "-n", "-l", "-D", "-P", "-f", str(self.dir / "keepalived.conf"), "-p", "/run/keepalived.pid",
+             "-r", "/run/vrrp.pid"], stdout=open(self.dir / "keepalived.log", "ab"), stderr=subprocess.STDOUT)
+
+    def stop_keepalived(self) -> None:
+        """SIGTERM to keepalived itself (nsenter, the process we started, does not pass signals on)."""
+        if self.keepalived is not None and self.keepalived.poll() is None:
+            self.node.run(["sh", "-c", "kill -TERM $(cat /run/keepalived.pid)"])
+            self.keepalived.wait(10)
+
+    def vrrp_pid(self) -> int:
+        return int(self.node.run(["cat", "/run/vrrp.pid"]).stdout.strip())
+
+    def status(self) -> dict:
+        try:
+            return json.loads((self.dir / "state" / "status.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def state(self) -> str:
+        return self.status().get("instances", {}).get("VI_1", {}).get("state", "")
+
+    def finding(self, kind: str) -> dict | None:
+        return next((item for item in self.status().get("wire", {}).get("findings", []) if item["kind"] == kind),
+                    None)
+
+    def holds_vip(self) -> bool:
+        return self.vip in self.node.addresses()
+
+
+def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_master_gone(
+        work: Path, lab_bin: Path) -> None:
+    with Network("khlwire") as network:
+        lb1 = Balancer(network.add_node("lb1", 11), "lb1", work, lab_bin, 150)
+        lb2 = Balancer(network.add_node("lb2", 12), "lb2", work, lab_bin, 100)
+        lb3 = Balancer(network.add_node("lb3", 13), "lb3", work, lab_bin, 200, OTHER_VIP, serve=False)
+        try:
+            lb1.start()
+            lb2.start()
+            wait_for(lambda: lb1.state() == "MASTER" and lb2.state() == "BACKUP" and lb1.holds_vip(), 20,
+                     "lb1 MASTER, lb2 BACKUP")
+            time.sleep(1.5)  # deliberate: a calm pair, heard for over an advert interval, has no finding
+            assert lb1.status()["wire"]["findings"] == [] == lb2.status()["wire"]["findings"]
+
+            # 1. nftables drops VRRP on lb2's input: lb2 becomes MASTER beside lb1.
+            lb2.node.run(["nft", "add table inet khlwire"])
+            lb2.node.run(["nft", "add chain inet khlwire input { type filter hook input priority 0 ; }"])
+            lb2.node.run(["nft", "add rule inet khlwire input ip protocol vrrp drop"])
+            wait_for(lambda: lb2.state() == "MASTER", 10, "lb2 MASTER behind its firewall")
+            became_master = lb2.status()["instances"]["VI_1"]["since"]
+            blocked = wait_for(lambda: lb2.finding("blocked"), 6, "lb2 to report VRRP blocked")
+            assert blocked["since"] - became_master <= 3.3, (blocked, became_master)  # 3 advert intervals
+            assert "adverts from 192.0.2.11 at priority 150 (ours 100)" in blocked["sentence"]
+            assert "nft table inet khlwire chain input: ip protocol vrrp drop" in blocked["sentence"]
+            wait_for(lambda: lb1.finding("two_masters"), 8, "lb1 to hear two masters")
+            wait_for(lambda: "VRRP blocked locally" in (lb2.dir / "alerts.log").read_text()
+                     if (lb2.dir / "alerts.log").exists() else False, 10, "the alert delivered by lb2's channel")
+            shown = lb2.node.run([str(lab_bin / "kahooks"), "status", "-c", str(lb2.dir / "kahooks.toml")],
+                                 check=False).stdout
+            print(shown)  # the README's recorded `kahooks status`
+            assert "BLOCKED since" in shown and "192.0.2.11 priority 150" in shown, shown
+            lb2.node.run(["nft", "delete table inet khlwire"])
+            wait_for(lambda: lb2.state() == "BACKUP" and not lb2.finding("blocked") and not lb1.finding("two_masters"),
+                     10, "the findings to clear once the rule goes")
+
+            # 4. lb2 takes lb1's VIP by hand and speaks from it: lb1 hears ARP for its VIP from another MAC.
+            lb2.node.add_address(f"{VIP}/32")
+            lb2.node.run(["ping", "-c", "1", "-W", "1", "-I", VIP, network.host(13)], check=False)
+            duplicate = wait_for(lambda: lb1.finding("duplicate_vip"), 5, "lb1 to report the duplicate VIP")
+            assert f"{VIP} is held here, and ARP from" in duplicate["sentence"]
+            lb2.node.remove_address(f"{VIP}/32")
+
+            # 3. a third keepalived reuses VRID 51 with another address, and wins the election.
+            lb3.start()
+            collision = wait_for(lambda: lb2.finding("collision"), 10, "lb2 to report the VRID collision")
+            assert f"192.0.2.13 advertises our VRID with addresses {OTHER_VIP}, ours are {VIP}" in collision["sentence"]
+            lb3.stop_keepalived()
+            wait_for(lambda: lb1.state() == "MASTER" and not lb2.finding("collision"), 10, "lb1 MASTER again")
+
+            # A flood of forged adverts on the segment: lb1's heartbeat keeps its pace, its memory its size.
+            rss_before = rss(lb1)
+            beats = watch_heartbeat(lb1, lambda: lb3.node.run([sys.executable, "-c", FLOOD, "10000", "2"]))
+            wire = lb1.status()["wire"]
+            print("flood:", max(beats), rss(lb1) - rss_before, wire["packets"], wire["dropped"])
+            assert max(beats) < 1.5, beats   # written every 0.5 s
+            assert rss(lb1) - rss_before < 8 * 1024, (rss_before, rss(lb1))  # kB
+            assert len(wire["vrids"]) <= 65 and all(len(vrid["sources"]) <= 16 for vrid in wire["vrids"])
+            assert lb1.state() == "MASTER" and not lb1.finding("blocked")
+
+            # 6. the MASTER freezes while the BACKUP's keepalived is stopped: nobody advertises VRID 51.
+            lb2.stop_keepalived()
+            lb1.node.run(["kill", "-STOP", str(lb1.vrrp_pid())])
+            gone = wait_for(lambda: lb2.finding("master_gone"), 10, "lb2 to report the master gone")
+            assert "local keepalived is STOP, and nobody took over" in gone["sentence"]
+            lb1.node.run(["kill", "-CONT", str(lb1.vrrp_pid())])
+            wait_for(lambda: not lb2.finding("master_gone"), 5, "the master back")
+
+            # 5. lb2 is configured with advert_int 2 against lb1's 1 (and its daemon reloaded).
+            lb2.write_conf(advert_int=2)
+            lb2.start_keepalived()
+            lb2.node.run(["kill", "-HUP", daemon_pid(lb2)])  # SIGHUP: the daemon reads keepalived.conf again
+            mismatch = wait_for(lambda: lb2.finding("mismatch"), 10, "lb2 to report the interval mismatch")
+            assert "192.0.2.11 sends an advert every 1 s, here 2 s" in mismatch["sentence"]
+            for balancer in (lb1, lb2):
+                assert "Traceback" not in (balancer.dir / "serve.log").read_text()
+        finally:
+            for balancer in (lb1, lb2, lb3):
+                for process in (balancer.keepalived, balancer.daemon):
+                    if process is not None and process.poll() is None:
+                        process.kill()
+                        process.wait(5)
+
+
+def daemon_pid(balancer: Balancer) -> str:
+    """The pid of `kahooks serve` in the node's own pid namespace (nsenter, which we started, is its parent)."""
+    return balancer.node.run(["pgrep", "-f", "kahooks serve"]).stdout.split()[0]
+
+
+def rss(balancer: Balancer) -> int:
+    status = balancer.node.run(["cat", f"/proc/{daemon_pid(balancer)}/status"]).stdout
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+
+def watch_heartbeat(balancer: Balancer, during: object) -> list[float]:
+    """The gaps between heartbeat writes while `during` runs (in a thread), up to its end."""
+    import threading
+
+    heartbeat = balancer.dir / "state" / "heartbeat"
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (during(), done.set()))  # type: ignore[operator]
+    thread.start()
+    seen = [heartbeat.stat().st_mtime]
+    while not done.is_set():
+        stamp = heartbeat.stat().st_mtime
+        if stamp != seen[-1]:
+            seen.append(stamp)
+        time.sleep(0.02)
+    thread.join()
+    seen.append(time.time())  # the silence since the last write counts too
+    return [later - earlier for earlier, later in zip(seen, seen[1:])]
