@@ -196,7 +196,9 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
             beats = watch_heartbeat(lb1, lambda: lb3.node.run([sys.executable, "-c", FLOOD, "10000", "2"]))
             wire = lb1.status()["wire"]
             print("flood:", max(beats), rss(lb1) - rss_before, wire["packets"], wire["dropped"])
-            assert max(beats) < 1.5, beats   # written every 0.5 s
+            # Written every 0.5 s; ka-check-heartbeat faults a node after 3 s (--max-age 3 in the examples).
+            # The flooder runs on the same two cores: 2.5 s leaves room for that and still proves no stall.
+            assert max(beats) < 2.5, beats
             assert rss(lb1) - rss_before < 8 * 1024, (rss_before, rss(lb1))  # kB
             assert len(wire["vrids"]) <= 65 and all(len(vrid["sources"]) <= 16 for vrid in wire["vrids"])
             assert lb1.state() == "MASTER" and not lb1.finding("blocked")
