@@ -30,8 +30,12 @@ def _fail(command: str, message: str, code: int) -> NoReturn:
 @click.option("-i", "--config-id", default=None, help="keepalived's -i, for @ID lines (default: the short host name)")
 @click.option("--no-keepalived-test", is_flag=True, help="do not run `keepalived -t` on the file")
 @click.option("-v", "--verbose", is_flag=True, help="tracebacks on unexpected errors")
+@click.option("--gate", is_flag=True,
+              help="refuse (exit 1) a config with errors, one line each, silent otherwise: for Ansible's "
+                   "validate: and pre-commit; FILE arguments are each gated (with the --peer files)")
+@click.argument("files", nargs=-1, metavar="[FILE]...")
 def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, config_id: str | None,
-           no_keepalived_test: bool, verbose: bool) -> None:
+           no_keepalived_test: bool, verbose: bool, gate: bool, files: tuple[str, ...]) -> None:
     """Find a keepalived pair's mistakes before they cause an outage.
 
     Reads keepalived.conf as keepalived does (includes, definitions, @ID lines), reports
@@ -41,6 +45,11 @@ def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, co
     Exit status: 0 no errors, 1 errors found, 2 a file cannot be read.
     """
     from kahooks.doctor import conf, report
+
+    if files and not gate:
+        raise click.UsageError("FILE arguments go with --gate; give one file with -f")
+    if gate:
+        sys.exit(_gate(list(files) or [path], list(peer_paths), config_id, not no_keepalived_test, verbose))
 
     try:
         result = report.diagnose(path, list(peer_paths), config_id, test_with_keepalived=not no_keepalived_test)
@@ -54,6 +63,35 @@ def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, co
         _fail("doctor", f"{type(exc).__name__}: {exc}", 2)
     click.echo(report.render_json(result) if as_json else report.render_text(result))
     sys.exit(1 if result.errors else 0)
+
+
+def _gate(paths: list[str], peer_paths: list[str], config_id: str | None, keepalived_test: bool,
+          verbose: bool) -> int:
+    """--gate: each file with the peers; its errors one line each on stderr; 0 accepted, 1 refused, 2 unreadable."""
+    from kahooks.doctor import conf, report
+
+    worst = 0
+    for path in paths:
+        try:
+            result = report.diagnose(path, peer_paths, config_id, test_with_keepalived=keepalived_test)
+        except conf.ConfError as exc:
+            click.echo(" ".join(f"kahooks doctor: refused: {exc}".split()), err=True)
+            worst = 2
+            continue
+        except Exception as exc:  # one line for an operator; -v shows the traceback
+            if verbose:
+                raise
+            click.echo(f"kahooks doctor: refused {path}: {type(exc).__name__}: {exc}", err=True)
+            worst = 2
+            continue
+        errors = [item for item in result.findings if item.severity == "error"]
+        for item in errors:
+            place = f"{item.file}:{item.line}" if item.line else item.file
+            click.echo(" ".join(f"{place}: [{item.code}] {item.message}".split()), err=True)
+        if errors:
+            click.echo(f"kahooks doctor: refused {path}: {counted(len(errors), 'error')}", err=True)
+            worst = max(worst, 1)
+    return worst
 
 
 @click.command()
