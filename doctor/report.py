@@ -38,12 +38,14 @@ class Report:
         return out
 
 
-def diagnose(path: str, peer_paths: list[str], config_id: str | None = None, test_with_keepalived: bool = True) -> Report:
-    """Everything the doctor knows about `path` and its peers; conf.ConfError when a file cannot be read."""
+def diagnose(path: str, peer_paths: list[str], config_id: str | None = None, test_with_keepalived: bool = True,
+             on_this_host: bool = True) -> Report:
+    """Everything the doctor knows about `path` and its peers; conf.ConfError when a file cannot be read.
+    on_this_host=False: `path` is another machine's too (a controller's or CI's rendered copy)."""
     nodes = [build(conf.read(candidate, config_id), candidate) for candidate in [path, *peer_paths]]
     found: list[Finding] = []
     for index, node in enumerate(nodes):
-        here = index == 0  # the peers' scripts live on other machines
+        here = index == 0 and on_this_host  # the peers' scripts live on other machines
         found.extend(findings.check_numbers(node))
         found.extend(findings.check_scripts(node, here))
         found.extend(findings.check_tracking_and_notify(node, here))

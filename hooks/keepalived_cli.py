@@ -33,9 +33,12 @@ def _fail(command: str, message: str, code: int) -> NoReturn:
 @click.option("--gate", is_flag=True,
               help="refuse (exit 1) a config with errors, one line each, silent otherwise: for Ansible's "
                    "validate: and pre-commit; FILE arguments are each gated (with the --peer files)")
+@click.option("--elsewhere", is_flag=True,
+              help="the files are other machines' (rendered on a controller, in CI): skip what only the node "
+                   "can tell (its scripts, users, keepalived -t)")
 @click.argument("files", nargs=-1, metavar="[FILE]...")
 def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, config_id: str | None,
-           no_keepalived_test: bool, verbose: bool, gate: bool, files: tuple[str, ...]) -> None:
+           no_keepalived_test: bool, verbose: bool, gate: bool, elsewhere: bool, files: tuple[str, ...]) -> None:
     """Find a keepalived pair's mistakes before they cause an outage.
 
     Reads keepalived.conf as keepalived does (includes, definitions, @ID lines), reports
@@ -49,10 +52,12 @@ def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, co
     if files and not gate:
         raise click.UsageError("FILE arguments go with --gate; give one file with -f")
     if gate:
-        sys.exit(_gate(list(files) or [path], list(peer_paths), config_id, not no_keepalived_test, verbose))
+        sys.exit(_gate(list(files) or [path], list(peer_paths), config_id, not (no_keepalived_test or elsewhere),
+                       not elsewhere, verbose))
 
     try:
-        result = report.diagnose(path, list(peer_paths), config_id, test_with_keepalived=not no_keepalived_test)
+        result = report.diagnose(path, list(peer_paths), config_id,
+                                 test_with_keepalived=not (no_keepalived_test or elsewhere), on_this_host=not elsewhere)
         if live:
             report.add_live(result)
     except conf.ConfError as exc:
@@ -65,7 +70,7 @@ def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, co
     sys.exit(1 if result.errors else 0)
 
 
-def _gate(paths: list[str], peer_paths: list[str], config_id: str | None, keepalived_test: bool,
+def _gate(paths: list[str], peer_paths: list[str], config_id: str | None, keepalived_test: bool, here: bool,
           verbose: bool) -> int:
     """--gate: each file with the peers; its errors one line each on stderr; 0 accepted, 1 refused, 2 unreadable."""
     from kahooks.doctor import conf, report
@@ -73,7 +78,8 @@ def _gate(paths: list[str], peer_paths: list[str], config_id: str | None, keepal
     worst = 0
     for path in paths:
         try:
-            result = report.diagnose(path, peer_paths, config_id, test_with_keepalived=keepalived_test)
+            result = report.diagnose(path, peer_paths, config_id, test_with_keepalived=keepalived_test,
+                                     on_this_host=here)
         except conf.ConfError as exc:
             click.echo(" ".join(f"kahooks doctor: refused: {exc}".split()), err=True)
             worst = 2

@@ -78,5 +78,17 @@ def test_the_pre_commit_hooks_run_the_gate_on_the_files_they_match(tmp_path: Pat
     # As pre-commit runs them: the entry, then the matched files (or the pair's args).
     lb1, lb2 = pair(tmp_path, broken=True)
     words = shlex.split(single["entry"])
+    assert "--elsewhere" in words
     assert run(*words, str(lb1), str(lb2)).code == 0  # each alone: nothing to compare with
     assert run(*shlex.split(hooks["kahooks-doctor-pair"]["entry"]), str(lb1), "--peer", str(lb2)).code == 1
+
+
+def test_elsewhere_skips_what_only_the_node_can_tell(tmp_path: Path) -> None:
+    # A config rendered for another machine names its scripts there: missing here is no error then.
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text("vrrp_script chk {\n    script \"/nonexistent/ka-check-heartbeat /run/kahooks/heartbeat\"\n}\n"
+                    "vrrp_instance VI_1 {\n    interface lo\n    virtual_router_id 51\n    priority 100\n"
+                    "    virtual_ipaddress {\n        192.0.2.1\n    }\n    track_script {\n        chk\n    }\n}\n")
+    here = run("kahooks", "doctor", "--gate", "--no-keepalived-test", str(conf))
+    assert here.code == 1 and "[script-missing]" in here.stderr, here
+    assert run("kahooks", "doctor", "--gate", "--elsewhere", str(conf)).code == 0
