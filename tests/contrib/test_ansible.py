@@ -141,3 +141,23 @@ def test_a_pair_the_doctor_refuses_stops_the_play_before_any_node_is_touched(ans
     assert "[failover-never-happens]" in refused.stdout, refused.stdout
     assert not (tmp_path / "lb1").exists() and not (tmp_path / "lb2").exists()
     assert "Write kahooks.toml" not in refused.stdout
+    # Each node's own validate: sees one file and cannot tell: only the controller's pair gate stops it.
+    inventory = prepared_pair(tmp_path, priorities=(150, 100), weight=-1, extra={"kahooks_gate_command": ""})
+    alone = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
+    assert alone.returncode == 0 and (tmp_path / "lb1" / "etc" / "keepalived" / "keepalived.conf").exists(), alone.stdout
+
+
+def test_a_config_the_node_refuses_is_never_written(ansible: Path, tmp_path: Path) -> None:
+    # The node's validate: runs kahooks doctor --gate on the node itself: here a heartbeat guard whose
+    # program is not installed where the config says (the controller's --elsewhere gate cannot know).
+    inventory = prepared_pair(tmp_path, extra={"kahooks_bin_dir": str(BIN), "kahooks_heartbeat_max_age": 3})
+    first = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
+    assert first.returncode == 0, first.stdout
+    conf = tmp_path / "lb1" / "etc" / "keepalived" / "keepalived.conf"
+    before = conf.read_text()
+    (tmp_path / "bin").mkdir()
+    os.symlink(BIN / "kahooks", tmp_path / "bin" / "kahooks")  # kahooks here, ka-check-heartbeat not
+    inventory = prepared_pair(tmp_path, priorities=(140, 100), extra={"kahooks_bin_dir": str(tmp_path / "bin")})
+    refused = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml", "--limit", "lb1")
+    assert refused.returncode != 0 and "[script-missing]" in refused.stdout, refused.stdout
+    assert conf.read_text() == before
