@@ -64,12 +64,12 @@ interval = 60
 class Snmpd:
     """snmpd -f with its own config: community `kahooks` (read-write, so a set reaches kahooks snmp)."""
 
-    def __init__(self, directory: Path, kahooks_config: Path) -> None:
+    def __init__(self, directory: Path, kahooks_config: Path, stanza: str | None = None) -> None:
         self.port = free_udp_port()
         self.address = f"127.0.0.1:{self.port}"
         conf = directory / "snmpd.conf"
-        conf.write_text(f"rwcommunity kahooks 127.0.0.1\n"
-                        f"pass_persist {BASE} {program('kahooks')} snmp -c {kahooks_config}\n")
+        conf.write_text(stanza or f"rwcommunity kahooks 127.0.0.1\n"
+                                  f"pass_persist {BASE} {program('kahooks')} snmp -c {kahooks_config}\n")
         self.log = directory / "snmpd.log"
         env = quiet_env(SNMP_PERSISTENT_DIR=str(directory / "snmp-persist"), MIBS="")
         self.process = subprocess.Popen(["snmpd", "-f", "-Lo", "-C", "-c", str(conf), "-p", str(directory / "snmpd.pid"),
@@ -286,3 +286,21 @@ def test_snmptranslate_loads_the_mib_and_it_names_every_object_served() -> None:
     assert named.returncode == 0 and not named.stderr, named.stderr
     names = named.stdout.split()
     assert len(names) == len(oids) and all(name.startswith("KAHOOKS-MIB::kahooks") for name in names), names
+
+
+def test_the_shipped_snmpd_stanza_serves_kahooks_and_nothing_else(tmp_path: Path) -> None:
+    served = Served(tmp_path, config(tmp_path)).start()
+    stanza = (CONTRIB / "snmpd.conf").read_text()
+    assert "pass_persist .1.3.6.1.4.1.8072.9999.9999.28 /usr/bin/sudo -n /usr/bin/kahooks snmp\n" in stanza
+    # As the README's sudo line makes it run, minus sudo (root already) and with the test's paths.
+    stanza = stanza.replace("/usr/bin/sudo -n /usr/bin/kahooks snmp", f"{program('kahooks')} snmp -c {served.config}")
+    agent = None
+    try:
+        agent = Snmpd(tmp_path, served.config, stanza)
+        assert agent.query("snmpget", "-Oqv", f"{BASE}.1.1").stdout.strip() == "1"
+        outside = agent.query("snmpget", ".1.3.6.1.2.1.1.1.0")  # sysDescr: outside the view
+        assert "No Such Object" in outside.stdout or outside.returncode != 0, outside
+    finally:
+        if agent is not None:
+            agent.stop()
+        served.stop()
