@@ -93,7 +93,8 @@ def _gate(paths: list[str], peer_paths: list[str], config_id: str | None, keepal
         errors = [item for item in result.findings if item.severity == "error"]
         for item in errors:
             place = f"{item.file}:{item.line}" if item.line else item.file
-            click.echo(" ".join(f"{place}: [{item.code}] {item.message}".split()), err=True)
+            fix = f" (fix: {item.fix})" if item.fix else ""
+            click.echo(" ".join(f"{place}: [{item.code}] {item.message}{fix}".split()), err=True)
         if errors:
             click.echo(f"kahooks doctor: refused {path}: {counted(len(errors), 'error')}", err=True)
             worst = max(worst, 1)

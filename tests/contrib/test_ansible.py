@@ -50,10 +50,11 @@ def env_for(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "ANSIBLE_HOME": str(tmp_path / "ansible-home"), "ANSIBLE_ROLES_PATH": str(ANSIBLE / "roles"),
             "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"), "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-tmp"),
             "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_FORCE_COLOR": "0",
-            "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log", "PYTHONSAFEPATH": ""}
+            "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log", "PYTHONSAFEPATH": "", "TMPDIR": str(tmp_path / "controller-tmp")}
 
 
 def playbook(ansible: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "controller-tmp").mkdir(exist_ok=True)
     return subprocess.run([str(ansible / "ansible-playbook"), *args], capture_output=True, text=True, timeout=300,
                           env=env_for(tmp_path), cwd=tmp_path)
 
@@ -141,6 +142,7 @@ def test_a_pair_the_doctor_refuses_stops_the_play_before_any_node_is_touched(ans
     assert "[failover-never-happens]" in refused.stdout, refused.stdout
     assert not (tmp_path / "lb1").exists() and not (tmp_path / "lb2").exists()
     assert "Write kahooks.toml" not in refused.stdout
+    assert not list((tmp_path / "controller-tmp").glob("*kahooks-gate*")), "the rendered configs were left behind"
     # Each node's own validate: sees one file and cannot tell: only the controller's pair gate stops it.
     inventory = prepared_pair(tmp_path, priorities=(150, 100), weight=-1, extra={"kahooks_gate_command": ""})
     alone = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")

@@ -31,7 +31,7 @@ def test_a_broken_pair_is_refused_with_one_line_per_error(tmp_path: Path) -> Non
     assert refused.code == 1 and refused.stdout == "", refused
     lines = refused.stderr.splitlines()
     assert lines[-1] == f"kahooks doctor: refused {lb1}: 1 error", lines
-    assert re.fullmatch(rf"{re.escape(str(lb1))}:\d+: \[failover-never-happens\] .*", lines[0]), lines
+    assert re.fullmatch(rf"{re.escape(str(lb1))}:\d+: \[failover-never-happens\] .* \(fix: weight -2 .*\)", lines[0]), lines
     assert len(lines) == 2
 
 
