@@ -63,9 +63,11 @@ def test_the_role_on_two_fresh_booted_debian_roots(deb: Path) -> None:
         made = subprocess.run(["bash", str(CHECKOUT / "run"), "fresh-root", str(parent / "lb1"), str(deb),
                                "systemd-sysv", "python3-apt", "keepalived"], capture_output=True, text=True, timeout=900)
         assert made.returncode == 0, made.stderr[-3000:]
-        # Ansible needs Python on the node, as on any cloud image: from what fresh-root downloaded.
+        # Ansible needs Python on the node and the root boots with systemd, as any cloud image: installed
+        # from what fresh-root downloaded.
         first = System(parent / "lb1")
-        python = first.run(["apt-get", "install", "-y", "-qq", "--no-download", "python3", "python3-apt"], timeout=300)
+        python = first.run(["apt-get", "install", "-y", "-qq", "--no-download", "python3", "python3-apt", "systemd-sysv"],
+                           timeout=300)
         assert python.returncode == 0, python.stdout[-2000:] + python.stderr
         write_standin(first)
         subprocess.run(["cp", "-a", str(parent / "lb1"), str(parent / "lb2")], check=True, timeout=300)
@@ -76,7 +78,8 @@ def test_the_role_on_two_fresh_booted_debian_roots(deb: Path) -> None:
                 booted = {"lb1": lb1, "lb2": lb2}
                 hosts = inventory(parent / "inventory.yml", deb, {name: root.init for name, root in booted.items()})
                 converged = play(parent, hosts)
-                assert converged.returncode == 0, converged.stdout[-6000:] + converged.stderr[-2000:]
+                assert converged.returncode == 0, (converged.stdout[-3000:] + converged.stderr[-2000:]
+                                                   + lb1.journal("keepalived") + lb1.journal("kahooks"))
                 print(recap(converged.stdout))
                 again = play(parent, hosts)
                 assert again.returncode == 0, again.stdout[-4000:]
@@ -89,11 +92,25 @@ def test_the_role_on_two_fresh_booted_debian_roots(deb: Path) -> None:
                                     "/run/haproxy.pid").returncode == 0
                 try:
                     wait_for(lambda: VIP in nodes["lb1"].addresses(), 30, "lb1 (150) to hold the VIP")
-                    assert lb1.run("systemctl", "kill", "-s", "KILL", "haproxy").returncode == 0
+                    assert lb1.run("sh", "-c", "kill -9 $(cat /run/haproxy.pid)").returncode == 0
                     wait_for(lambda: VIP in nodes["lb2"].addresses() and VIP not in nodes["lb1"].addresses(), 20,
                              "the VIP on lb2 once haproxy on lb1 is killed")
                 except LabError:
                     raise AssertionError(lb1.journal("keepalived") + lb2.journal("keepalived")) from None
+                # Only kahooks.toml changes (rise 2): kahooks is reloaded (same pid, SIGHUP), keepalived left alone.
+                pids = {(name, unit): root.run("systemctl", "show", "-p", "MainPID", "--value", unit).stdout.strip()
+                        for name, root in booted.items() for unit in ("kahooks", "keepalived")}
+                changed = yaml.safe_load(hosts.read_text())
+                changed["all"]["vars"]["kahooks_checks"][0]["rise"] = 2
+                (parent / "changed.yml").write_text(yaml.safe_dump(changed))
+                reloaded = play(parent, parent / "changed.yml")
+                assert reloaded.returncode == 0, reloaded.stdout[-4000:]
+                assert "RUNNING HANDLER [kahooks : Reload kahooks]" in reloaded.stdout
+                assert "Reload keepalived" not in reloaded.stdout and "Restart kahooks]" not in reloaded.stdout
+                assert {name: host["changed"] for name, host in recap(reloaded.stdout).items()} == {"lb1": 2, "lb2": 2}
+                assert pids == {(name, unit): root.run("systemctl", "show", "-p", "MainPID", "--value", unit).stdout.strip()
+                                for name, root in booted.items() for unit in ("kahooks", "keepalived")}
+                assert "reload" in lb1.journal("kahooks").lower()
                 before = {name: root.text("/etc/keepalived/keepalived.conf") for name, root in booted.items()}
                 refused = play(parent, inventory(parent / "refused.yml", deb,
                                                  {name: root.init for name, root in booted.items()}, weight=-1))
