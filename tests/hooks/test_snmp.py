@@ -304,3 +304,38 @@ def test_the_shipped_snmpd_stanza_serves_kahooks_and_nothing_else(tmp_path: Path
         if agent is not None:
             agent.stop()
         served.stop()
+
+
+@pytest.mark.skipif(not shutil.which("snmptrapd"), reason="Debian's snmptrapd (./run test installs it)")
+def test_a_transition_reaches_a_trap_receiver_as_kahooks_transition(tmp_path: Path) -> None:
+    """contrib/snmp/kahooks-snmptrap.toml as shipped (the receiver's address aside), to a real snmptrapd."""
+    port = free_udp_port()
+    receiver_conf = tmp_path / "snmptrapd.conf"
+    receiver_conf.write_text("disableAuthorization yes\n")
+    received = tmp_path / "traps.log"
+    receiver = subprocess.Popen(["snmptrapd", "-f", "-Lf", str(received), "-C", "-c", str(receiver_conf), "-On",
+                                 "-p", str(tmp_path / "snmptrapd.pid"), f"udp:127.0.0.1:{port}"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=quiet_env(MIBS="", SNMP_PERSISTENT_DIR=str(tmp_path / "trap-persist")))
+    channel = (CONTRIB / "kahooks-snmptrap.toml").read_text()
+    assert "udp:127.0.0.1:162 " in channel
+    text = head(tmp_path, f'notify_fifo = "{tmp_path}/state/notify.fifo"\n') + "\n" + \
+        channel.replace("udp:127.0.0.1:162 ", f"udp:127.0.0.1:{port} ")
+    served = Served(tmp_path, text)
+    try:
+        wait_for(lambda: received.exists() and "NET-SNMP version" in received.read_text(), 15, "snmptrapd to start")
+        served.start()
+        fifo = os.open(served.state / "notify.fifo", os.O_RDWR | os.O_NONBLOCK)
+        os.write(fifo, b'INSTANCE "VI_1" MASTER 100\n')
+        os.close(fifo)
+        wait_for(lambda: "9999.28.0.1" in received.read_text(), 20, "the trap at snmptrapd")
+        trap = received.read_text()
+        for expected in ('.1.3.6.1.4.1.8072.9999.9999.28.6.1 = STRING: "VI_1"',
+                         '.1.3.6.1.4.1.8072.9999.9999.28.6.2 = STRING: "MASTER"',
+                         ".1.3.6.1.4.1.8072.9999.9999.28.6.3 = INTEGER: 100",
+                         '.1.3.6.1.4.1.8072.9999.9999.28.6.4 = STRING: "node1"'):
+            assert expected in trap, trap
+    finally:
+        served.stop()
+        receiver.terminate()
+        receiver.wait(10)
