@@ -42,16 +42,17 @@ class Report:
 
 
 def diagnose(path: str, peer_paths: list[str], config_id: str | None = None, test_with_keepalived: bool = True,
-             version: versions.Version | None = None, file_values: dict[str, int] | None = None) -> Report:
+             version: versions.Version | None = None, file_values: dict[str, int] | None = None,
+             on_this_host: bool = True) -> Report:
     """Everything the doctor knows about `path` and its peers, as keepalived `version` (default: the local
-    one) makes them; `file_values`: what each track file holds while failed. conf.ConfError when a file
-    cannot be read."""
+    one) makes them; `file_values`: what each track file holds while failed. on_this_host=False: `path` is
+    another machine's too (a controller's or CI's rendered copy). conf.ConfError when a file cannot be read."""
     version = version or versions.local()
     nodes = [build(conf.read(candidate, config_id), candidate, version.rules, file_values)
              for candidate in [path, *peer_paths]]
     found: list[Finding] = []
     for index, node in enumerate(nodes):
-        here = index == 0  # the peers' scripts live on other machines
+        here = index == 0 and on_this_host  # the peers' scripts live on other machines
         found.extend(findings.check_numbers(node))
         found.extend(findings.check_surprises(node))
         found.extend(findings.check_scripts(node, here))

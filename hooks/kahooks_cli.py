@@ -144,6 +144,45 @@ def status(path: str, as_json: bool, max_age: float) -> None:
     sys.exit(0 if healthy else 1)
 
 
+@cli.command()
+@click.option("-c", "--config", "path", default=DEFAULT_PATH, show_default=True, help="configuration file")
+@click.option("--base", default=".1.3.6.1.4.1.8072.9999.9999.28", show_default=True, metavar="OID",
+              help="the OID snmpd's pass_persist line gives (KAHOOKS-MIB's kahooksMIB)")
+@click.option("--max-age", default=3.0, show_default=True, help="a heartbeat older than this means not running")
+def snmp(path: str, base: str, max_age: float) -> None:
+    """Answer snmpd's pass_persist requests from the daemon's status (contrib/snmp/).
+
+    Run by snmpd, never by hand: `pass_persist OID /usr/bin/kahooks snmp` in snmpd.conf.
+    Reads status.json and the spool at most once a second; never asks the daemon.
+    """
+    from kahooks.config import read_settings
+    from kahooks.daemon.settings import DEFAULT_STATE_DIR
+    from kahooks.hooks import snmp as passing
+    from kahooks.options import number_problem
+
+    arcs = passing.parse_oid(base)
+    if arcs is None or len(arcs) < 2:
+        click.echo(f"kahooks snmp: --base {base!r} is not a numeric OID such as .1.3.6.1.4.1.8072.9999.9999.28",
+                   err=True)
+        sys.exit(2)
+    problem = number_problem(max_age, 0.1, 3600.0)
+    if problem:
+        click.echo(f"kahooks snmp: --max-age {problem}", err=True)
+        sys.exit(2)
+    try:
+        data = read_settings(path)
+    except ConfigError as exc:
+        _report_config_error(path, exc)
+        sys.exit(1)
+    serve: dict = data["serve"] if isinstance(data.get("serve"), dict) else {}
+    state_dir = str(serve.get("state_dir") or DEFAULT_STATE_DIR)
+    tree = passing.Tree(arcs, passing.reader(state_dir, max_age))
+    try:
+        sys.exit(passing.serve(sys.stdin.buffer, sys.stdout.buffer, tree))
+    except (BrokenPipeError, KeyboardInterrupt):  # snmpd went away
+        sys.exit(0)
+
+
 def _keepalived_view() -> list[dict] | None:
     """keepalived's own state of each instance, next to the daemon's, when keepalived runs here and we may ask."""
     import os

@@ -34,9 +34,16 @@ def _fail(command: str, message: str, code: int) -> NoReturn:
 @click.option("--file-value", "file_values", multiple=True, metavar="NAME=VALUE",
               help="the value track_file NAME holds while its check fails (default 1, as kahooks writes; repeat)")
 @click.option("-v", "--verbose", is_flag=True, help="tracebacks on unexpected errors")
+@click.option("--gate", is_flag=True,
+              help="refuse (exit 1) a config with errors, one line each, silent otherwise: for Ansible's "
+                   "validate: and pre-commit; FILE arguments are each gated (with the --peer files)")
+@click.option("--elsewhere", is_flag=True,
+              help="the files are other machines' (rendered on a controller, in CI): skip what only the node "
+                   "can tell (its scripts, users, keepalived -t)")
+@click.argument("files", nargs=-1, metavar="[FILE]...")
 def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, config_id: str | None,
            no_keepalived_test: bool, keepalived_version: str | None, file_values: tuple[str, ...],
-           verbose: bool) -> None:
+           verbose: bool, gate: bool, elsewhere: bool, files: tuple[str, ...]) -> None:
     """Find a keepalived pair's mistakes before they cause an outage.
 
     Reads keepalived.conf as keepalived does (includes, definitions, @ID lines), reports
@@ -47,11 +54,18 @@ def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, co
     """
     from kahooks.doctor import conf, report, versions
 
+    if files and not gate:
+        raise click.UsageError("FILE arguments go with --gate; give one file with -f")
     values = _file_values(file_values)
+    if gate:
+        sys.exit(_gate(list(files) or [path], list(peer_paths), config_id, not (no_keepalived_test or elsewhere),
+                       not elsewhere, verbose, keepalived_version, values))
+
     try:
         version = versions.asked(keepalived_version) if keepalived_version else versions.local()
-        result = report.diagnose(path, list(peer_paths), config_id, test_with_keepalived=not no_keepalived_test,
-                                 version=version, file_values=values)
+        result = report.diagnose(path, list(peer_paths), config_id,
+                                 test_with_keepalived=not (no_keepalived_test or elsewhere),
+                                 version=version, file_values=values, on_this_host=not elsewhere)
         if live:
             report.add_live(result)
     except conf.ConfError as exc:
@@ -82,6 +96,38 @@ def _file_values(pairs: tuple[str, ...]) -> dict[str, int]:
                                      param_hint="--file-value")
         values[name] = value  # type: ignore[assignment]  # number_problem passed: an int
     return values
+
+
+def _gate(paths: list[str], peer_paths: list[str], config_id: str | None, keepalived_test: bool, here: bool,
+          verbose: bool, keepalived_version: str | None = None, file_values: dict[str, int] | None = None) -> int:
+    """--gate: each file with the peers; its errors one line each on stderr; 0 accepted, 1 refused, 2 unreadable."""
+    from kahooks.doctor import conf, report, versions
+
+    worst = 0
+    for path in paths:
+        try:
+            version = versions.asked(keepalived_version) if keepalived_version else versions.local()
+            result = report.diagnose(path, peer_paths, config_id, test_with_keepalived=keepalived_test,
+                                     version=version, file_values=file_values, on_this_host=here)
+        except conf.ConfError as exc:
+            click.echo(" ".join(f"kahooks doctor: refused: {exc}".split()), err=True)
+            worst = 2
+            continue
+        except Exception as exc:  # one line for an operator; -v shows the traceback
+            if verbose:
+                raise
+            click.echo(f"kahooks doctor: refused {path}: {type(exc).__name__}: {exc}", err=True)
+            worst = 2
+            continue
+        errors = [item for item in result.findings if item.severity == "error"]
+        for item in errors:
+            place = f"{item.file}:{item.line}" if item.line else item.file
+            fix = f" (fix: {item.fix})" if item.fix else ""
+            click.echo(" ".join(f"{place}: [{item.code}] {item.message}{fix}".split()), err=True)
+        if errors:
+            click.echo(f"kahooks doctor: refused {path}: {counted(len(errors), 'error')}", err=True)
+            worst = max(worst, 1)
+    return worst
 
 
 @click.command()

@@ -82,7 +82,7 @@ def test_bash_completes_options_subcommands_choices_and_files(tmp_path: Path) ->
     assert complete(tmp_path, "ka-check-http", "ka-check-http --fol") == ["--follow"]
     assert complete(tmp_path, "ka-notify", "ka-notify re") == ["retry-dead"]
     assert complete(tmp_path, "ka-notify", "ka-notify -c k") == ["kahooks.toml"]
-    assert complete(tmp_path, "kahooks", "kahooks s") == ["serve", "status"]
+    assert complete(tmp_path, "kahooks", "kahooks s") == ["serve", "snmp", "status"]
     assert complete(tmp_path, "kahooks", "kahooks lab d") == ["demo", "diff", "down"]
     assert complete(tmp_path, "kahooks", "kahooks validate -c k") == ["kahooks.toml"]
     assert complete(tmp_path, "kahooks", "kahooks serve --log-format j") == ["json"]

@@ -1,0 +1,165 @@
+"""contrib/ansible: the kahooks role, run by ansible-core from PyPI (in a venv of its own, made here).
+
+Fast (CI): syntax, ansible-lint, argument_specs refusing bad variables, the role applied twice to a
+prepared root on this machine (connection local, every path under the test's folder, kahooks
+already installed: the test's own venv), the second run changing nothing, and the doctor's gate
+stopping the play before a node is touched. The full run on a fresh, booted Debian root (install
+from the .deb, units started, reloads) takes minutes: KAHOOKS_ANSIBLE_FULL=1 runs it
+(tests/lab/test_ansible_fresh_root.py).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+ANSIBLE = CHECKOUT / "contrib" / "ansible"
+ROLE = ANSIBLE / "roles" / "kahooks"
+BIN = Path(sys.executable).parent
+# Pinned to what the role was linted and run with: ansible-core 2.16 still runs Debian 12's Python 3.11 on nodes.
+REQUIREMENTS = ["ansible-core>=2.16,<2.17", "ansible-lint>=24,<27"]
+
+
+def ansible_venv() -> Path:
+    """A venv with ansible-core and ansible-lint beside the test venv, made once (locked: parallel runs)."""
+    venv = BIN.parent / "ansible"
+    with open(BIN.parent / "ansible.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / "bin" / "ansible-lint").exists():
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=120)
+            subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", *REQUIREMENTS],
+                           check=True, timeout=900)
+    return venv / "bin"
+
+
+@pytest.fixture(scope="module")
+def ansible() -> Path:
+    return ansible_venv()
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "ANSIBLE_HOME": str(tmp_path / "ansible-home"), "ANSIBLE_ROLES_PATH": str(ANSIBLE / "roles"),
+            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"), "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible-tmp"),
+            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_FORCE_COLOR": "0",
+            "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log", "PYTHONSAFEPATH": "", "TMPDIR": str(tmp_path / "controller-tmp")}
+
+
+def playbook(ansible: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "controller-tmp").mkdir(exist_ok=True)
+    return subprocess.run([str(ansible / "ansible-playbook"), *args], capture_output=True, text=True, timeout=300,
+                          env=env_for(tmp_path), cwd=tmp_path)
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP: host -> {ok, changed, failed, ...}."""
+    hosts = {}
+    for match in re.finditer(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", output, re.M):
+        hosts[match.group(1)] = {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(2))}
+    return hosts
+
+
+PAIR_VARS = {
+    "kahooks_install": "none",
+    "kahooks_manage_services": False,
+    "kahooks_bin_dir": str(BIN),
+    "kahooks_gate_command": str(BIN / "kahooks"),
+    "kahooks_checks": [{"name": "web", "run": "ka-check-port 127.0.0.1:80", "interval": 1, "rise": 2}],
+    "kahooks_channels": {"log": {"type": "syslog", "address": "/dev/log", "ident": "kahooks"}},
+    "kahooks_rules": [{"channels": ["log"]}],
+}
+
+
+def prepared_pair(tmp_path: Path, priorities: tuple[int, int] = (150, 100), weight: int = 0,
+                  extra: dict | None = None) -> Path:
+    """An inventory of two nodes on this machine (connection local), each writing under tmp_path/NODE."""
+    hosts = {}
+    for name, priority in zip(("lb1", "lb2"), priorities):
+        root = tmp_path / name
+        hosts[name] = {"ansible_connection": "local", "ansible_python_interpreter": str(ansible_venv() / "python"),
+                       "kahooks_config": f"{root}/etc/kahooks/kahooks.toml",
+                       "kahooks_keepalived_conf": f"{root}/etc/keepalived/keepalived.conf",
+                       "kahooks_state_dir": f"{root}/run/kahooks", "kahooks_spool_dir": f"{root}/spool",
+                       "kahooks_instances": [{"name": "VI_1", "interface": "lo", "virtual_router_id": 51,
+                                              "priority": priority, "virtual_ipaddresses": ["192.0.2.100/32"]}]}
+    variables = json.loads(json.dumps(PAIR_VARS))
+    variables["kahooks_checks"][0]["weight"] = weight
+    variables.update(extra or {})
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts, "vars": variables}}))
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{"name": "Pair", "hosts": "all", "gather_facts": False,
+                                                         "roles": ["kahooks"]}]))
+    return inventory
+
+
+def test_the_role_and_its_example_pass_syntax_check_and_ansible_lint(ansible: Path, tmp_path: Path) -> None:
+    checked = playbook(ansible, tmp_path, "--syntax-check", "-i", str(ANSIBLE / "inventory.yml"), str(ANSIBLE / "site.yml"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    linted = subprocess.run([str(ansible / "ansible-lint"), "--offline", "--nocolor", "roles/kahooks", "site.yml"],
+                            capture_output=True, text=True, timeout=300, env=env_for(tmp_path), cwd=ANSIBLE)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+
+
+def test_argument_specs_refuse_bad_variables_before_any_task(ansible: Path, tmp_path: Path) -> None:
+    inventory = prepared_pair(tmp_path, extra={"kahooks_install": "rpm"})
+    refused = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
+    assert refused.returncode != 0 and "value of kahooks_install must be one of: deb, venv, none" in refused.stdout, \
+        refused.stdout
+    inventory = prepared_pair(tmp_path, extra={"kahooks_checks": [{"name": "web"}]})
+    refused = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
+    assert "missing required arguments: run" in refused.stdout, refused.stdout
+    assert not (tmp_path / "lb1" / "etc").exists()
+
+
+def test_applied_twice_the_second_run_changes_nothing(ansible: Path, tmp_path: Path) -> None:
+    inventory = prepared_pair(tmp_path)
+    first = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert all(host["changed"] > 0 and host["failed"] == 0 for host in recap(first.stdout).values()), first.stdout
+    conf = (tmp_path / "lb1" / "etc" / "keepalived" / "keepalived.conf").read_text()
+    assert f"file {tmp_path}/lb1/run/kahooks/track/web" in conf and "priority 150" in conf
+    toml = tmp_path / "lb2" / "etc" / "kahooks" / "kahooks.toml"
+    validated = subprocess.run([str(BIN / "kahooks"), "validate", "-c", str(toml)], capture_output=True, text=True)
+    assert validated.returncode == 0 and "1 channel, 1 rule, 1 check" in validated.stdout, validated
+    second = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert {name: host["changed"] for name, host in recap(second.stdout).items()} == {"lb1": 0, "lb2": 0}, second.stdout
+
+
+def test_a_pair_the_doctor_refuses_stops_the_play_before_any_node_is_touched(ansible: Path, tmp_path: Path) -> None:
+    # Equal priorities and a check that takes nothing away: lb1 stays MASTER whatever fails.
+    inventory = prepared_pair(tmp_path, priorities=(150, 100), weight=-1)
+    refused = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
+    assert refused.returncode != 0, refused.stdout
+    assert "[failover-never-happens]" in refused.stdout, refused.stdout
+    assert not (tmp_path / "lb1").exists() and not (tmp_path / "lb2").exists()
+    assert "Write kahooks.toml" not in refused.stdout
+    assert not list((tmp_path / "controller-tmp").glob("*kahooks-gate*")), "the rendered configs were left behind"
+    # Each node's own validate: sees one file and cannot tell: only the controller's pair gate stops it.
+    inventory = prepared_pair(tmp_path, priorities=(150, 100), weight=-1, extra={"kahooks_gate_command": ""})
+    alone = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
+    assert alone.returncode == 0 and (tmp_path / "lb1" / "etc" / "keepalived" / "keepalived.conf").exists(), alone.stdout
+
+
+def test_a_config_the_node_refuses_is_never_written(ansible: Path, tmp_path: Path) -> None:
+    # The node's validate: runs kahooks doctor --gate on the node itself: here a heartbeat guard whose
+    # program is not installed where the config says (the controller's --elsewhere gate cannot know).
+    inventory = prepared_pair(tmp_path, extra={"kahooks_bin_dir": str(BIN), "kahooks_heartbeat_max_age": 3})
+    first = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
+    assert first.returncode == 0, first.stdout
+    conf = tmp_path / "lb1" / "etc" / "keepalived" / "keepalived.conf"
+    before = conf.read_text()
+    (tmp_path / "bin").mkdir()
+    os.symlink(BIN / "kahooks", tmp_path / "bin" / "kahooks")  # kahooks here, ka-check-heartbeat not
+    inventory = prepared_pair(tmp_path, priorities=(140, 100), extra={"kahooks_bin_dir": str(tmp_path / "bin")})
+    refused = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml", "--limit", "lb1")
+    assert refused.returncode != 0 and "[script-missing]" in refused.stdout, refused.stdout
+    assert conf.read_text() == before
