@@ -156,9 +156,6 @@ class Node:
         if problem is not None:
             self.bad_numbers.append((statement, f"{statement.keyword} {problem}: keepalived {outcome}"))
 
-    def global_value(self, keyword: str) -> str | None:
-        return self.globals.value(keyword) if self.globals is not None else None
-
     def global_has(self, keyword: str) -> bool:
         return self.globals is not None and self.globals.has(keyword)
 

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kahooks.doctor.findings import program_of
 from kahooks.doctor.model import Node
@@ -39,7 +39,6 @@ class Answers:
     smtp_server: str = "127.0.0.1:25"
     slack_url: str = ""
     spool: str = "/var/spool/kahooks"
-    extra_notes: list[str] = field(default_factory=list)
 
 
 def check_for(command: str) -> str | None:

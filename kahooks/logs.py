@@ -62,9 +62,6 @@ class JsonLines(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
-FORMATS = ("text", "json")
-
-
 def stderr_is_journal() -> bool:
     """systemd connected stderr to the journal: JOURNAL_STREAM names its device:inode (systemd.exec(5))."""
     import os

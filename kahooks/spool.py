@@ -150,11 +150,9 @@ class Spool(SpoolDirectory):
 
     def __init__(self, root: str | Path) -> None:
         super().__init__(root)
-        self.tmp = self.root / "tmp"
         self.incoming_dir = self.root / "incoming"
         self.queue_dir = self.root / "queue"
         self.dead_dir = self.root / "dead"
-        self.state_file = self.root / "state" / "instances.json"
         self.lock_path = self.root / "worker.lock"
 
     def recording(self) -> RecordLock:
