@@ -83,7 +83,7 @@ def test_bash_completes_options_subcommands_choices_and_files(tmp_path: Path) ->
     assert complete(tmp_path, "ka-notify", "ka-notify re") == ["retry-dead"]
     assert complete(tmp_path, "ka-notify", "ka-notify -c k") == ["kahooks.toml"]
     assert complete(tmp_path, "kahooks", "kahooks s") == ["serve", "status"]
-    assert complete(tmp_path, "kahooks", "kahooks lab d") == ["demo", "down"]
+    assert complete(tmp_path, "kahooks", "kahooks lab d") == ["demo", "diff", "down"]
     assert complete(tmp_path, "kahooks", "kahooks validate -c k") == ["kahooks.toml"]
     assert complete(tmp_path, "kahooks", "kahooks serve --log-format j") == ["json"]
     assert "--peer" in complete(tmp_path, "kahooks", "kahooks doctor --p")
