@@ -50,6 +50,8 @@ def real_server(text: str) -> tuple[str, str, int]:
         address = str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
         raise UsageError(f"{text!r} is not a real server (IP:PORT or [IPv6]:PORT)") from None
+    if int(port) == 0:  # a virtual server's port may be 0 (all ports with persistence); a real server's not
+        raise UsageError(f"{text!r}: a real server's port is 1 to 65535")
     return key, address, int(port)
 
 

@@ -67,7 +67,12 @@ def _address(host: str, text: str) -> str:
     except ValueError:
         kind = "IPv6" if ":" in host else "IPv4"
         raise UsageError(f"{text[:80]!r}: {host[:60]!r} is not a valid {kind} address") from None
-    return f"[{address}]" if address.version == 6 else str(address)
+    if address.version == 4:
+        return str(address)
+    mapped = address.ipv4_mapped
+    # One form on every Python: 3.13 writes an IPv4-mapped address dotted (gh-87799), 3.11 in hex
+    # (::ffff:a00:e); the dotted one is keepalived's own (inet_ntop) and procfs.listening's.
+    return f"[::ffff:{mapped}]" if mapped is not None else f"[{address}]"
 
 
 def _port(port: str, text: str) -> int:

@@ -328,6 +328,13 @@ FIDELITY = {
 FIDELITY_NODE = "global_defs {{\n    router_id {node}\n    enable_script_security\n    script_user keepalived_script\n}}\n"
 
 
+def local_keepalived_version() -> str:
+    """The keepalived that runs the pairs (2.2.7 on Debian 12, 2.3.3 on 13), as `keepalived --version` says."""
+    done = subprocess.run(["keepalived", "--version"], capture_output=True, text=True, timeout=30)
+    words = (done.stderr + done.stdout).split()
+    return next(word[1:] for word in words if word.startswith("v") and word[1:2].isdigit())
+
+
 def fidelity_case(tag: str, root: Path) -> list[str]:
     """Run one case; what disagreed, in words (empty: the doctor was right)."""
     kind, lb1_conf, lb2_conf = FIDELITY[tag]
@@ -352,8 +359,9 @@ def fidelity_case(tag: str, root: Path) -> list[str]:
     before, after = by_path.get(scenario["master_before"] or ""), by_path.get(scenario["master_after_failure"] or "")
     vip = f"{FIDELITY_SUBNET}.{FIDELITY[tag][1].split('virtual_router_id ')[1].split()[0]}"
     wrong: list[str] = []
-    if report.get("keepalived", {}).get("modelled") != "2.2.7":  # this machine's keepalived, found by the doctor
-        wrong.append(f"{tag}: the doctor modelled {report.get('keepalived')}, not this machine's 2.2.7")
+    local = local_keepalived_version()
+    if report.get("keepalived", {}).get("modelled") != local:  # this machine's keepalived, found by the doctor
+        wrong.append(f"{tag}: the doctor modelled {report.get('keepalived')}, not this machine's {local}")
     with Network(tag, subnet=f"{FIDELITY_SUBNET}.0/24") as net:
         nodes = {name: net.add_node(name, index) for index, name in enumerate(("lb1", "lb2"), 11)}
         if kind == "interface":
