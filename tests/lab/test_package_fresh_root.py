@@ -197,6 +197,13 @@ def the_daemon_and_keepalived_from_boot(system: System) -> None:
                     raise AssertionError(booted.journal("kahooks") + booted.journal("keepalived")) from None
                 wait_for(lambda: (booted.text("/var/spool/kahooks/boot-delivered") or "").endswith("MASTER\n"), 15,
                          "keepalived's MASTER through the FIFO, delivered")
+                # The wire observer listens on the VRRP interface inside the unit's sandbox (AF_PACKET, CAP_NET_RAW).
+                wire = lambda: (json.loads(booted.text("/run/kahooks/status.json") or "{}").get("wire")  # noqa: E731
+                                or {}).get("interfaces", {})
+                try:
+                    wait_for(lambda: wire().get("eth0") == "listening", 10, "the wire observer listening on eth0")
+                except LabError:
+                    raise AssertionError(f"{wire()}\n{booted.journal('kahooks')}") from None
                 old = booted.run("systemctl", "show", "-p", "MainPID", "--value", "kahooks").stdout.strip()
                 assert booted.run("systemctl", "kill", "-s", "KILL", "kahooks").returncode == 0
                 wait_for(lambda: booted.run("systemctl", "show", "-p", "MainPID", "--value", "kahooks").stdout.strip()
