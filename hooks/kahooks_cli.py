@@ -40,6 +40,21 @@ def _redacted(line: str) -> str:
     return redact.text(line)
 
 
+def _state_dir(path: str) -> str:
+    """Where the daemon of kahooks.toml `path` writes (status and snmp need no more of it): no channel
+    is built, so no secret file must be readable. A bad file is reported and exits 1."""
+    from kahooks.config import read_settings
+    from kahooks.daemon.settings import DEFAULT_STATE_DIR
+
+    try:
+        data = read_settings(path)
+    except ConfigError as exc:
+        _report_config_error(path, exc)
+        sys.exit(1)
+    serve: dict = data["serve"] if isinstance(data.get("serve"), dict) else {}
+    return str(serve.get("state_dir") or DEFAULT_STATE_DIR)
+
+
 @cli.command()
 @click.option("-c", "--config", "path", default=DEFAULT_PATH, show_default=True, help="configuration file")
 def validate(path: str) -> None:
@@ -100,20 +115,10 @@ def status(path: str, as_json: bool, max_age: float) -> None:
     """
     import json
 
-    from kahooks.config import read_settings
     from kahooks.daemon import status as daemon_status
-    from kahooks.daemon.settings import DEFAULT_STATE_DIR
     from kahooks.spool import Spool
 
-    # Only where the daemon writes is needed (its status names its spool): no channel is built,
-    # so no secret file must be readable.
-    try:
-        data = read_settings(path)
-    except ConfigError as exc:
-        _report_config_error(path, exc)
-        sys.exit(1)
-    serve: dict = data["serve"] if isinstance(data.get("serve"), dict) else {}
-    state_dir = str(serve.get("state_dir") or DEFAULT_STATE_DIR)
+    state_dir = _state_dir(path)
     from kahooks.spool import SpoolError
 
     try:
@@ -155,8 +160,6 @@ def snmp(path: str, base: str, max_age: float) -> None:
     Run by snmpd, never by hand: `pass_persist OID /usr/bin/kahooks snmp` in snmpd.conf.
     Reads status.json and the spool at most once a second; never asks the daemon.
     """
-    from kahooks.config import read_settings
-    from kahooks.daemon.settings import DEFAULT_STATE_DIR
     from kahooks.hooks import snmp as passing
     from kahooks.options import number_problem
 
@@ -169,13 +172,7 @@ def snmp(path: str, base: str, max_age: float) -> None:
     if problem:
         click.echo(f"kahooks snmp: --max-age {problem}", err=True)
         sys.exit(2)
-    try:
-        data = read_settings(path)
-    except ConfigError as exc:
-        _report_config_error(path, exc)
-        sys.exit(1)
-    serve: dict = data["serve"] if isinstance(data.get("serve"), dict) else {}
-    state_dir = str(serve.get("state_dir") or DEFAULT_STATE_DIR)
+    state_dir = _state_dir(path)
     tree = passing.Tree(arcs, passing.reader(state_dir, max_age))
     try:
         sys.exit(passing.serve(sys.stdin.buffer, sys.stdout.buffer, tree))
