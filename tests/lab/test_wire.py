@@ -202,7 +202,10 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
             assert max(beats) < 3.0, beats
             assert rss(lb1) - rss_before < 8 * 1024, (rss_before, rss(lb1))  # kB
             assert len(wire["vrids"]) <= 65 and all(len(vrid["sources"]) <= 16 for vrid in wire["vrids"])
-            assert lb1.state() == "MASTER" and not lb1.finding("blocked")
+            # VRRP has no authentication: keepalived itself may yield to a forged higher priority during the
+            # flood (seen with 2.3.3), and takes the VIP back once the forgeries stop. Nothing kahooks does moves it.
+            wait_for(lambda: lb1.state() == "MASTER", 10, "lb1 MASTER again after the flood")
+            assert not lb1.finding("blocked")
 
             # 6. the MASTER freezes while the BACKUP's keepalived is stopped: nobody advertises VRID 51.
             lb2.stop_keepalived()
