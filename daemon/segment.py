@@ -188,11 +188,15 @@ class Segment:
 
     def _held_for(self, kind: str, name: str, now: float, holds: bool, needed: float) -> bool:
         """A condition that must last `needed` seconds before it is a finding."""
+        began = self._began(kind, name, now, holds)
+        return began is not None and now - began >= needed
+
+    def _began(self, kind: str, name: str, now: float, holds: bool) -> float | None:
+        """When a condition that holds now began (it is forgotten the first judgement it does not hold)."""
         if not holds:
-            return False
+            return None
         self._pending.add((kind, name))
-        since = self.since.setdefault((kind, name), now)
-        return now - since >= needed
+        return self.since.setdefault((kind, name), now)
 
     def _judge(self, local: Local, now: float) -> dict[tuple[str, str], str]:
         out: dict[tuple[str, str], str] = {}
@@ -253,9 +257,15 @@ class Segment:
             if others:
                 out[("duplicate_vip", name)] = (f"duplicate VIP {where}: {vip} is held here, and ARP from "
                                                 f"{', '.join(sorted(others))} claims it too")
+        # 6: silence counts from the last advert, and from when keepalived here entered a state in which
+        # it should take over itself (BACKUP) or cannot tell (stopped, unknown): leaving FAULT, a lone node
+        # waits one master-down interval before it becomes MASTER, and must not be reported for it.
         master_down = 3 * interval + skew
+        waiting = self._began("waiting", name, now, state in ("BACKUP", "STOP", ""))
         last = max((seen.last for seen in sources.values() if seen.priority > 0), default=self.started)
-        if now - last > master_down and now - self.started > master_down:  # 6
+        quiet = max(last, self.started, waiting if waiting is not None else now)
+        # One more interval past keepalived's own timer: its MASTER line reaches us a little after it fires.
+        if now - quiet > master_down + max(interval, 1.0):
             heard = "since the observer started" if last == self.started else f"for {now - last:.1f} s"
             out[("master_gone", name)] = (f"master gone {where}: no advert {heard} (master-down interval "
                                           f"{master_down:.1f} s), local keepalived is {state or 'unknown'}, "

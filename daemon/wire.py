@@ -310,7 +310,8 @@ class Observer:
                     self.segment.advert(interface, found, packet_type == PACKET_OUTGOING, now)
                 elif found is not None:
                     self.arps += 1
-                    self.segment.arp(interface, found, now)
+                    if packet_type != PACKET_OUTGOING:  # what this node sends (its own gratuitous ARP) is ours
+                        self.segment.arp(interface, found, now)
                 else:
                     self.ignored += 1
         return count

@@ -91,10 +91,27 @@ def test_master_gone_after_the_master_down_interval_with_nobody_advertising() ->
     seen = segment(state="BACKUP")
     run(seen, 5, (advert(PEER, 150), False))
     first = run(seen, 10, start=5)
-    # last advert at 4.0; master-down = 3 * 1 + (256 - 100) / 256 = 3.61 s
-    assert 7.6 <= first["master_gone"] <= 7.8
+    # last advert at 4.0; master-down = 3 * 1 + (256 - 100) / 256 = 3.61 s, and one interval for
+    # keepalived's own MASTER line to reach us
+    assert 8.6 <= first["master_gone"] <= 8.8
     assert "no advert for" in next(f for f in seen.findings(14) if f.kind == "master_gone").sentence
     assert run(seen, 2, (advert(PEER, 150), False), start=15) == {}  # it clears when adverts come back
+
+
+def test_master_gone_counts_from_when_keepalived_here_became_backup_not_from_a_fault() -> None:
+    """A lone node leaving FAULT waits one master-down interval as BACKUP, then is MASTER: no finding.
+    One that stays BACKUP past it (its keepalived wedged) is reported, timed from the BACKUP."""
+    seen = segment(state="FAULT")
+    assert run(seen, 20) == {}  # nobody advertises while this node is FAULT: its own check says why
+    seen.states = {"VI_1": ("BACKUP", 100)}
+    assert run(seen, 3.6, start=20) == {}
+    seen.states = {"VI_1": ("MASTER", 100)}
+    assert run(seen, 10, (advert(HERE, 100), True), start=23.6) == {}
+    wedged = segment(state="FAULT")
+    run(wedged, 20)
+    wedged.states = {"VI_1": ("BACKUP", 100)}
+    assert 24.6 <= run(wedged, 10, start=20)["master_gone"] <= 24.8
+    assert "no advert since the observer started" in wedged.findings(30)[0].sentence
 
 
 def test_duplicate_vip_from_another_mac_only_while_we_hold_it() -> None:

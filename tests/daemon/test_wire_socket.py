@@ -72,3 +72,49 @@ def test_only_vrrp_and_arp_reach_python_a_udp_flood_never_wakes_it() -> None:
         assert seen["packets"] == seen["adverts"] + seen["arps"] and seen["arps"] <= 4, seen
         assert seen["wakes"] <= seen["packets"], seen
         assert listener.address in seen["addresses"] and "127.0.0.1" in seen["addresses"]
+
+
+OBSERVE = """
+import json, sys, threading, time
+from kahooks.daemon.segment import Local
+from kahooks.daemon.wire import Observer
+local = Local("VI_1", "eth0", 51, 4, 100, 1.0, 2, frozenset({"192.0.2.100"}))
+observer = Observer([local], lambda: {"VI_1": ("MASTER", 100)}, lambda event: None)
+stop = threading.Event()
+thread = threading.Thread(target=observer.run, args=(stop,), daemon=True)
+thread.start()
+time.sleep(0.5)
+print("ready", flush=True)
+sys.stdin.readline()  # the ARP has been sent
+time.sleep(0.3)
+observer.judge(time.time())
+print(json.dumps([finding.sentence for finding in observer.findings]), flush=True)
+stop.set()
+thread.join(5)
+"""
+
+GARP = """
+import socket, struct, sys
+mac = bytes.fromhex(sys.argv[1].replace(":", ""))
+vip = socket.inet_aton("192.0.2.100")
+arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + vip + bytes(6) + vip
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
+sock.sendto(arp, ("eth0", 0x0806, 0, 0, b"\\xff" * 6))
+"""
+
+
+def test_an_arp_this_node_sends_is_its_own_one_from_a_neighbour_a_duplicate_vip() -> None:
+    """keepalived's gratuitous ARP for the VIP leaves this node, whatever MAC it names (a VMAC, a MAC
+    the sandbox hides): it is ours. The same ARP from another node is finding 4."""
+    with Network("khlwarp") as network:
+        here, neighbour = network.add_node("a", 11, own_pids=False), network.add_node("b", 12, own_pids=False)
+        here.run(["ip", "address", "add", "192.0.2.100/32", "dev", "eth0"])
+        for sender, expected in ((here, []), (neighbour, ["duplicate VIP on eth0 for VRID 51 (VI_1): 192.0.2.100 "
+                                                          "is held here, and ARP from 00:00:5e:00:01:33 claims it too"])):
+            observing = here.popen([sys.executable, "-c", OBSERVE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   text=True)
+            assert observing.stdin is not None and observing.stdout is not None
+            assert observing.stdout.readline().strip() == "ready"
+            sender.run([sys.executable, "-c", GARP, "00:00:5e:00:01:33"])
+            out, _ = observing.communicate("sent\n", timeout=20)
+            assert json.loads(out) == expected, out
