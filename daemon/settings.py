@@ -33,13 +33,6 @@ if TYPE_CHECKING:
     Complain = Callable[[str, str], None]
 
 DEFAULT_STATE_DIR = "/run/kahooks"
-# Options that only mean something to a program keepalived starts once.
-NOT_IN_DAEMON = {"--nagios": "the daemon writes track files, not plugin output",
-                 "--dynamic-weight": "a weight is for keepalived's MISC_CHECK (misc_dynamic), run as a program",
-                 "--slow": "it goes with --dynamic-weight, for keepalived's MISC_CHECK",
-                 "--no-syslog": "the daemon logs state changes, not every run",
-                 "-v": "run `kahooks serve -v` instead", "--verbose": "run `kahooks serve -v` instead",
-                 **dict.fromkeys(("-h", "--help", "-V", "--version"), "asks the program about itself: not a check")}
 CHECK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 SERVE_KEYS = ("state_dir", "maintenance_file", "notify_fifo", "deliver", "metrics_listen", "metrics_textfile",
               "heartbeat_interval")
@@ -212,9 +205,8 @@ def build_check(run: Any, problem: Complain) -> tuple[str, list[str], Check] | N
     """`run` (a command line or a list of words) -> (kind, words, Check), through the programs' own parser."""
     import shlex
 
-    from kahooks.checks import load_check_class
-    from kahooks.checks.base import COMMON_OPTIONS
-    from kahooks.options import parse_argv
+    from kahooks.checks import build
+    from kahooks.checks.base import PROGRAM_ONLY
 
     if isinstance(run, str):
         try:
@@ -236,13 +228,11 @@ def build_check(run: Any, problem: Complain) -> tuple[str, list[str], Check] | N
     for word in words[1:]:
         if word == "--":
             break
-        if word.split("=")[0] in NOT_IN_DAEMON:
-            problem("run", f"{word}: {NOT_IN_DAEMON[word.split('=')[0]]}")
+        if word.split("=")[0] in PROGRAM_ONLY:
+            problem("run", f"{word}: {PROGRAM_ONLY[word.split('=')[0]]}")
             return None
     try:
-        check_class = load_check_class(kind)
-        values = parse_argv(COMMON_OPTIONS + check_class.OPTIONS, words[1:], program)
-        return kind, words[1:], check_class(values)
+        return kind, words[1:], build(kind, words[1:], program)[1]
     # An error may quote a word of the command line whole (`--header 'X-Api-Key v'`, malformed so that no
     # line-wise redaction sees a header in it): hidden as redact.words hides it in that command line.
     except UsageError as exc:
