@@ -56,11 +56,3 @@ def test_the_prose_names_no_check_that_is_not_one() -> None:
     for path in (ROOT / "README.md", ROOT / "debian" / "control"):
         named = set(re.findall(r"\bka-check-([a-z]+)\b", path.read_text()))
         assert named <= set(checks.kinds()), (path.name, named - set(checks.kinds()))
-
-
-def test_the_ansible_role_links_every_program() -> None:
-    tasks = (ROOT / "contrib" / "ansible" / "roles" / "kahooks" / "tasks" / "install.yml").read_text()
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    loop = re.search(r"where keepalived's scripts name them.*?loop: \[([^\]]*)\]", tasks, re.S)
-    assert loop is not None
-    assert sorted(word.strip() for word in loop.group(1).split(",")) == sorted(scripts)
