@@ -66,3 +66,13 @@ def test_imports_point_one_way() -> None:
                 if layer is not None and layer != folder and layer not in allowed:
                     wrong.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not wrong, wrong
+
+
+def test_tests_share_helpers_through_the_support_package() -> None:
+    """A test module imports no other test module: what two share lives in tests/support/."""
+    wrong = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for name in imported(path):
+            if name.startswith("tests.") and any(part.startswith("test_") for part in name.split(".")[1:]):
+                wrong.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not wrong, wrong

@@ -9,21 +9,8 @@ import pytest
 from kahooks.config import ConfigError
 from kahooks.daemon.service import load_config
 from kahooks.daemon.settings import daemon_programs
+from tests.support.daemon_config import problems, write
 from tests.support.programs import run
-
-HEAD = 'spool_dir = "{spool}"\n\n[serve]\nstate_dir = "{state}"\n\n'
-
-
-def write(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "kahooks.toml"
-    path.write_text(HEAD.format(spool=tmp_path / "spool", state=tmp_path / "state") + body)
-    return path
-
-
-def problems(tmp_path: Path, body: str) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load_config(str(write(tmp_path, body)))
-    return caught.value.lines()
 
 
 def test_a_check_is_its_vrrp_script_command_line(tmp_path: Path) -> None:
