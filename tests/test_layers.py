@@ -7,6 +7,7 @@ thought of (a new family, a check reaching into the daemon, the lab into the doc
 from __future__ import annotations
 
 import ast
+import functools
 import tomllib
 from pathlib import Path
 
@@ -23,10 +24,11 @@ ALLOWED = {
 }
 
 
-def families() -> set[str]:
+@functools.cache
+def families() -> frozenset[str]:
     """The folders pyproject joins under kahooks (kahooks.checks = checks/ ...)."""
     package_dir = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
-    return {folder for name, folder in package_dir.items() if name.startswith("kahooks.")}
+    return frozenset(folder for name, folder in package_dir.items() if name.startswith("kahooks."))
 
 
 def layer_of(name: str) -> str | None:
