@@ -2,9 +2,10 @@
 
 A kind of check is one module here, named after it (`process.py` is `ka-check-process`), with a
 `CHECK` class; `base.py` is the contract and modules starting with `_` are helpers. Every list of
-kinds (the programs, the daemon's `run` words) comes from this folder, so a new check is its module,
-its tests and one line in pyproject.toml. A module is imported only when its kind is used, so a
-process check never pays for http.client or ssl.
+kinds (the programs, the daemon's `run` words, the manual, the tests) comes from this folder, so a
+new check is its module, its tests and one line in pyproject.toml; `build` is the one way a check
+is made. A module is imported only when its kind is used, so a process check never pays for
+http.client or ssl.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
     from kahooks.checks.base import Check
 
 PROGRAM_PREFIX = "ka-check-"
@@ -35,3 +39,22 @@ def load_check_class(kind: str) -> type[Check]:
             raise KeyError(kind) from None
         raise
     return module.CHECK
+
+
+def build(kind: str, argv: Sequence[str], prog: str,
+          parsed: Callable[[dict[str, Any]], None] | None = None) -> tuple[dict[str, Any], Check]:
+    """The one way a Check is made from its command line: a ka-check-KIND program's argv and the
+    daemon's `run` words alike. `parsed` sees the option values before the check is built (the
+    program's own rules on its output modes). Raises UsageError, for an unknown kind too."""
+    from kahooks.checks.base import COMMON_OPTIONS
+    from kahooks.errors import UsageError
+    from kahooks.options import parse_argv
+
+    try:
+        check_class = load_check_class(kind)
+    except KeyError:
+        raise UsageError(f"no check named {kind!r} (run as {PROGRAM_PREFIX}KIND)") from None
+    values = parse_argv(COMMON_OPTIONS + check_class.OPTIONS, argv, prog)
+    if parsed is not None:
+        parsed(values)
+    return values, check_class(values)

@@ -61,14 +61,31 @@ COMMON_OPTIONS = (
     Option("--no-syslog", switch=True, help="do not log failures to syslog"),
     Option("-v", "--verbose", switch=True, help="show a traceback on internal errors"),
 )
+# The common options that mean something only to a program keepalived starts once: the daemon refuses
+# them in a `run` line, saying why. Declared beside COMMON_OPTIONS so a new option decides here.
+PROGRAM_ONLY = {"--nagios": "the daemon writes track files, not plugin output",
+                "--dynamic-weight": "a weight is for keepalived's MISC_CHECK (misc_dynamic), run as a program",
+                "--slow": "it goes with --dynamic-weight, for keepalived's MISC_CHECK",
+                "--no-syslog": "the daemon logs state changes, not every run",
+                "-v": "run `kahooks serve -v` instead", "--verbose": "run `kahooks serve -v` instead",
+                **dict.fromkeys(("-h", "--help", "-V", "--version"), "asks the program about itself: not a check")}
 
 
 class Check:
-    """Base of all checks. Subclasses set `kind` and OPTIONS and implement probe()."""
+    """Base of all checks. Subclasses set `kind` and OPTIONS and implement probe().
+
+    A check also declares what the programs, the daemon and the manual need of it, so none of them
+    knows a kind by name: EXAMPLES (the man page and --help; `{bin}` is the programs' folder),
+    `in_daemon`, `watches_processes` with `pids()`, and `watched_files()`.
+    """
 
     kind = "check"
     OPTIONS: tuple[Option, ...] = ()
+    EXAMPLES: tuple[tuple[str, str], ...] = ()  # (command line, what it checks)
     in_daemon = True  # False: only a program keepalived runs (the daemon's own heartbeat guard)
+    # True: after a healthy probe `pids()` names the processes it found; the daemon watches them
+    # (pidfd) and probes again the moment one exits, so it looks by the clock only rarely.
+    watches_processes = False
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.timeout: float = values["timeout"]
@@ -76,6 +93,14 @@ class Check:
 
     def probe(self, deadline: Deadline) -> CheckResult:
         raise NotImplementedError
+
+    def pids(self) -> list[int]:
+        """The processes the last probe found alive (with `watches_processes`)."""
+        return []
+
+    def watched_files(self) -> tuple[str, ...]:
+        """Files whose change should make the daemon probe at once (a pidfile), besides maintenance files."""
+        return ()
 
     def hard_limit(self) -> float:
         """Seconds after which the runner interrupts a probe that ignored its deadline."""

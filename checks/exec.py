@@ -36,6 +36,10 @@ DEFAULT_KILL_GRACE = 0.2
 
 class ExecCheck(Check):
     kind = "exec"
+    EXAMPLES = (
+        ("ka-check-exec -t 3 -- squid -k check", "squid's own check, killed with everything it started after 3 s"),
+        ("ka-check-exec --expect-output running -- systemctl is-active slapd", "exit 0 and the output matches"),
+    )
     OPTIONS = (
         Option("COMMAND", rest=True, required=True, help="the command and its arguments (after --)"),
         Option("--ok-codes", convert=int_ranges, default="0", metavar="LIST",

@@ -30,6 +30,7 @@ DEFAULT_MAX_AGE = 3.0
 
 class HeartbeatCheck(Check):
     kind = "heartbeat"
+    EXAMPLES = (("ka-check-heartbeat /run/kahooks/heartbeat", "kahooks serve wrote its heartbeat in the last 3 s"),)
     in_daemon = False  # it guards the daemon: running it inside the daemon would guard nothing
     OPTIONS = (
         Option("PATH", default=DEFAULT_PATH, help="the daemon's heartbeat file ([serve] state_dir/heartbeat)"),

@@ -77,6 +77,11 @@ class HttpResponse:
 
 class HttpCheck(Check):
     kind = "http"
+    EXAMPLES = (
+        ("ka-check-http http://127.0.0.1/health", "a 2xx or 3xx answer within the timeout"),
+        ("ka-check-http --host www.example.org --contains OK https://127.0.0.1/", "a virtual host's body"),
+        ("ka-check-http --nagios -w 0.5 -c 1 http://127.0.0.1/", "monitoring-plugins output with perfdata"),
+    )
     OPTIONS = (
         Option("URL", convert=parse_url, required=True, help="http:// or https:// URL to request"),
         Option("--status", convert=int_ranges, default=DEFAULT_STATUS, metavar="LIST",

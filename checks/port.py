@@ -27,6 +27,12 @@ READ_LIMIT = 65536
 
 class PortCheck(Check):
     kind = "port"
+    EXAMPLES = (
+        ("ka-check-port 127.0.0.1:80", "a TCP connection is accepted"),
+        ("ka-check-port --tls --cert-days 14 127.0.0.1:636", "LDAPS: a verified handshake, certificate valid 14 days more"),
+        ("ka-check-port --listening 0.0.0.0:3128", "squid listens here; nothing connects"),
+        ("ka-check-port --nagios -w 0.2 -c 0.5 127.0.0.1:80", "for Nagios or Icinga, with response-time thresholds"),
+    )
     OPTIONS = (
         Option("HOST:PORT", convert=netaddr.parse_hostport, required=True, dest="address",
                help="address to check; IPv6 as [addr]:port"),

@@ -38,6 +38,13 @@ def user_id(raw: str) -> int:
 
 class ProcessCheck(Check):
     kind = "process"
+    EXAMPLES = (
+        ("vrrp_script chk_haproxy {\n    script \"{bin}/ka-check-process haproxy\"\n"
+         "    interval 1\n    timeout 2\n    fall 2\n    rise 2\n}", "in keepalived.conf, instead of killall -0 haproxy"),
+        ("ka-check-process --pidfile /run/haproxy.pid haproxy", "the process the pidfile names, and it is haproxy"),
+        ("ka-check-process --cmdline 'slapd.*ldap:///' --user openldap slapd", "narrowed by command line and user"),
+    )
+    watches_processes = True
     OPTIONS = (
         Option("NAME", help="process name as killall sees it (optional with --pidfile or --cmdline)"),
         Option("--cmdline", convert=compile_pattern, metavar="REGEX",
@@ -65,6 +72,12 @@ class ProcessCheck(Check):
             raise UsageError(f"NAME {self.name!r}: give the program name, not a path")
         if self.pidfile and self.min_count > 1:
             raise UsageError("--min-count cannot be used with --pidfile (a pidfile names one process)")
+
+    def pids(self) -> list[int]:
+        return self.last_pids
+
+    def watched_files(self) -> tuple[str, ...]:
+        return (self.pidfile,) if self.pidfile else ()
 
     def describe(self) -> str:
         if self.name:

@@ -1,4 +1,4 @@
-"""Running checks in-process: one thread per check, and one pidfd watcher for all process checks.
+"""Running checks in-process: one thread per check, and one pidfd watcher for the checks that watch processes.
 
 Each check has its own thread, so a slow HTTP check never delays a process
 check. A thread sleeps until its next slot or until it is poked: by the pidfd
@@ -46,7 +46,7 @@ class CheckRunner:
         self.spec = spec
         self.check = spec.check
         self.publish = publish
-        self.watcher = watcher if spec.kind == "process" else None
+        self.watcher = watcher if spec.check.watches_processes else None
         self.clock = clock
         self.verdict = Verdict(spec.rise, spec.fall)
         self.lock = threading.Lock()  # the supervisor may judge a stuck probe from another thread
@@ -117,7 +117,7 @@ class CheckRunner:
         latency = self.clock() - started
         if self.watcher is not None:
             # Watch what a healthy probe found; a pid that died meanwhile pokes us again at once.
-            self.watched = result.ok and self.watcher.watch(self, getattr(self.check, "last_pids", []))
+            self.watched = result.ok and self.watcher.watch(self, self.check.pids())
         # Rise and fall count probes an interval apart (10 % slack for scheduling jitter), as
         # keepalived's do. The first result that disagrees always counts, so a death heard
         # through a pidfd fails a `fall = 1` check at once; the rest of a streak must be spaced.

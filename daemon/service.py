@@ -286,13 +286,12 @@ class Daemon:
         for path in sorted(self.tracks.maintenance_paths(self.specs())):
             self.files.add(path, lambda path: self._maintenance_changed())
         for runner in self.runners.values():
-            pidfile = getattr(runner.check, "pidfile", None)
-            if pidfile:
-                self.files.add(pidfile, lambda path, runner=runner: runner.poke(f"{path} changed"))
+            for watched in runner.check.watched_files():  # a process check's pidfile
+                self.files.add(watched, lambda path, runner=runner: runner.poke(f"{path} changed"))
         self.files.start()
         self.tracks.maintenance_seen = self.tracks.maintenance_now(self.specs())
         for runner in self.runners.values():
-            if getattr(runner.check, "pidfile", None):
+            if runner.check.watched_files():
                 runner.poke("pidfile watch (re)started")  # a change before the watch began was not heard
 
     def specs(self) -> list[CheckSpec]:

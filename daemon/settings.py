@@ -33,17 +33,7 @@ if TYPE_CHECKING:
     Complain = Callable[[str, str], None]
 
 DEFAULT_STATE_DIR = "/run/kahooks"
-# Options that only mean something to a program keepalived starts once.
-NOT_IN_DAEMON = {"--nagios": "the daemon writes track files, not plugin output",
-                 "--dynamic-weight": "a weight is for keepalived's MISC_CHECK (misc_dynamic), run as a program",
-                 "--slow": "it goes with --dynamic-weight, for keepalived's MISC_CHECK",
-                 "--no-syslog": "the daemon logs state changes, not every run",
-                 "-v": "run `kahooks serve -v` instead", "--verbose": "run `kahooks serve -v` instead",
-                 **dict.fromkeys(("-h", "--help", "-V", "--version"), "asks the program about itself: not a check")}
 CHECK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
-SERVE_KEYS = ("state_dir", "maintenance_file", "notify_fifo", "deliver", "metrics_listen", "metrics_textfile",
-              "heartbeat_interval")
-WIRE_KEYS = ("enabled", "keepalived_conf")
 DEFAULT_KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
 CHECK_KEYS = ("run", "interval", "rise", "fall", "track_file", "ok_value", "fail_value")
 
@@ -100,41 +90,63 @@ class CheckSpec:
 def parse_serve(table: Any, problem: Complain, data: dict[str, Any]) -> ServeSettings:
     """[serve] -> ServeSettings (defaults when the table is absent)."""
     settings = ServeSettings()
-    if table is None:
-        return settings
-    if not isinstance(table, dict):
-        problem("serve", "must be a table")
-        return settings
-    for key, value in table.items():
-        where = f"serve.{key}"
-        if key not in SERVE_KEYS:
-            problem(where, f"unknown setting (known: {', '.join(SERVE_KEYS)})")
-        elif key in ("state_dir", "maintenance_file", "notify_fifo", "metrics_textfile"):
-            if not isinstance(value, str) or not value.startswith("/"):
-                problem(where, "must be an absolute path")
-            elif key == "metrics_textfile" and not value.endswith(".prom"):
-                problem(where, "must end in .prom (node-exporter's textfile collector reads only those)")
-            else:
-                setattr(settings, key, value)
-        elif key == "deliver":
-            if not isinstance(value, bool):
-                problem(where, "must be true or false")
-            else:
-                settings.deliver = value
-        elif key == "metrics_listen":
-            listen = _listen_address(value)
-            if listen is None:
-                problem(where, "must be 'HOST:PORT', e.g. '127.0.0.1:9477'")
-            else:
-                settings.metrics_listen = listen
-        elif key == "heartbeat_interval":
-            if number_problem(value, 0.1, 60):
-                problem(where, "must be a number of seconds from 0.1 to 60")
-            else:
-                settings.heartbeat_interval = float(value)
+    _fill(settings, "serve", table, problem, {
+        "state_dir": _absolute_path, "maintenance_file": _absolute_path, "notify_fifo": _absolute_path,
+        "deliver": _switch, "metrics_listen": _listen, "metrics_textfile": _textfile,
+        "heartbeat_interval": _heartbeat_interval})
     if settings.notify_fifo and not settings.deliver:
         problem("serve.notify_fifo", "needs deliver = true: the daemon records what it reads and must deliver it")
     return settings
+
+
+def _fill(settings: object, section: str, table: Any, problem: Complain, fields: dict[str, Callable[[Any], Any]]) -> None:
+    """The keys of a [section] table, each read by its field's reader onto `settings` (which keeps its default
+    for a key absent or wrong); one problem per unknown key or value a reader refuses (ValueError)."""
+    if table is None:
+        return
+    if not isinstance(table, dict):
+        problem(section, "must be a table")
+        return
+    for key, value in table.items():
+        read = fields.get(key)
+        if read is None:
+            problem(f"{section}.{key}", f"unknown setting (known: {', '.join(fields)})")
+            continue
+        try:
+            setattr(settings, key, read(value))
+        except ValueError as exc:
+            problem(f"{section}.{key}", str(exc))
+
+
+def _absolute_path(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ValueError("must be an absolute path")
+    return value
+
+
+def _switch(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _textfile(value: Any) -> str:
+    if not _absolute_path(value).endswith(".prom"):
+        raise ValueError("must end in .prom (node-exporter's textfile collector reads only those)")
+    return value
+
+
+def _listen(value: Any) -> tuple[str, int]:
+    listen = _listen_address(value)
+    if listen is None:
+        raise ValueError("must be 'HOST:PORT', e.g. '127.0.0.1:9477'")
+    return listen
+
+
+def _heartbeat_interval(value: Any) -> float:
+    if number_problem(value, 0.1, 60):
+        raise ValueError("must be a number of seconds from 0.1 to 60")
+    return float(value)
 
 
 def _listen_address(value: Any) -> tuple[str, int] | None:
@@ -212,9 +224,8 @@ def build_check(run: Any, problem: Complain) -> tuple[str, list[str], Check] | N
     """`run` (a command line or a list of words) -> (kind, words, Check), through the programs' own parser."""
     import shlex
 
-    from kahooks.checks import load_check_class
-    from kahooks.checks.base import COMMON_OPTIONS
-    from kahooks.options import parse_argv
+    from kahooks.checks import build
+    from kahooks.checks.base import PROGRAM_ONLY
 
     if isinstance(run, str):
         try:
@@ -236,13 +247,11 @@ def build_check(run: Any, problem: Complain) -> tuple[str, list[str], Check] | N
     for word in words[1:]:
         if word == "--":
             break
-        if word.split("=")[0] in NOT_IN_DAEMON:
-            problem("run", f"{word}: {NOT_IN_DAEMON[word.split('=')[0]]}")
+        if word.split("=")[0] in PROGRAM_ONLY:
+            problem("run", f"{word}: {PROGRAM_ONLY[word.split('=')[0]]}")
             return None
     try:
-        check_class = load_check_class(kind)
-        values = parse_argv(COMMON_OPTIONS + check_class.OPTIONS, words[1:], program)
-        return kind, words[1:], check_class(values)
+        return kind, words[1:], build(kind, words[1:], program)[1]
     # An error may quote a word of the command line whole (`--header 'X-Api-Key v'`, malformed so that no
     # line-wise redaction sees a header in it): hidden as redact.words hides it in that command line.
     except UsageError as exc:
@@ -291,25 +300,7 @@ class WireSettings:
 def parse_wire(table: Any, problem: Complain, data: dict[str, Any]) -> WireSettings:
     """[wire] -> WireSettings (on, reading /etc/keepalived/keepalived.conf, when the table is absent)."""
     settings = WireSettings()
-    if table is None:
-        return settings
-    if not isinstance(table, dict):
-        problem("wire", "must be a table")
-        return settings
-    for key, value in table.items():
-        where = f"wire.{key}"
-        if key == "enabled":
-            if not isinstance(value, bool):
-                problem(where, "must be true or false")
-            else:
-                settings.enabled = value
-        elif key == "keepalived_conf":
-            if not isinstance(value, str) or not value.startswith("/"):
-                problem(where, "must be an absolute path")
-            else:
-                settings.keepalived_conf = value
-        else:
-            problem(where, f"unknown setting (known: {', '.join(WIRE_KEYS)})")
+    _fill(settings, "wire", table, problem, {"enabled": _switch, "keepalived_conf": _absolute_path})
     return settings
 
 

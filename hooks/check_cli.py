@@ -52,10 +52,10 @@ import os  # after the handlers, on purpose (E402 is allowed for this file in py
 import time
 
 from kahooks import redact
-from kahooks.checks import PROGRAM_PREFIX, load_check_class
-from kahooks.checks.base import COMMON_OPTIONS, probe_safely
+from kahooks.checks import PROGRAM_PREFIX, build
+from kahooks.checks.base import probe_safely
 from kahooks.errors import UsageError
-from kahooks.options import HelpRequested, parse_argv
+from kahooks.options import HelpRequested
 from kahooks.result import CheckResult, unhealthy
 
 TYPE_CHECKING = False
@@ -83,19 +83,7 @@ def run(kind: str, argv: Sequence[str], prog: str | None = None) -> int:
     """
     prog = prog or f"ka-check-{kind}"
     try:
-        try:
-            check_class = load_check_class(kind)
-        except KeyError:
-            raise UsageError(f"no check named {kind!r} (run as ka-check-KIND)") from None
-        values = parse_argv(COMMON_OPTIONS + check_class.OPTIONS, argv, prog)
-        _modes.update(nagios=bool(values["nagios"]), verbose=bool(values["verbose"]))
-        if values["dynamic_weight"] and values["nagios"]:
-            raise UsageError("--dynamic-weight is for keepalived's MISC_CHECK, not --nagios")
-        if values["slow"] and not values["dynamic_weight"]:
-            raise UsageError("--slow goes with --dynamic-weight")
-        if (values["warning"] or values["critical"]) and not values["nagios"]:
-            raise UsageError("-w/-c are for --nagios: keepalived reads only exit 0 or 1")
-        check = check_class(values)
+        values, check = build(kind, argv, prog, parsed=_output_modes)
     except HelpRequested as help_text:
         print(help_text)
         if not str(help_text).startswith(f"{prog} (kahooks) "):  # -V prints its line alone
@@ -134,6 +122,17 @@ def run(kind: str, argv: Sequence[str], prog: str | None = None) -> int:
                    result.summary if not _stopped_by or not result.ok else f"{_stopped_by} after: {result.summary}",
                    nagios, log=log, metrics=result.metrics, weight=_weight(values, check, result) if ok else None,
                    thresholds=(values["warning"], values["critical"], check.timeout))
+
+
+def _output_modes(values: dict[str, Any]) -> None:
+    """The program's own options, checked before the check is built: how it reports, not what it probes."""
+    _modes.update(nagios=bool(values["nagios"]), verbose=bool(values["verbose"]))
+    if values["dynamic_weight"] and values["nagios"]:
+        raise UsageError("--dynamic-weight is for keepalived's MISC_CHECK, not --nagios")
+    if values["slow"] and not values["dynamic_weight"]:
+        raise UsageError("--slow goes with --dynamic-weight")
+    if (values["warning"] or values["critical"]) and not values["nagios"]:
+        raise UsageError("-w/-c are for --nagios: keepalived reads only exit 0 or 1")
 
 
 def _threshold_status(values: dict, seconds: float) -> str:

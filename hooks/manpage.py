@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from kahooks import __version__
+from kahooks.checks import PROGRAM_PREFIX, kinds
 
 if TYPE_CHECKING:
     from kahooks.hooks.manual import Opt, Program
@@ -83,8 +84,7 @@ def render(page: Program, bindir: str = "/usr/bin") -> str:
     lines.append(".SH FILES")
     for path, what in FILES:
         lines += [".TP", f"\\fI{escape(path)}\\fR", escape(what)]
-    others = ["kahooks(1)", "ka-notify(1)", "ka-check-process(1)", "ka-check-port(1)", "ka-check-http(1)",
-              "ka-check-exec(1)", "ka-check-heartbeat(1)", *SEE_ALSO]
+    others = ["kahooks(1)", "ka-notify(1)", *(f"{PROGRAM_PREFIX}{kind}(1)" for kind in kinds()), *SEE_ALSO]
     see_also = [name for name in others if not name.startswith(f"{page.name}(")]
     lines += [".SH SEE ALSO", ",\n".join(f".BR {escape(name.split('(')[0])} ({name.split('(')[1]}" for name in see_also)]
     return "\n".join(lines) + "\n"

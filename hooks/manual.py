@@ -3,7 +3,8 @@
 Options are never written twice: they are read from the programs' own specs
 (kahooks.options.Option tuples for ka-check-* and ka-notify, click's commands for
 `kahooks`), so a new option shows up in --help, man and completion alike. This
-module adds what specs do not say: a description, examples and the exit status.
+module adds what specs do not say: a description, examples and the exit status (a check's
+description is its module's docstring and its examples are its class's EXAMPLES).
 `python3 -m kahooks.hooks.manual man|bash|zsh DIR` writes the files a package installs.
 """
 
@@ -24,23 +25,6 @@ CHECK_EXIT_STATUS = [
     ("2+W", "with --dynamic-weight: healthy with weight W, for an LVS MISC_CHECK with misc_dynamic"),
     ("0-3", "with --nagios: OK, WARNING, CRITICAL, UNKNOWN as monitoring plugins do"),
 ]
-
-CHECK_EXAMPLES = {
-    "process": [("vrrp_script chk_haproxy {\n    script \"{bin}/ka-check-process haproxy\"\n"
-                 "    interval 1\n    timeout 2\n    fall 2\n    rise 2\n}", "in keepalived.conf, instead of killall -0 haproxy"),
-                ("ka-check-process --pidfile /run/haproxy.pid haproxy", "the process the pidfile names, and it is haproxy"),
-                ("ka-check-process --cmdline 'slapd.*ldap:///' --user openldap slapd", "narrowed by command line and user")],
-    "port": [("ka-check-port 127.0.0.1:80", "a TCP connection is accepted"),
-             ("ka-check-port --tls --cert-days 14 127.0.0.1:636", "LDAPS: a verified handshake, certificate valid 14 days more"),
-             ("ka-check-port --listening 0.0.0.0:3128", "squid listens here; nothing connects"),
-             ("ka-check-port --nagios -w 0.2 -c 0.5 127.0.0.1:80", "for Nagios or Icinga, with response-time thresholds")],
-    "http": [("ka-check-http http://127.0.0.1/health", "a 2xx or 3xx answer within the timeout"),
-             ("ka-check-http --host www.example.org --contains OK https://127.0.0.1/", "a virtual host's body"),
-             ("ka-check-http --nagios -w 0.5 -c 1 http://127.0.0.1/", "monitoring-plugins output with perfdata")],
-    "exec": [("ka-check-exec -t 3 -- squid -k check", "squid's own check, killed with everything it started after 3 s"),
-             ("ka-check-exec --expect-output running -- systemctl is-active slapd", "exit 0 and the output matches")],
-    "heartbeat": [("ka-check-heartbeat /run/kahooks/heartbeat", "kahooks serve wrote its heartbeat in the last 3 s")],
-}
 
 NOTIFY_DESCRIPTION = [
     "keepalived's notify handler. It records the transition durably in the spool, makes sure a "
@@ -164,7 +148,7 @@ def check_program(kind: str) -> Program:
     first, _, rest = (module.__doc__ or "").partition("\n\n")
     summary = first.split(":", 1)[1].strip() if ":" in first else first.strip()
     return Program(f"{PROGRAM_PREFIX}{kind}", " ".join(summary.split()), _paragraphs(rest),
-                   _from_specs((*COMMON_OPTIONS, *check_class.OPTIONS)), CHECK_EXAMPLES.get(kind, []), CHECK_EXIT_STATUS)
+                   _from_specs((*COMMON_OPTIONS, *check_class.OPTIONS)), list(check_class.EXAMPLES), CHECK_EXIT_STATUS)
 
 
 def notify_program() -> Program:

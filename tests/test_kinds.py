@@ -1,17 +1,33 @@
-"""The folders are the registry: every list of checks and channels derives from the modules there."""
+"""The folders are the registry: every list of checks and channels derives from the modules there,
+or is checked against them here."""
 
 from __future__ import annotations
 
+import ast
+import re
 import tomllib
 from pathlib import Path
 
 from kahooks import checks, notifiers
+from kahooks.checks.base import COMMON_OPTIONS, PROGRAM_ONLY
 from kahooks.daemon.settings import daemon_programs
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _declaring(folder: str, name: str) -> set[str]:
+    """The modules of a family's folder that assign `name` (CHECK, CHANNEL) at their top level."""
+    found = set()
+    for path in (ROOT / folder).glob("*.py"):
+        tree = ast.parse(path.read_text())
+        if any(isinstance(node, ast.Assign) and any(isinstance(target, ast.Name) and target.id == name
+                                                    for target in node.targets) for node in tree.body):
+            found.add(path.stem)
+    return found
+
+
 def test_every_check_module_is_a_kind_with_its_program() -> None:
+    assert set(checks.kinds()) == _declaring("checks", "CHECK")  # no helper taken for a kind, no kind missed
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     programs = {name for name in scripts if name.startswith(checks.PROGRAM_PREFIX)}
     assert programs == {f"ka-check-{kind}" for kind in checks.kinds()}
@@ -25,7 +41,18 @@ def test_the_daemon_runs_every_kind_but_its_own_guard() -> None:
 
 
 def test_every_channel_module_is_a_type() -> None:
-    assert set(notifiers.kinds()) == {"alertmanager", "apprise", "dns", "email", "exec", "rebind", "slack", "syslog",
-                                      "webhook"}
+    assert set(notifiers.kinds()) == _declaring("notifiers", "CHANNEL")
     for kind in notifiers.kinds():
         assert notifiers.channel_class(kind).kind == kind
+
+
+def test_the_daemon_refuses_only_options_the_programs_have() -> None:
+    names = {name for option in COMMON_OPTIONS for name in option.names} | {"-h", "--help", "-V", "--version"}
+    assert set(PROGRAM_ONLY) <= names
+
+
+def test_the_prose_names_no_check_that_is_not_one() -> None:
+    """README and the package's description name checks as examples; a renamed or removed kind shows here."""
+    for path in (ROOT / "README.md", ROOT / "debian" / "control"):
+        named = set(re.findall(r"\bka-check-([a-z]+)\b", path.read_text()))
+        assert named <= set(checks.kinds()), (path.name, named - set(checks.kinds()))

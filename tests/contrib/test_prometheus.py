@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from kahooks.lab.netns import free_port, wait_for
-from tests.daemon.test_serve import write_fifo
 from tests.support.prometheus import PROMETHEUS, PROMTOOL, Prometheus
-from tests.support.serve import Served, head
+from tests.support.serve import Served, head, write_fifo
 
 pytestmark = pytest.mark.skipif(not os.path.exists(PROMETHEUS), reason="prometheus is not installed "
                                 "(./run test installs it)")

@@ -9,8 +9,8 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from kahooks.lab.netns import free_port, wait_for
-from tests.daemon.test_serve import write_fifo
-from tests.support.serve import Served, head
+from tests.support.serve import Served, head, write_fifo
+from tests.support.snapshots import nasty_snapshot
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -75,25 +75,6 @@ def test_check_histogram_and_spool_age(tmp_path: Path) -> None:
         assert samples[("kahooks_heartbeat_timestamp_seconds", ())] > time.time() - 5
 
 
-def nasty_snapshot() -> tuple[dict, dict]:
-    """Labels with every character the format escapes, big and odd numbers: what render must get right."""
-    now = 1_700_000_000.123456
-    checks = {}
-    for name in ('plain', 'with space', 'quote"d', 'back\\slash', 'new\nline', 'ünïcødé'):
-        checks[name] = {"ok": name != "plain", "value": 253, "track_file": f"/run/kahooks/track/{name}",
-                        "last": {"latency": 0.000123456789}, "latency_buckets": [1, 0, 3, 0, 0, 0, 0, 0, 0, 7],
-                        "latency_total": 12345678.5, "runs": 12_345_678, "failures": 3, "changes": 2}
-    snapshot = {"checks": checks, "maintenance": True, "started": now - 86400, "heartbeat": now,
-                "instances": {'VI "1"': {"state": "FAULT", "since": now}},
-                "transition_counts": [{"instance": 'VI "1"', "state": "FAULT", "count": 1}],
-                "delivery_counts": [{"channel": "mail", "outcome": "dead", "count": 999_999},
-                                    {"channel": "mail", "outcome": "delivered", "count": 1_000_000}],
-                "threads": {"delivery": {"state": "restarting", "restarts": 2}}}
-    # No oldest entry: its age changes between two renders.
-    spool = {"incoming": 0, "queued": {"mail": 4}, "dead": 1, "dead_by_channel": {"mail": 1}, "oldest": None}
-    return snapshot, spool
-
-
 def test_the_text_is_byte_for_byte_what_prometheus_client_writes() -> None:
     """render() writes prometheus_client's families itself (generate_latest took 15 ms a scrape):
     the text must be exactly generate_latest's, escapes, number formats and order included."""
@@ -117,7 +98,7 @@ def test_the_text_is_byte_for_byte_what_prometheus_client_writes() -> None:
 def test_a_restarted_daemon_keeps_the_instance_states_and_reads_what_keepalived_wrote_meanwhile(tmp_path: Path) -> None:
     """keepalived reports a state only on a transition: a restart must neither forget VI_2 (no transition
     since) nor miss VI_1's BACKUP, written into the FIFO while the daemon was down."""
-    from tests.daemon.test_serve import KeepalivedFifo
+    from tests.support.serve import KeepalivedFifo
 
     port = free_port()
     served = Served(tmp_path, config(tmp_path, port)).start()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kahooks.lab.netns import free_port, wait_for
 from tests.support.programs import run
-from tests.support.serve import Served, Service, head, svc_check
+from tests.support.serve import KeepalivedFifo, Served, Service, fifo_config, head, svc_check, write_fifo
 
 
 def test_pidfile_service_death_and_restart_are_heard_without_polling(tmp_path: Path, service: Service) -> None:
@@ -100,38 +100,6 @@ FIFO_LINES = [
     'INSTANCE "VI_1" BACKUP 50',
     'INSTANCE "VI_2" FAULT 0',
 ]
-
-
-def fifo_config(tmp_path: Path, command: str = 'echo "$KAHOOKS_INSTANCE $KAHOOKS_STATE" >> {out}') -> str:
-    return head(tmp_path, f'notify_fifo = "{tmp_path}/state/notify.fifo"\n') + f"""
-[channels.log]
-type = "exec"
-command = ["/bin/sh", "-c", '{command.format(out=tmp_path / "delivered")}']
-
-[[rules]]
-channels = ["log"]
-"""
-
-
-class KeepalivedFifo:
-    """keepalived's side of notify_fifo: opened read-write and non-blocking (no reader needed),
-    held open while it runs, one write per line."""
-
-    def __init__(self, path: Path) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
-
-    def write(self, lines: list[str]) -> None:
-        for line in lines:
-            os.write(self.fd, (line + "\n").encode())
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-def write_fifo(path: Path, lines: list[str]) -> None:
-    writer = KeepalivedFifo(path)
-    writer.write(lines)
-    writer.close()
 
 
 def delivered(tmp_path: Path) -> list[str]:

@@ -8,21 +8,9 @@ import pytest
 
 from kahooks.config import ConfigError
 from kahooks.daemon.service import load_config
+from kahooks.daemon.settings import daemon_programs
+from tests.support.daemon_config import problems, write
 from tests.support.programs import run
-
-HEAD = 'spool_dir = "{spool}"\n\n[serve]\nstate_dir = "{state}"\n\n'
-
-
-def write(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "kahooks.toml"
-    path.write_text(HEAD.format(spool=tmp_path / "spool", state=tmp_path / "state") + body)
-    return path
-
-
-def problems(tmp_path: Path, body: str) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load_config(str(write(tmp_path, body)))
-    return caught.value.lines()
 
 
 def test_a_check_is_its_vrrp_script_command_line(tmp_path: Path) -> None:
@@ -76,7 +64,7 @@ run = "ka-check-http http://x/ --dynamic-weight 50"
     path = tmp_path / "kahooks.toml"
     assert f"{path}:8: checks.a.run: ka-check-port: HOST:PORT '127.0.0.1': missing :PORT" in text
     assert "checks.b.run: --nagios: the daemon writes track files" in text
-    assert "checks.c.run: must start with one of ka-check-exec, ka-check-http, ka-check-port, ka-check-process" in text
+    assert f"checks.c.run: must start with one of {', '.join(daemon_programs())}" in text
     assert f"{path}:18: checks.d.fall: must be a whole number from 1 to 1000" in text
     assert "checks.d.interval: must be a number of seconds" in text
     assert "checks.e.fail_value: must differ from ok_value" in text

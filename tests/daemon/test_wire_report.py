@@ -7,9 +7,10 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from kahooks.daemon.segment import KINDS
+from kahooks.daemon.service import load_config
 from kahooks.daemon.wire import configured
-from tests.daemon.test_metrics import nasty_snapshot
-from tests.daemon.test_settings import load_config, problems, write
+from tests.support.daemon_config import problems, write
+from tests.support.snapshots import nasty_snapshot
 
 KEEPALIVED_CONF = """
 global_defs { vrrp_version 2 }

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kahooks.doctor.conf import ConfError
 from kahooks.doctor.report import diagnose, render_json, render_text
-from tests.lab.doctor_corpus import CORPUS
+from tests.support.doctor_corpus import CORPUS
 
 ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = 400

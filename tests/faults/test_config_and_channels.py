@@ -12,41 +12,10 @@ import pytest
 
 from kahooks.delivery import TemporaryFailure
 from kahooks.lab.netns import wait_for
+from tests.support.netservers import RawPeer
 from tests.support.notify import worker_for, write_config
 from tests.support.programs import assert_one_line_failure, kill_mentioning, run
 from tests.support.serve import Served, head
-
-
-class RawServer:
-    """A TCP server on loopback that answers every connection with `behave(connection)`, in a thread each."""
-
-    def __init__(self, behave) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.behave = behave
-        self.stopping = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(connection,), daemon=True).start()
-
-    def _one(self, connection: socket.socket) -> None:
-        try:
-            connection.recv(65536)
-            self.behave(connection, self.stopping)
-        except OSError:
-            pass
-        finally:
-            connection.close()
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.listener.close()
 
 
 def trickle_chunks(connection: socket.socket, stopping: threading.Event) -> None:
@@ -77,7 +46,7 @@ def endless_body(connection: socket.socket, stopping: threading.Event) -> None:
 def test_a_hostile_http_endpoint_is_bounded_in_time_and_memory(behave) -> None:
     from kahooks.notifiers._http import post
 
-    server = RawServer(behave)
+    server = RawPeer(behave, timeout=None)
     try:
         started = time.monotonic()
         with pytest.raises(TemporaryFailure):
@@ -92,7 +61,7 @@ def test_retry_after_is_honoured_past_backoff_max(tmp_path: Path) -> None:
     def too_many(connection: socket.socket, stopping: threading.Event) -> None:
         connection.sendall(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 600\r\nContent-Length: 0\r\n\r\n")
 
-    server = RawServer(too_many)
+    server = RawPeer(too_many, timeout=None)
     try:
         config = write_config(tmp_path, f'[channels.chat]\ntype = "slack"\nurl = "http://127.0.0.1:{server.port}/x"\n',
                               delivery="flap_window = 0\nbackoff_max = 1")

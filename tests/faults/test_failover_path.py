@@ -65,7 +65,7 @@ def test_a_deleted_or_edited_track_file_is_written_again(tmp_path: Path, service
 
 
 def notify_config(tmp_path: Path, command: str) -> str:
-    from tests.daemon.test_serve import fifo_config
+    from tests.support.serve import fifo_config
 
     return fifo_config(tmp_path, command)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from kahooks.event import Event
+from tests.support.netservers import RawPeer
 from tests.support.notify import worker_for, write_config
 from tests.support.proxy import ForwardProxy
 from tests.support.webhooks import WebhookServer
@@ -25,41 +26,6 @@ from tests.support.webhooks import WebhookServer
 ONE_TRY = "flap_window = 0\nbackoff_initial = 30\nmax_attempts = 1000"
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
                    "ALL_PROXY")
-
-
-class RawPeer:
-    """A TCP server on loopback answering each connection with `behave(connection, stopping)`."""
-
-    def __init__(self, behave) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.behave = behave
-        self.stopping = threading.Event()
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._one, args=(connection,), daemon=True).start()
-
-    def _one(self, connection: socket.socket) -> None:
-        try:
-            connection.settimeout(5)
-            connection.recv(65536)
-            self.behave(connection, self.stopping)
-        except OSError:
-            pass
-        finally:
-            connection.close()
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.listener.close()
 
 
 def trickle(head: bytes, count: int = 40, every: float = 0.25):

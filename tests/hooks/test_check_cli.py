@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kahooks import checks
 from kahooks.hooks import check_cli
 from kahooks.lab.rsyslog import Rsyslog
 from tests.support.programs import run
@@ -53,8 +54,8 @@ CHECK = _BrokenCheck
 
 @pytest.fixture
 def broken_kind(monkeypatch: pytest.MonkeyPatch) -> str:
-    real = check_cli.load_check_class
-    monkeypatch.setattr(check_cli, "load_check_class", lambda kind: _BrokenCheck if kind == "broken" else real(kind))
+    real = checks.load_check_class
+    monkeypatch.setattr(checks, "load_check_class", lambda kind: _BrokenCheck if kind == "broken" else real(kind))
     monkeypatch.setenv("KAHOOKS_SYSLOG_SOCKET", "/nonexistent")
     return "broken"
 
@@ -78,11 +79,21 @@ def test_nagios_unknown_for_a_bug(broken_kind: str, capsys: pytest.CaptureFixtur
     assert capsys.readouterr().out.startswith("BROKEN CRITICAL - internal error")
 
 
-@pytest.mark.parametrize("name", ["ka-check-process", "ka-check-port", "ka-check-http", "ka-check-exec"])
+def _programs() -> list[str]:
+    return [f"{checks.PROGRAM_PREFIX}{kind}" for kind in checks.kinds()]
+
+
+def _needs_words(name: str) -> bool:
+    """A kind with a positional that has no default: run bare, it is a usage error (ka-check-heartbeat is not)."""
+    check_class = checks.load_check_class(name.removeprefix(checks.PROGRAM_PREFIX))
+    return any(option.positional and option.default is None for option in check_class.OPTIONS)
+
+
+@pytest.mark.parametrize("name", _programs())
 def test_help_and_usage_errors(name: str) -> None:
     helped = run(name, "--help")
     assert helped.code == 0 and helped.stdout.startswith(f"usage: {name} [options]"), helped
-    for args in (["--no-such-option"], ["--timeout"], []):
+    for args in (["--no-such-option"], ["--timeout"], *([[]] if _needs_words(name) else [])):
         outcome = run(name, *args)
         assert outcome.code == 1 and outcome.line.startswith(f"FAIL: {name}: "), outcome
 

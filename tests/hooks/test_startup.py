@@ -88,3 +88,27 @@ def test_heartbeat_guard_loads_nothing_but_the_core(tmp_path) -> None:
     code, modules = loaded_modules("heartbeat", str(beat))
     assert code == 0
     assert not (HEAVY | NETWORK | {"enum", "re"}) & top_level(modules) - {"http"}, (HEAVY | NETWORK) & modules
+
+
+def _first_program_example(kind: str) -> list[str]:
+    import shlex
+
+    from kahooks.checks import PROGRAM_PREFIX, load_check_class
+
+    lines = [line for line, _ in load_check_class(kind).EXAMPLES if line.startswith(PROGRAM_PREFIX)]
+    assert lines, f"{kind}: no example runs {PROGRAM_PREFIX}{kind}"
+    return shlex.split(lines[0])[1:]
+
+
+def _kinds() -> list[str]:
+    from kahooks.checks import kinds
+
+    return kinds()
+
+
+@pytest.mark.parametrize("kind", _kinds())
+def test_every_kind_starts_without_heavy_modules(kind: str) -> None:
+    """The budget holds for a kind nobody wrote a test above for: its first example, run as keepalived would."""
+    code, modules = loaded_modules(kind, *_first_program_example(kind))
+    assert code in (0, 1)
+    assert not HEAVY & modules, HEAVY & modules

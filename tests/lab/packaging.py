@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import time
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,8 @@ from kahooks.lab.netns import Node, wait_for
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 USER = "keepalived_script"
-PROGRAMS = ("kahooks", "ka-notify", "ka-check-process", "ka-check-port", "ka-check-http", "ka-check-exec",
-            "ka-check-heartbeat")
+# Every console script of pyproject.toml (its ka-check-* lines are the checks' registry) is packaged.
+PROGRAMS = tuple(tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]["scripts"])
 
 
 def clean_env() -> dict[str, str]:

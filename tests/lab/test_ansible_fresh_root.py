@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 from kahooks.lab.netns import LabError, Network, wait_for
-from tests.contrib.test_ansible import BIN, ansible_venv, env_for, recap
 from tests.lab.booted import Booted, write_standin
 from tests.lab.packaging import CHECKOUT, System
+from tests.support.ansible import BIN, ansible_venv, env_for, recap
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(1500),
               pytest.mark.skipif(os.environ.get("KAHOOKS_ANSIBLE_FULL") != "1",

@@ -1,7 +1,7 @@
 """Every prediction of `kahooks doctor` checked against real keepalived (issue: prove each prediction).
 
 Two lab nodes run one keepalived each, whose keepalived.conf includes every corpus entry
-(tests/lab/doctor_corpus.py). The doctor reads the same two files and predicts, for each
+(tests/support/doctor_corpus.py). The doctor reads the same two files and predicts, for each
 tracked item of each node, who holds each VIP after it fails, after how long, and after it
 recovers. Then, phase by phase (keepalived restarted between phases, so each starts from the
 first election): fail the item on each node in turn, see who holds each VIP and when the new
@@ -24,7 +24,7 @@ import pytest
 
 from kahooks.lab.netns import LabError, Network, Node, wait_for
 from kahooks.lab.pair import Stamped
-from tests.lab.doctor_corpus import CORPUS, SUBNET
+from tests.support.doctor_corpus import CORPUS, SUBNET
 from tests.support.programs import program, quiet_env
 
 pytestmark = pytest.mark.root

@@ -1,4 +1,5 @@
-"""Servers on loopback for the network checks: HTTP(S) with scripted routes, TCP banners, TLS certs."""
+"""Servers on loopback for the network checks and channels: HTTP(S) with scripted routes, TCP banners,
+TLS certs, and raw peers that misbehave on purpose."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kahooks.lab.netns import free_port  # noqa: F401  (re-exported for the tests)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def make_certificate(directory: Path, days: int, name: str = "localhost") -> tuple[Path, Path]:
@@ -145,3 +150,42 @@ class TcpServer:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class RawPeer:
+    """A TCP server on loopback answering each connection with `behave(connection, stopping)`, in a
+    thread each, after reading what the client sent first. `timeout`: each socket operation's limit
+    (None: a stalled client holds the thread until `close`); `connections` counts what it accepted."""
+
+    def __init__(self, behave: Callable[[socket.socket, threading.Event], object], timeout: float | None = 5) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.behave = behave
+        self.timeout = timeout
+        self.stopping = threading.Event()
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._one, args=(connection,), daemon=True).start()
+
+    def _one(self, connection: socket.socket) -> None:
+        try:
+            if self.timeout is not None:
+                connection.settimeout(self.timeout)
+            connection.recv(65536)
+            self.behave(connection, self.stopping)
+        except OSError:
+            pass
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.listener.close()

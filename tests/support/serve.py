@@ -152,3 +152,35 @@ def service(tmp_path: Path):
     instance = Service(tmp_path / "run" / "svc.pid")
     yield instance
     instance.kill()
+
+
+def fifo_config(tmp_path: Path, command: str = 'echo "$KAHOOKS_INSTANCE $KAHOOKS_STATE" >> {out}') -> str:
+    return head(tmp_path, f'notify_fifo = "{tmp_path}/state/notify.fifo"\n') + f"""
+[channels.log]
+type = "exec"
+command = ["/bin/sh", "-c", '{command.format(out=tmp_path / "delivered")}']
+
+[[rules]]
+channels = ["log"]
+"""
+
+
+class KeepalivedFifo:
+    """keepalived's side of notify_fifo: opened read-write and non-blocking (no reader needed),
+    held open while it runs, one write per line."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+
+    def write(self, lines: list[str]) -> None:
+        for line in lines:
+            os.write(self.fd, (line + "\n").encode())
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def write_fifo(path: Path, lines: list[str]) -> None:
+    writer = KeepalivedFifo(path)
+    writer.write(lines)
+    writer.close()
