@@ -71,7 +71,28 @@ def source_digest(checkout: Path) -> str:
 
 
 def ensure_installed(checkout: Path, prefix: Path = PREFIX) -> Path:
-    """The lab's bin directory, with ka-check-*, ka-notify and kahooks from this checkout."""
+    """The lab's bin directory, with ka-check-*, ka-notify and kahooks from this checkout.
+
+    One installer at a time: the suite's parallel workers each ask, and a second `useradd` or a wheel
+    built into the same build/ folder at once would fail."""
+    import fcntl
+    import time
+
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    with open(prefix.parent / f"{prefix.name}.lock", "a") as lock:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LabError(f"{prefix} stayed locked by another installer for 10 minutes") from None
+                time.sleep(0.1)
+        return _install(checkout, prefix)
+
+
+def _install(checkout: Path, prefix: Path) -> Path:
     ensure_script_user()
     stamp = prefix / "installed-from"
     wanted = source_digest(checkout)
