@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -173,6 +174,7 @@ def the_daemon_and_keepalived_from_boot(system: System) -> None:
     before keepalived (its FIFO, its track file), a stand-in haproxy decides who holds the VIP, a
     daemon killed is restarted by systemd, and a daemon stopped faults the node through the heartbeat guard."""
     prepare_daemon_boot(system)
+    prepare_sandbox_work(system)
     try:
         with Network("khlboot") as net:
             node = net.add_node("lb", 14, own_pids=False)
@@ -189,6 +191,7 @@ def the_daemon_and_keepalived_from_boot(system: System) -> None:
                 assert booted.text("/run/kahooks/track/haproxy") == "1\n"  # nothing watched runs yet
                 assert booted.path("/run/kahooks/notify.fifo").stat().st_uid == 0  # ours, not keepalived's
                 assert not holds()
+                start_sandbox_peers(booted)
                 assert booted.run("systemd-run", "--unit=haproxy", "/usr/local/bin/standin",
                                   "/run/haproxy.pid").returncode == 0
                 try:
@@ -203,6 +206,8 @@ def the_daemon_and_keepalived_from_boot(system: System) -> None:
                 # A lone node's start (FAULT until haproxy runs, BACKUP, then MASTER with its own
                 # gratuitous ARP) is no wire finding: the channel got no alert.
                 assert "ALERT" not in delivered(), booted.journal("kahooks")
+                # What operators' commands and notifiers do worked inside the unit's sandbox.
+                check_sandbox_work(booted, lambda: SANDBOX_VIP in node.addresses())
                 # The wire observer listens on the VRRP interface inside the unit's sandbox (AF_PACKET, CAP_NET_RAW).
                 wire = lambda: (json.loads(booted.text("/run/kahooks/status.json") or "{}").get("wire")  # noqa: E731
                                 or {}).get("interfaces", {})
@@ -222,6 +227,89 @@ def the_daemon_and_keepalived_from_boot(system: System) -> None:
                 wait_for(holds, 20, "the VIP back with the daemon")
     finally:
         system.run(["systemctl", "disable", "kahooks", "keepalived"])
+        system.path("/etc/kahooks/conf.d/50-sandbox.toml").unlink(missing_ok=True)
+
+
+# What operators' commands do, run by the daemon inside the unit's sandbox on the node's first MASTER
+# (once: a later MASTER finds the record): a shell, `ip address` on a VIP in the node's network, a
+# process check of another user's process, a signal to it (found through systemctl), apprise's
+# memory cap (setrlimit); each step's outcome recorded in the spool. A webhook over TCP beside it.
+SANDBOX_VIP = "192.0.2.123"
+SANDBOX_SCRIPT = f"""\
+record=/var/spool/kahooks/sandbox-steps
+[ -e $record ] && exit 0
+step() {{ if "$@" >>$record.out 2>&1; then echo "ok: $*"; else echo "FAILED ($?): $*"; fi >>$record.new; }}
+step ip address add {SANDBOX_VIP}/32 dev eth0
+step sh -c 'ip -o address show dev eth0 | grep -F " {SANDBOX_VIP}/32 "'
+step ip address del {SANDBOX_VIP}/32 dev eth0
+step ka-check-process --user nobody sleep
+step kill -TERM "$(systemctl show -p MainPID --value other)"
+step python3 -c 'import resource; resource.setrlimit(resource.RLIMIT_AS, (1 << 32, 1 << 32))'
+mv $record.new $record
+"""
+SANDBOX_STEPS = 6
+SANDBOX_CONFIG = f"""\
+[channels.sandbox]
+type = "exec"
+command = ["/bin/sh", "-c", {json.dumps(SANDBOX_SCRIPT)}]
+[channels.hook]
+type = "webhook"
+url = "http://127.0.0.1:8099/hook"
+[[rules]]
+states = ["MASTER"]
+channels = ["sandbox", "hook"]
+"""
+# A webhook's receiver in the booted root (outside the unit): each body appended to /run/hook-received.
+RECEIVER = """\
+#!/usr/bin/python3
+import http.server
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open("/run/hook-received", "ab") as received:
+            received.write(body + b"\\n")
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+server = http.server.HTTPServer(("127.0.0.1", 8099), Receiver)
+open("/run/hook-ready", "w").close()
+server.serve_forever()
+"""
+
+
+def prepare_sandbox_work(system: System) -> None:
+    """SANDBOX_CONFIG as a drop-in beside the daemon's configuration, and the webhook's receiver."""
+    system.path("/etc/kahooks/conf.d/50-sandbox.toml").write_text(SANDBOX_CONFIG)
+    receiver = system.path("/usr/local/bin/receiver")
+    receiver.write_text(RECEIVER)
+    receiver.chmod(0o755)
+
+
+def start_sandbox_peers(booted: Booted) -> None:
+    """The webhook's receiver, and another user's process for the sandboxed command to check and signal."""
+    for argv in (["--unit=receiver", "/usr/local/bin/receiver"],
+                 ["--unit=other", "--uid=nobody", "/bin/sleep", "infinity"]):
+        started = booted.run("systemd-run", *argv)
+        assert started.returncode == 0, started
+    wait_for(lambda: booted.text("/run/hook-ready") is not None, 15, "the webhook's receiver")
+
+
+def check_sandbox_work(booted: Booted, holds_sandbox_vip: Callable[[], bool]) -> None:
+    """Every step of SANDBOX_SCRIPT worked inside the sandbox, and the webhook reached its receiver."""
+    journals = lambda: booted.journal("kahooks") + booted.journal("receiver")  # noqa: E731
+    try:
+        wait_for(lambda: booted.text("/var/spool/kahooks/sandbox-steps") is not None, 15, "the sandboxed command")
+        wait_for(lambda: "MASTER" in (booted.text("/run/hook-received") or ""), 15, "the webhook's POST")
+    except LabError:
+        raise AssertionError(journals()) from None
+    steps = (booted.text("/var/spool/kahooks/sandbox-steps") or "").splitlines()
+    output = booted.text("/var/spool/kahooks/sandbox-steps.out")
+    assert len(steps) == SANDBOX_STEPS and all(step.startswith("ok: ") for step in steps), (steps, output)
+    assert not holds_sandbox_vip()  # added, seen, and deleted again
+    # Signalled: the other user's sleep is gone (SIGTERM, which systemd counts as a clean end).
+    wait_for(lambda: booted.run("systemctl", "is-active", "other").stdout.strip() != "active", 10,
+             "another user's process to end on the sandboxed command's signal")
 
 
 def first_steps_with_a_packaged_example(system: System) -> None:
