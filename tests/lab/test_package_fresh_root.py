@@ -108,20 +108,23 @@ run = "ka-check-process --pidfile /run/svc.pid"
 interval = 30
 [channels.out]
 type = "exec"
-command = ["/bin/sh", "-c", "echo $KAHOOKS_INSTANCE $KAHOOKS_STATE >> /var/spool/kahooks/delivered"]
+command = ["/bin/sh", "-c", "nice -n 5 true 2>/var/spool/kahooks/nice-$KAHOOKS_STATE; \
+echo $KAHOOKS_INSTANCE $KAHOOKS_STATE >> /var/spool/kahooks/delivered"]
 [[rules]]
 channels = ["out"]
 """
+# The unit's own advice for a command that needs a call its filter refuses (nice: setpriority): a drop-in.
+LOOSENED = "[Service]\nSystemCallFilter=setpriority\n"
 # Inside the booted root: keepalived's FIFO line written as keepalived writes it (held open until
 # delivered), then what /metrics says of it and of the check.
 FIFO_AND_METRICS = """\
 import os, time, urllib.request
 fd = os.open("/run/kahooks/notify.fifo", os.O_RDWR | os.O_NONBLOCK)
-os.write(fd, b'INSTANCE "VI_1" MASTER 100\\n')
+os.write(fd, b'INSTANCE "VI_1" %s 100\\n' % STATE)
 deadline = time.monotonic() + 15
 def delivered():
     try:
-        return "VI_1 MASTER" in open("/var/spool/kahooks/delivered").read()
+        return "VI_1 " + STATE.decode() in open("/var/spool/kahooks/delivered").read()
     except FileNotFoundError:
         return False
 while time.monotonic() < deadline and not delivered():
@@ -133,7 +136,7 @@ print(urllib.request.urlopen("http://127.0.0.1:9650/metrics", timeout=5).read().
 
 def run_the_unit_under_systemd(system: System) -> None:
     """Boot the root with systemd (no network) and start kahooks.service as packaged: inside its
-    sandbox (ProtectSystem=strict, six capabilities) it hears a service die, writes the track file,
+    sandbox (ProtectSystem=strict, eight capabilities, a system call filter) it hears a service die, writes the track file,
     reads the FIFO, delivers, serves /metrics, reloads and stops; the journal has each line once."""
     system.path("/etc/kahooks/kahooks.toml").write_text(UNIT_CONFIG)
     system.path("/etc/systemd/system/keepalived.service").symlink_to("/dev/null")  # no keepalived.conf yet
@@ -149,7 +152,7 @@ def run_the_unit_under_systemd(system: System) -> None:
                 raise AssertionError(booted.journal("kahooks")) from None
             assert booted.run("systemctl", "kill", "svc").returncode == 0
             wait_for(lambda: read() == "1\n", 5, "the service's death in the track file")
-            metrics = booted.run("python3", "-c", FIFO_AND_METRICS)
+            metrics = booted.run("python3", "-c", "STATE = b'MASTER'\n" + FIFO_AND_METRICS)
             assert metrics.returncode == 0, metrics
             # Last: what keepalived's ka-notify runs recorded earlier, still waiting in the spool, went first.
             delivered = (booted.text("/var/spool/kahooks/delivered") or "").splitlines()
@@ -164,7 +167,17 @@ def run_the_unit_under_systemd(system: System) -> None:
             journal = booted.journal("kahooks")
             assert journal.count("serving 1 check") == 1, journal  # syslog and stderr would both reach it
             assert "Traceback" not in journal, journal
+            # A refused call fails with EPERM (the command goes on), and the unit's drop-in allows it.
+            assert "Operation not permitted" in (booted.text("/var/spool/kahooks/nice-MASTER") or ""), journal
+            booted.path("/etc/systemd/system/kahooks.service.d").mkdir()
+            booted.path("/etc/systemd/system/kahooks.service.d/loosen.conf").write_text(LOOSENED)
+            for argv in (["systemctl", "daemon-reload"], ["systemctl", "start", "kahooks"],
+                         ["python3", "-c", "STATE = b'BACKUP'\n" + FIFO_AND_METRICS], ["systemctl", "stop", "kahooks"]):
+                done = booted.run(*argv)
+                assert done.returncode == 0, (argv, done, booted.journal("kahooks"))
+            assert booted.text("/var/spool/kahooks/nice-BACKUP") == "", booted.journal("kahooks")
     finally:
+        shutil.rmtree(system.path("/etc/systemd/system/kahooks.service.d"), ignore_errors=True)
         system.path("/etc/systemd/system/keepalived.service").unlink()
 
 
@@ -232,8 +245,9 @@ def the_daemon_and_keepalived_from_boot(system: System) -> None:
 
 # What operators' commands do, run by the daemon inside the unit's sandbox on the node's first MASTER
 # (once: a later MASTER finds the record): a shell, `ip address` on a VIP in the node's network, a
-# process check of another user's process, a signal to it (found through systemctl), apprise's
-# memory cap (setrlimit); each step's outcome recorded in the spool. A webhook over TCP beside it.
+# process check of another user's process, the system call filter on it (a refused call, setpriority, is
+# EPERM: nice says so and carries on), a signal to another user's process (found through systemctl),
+# apprise's memory cap (setrlimit); each step's outcome recorded in the spool. A webhook over TCP beside it.
 SANDBOX_VIP = "192.0.2.123"
 SANDBOX_SCRIPT = f"""\
 record=/var/spool/kahooks/sandbox-steps
@@ -243,11 +257,13 @@ step ip address add {SANDBOX_VIP}/32 dev eth0
 step sh -c 'ip -o address show dev eth0 | grep -F " {SANDBOX_VIP}/32 "'
 step ip address del {SANDBOX_VIP}/32 dev eth0
 step ka-check-process --user nobody sleep
+step grep -Eq '^Seccomp:[[:space:]]+2$' /proc/self/status
+step sh -c 'case $(nice -n 5 echo carried on 2>&1) in *"Operation not permitted"*"carried on") ;; *) exit 1;; esac'
 step kill -TERM "$(systemctl show -p MainPID --value other)"
 step python3 -c 'import resource; resource.setrlimit(resource.RLIMIT_AS, (1 << 32, 1 << 32))'
 mv $record.new $record
 """
-SANDBOX_STEPS = 6
+SANDBOX_STEPS = 8
 SANDBOX_CONFIG = f"""\
 [channels.sandbox]
 type = "exec"
