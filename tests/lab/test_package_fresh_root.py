@@ -245,9 +245,10 @@ def the_daemon_and_keepalived_from_boot(system: System) -> None:
 
 # What operators' commands do, run by the daemon inside the unit's sandbox on the node's first MASTER
 # (once: a later MASTER finds the record): a shell, `ip address` on a VIP in the node's network, a
-# process check of another user's process, the system call filter on it (a refused call, setpriority, is
-# EPERM: nice says so and carries on), a signal to another user's process (found through systemctl),
-# apprise's memory cap (setrlimit); each step's outcome recorded in the spool. A webhook over TCP beside it.
+# process check of another user's process, syslog's socket (PrivateDevices keeps /dev/log), the system
+# call filter on the commands (a refused call, setpriority, is EPERM: nice says so and carries on), a
+# signal to another user's process (found through systemctl), apprise's memory cap (setrlimit); each
+# step's outcome recorded in the spool. A webhook over TCP beside it.
 SANDBOX_VIP = "192.0.2.123"
 SANDBOX_SCRIPT = f"""\
 record=/var/spool/kahooks/sandbox-steps
@@ -258,12 +259,13 @@ step sh -c 'ip -o address show dev eth0 | grep -F " {SANDBOX_VIP}/32 "'
 step ip address del {SANDBOX_VIP}/32 dev eth0
 step ka-check-process --user nobody sleep
 step grep -Eq '^Seccomp:[[:space:]]+2$' /proc/self/status
+step test -S /dev/log
 step sh -c 'case $(nice -n 5 echo carried on 2>&1) in *"Operation not permitted"*"carried on") ;; *) exit 1;; esac'
 step kill -TERM "$(systemctl show -p MainPID --value other)"
 step python3 -c 'import resource; resource.setrlimit(resource.RLIMIT_AS, (1 << 32, 1 << 32))'
 mv $record.new $record
 """
-SANDBOX_STEPS = 8
+SANDBOX_STEPS = 9
 SANDBOX_CONFIG = f"""\
 [channels.sandbox]
 type = "exec"
