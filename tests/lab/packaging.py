@@ -94,9 +94,9 @@ def check_what_was_installed(system: System) -> None:
                                   capture_output=True, text=True)
         problems = [line for line in verified.stderr.splitlines() if "kahooks.service" in line]
         assert not problems, verified.stderr
-        # The sandbox, scored by systemd itself: a plain root service scores 9.6 ("UNSAFE"); this must stay
-        # under 5.0 (the threshold is in tenths).
-        exposure = subprocess.run(["systemd-analyze", "security", "--offline=true", "--threshold=50",
+        # The sandbox, scored by systemd itself: a plain root service scores 9.6 ("UNSAFE"); this one 3.2 (on
+        # bookworm's systemd 252 and trixie's 257), and a change that opens more fails here (tenths).
+        exposure = subprocess.run(["systemd-analyze", "security", "--offline=true", "--threshold=32",
                                    "/lib/systemd/system/kahooks.service"], capture_output=True, text=True)
         assert exposure.returncode == 0, exposure.stdout[-600:] + exposure.stderr
 

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -107,20 +108,23 @@ run = "ka-check-process --pidfile /run/svc.pid"
 interval = 30
 [channels.out]
 type = "exec"
-command = ["/bin/sh", "-c", "echo $KAHOOKS_INSTANCE $KAHOOKS_STATE >> /var/spool/kahooks/delivered"]
+command = ["/bin/sh", "-c", "nice -n 5 true 2>/var/spool/kahooks/nice-$KAHOOKS_STATE; \
+echo $KAHOOKS_INSTANCE $KAHOOKS_STATE >> /var/spool/kahooks/delivered"]
 [[rules]]
 channels = ["out"]
 """
+# The unit's own advice for a command that needs a call its filter refuses (nice: setpriority): a drop-in.
+LOOSENED = "[Service]\nSystemCallFilter=setpriority\n"
 # Inside the booted root: keepalived's FIFO line written as keepalived writes it (held open until
 # delivered), then what /metrics says of it and of the check.
 FIFO_AND_METRICS = """\
 import os, time, urllib.request
 fd = os.open("/run/kahooks/notify.fifo", os.O_RDWR | os.O_NONBLOCK)
-os.write(fd, b'INSTANCE "VI_1" MASTER 100\\n')
+os.write(fd, b'INSTANCE "VI_1" %s 100\\n' % STATE)
 deadline = time.monotonic() + 15
 def delivered():
     try:
-        return "VI_1 MASTER" in open("/var/spool/kahooks/delivered").read()
+        return "VI_1 " + STATE.decode() in open("/var/spool/kahooks/delivered").read()
     except FileNotFoundError:
         return False
 while time.monotonic() < deadline and not delivered():
@@ -132,7 +136,7 @@ print(urllib.request.urlopen("http://127.0.0.1:9650/metrics", timeout=5).read().
 
 def run_the_unit_under_systemd(system: System) -> None:
     """Boot the root with systemd (no network) and start kahooks.service as packaged: inside its
-    sandbox (ProtectSystem=strict, six capabilities) it hears a service die, writes the track file,
+    sandbox (ProtectSystem=strict, eight capabilities, a system call filter) it hears a service die, writes the track file,
     reads the FIFO, delivers, serves /metrics, reloads and stops; the journal has each line once."""
     system.path("/etc/kahooks/kahooks.toml").write_text(UNIT_CONFIG)
     system.path("/etc/systemd/system/keepalived.service").symlink_to("/dev/null")  # no keepalived.conf yet
@@ -148,7 +152,7 @@ def run_the_unit_under_systemd(system: System) -> None:
                 raise AssertionError(booted.journal("kahooks")) from None
             assert booted.run("systemctl", "kill", "svc").returncode == 0
             wait_for(lambda: read() == "1\n", 5, "the service's death in the track file")
-            metrics = booted.run("python3", "-c", FIFO_AND_METRICS)
+            metrics = booted.run("python3", "-c", "STATE = b'MASTER'\n" + FIFO_AND_METRICS)
             assert metrics.returncode == 0, metrics
             # Last: what keepalived's ka-notify runs recorded earlier, still waiting in the spool, went first.
             delivered = (booted.text("/var/spool/kahooks/delivered") or "").splitlines()
@@ -163,7 +167,17 @@ def run_the_unit_under_systemd(system: System) -> None:
             journal = booted.journal("kahooks")
             assert journal.count("serving 1 check") == 1, journal  # syslog and stderr would both reach it
             assert "Traceback" not in journal, journal
+            # A refused call fails with EPERM (the command goes on), and the unit's drop-in allows it.
+            assert "Operation not permitted" in (booted.text("/var/spool/kahooks/nice-MASTER") or ""), journal
+            booted.path("/etc/systemd/system/kahooks.service.d").mkdir()
+            booted.path("/etc/systemd/system/kahooks.service.d/loosen.conf").write_text(LOOSENED)
+            for argv in (["systemctl", "daemon-reload"], ["systemctl", "start", "kahooks"],
+                         ["python3", "-c", "STATE = b'BACKUP'\n" + FIFO_AND_METRICS], ["systemctl", "stop", "kahooks"]):
+                done = booted.run(*argv)
+                assert done.returncode == 0, (argv, done, booted.journal("kahooks"))
+            assert booted.text("/var/spool/kahooks/nice-BACKUP") == "", booted.journal("kahooks")
     finally:
+        shutil.rmtree(system.path("/etc/systemd/system/kahooks.service.d"), ignore_errors=True)
         system.path("/etc/systemd/system/keepalived.service").unlink()
 
 
@@ -173,6 +187,7 @@ def the_daemon_and_keepalived_from_boot(system: System) -> None:
     before keepalived (its FIFO, its track file), a stand-in haproxy decides who holds the VIP, a
     daemon killed is restarted by systemd, and a daemon stopped faults the node through the heartbeat guard."""
     prepare_daemon_boot(system)
+    prepare_sandbox_work(system)
     try:
         with Network("khlboot") as net:
             node = net.add_node("lb", 14, own_pids=False)
@@ -189,6 +204,7 @@ def the_daemon_and_keepalived_from_boot(system: System) -> None:
                 assert booted.text("/run/kahooks/track/haproxy") == "1\n"  # nothing watched runs yet
                 assert booted.path("/run/kahooks/notify.fifo").stat().st_uid == 0  # ours, not keepalived's
                 assert not holds()
+                start_sandbox_peers(booted)
                 assert booted.run("systemd-run", "--unit=haproxy", "/usr/local/bin/standin",
                                   "/run/haproxy.pid").returncode == 0
                 try:
@@ -203,6 +219,8 @@ def the_daemon_and_keepalived_from_boot(system: System) -> None:
                 # A lone node's start (FAULT until haproxy runs, BACKUP, then MASTER with its own
                 # gratuitous ARP) is no wire finding: the channel got no alert.
                 assert "ALERT" not in delivered(), booted.journal("kahooks")
+                # What operators' commands and notifiers do worked inside the unit's sandbox.
+                check_sandbox_work(booted, lambda: SANDBOX_VIP in node.addresses())
                 # The wire observer listens on the VRRP interface inside the unit's sandbox (AF_PACKET, CAP_NET_RAW).
                 wire = lambda: (json.loads(booted.text("/run/kahooks/status.json") or "{}").get("wire")  # noqa: E731
                                 or {}).get("interfaces", {})
@@ -222,6 +240,94 @@ def the_daemon_and_keepalived_from_boot(system: System) -> None:
                 wait_for(holds, 20, "the VIP back with the daemon")
     finally:
         system.run(["systemctl", "disable", "kahooks", "keepalived"])
+        system.path("/etc/kahooks/conf.d/50-sandbox.toml").unlink(missing_ok=True)
+
+
+# What operators' commands do, run by the daemon inside the unit's sandbox on the node's first MASTER
+# (once: a later MASTER finds the record): a shell, `ip address` on a VIP in the node's network, a
+# process check of another user's process, syslog's socket (PrivateDevices keeps /dev/log), the system
+# call filter on the commands (a refused call, setpriority, is EPERM: nice says so and carries on), a
+# signal to another user's process (found through systemctl), apprise's memory cap (setrlimit); each
+# step's outcome recorded in the spool. A webhook over TCP beside it.
+SANDBOX_VIP = "192.0.2.123"
+SANDBOX_SCRIPT = f"""\
+record=/var/spool/kahooks/sandbox-steps
+[ -e $record ] && exit 0
+step() {{ if "$@" >>$record.out 2>&1; then echo "ok: $*"; else echo "FAILED ($?): $*"; fi >>$record.new; }}
+step ip address add {SANDBOX_VIP}/32 dev eth0
+step sh -c 'ip -o address show dev eth0 | grep -F " {SANDBOX_VIP}/32 "'
+step ip address del {SANDBOX_VIP}/32 dev eth0
+step ka-check-process --user nobody sleep
+step grep -Eq '^Seccomp:[[:space:]]+2$' /proc/self/status
+step test -S /dev/log
+step sh -c 'case $(nice -n 5 echo carried on 2>&1) in *"Operation not permitted"*"carried on") ;; *) exit 1;; esac'
+step kill -TERM "$(systemctl show -p MainPID --value other)"
+step python3 -c 'import resource; resource.setrlimit(resource.RLIMIT_AS, (1 << 32, 1 << 32))'
+mv $record.new $record
+"""
+SANDBOX_STEPS = 9
+SANDBOX_CONFIG = f"""\
+[channels.sandbox]
+type = "exec"
+command = ["/bin/sh", "-c", {json.dumps(SANDBOX_SCRIPT)}]
+[channels.hook]
+type = "webhook"
+url = "http://127.0.0.1:8099/hook"
+[[rules]]
+states = ["MASTER"]
+channels = ["sandbox", "hook"]
+"""
+# A webhook's receiver in the booted root (outside the unit): each body appended to /run/hook-received.
+RECEIVER = """\
+#!/usr/bin/python3
+import http.server
+class Receiver(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open("/run/hook-received", "ab") as received:
+            received.write(body + b"\\n")
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+server = http.server.HTTPServer(("127.0.0.1", 8099), Receiver)
+open("/run/hook-ready", "w").close()
+server.serve_forever()
+"""
+
+
+def prepare_sandbox_work(system: System) -> None:
+    """SANDBOX_CONFIG as a drop-in beside the daemon's configuration, and the webhook's receiver."""
+    system.path("/etc/kahooks/conf.d/50-sandbox.toml").write_text(SANDBOX_CONFIG)
+    receiver = system.path("/usr/local/bin/receiver")
+    receiver.write_text(RECEIVER)
+    receiver.chmod(0o755)
+
+
+def start_sandbox_peers(booted: Booted) -> None:
+    """The webhook's receiver, and another user's process for the sandboxed command to check and signal."""
+    for argv in (["--unit=receiver", "/usr/local/bin/receiver"],
+                 ["--unit=other", "--uid=nobody", "/bin/sleep", "infinity"]):
+        started = booted.run("systemd-run", *argv)
+        assert started.returncode == 0, started
+    wait_for(lambda: booted.text("/run/hook-ready") is not None, 15, "the webhook's receiver")
+
+
+def check_sandbox_work(booted: Booted, holds_sandbox_vip: Callable[[], bool]) -> None:
+    """Every step of SANDBOX_SCRIPT worked inside the sandbox, and the webhook reached its receiver."""
+    journals = lambda: booted.journal("kahooks") + booted.journal("receiver")  # noqa: E731
+    try:
+        wait_for(lambda: booted.text("/var/spool/kahooks/sandbox-steps") is not None, 15, "the sandboxed command")
+        wait_for(lambda: "MASTER" in (booted.text("/run/hook-received") or ""), 15, "the webhook's POST")
+    except LabError:
+        raise AssertionError(journals()) from None
+    steps = (booted.text("/var/spool/kahooks/sandbox-steps") or "").splitlines()
+    output = booted.text("/var/spool/kahooks/sandbox-steps.out")
+    assert len(steps) == SANDBOX_STEPS and all(step.startswith("ok: ") for step in steps), (steps, output)
+    assert not holds_sandbox_vip()  # added, seen, and deleted again
+    # Signalled: the other user's sleep is gone (SIGTERM, which systemd counts as a clean end).
+    wait_for(lambda: booted.run("systemctl", "is-active", "other").stdout.strip() != "active", 10,
+             "another user's process to end on the sandboxed command's signal")
 
 
 def first_steps_with_a_packaged_example(system: System) -> None:
