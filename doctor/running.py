@@ -93,6 +93,10 @@ class DumpUnreadable(KahooksError):
     """keepalived's pid file or JSON dump cannot be read safely or is not what keepalived writes."""
 
 
+class DumpNotJson(DumpUnreadable):
+    """The dump does not parse: not JSON at all, or not yet (keepalived is still writing it)."""
+
+
 @dataclass
 class LiveInstance:
     name: str
@@ -112,17 +116,22 @@ def live_state(pid_file: str = "/run/keepalived.pid", dump: str | None = None, w
     pid = _pid(pid_file)
     signum = int(subprocess.run(["keepalived", "--signum=JSON"], capture_output=True, text=True, timeout=10,
                                 check=True).stdout.strip())
-    before = _mtime(dump)
+    before = _stamp(dump)
     os.kill(pid, signum)
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if _mtime(dump) > before:
-            time.sleep(0.05)  # written by the VRRP process: let it finish the file
-            break
+    while _stamp(dump) == before:
+        if time.monotonic() > deadline:
+            raise OSError(f"keepalived (pid {pid}) wrote no {dump} within {wait:g} s")
         time.sleep(0.02)
-    else:
-        raise OSError(f"keepalived (pid {pid}) wrote no {dump} within {wait:g} s")
-    return parse_dump(_read(dump, MAX_DUMP), dump)
+    # The VRRP process writes the file in place, in pieces (vrrp_json.c: fopen, fprintf..., fclose;
+    # 2.2.7 and 2.3.3 alike): what does not parse yet is read again until the deadline.
+    while True:
+        time.sleep(0.05)
+        try:
+            return parse_dump(_read(dump, MAX_DUMP), dump)
+        except DumpNotJson:
+            if time.monotonic() > deadline:
+                raise
 
 
 def _read(path: str, limit: int) -> bytes:
@@ -140,11 +149,13 @@ def _read(path: str, limit: int) -> bytes:
         raise DumpUnreadable(str(exc)) from None
 
 
-def _mtime(path: str) -> float:
+def _stamp(path: str) -> tuple[int, int, int]:
+    """(inode, size, mtime in ns) of `path`, zeros when it is missing: what changes while it is written."""
     try:
-        return os.stat(path).st_mtime
+        status = os.stat(path)
     except OSError:
-        return 0.0
+        return (0, 0, 0)
+    return (status.st_ino, status.st_size, status.st_mtime_ns)
 
 
 def _pid(pid_file: str) -> int:
@@ -160,7 +171,7 @@ def parse_dump(raw: bytes, shown: str) -> list[LiveInstance]:
     try:
         entries = json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        raise DumpUnreadable(f"{shown} is not keepalived's JSON dump: {str(exc)[:120]}") from None
+        raise DumpNotJson(f"{shown} is not keepalived's JSON dump: {str(exc)[:120]}") from None
     if not isinstance(entries, list):
         raise DumpUnreadable(f"{shown} is not keepalived's JSON dump: a list of instances was expected, "
                              f"not {type(entries).__name__}")

@@ -181,9 +181,13 @@ def test_bad_track_file_and_pool_numbers_are_refused_not_crashed_on(tmp_path: Pa
 KEEPALIVED_STANDIN = """
 import signal, sys, time
 dump, content = sys.argv[1], open(sys.argv[2], 'rb').read()
+pause = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
 def write(*_):
-    with open(dump, 'wb') as handle:
-        handle.write(content)
+    with open(dump, 'wb') as handle:  # in two halves, `pause` s apart: a VRRP process slowed by load
+        handle.write(content[:len(content) // 2])
+        handle.flush()
+        time.sleep(pause)
+        handle.write(content[len(content) // 2:])
 signal.signal(int(sys.argv[3]), write)
 print('ready', flush=True)
 time.sleep(60)
@@ -195,12 +199,13 @@ def signum_json() -> int:
     return int(found.stdout.strip())
 
 
-def live_with(tmp_path: Path, content: bytes, dump: Path | None = None) -> list[running.LiveInstance]:
+def live_with(tmp_path: Path, content: bytes, dump: Path | None = None,
+              pause: float = 0.0) -> list[running.LiveInstance]:
     """running.live_state against a real process that writes `content` as its dump when signalled."""
     dump = dump or tmp_path / "keepalived.json"
     (tmp_path / "content").write_bytes(content)
     standin = subprocess.Popen([sys.executable, "-c", KEEPALIVED_STANDIN, str(dump), str(tmp_path / "content"),
-                                str(signum_json())], stdout=subprocess.PIPE, text=True)
+                                str(signum_json()), str(pause)], stdout=subprocess.PIPE, text=True)
     try:
         assert standin.stdout is not None and standin.stdout.readline() == "ready\n"
         (tmp_path / "pid").write_text(f"{standin.pid}\n")
@@ -244,6 +249,13 @@ def test_a_dump_planted_as_a_link_by_another_user_is_refused(tmp_path: Path) -> 
     os.lchown(dump, NOBODY, NOBODY)
     with pytest.raises(KahooksError, match="link"):
         live_with(tmp_path, json.dumps([GOOD]).encode(), dump)
+
+
+def test_a_dump_still_being_written_is_read_once_complete(tmp_path: Path) -> None:
+    """keepalived writes the dump in pieces; a reader that waits a fixed moment after the first piece
+    reads half a file under load ("not keepalived's JSON dump")."""
+    instances = live_with(tmp_path, json.dumps([GOOD]).encode(), pause=0.3)
+    assert [(item.name, item.state) for item in instances] == [("VI_1", "MASTER")]
 
 
 def test_a_huge_dump_is_refused_not_read(tmp_path: Path) -> None:
