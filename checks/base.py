@@ -69,6 +69,11 @@ class Check:
     kind = "check"
     OPTIONS: tuple[Option, ...] = ()
     in_daemon = True  # False: only a program keepalived runs (the daemon's own heartbeat guard)
+    # The start-up allow-list (tests/hooks/test_startup.py): what ka-check-KIND may load on its plain probe
+    # path beyond a bare interpreter, the runner's own (`check_cli.STARTUP_IMPORTS`) and this module. A
+    # standard-library name brings what it imports itself. keepalived may start the program every second:
+    # add a name only when the probe cannot work without it, and import the rest where it is used.
+    STARTUP_IMPORTS: frozenset[str] = frozenset()
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.timeout: float = values["timeout"]

@@ -36,6 +36,7 @@ DEFAULT_KILL_GRACE = 0.2
 
 class ExecCheck(Check):
     kind = "exec"
+    STARTUP_IMPORTS = frozenset({"signal", "select", "ctypes", "kahooks.commands", "kahooks.patterns", "kahooks.procfs"})
     OPTIONS = (
         Option("COMMAND", rest=True, required=True, help="the command and its arguments (after --)"),
         Option("--ok-codes", convert=int_ranges, default="0", metavar="LIST",

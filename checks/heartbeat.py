@@ -31,6 +31,7 @@ DEFAULT_MAX_AGE = 3.0
 class HeartbeatCheck(Check):
     kind = "heartbeat"
     in_daemon = False  # it guards the daemon: running it inside the daemon would guard nothing
+    STARTUP_IMPORTS: frozenset[str] = frozenset()
     OPTIONS = (
         Option("PATH", default=DEFAULT_PATH, help="the daemon's heartbeat file ([serve] state_dir/heartbeat)"),
         Option("--max-age", convert=positive_float, default=DEFAULT_MAX_AGE, metavar="SECONDS",

@@ -77,6 +77,7 @@ class HttpResponse:
 
 class HttpCheck(Check):
     kind = "http"
+    STARTUP_IMPORTS = frozenset({"http.client", "urllib.parse", "kahooks.netaddr", "kahooks.patterns"})
     OPTIONS = (
         Option("URL", convert=parse_url, required=True, help="http:// or https:// URL to request"),
         Option("--status", convert=int_ranges, default=DEFAULT_STATUS, metavar="LIST",

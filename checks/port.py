@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 
-from kahooks import netaddr, procfs
+from kahooks import netaddr
 from kahooks.checks.base import Check
 from kahooks.deadline import format_seconds
 from kahooks.errors import KahooksError, ProbeTimeout, UsageError
@@ -27,6 +27,7 @@ READ_LIMIT = 65536
 
 class PortCheck(Check):
     kind = "port"
+    STARTUP_IMPORTS = frozenset({"socket", "kahooks.netaddr"})
     OPTIONS = (
         Option("HOST:PORT", convert=netaddr.parse_hostport, required=True, dest="address",
                help="address to check; IPv6 as [addr]:port"),
@@ -135,6 +136,8 @@ class PortCheck(Check):
         return reply
 
     def _probe_listening(self, deadline: Deadline) -> CheckResult:
+        from kahooks import procfs  # only --listening reads the socket table
+
         wanted = netaddr.resolve(self.host, self.port, deadline)
         for family, sockaddr in wanted:
             found = procfs.find_listener(family, sockaddr[0], self.port)

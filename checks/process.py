@@ -13,7 +13,6 @@ from kahooks import procfs
 from kahooks.checks.base import Check
 from kahooks.errors import UsageError, os_words
 from kahooks.options import Option, positive_int
-from kahooks.patterns import compile_pattern
 from kahooks.result import CheckResult, healthy, unhealthy
 
 TYPE_CHECKING = False
@@ -22,6 +21,12 @@ if TYPE_CHECKING:
 
     from kahooks.deadline import Deadline
     from kahooks.patterns import Pattern
+
+
+def _pattern(raw: str) -> Pattern:
+    from kahooks.patterns import compile_pattern  # only a --cmdline run pays for it
+
+    return compile_pattern(raw)
 
 
 def user_id(raw: str) -> int:
@@ -38,9 +43,10 @@ def user_id(raw: str) -> int:
 
 class ProcessCheck(Check):
     kind = "process"
+    STARTUP_IMPORTS = frozenset({"kahooks.procfs"})
     OPTIONS = (
         Option("NAME", help="process name as killall sees it (optional with --pidfile or --cmdline)"),
-        Option("--cmdline", convert=compile_pattern, metavar="REGEX",
+        Option("--cmdline", convert=_pattern, metavar="REGEX",
                help="the process's command line (argv joined by spaces, its first 4 KiB) must match"),
         Option("--pidfile", metavar="PATH",
                help="the pid in this file must be alive (and be NAME, when given)"),
