@@ -100,7 +100,7 @@ class ProcessCheck(Check):
         """
         own = os.getpid()
         found = []
-        for info in procfs.iter_processes(self.proc):
+        for info in procfs.iter_processes(self.proc, comm=self.name):
             deadline.require(f"looking through processes (at pid {info.pid})")
             if info.pid != own and not info.zombie and self.matches(info, deadline):
                 found.append(info.pid)
