@@ -65,6 +65,7 @@ class ProcessCheck(Check):
         self.proc = values.get("proc_root", "/proc")
         # The pids the last probe found alive: the daemon watches them (pidfd) to hear of a death at once.
         self.last_pids: list[int] = []
+        self.zombies: list[int] = []  # zombies named NAME the last scan saw
         if not (self.name or self.cmdline or self.pidfile):
             raise UsageError("give a process NAME, --cmdline or --pidfile")
         if self.name is not None and (not self.name or "/" in self.name):
@@ -100,9 +101,13 @@ class ProcessCheck(Check):
         """
         own = os.getpid()
         found = []
+        self.zombies = []
         for info in procfs.iter_processes(self.proc, comm=self.name):
             deadline.require(f"looking through processes (at pid {info.pid})")
-            if info.pid != own and not info.zombie and self.matches(info, deadline):
+            if info.zombie:
+                if self.name is not None and procfs.name_matches(self.name, info, self.proc):
+                    self.zombies.append(info.pid)  # for the failure's note, without a second scan
+            elif info.pid != own and self.matches(info, deadline):
                 found.append(info.pid)
         return found
 
@@ -156,11 +161,7 @@ class ProcessCheck(Check):
 
     def _zombie_note(self) -> str:
         """Say so when the only matches are zombies: a crashed, unreaped daemon confuses people."""
-        if self.name is None:
-            return ""
-        zombies = [info.pid for info in procfs.iter_processes(self.proc)
-                   if info.zombie and procfs.name_matches(self.name, info, self.proc)]
-        return f" (zombie: {_pid_list(zombies)})" if zombies else ""
+        return f" (zombie: {_pid_list(self.zombies)})" if self.zombies else ""
 
 
 def _pid_list(pids: list[int]) -> str:
