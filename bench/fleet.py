@@ -9,7 +9,7 @@
    first in this run), and the rule group's evaluation time.
 2. One real `kahooks serve` with 50 checks (port, HTTP and process, at 1 s) and 20 VRRP instances
    (their transitions written to its notify FIFO): GET /metrics time, with the render alone timed on
-   the daemon's own status snapshot (target: <= 5 ms; reference: prometheus_client's generate_latest
+   the daemon's own status snapshot (target: p99 <= 2 ms; reference: prometheus_client's generate_latest
    on the same families, alternated with it); and the checks' mean probe time while nobody
    scrapes (the reference) against while /metrics is scraped every second, then 20 times a second.
 
@@ -265,19 +265,23 @@ def daemon(seconds: float) -> None:
 
         registry = CollectorRegistry(auto_describe=False)
         registry.register(SnapshotCollector(status, spool))  # type: ignore[arg-type]
-        renders, references = [], []
+        renders, references, render_cpus = [], [], []
         for _ in range(200):  # alternated: the machine's drift falls on both alike
-            started = time.perf_counter()
+            cpu, started = time.thread_time(), time.perf_counter()
             body = render(status, spool)
             renders.append(time.perf_counter() - started)
+            render_cpus.append(time.thread_time() - cpu)  # without the time other processes held the core
             started = time.perf_counter()
             generate_latest(registry)
             references.append(time.perf_counter() - started)
         renders.sort()
+        render_cpus.sort()
         families = len(re.findall(r"^# TYPE", body, re.M))
         print(f"daemon: 50 checks at 1 s, 20 instances; /metrics has {body.count(chr(10))} lines in {families} families")
         print(f"  render (status snapshot) {statistics.median(renders) * 1000:.2f} ms median, "
-              f"{renders[int(len(renders) * 0.99)] * 1000:.2f} ms p99   (target <= 5 ms); prometheus_client's "
+              f"{renders[int(len(renders) * 0.99)] * 1000:.2f} ms p99 (this thread's CPU: "
+              f"{statistics.median(render_cpus) * 1000:.2f} ms median, {render_cpus[int(len(render_cpus) * 0.99)] * 1000:.2f}"
+              f" ms p99)   (target <= 2 ms); prometheus_client's "
               f"generate_latest on the same families (reference): {statistics.median(references) * 1000:.2f} ms "
               f"({statistics.median(references) / statistics.median(renders):.1f}x)")
         print(f"  GET /metrics, 1/s        {statistics.median(timings) * 1000:.2f} ms median; at 20/s "

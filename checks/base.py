@@ -86,6 +86,11 @@ class Check:
     # True: after a healthy probe `pids()` names the processes it found; the daemon watches them
     # (pidfd) and probes again the moment one exits, so it looks by the clock only rarely.
     watches_processes = False
+    # The start-up allow-list (tests/hooks/test_startup.py): what ka-check-KIND may load on its plain probe
+    # path beyond a bare interpreter, the runner's own (`check_cli.STARTUP_IMPORTS`) and this module. A
+    # standard-library name brings what it imports itself. keepalived may start the program every second:
+    # add a name only when the probe cannot work without it, and import the rest where it is used.
+    STARTUP_IMPORTS: frozenset[str] = frozenset()
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.timeout: float = values["timeout"]

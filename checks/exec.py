@@ -40,6 +40,7 @@ class ExecCheck(Check):
         ("ka-check-exec -t 3 -- squid -k check", "squid's own check, killed with everything it started after 3 s"),
         ("ka-check-exec --expect-output running -- systemctl is-active slapd", "exit 0 and the output matches"),
     )
+    STARTUP_IMPORTS = frozenset({"signal", "select", "ctypes", "kahooks.commands", "kahooks.patterns", "kahooks.procfs"})
     OPTIONS = (
         Option("COMMAND", rest=True, required=True, help="the command and its arguments (after --)"),
         Option("--ok-codes", convert=int_ranges, default="0", metavar="LIST",

@@ -32,6 +32,7 @@ class HeartbeatCheck(Check):
     kind = "heartbeat"
     EXAMPLES = (("ka-check-heartbeat /run/kahooks/heartbeat", "kahooks serve wrote its heartbeat in the last 3 s"),)
     in_daemon = False  # it guards the daemon: running it inside the daemon would guard nothing
+    STARTUP_IMPORTS: frozenset[str] = frozenset()
     OPTIONS = (
         Option("PATH", default=DEFAULT_PATH, help="the daemon's heartbeat file ([serve] state_dir/heartbeat)"),
         Option("--max-age", convert=positive_float, default=DEFAULT_MAX_AGE, metavar="SECONDS",

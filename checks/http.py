@@ -82,6 +82,7 @@ class HttpCheck(Check):
         ("ka-check-http --host www.example.org --contains OK https://127.0.0.1/", "a virtual host's body"),
         ("ka-check-http --nagios -w 0.5 -c 1 http://127.0.0.1/", "monitoring-plugins output with perfdata"),
     )
+    STARTUP_IMPORTS = frozenset({"http.client", "urllib.parse", "kahooks.netaddr", "kahooks.patterns"})
     OPTIONS = (
         Option("URL", convert=parse_url, required=True, help="http:// or https:// URL to request"),
         Option("--status", convert=int_ranges, default=DEFAULT_STATUS, metavar="LIST",

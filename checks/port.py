@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 
-from kahooks import netaddr, procfs
+from kahooks import netaddr
 from kahooks.checks.base import Check
 from kahooks.deadline import format_seconds
 from kahooks.errors import KahooksError, ProbeTimeout, UsageError
@@ -33,6 +33,7 @@ class PortCheck(Check):
         ("ka-check-port --listening 0.0.0.0:3128", "squid listens here; nothing connects"),
         ("ka-check-port --nagios -w 0.2 -c 0.5 127.0.0.1:80", "for Nagios or Icinga, with response-time thresholds"),
     )
+    STARTUP_IMPORTS = frozenset({"socket", "kahooks.netaddr"})
     OPTIONS = (
         Option("HOST:PORT", convert=netaddr.parse_hostport, required=True, dest="address",
                help="address to check; IPv6 as [addr]:port"),
@@ -141,6 +142,8 @@ class PortCheck(Check):
         return reply
 
     def _probe_listening(self, deadline: Deadline) -> CheckResult:
+        from kahooks import procfs  # only --listening reads the socket table
+
         wanted = netaddr.resolve(self.host, self.port, deadline)
         for family, sockaddr in wanted:
             found = procfs.find_listener(family, sockaddr[0], self.port)

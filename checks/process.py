@@ -13,7 +13,6 @@ from kahooks import procfs
 from kahooks.checks.base import Check
 from kahooks.errors import UsageError, os_words
 from kahooks.options import Option, positive_int
-from kahooks.patterns import compile_pattern
 from kahooks.result import CheckResult, healthy, unhealthy
 
 TYPE_CHECKING = False
@@ -22,6 +21,12 @@ if TYPE_CHECKING:
 
     from kahooks.deadline import Deadline
     from kahooks.patterns import Pattern
+
+
+def _pattern(raw: str) -> Pattern:
+    from kahooks.patterns import compile_pattern  # only a --cmdline run pays for it
+
+    return compile_pattern(raw)
 
 
 def user_id(raw: str) -> int:
@@ -45,9 +50,10 @@ class ProcessCheck(Check):
         ("ka-check-process --cmdline 'slapd.*ldap:///' --user openldap slapd", "narrowed by command line and user"),
     )
     watches_processes = True
+    STARTUP_IMPORTS = frozenset({"kahooks.procfs"})
     OPTIONS = (
         Option("NAME", help="process name as killall sees it (optional with --pidfile or --cmdline)"),
-        Option("--cmdline", convert=compile_pattern, metavar="REGEX",
+        Option("--cmdline", convert=_pattern, metavar="REGEX",
                help="the process's command line (argv joined by spaces, its first 4 KiB) must match"),
         Option("--pidfile", metavar="PATH",
                help="the pid in this file must be alive (and be NAME, when given)"),
@@ -66,6 +72,7 @@ class ProcessCheck(Check):
         self.proc = values.get("proc_root", "/proc")
         # The pids the last probe found alive: the daemon watches them (pidfd) to hear of a death at once.
         self.last_pids: list[int] = []
+        self.zombies: list[int] = []  # zombies named NAME the last scan saw
         if not (self.name or self.cmdline or self.pidfile):
             raise UsageError("give a process NAME, --cmdline or --pidfile")
         if self.name is not None and (not self.name or "/" in self.name):
@@ -107,9 +114,13 @@ class ProcessCheck(Check):
         """
         own = os.getpid()
         found = []
-        for info in procfs.iter_processes(self.proc):
+        self.zombies = []
+        for info in procfs.iter_processes(self.proc, comm=self.name):
             deadline.require(f"looking through processes (at pid {info.pid})")
-            if info.pid != own and not info.zombie and self.matches(info, deadline):
+            if info.zombie:
+                if self.name is not None and procfs.name_matches(self.name, info, self.proc):
+                    self.zombies.append(info.pid)  # for the failure's note, without a second scan
+            elif info.pid != own and self.matches(info, deadline):
                 found.append(info.pid)
         return found
 
@@ -163,11 +174,7 @@ class ProcessCheck(Check):
 
     def _zombie_note(self) -> str:
         """Say so when the only matches are zombies: a crashed, unreaped daemon confuses people."""
-        if self.name is None:
-            return ""
-        zombies = [info.pid for info in procfs.iter_processes(self.proc)
-                   if info.zombie and procfs.name_matches(self.name, info, self.proc)]
-        return f" (zombie: {_pid_list(zombies)})" if zombies else ""
+        return f" (zombie: {_pid_list(self.zombies)})" if self.zombies else ""
 
 
 def _pid_list(pids: list[int]) -> str:

@@ -259,11 +259,10 @@ class Daemon:
         """A check produced a result: log a change, and write the track file when its value changes."""
         spec = runner.spec
         verdict = runner.verdict
+        self._write_track(runner)  # first: keepalived acts on the file, and a log record costs a syslog send
         if changed:
             word = "healthy" if verdict.ok else "FAILED"
             log.log(logging.INFO if verdict.ok else logging.WARNING, "check %s %s: %s", spec.name, word, verdict.why)
-        self._write_track(runner)
-        if changed:
             reporting.write_status(self)
 
     def _write_track(self, runner: CheckRunner) -> None:

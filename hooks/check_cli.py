@@ -65,6 +65,12 @@ if TYPE_CHECKING:
 
     from kahooks.checks.base import Check
 
+# What every ka-check-* program may load beyond a bare interpreter (each check adds its own
+# `Check.STARTUP_IMPORTS`; tests/hooks/test_startup.py holds both). Everything else is imported where used.
+STARTUP_IMPORTS = frozenset({"_signal", "time", "__future__", "kahooks", "kahooks.hooks", "kahooks.hooks.check_cli",
+                             "kahooks.checks", "kahooks.checks.base", "kahooks.deadline", "kahooks.errors",
+                             "kahooks.options", "kahooks.redact", "kahooks.result"})
+
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
 EXIT_DYNAMIC_BASE = 2  # keepalived's misc_dynamic: exit 2+W is up with weight W (0-253)

@@ -39,11 +39,20 @@ class ProcInfo:
         return self.state in GONE_STATES
 
 
+def _read(path: str, limit: int) -> bytes:
+    """One read through a bare descriptor: the kernel hands a /proc record whole, and a buffered file
+    object costs about as much again as the read itself (a process check reads one per process)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
 def read_stat(pid: int, proc: str = "/proc") -> ProcInfo | None:
     """Parse /proc/PID/stat; None when the process is gone."""
     try:
-        with open(f"{proc}/{pid}/stat", "rb") as handle:
-            data = handle.read(4096)
+        data = _read(f"{proc}/{pid}/stat", 4096)
     except (FileNotFoundError, ProcessLookupError):
         return None
     # comm may itself contain spaces and parentheses: it ends at the last ')'.
@@ -93,10 +102,23 @@ def effective_uid(pid: int, proc: str = "/proc") -> int | None:
     return None
 
 
-def iter_processes(proc: str = "/proc") -> Iterator[ProcInfo]:
-    """Every process (thread-group leader) visible in this pid namespace."""
+def iter_processes(proc: str = "/proc", comm: str | None = None) -> Iterator[ProcInfo]:
+    """Every process (thread-group leader) visible in this pid namespace.
+
+    With `comm`, only those whose comm may be it: each process's comm file is read first, which
+    costs half its stat, and the stat only of those that match (or whose comm the kernel escaped).
+    """
+    # Kernels that escape the comm file write a backslash for what stat shows raw: such a comm goes on to its stat.
+    wanted = comm[:COMM_LENGTH].encode() + b"\n" if comm and comm.isascii() else None
     for entry in os.listdir(proc):
         if entry.isdigit():
+            if wanted is not None:
+                try:
+                    line = _read(f"{proc}/{entry}/comm", 64)
+                except OSError:  # gone (its stat says so) or unreadable (its stat decides)
+                    line = wanted
+                if line != wanted and b"\\" not in line:
+                    continue
             info = read_stat(int(entry), proc)
             if info is not None:
                 yield info

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,6 +114,24 @@ def test_long_names_compare_beyond_comm(spawn) -> None:
     assert run("ka-check-process", name).code == 0
     other = name[:15] + "different"
     assert_one_line_failure(run("ka-check-process", other), "not running")
+
+
+@pytest.mark.parametrize("template", ["a) (b c {}", "a (b) c\\{}"])
+def test_names_with_spaces_parentheses_and_backslashes_are_found(unique_name: str, template: str) -> None:
+    """The scan compares each process's comm file before reading its stat (where comm sits in parentheses;
+    a kernel may escape a backslash in the comm file): a program that names itself oddly is found by that
+    name all the same, and only by it."""
+    odd = template.format(unique_name[:6])  # 15 bytes at most: comm keeps no more
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                              "open('/proc/self/comm', 'w').write(sys.argv[1]); time.sleep(60)", odd])
+    try:
+        wait_for(lambda: _comm(child.pid) == odd, 5, "the child to rename itself")
+        found = run("ka-check-process", odd)
+        assert found.code == 0 and f"pid {child.pid}" in found.stdout, found
+        assert run("ka-check-process", odd[:-1]).code == 1
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_min_count(spawn, unique_name: str) -> None:

@@ -132,3 +132,36 @@ def test_notices_that_are_not_states_leave_the_state_alone_and_a_deleted_instanc
         samples = scrape(port)
         assert samples[("kahooks_vrrp_state", (("iname", "VI_1"), ("state", "MASTER")))] == 1
         assert not any(key[0] == "kahooks_vrrp_state" and ("iname", "VI_2") in key[1] for key in samples)
+
+
+def test_the_text_is_prometheus_clients_with_the_wire_section_and_at_scale() -> None:
+    """What render writes without prometheus_client's family objects (the check families, and every gauge
+    and counter through its own rows) is still generate_latest's text: the wire observer's families,
+    50 checks, 20 instances, a track file that changed between two scrapes and a check with no track value."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from kahooks.daemon.metrics import SnapshotCollector, render
+
+    snapshot, spool = nasty_snapshot()
+    template = snapshot["checks"]["plain"]
+    snapshot["checks"] = {**{f"c{index}": {**template, "runs": 1000 + index, "latency_total": index / 3,
+                                           "last": {"latency": 1e-7 * index}} for index in range(50)},
+                          **snapshot["checks"], "no value": {**template, "value": None}}
+    snapshot["instances"] = {f"VI_{index}": {"state": "BACKUP", "since": 1.5 * index} for index in range(20)}
+    snapshot["wire"] = {"enabled": True, "findings": [{"kind": "two_masters", "instance": "VI_1"}],
+                        "instances": [{"instance": "VI_1", "vrid": 51, "interface": "eth0"},
+                                      {"instance": 'VI "2"', "vrid": 52, "interface": "eth\\1"}],
+                        "vrids": [{"instance": "VI_1", "sources": ["10.0.0.1", "10.0.0.2"]},
+                                  {"instance": None, "sources": ["10.0.0.9"]}],
+                        "interfaces": {"eth0": "listening", "eth\\1": "failed"},
+                        "adverts": 12_345_678, "arps": 0, "ignored": 7, "dropped": 1}
+
+    def reference() -> str:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(SnapshotCollector(snapshot, spool))  # type: ignore[arg-type]
+        return generate_latest(registry).decode()
+
+    assert render(snapshot, spool) == render(snapshot, spool) == reference()
+    assert "kahooks_wire_finding{" in reference() and 'check="no value"' in reference()
+    snapshot["checks"]["c3"] = {**snapshot["checks"]["c3"], "track_file": "/run/kahooks/track/moved"}
+    assert render(snapshot, spool) == reference()

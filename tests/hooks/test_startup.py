@@ -1,17 +1,26 @@
 """Start-up is part of the product: a check imports only what its probe needs.
 
 Each entry point runs once in a fresh interpreter against a real target, then
-reports every module it loaded.
+reports every module it loaded. The guard: for every kind the checks folder
+declares, what it loads must be within a bare interpreter, the runner's
+`check_cli.STARTUP_IMPORTS` and the check's own `STARTUP_IMPORTS` (a standard
+library name there brings what it imports itself, as measured in a fresh
+interpreter of this very Python). A new import fails it, a slow machine never does.
 """
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
+
+from kahooks.checks import kinds, load_check_class
+from kahooks.hooks import check_cli
 
 # Never on any check's path: each costs 10-100 ms of start-up.
 HEAVY = {"requests", "urllib3", "jinja2", "watchdog", "click", "psutil", "dns", "argparse", "typing",
@@ -112,3 +121,58 @@ def test_every_kind_starts_without_heavy_modules(kind: str) -> None:
     code, modules = loaded_modules(kind, *_first_program_example(kind))
     assert code in (0, 1)
     assert not HEAVY & modules, HEAVY & modules
+MODULES = """
+import sys
+{imports}
+loaded = sorted(sys.modules)
+import json
+print(json.dumps(loaded))
+"""
+
+
+def fresh_modules(*names: str) -> set[str]:
+    """What a fresh interpreter, run as the probes above are (`-c`), holds after importing `names`."""
+    script = MODULES.format(imports="\n".join(f"import {name}" for name in names))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+@pytest.fixture(scope="module")
+def web():
+    """A real HTTP server on loopback that answers 200."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def healthy_samples(tmp_path, listener, web) -> dict[str, list[str]]:
+    """A healthy run of each kind against a real target; a kind without one fails its guard, by name."""
+    beat = tmp_path / "heartbeat"
+    beat.write_text("1\n")
+    with open("/proc/self/comm") as handle:
+        own_name = handle.read().strip()  # this test process, alive: the process check finds it
+    return {
+        "process": [own_name],
+        "port": [f"127.0.0.1:{listener.getsockname()[1]}"],
+        "http": [web],
+        "exec": ["--", "true"],
+        "heartbeat": [str(beat)],
+    }
+
+
+@pytest.mark.parametrize("kind", kinds())
+def test_startup_loads_only_the_allow_list(kind: str, healthy_samples) -> None:
+    argv = healthy_samples.get(kind)
+    assert argv is not None, f"no healthy sample run for ka-check-{kind}: add one to healthy_samples"
+    code, modules = loaded_modules(kind, *argv)
+    assert code == 0, f"ka-check-{kind} {argv} was not healthy: its start-up path was not the probe's"
+    allowed = check_cli.STARTUP_IMPORTS | load_check_class(kind).STARTUP_IMPORTS | {f"kahooks.checks.{kind}"}
+    stdlib = sorted(name for name in allowed if name.partition(".")[0] != "kahooks")
+    within = fresh_modules(*stdlib) | {name for name in allowed if name.partition(".")[0] == "kahooks"}
+    new = sorted(modules - within)
+    assert not new, (f"ka-check-{kind} now loads {new} at start-up: import it where it is used, or add it to "
+                     f"STARTUP_IMPORTS (checks/{kind}.py, or hooks/check_cli.py) if the probe cannot do without")
