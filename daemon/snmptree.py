@@ -8,15 +8,22 @@ to the base the operator chooses; types are pass_persist's words (integer, gauge
 Tables are indexed by position (1, 2, ...) in name order, as `kahooks status` lists them: a row's
 index can change when checks are added or removed, the name column says which row is which.
 A cell with no value (a check whose track file holds nothing yet) is left out, as SNMP allows.
+
+The wire observer's finding kinds are numbered from daemon/segment.py's KINDS (1, 2, ... in its
+order; 0 a kind this version does not know), and named in the MIB by `mib_label`: a kind is added at
+the end of KINDS, and tests/hooks/test_snmp.py holds the MIB's enumeration to this one.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from kahooks.daemon.segment import KINDS
+
 if TYPE_CHECKING:
-    from kahooks.daemon.snapshot import Snapshot
+    from kahooks.daemon.snapshot import Snapshot, WireState
 
 # .1.3.6.1.4.1.8072.9999.9999 is net-snmp's netSnmpPlaypen, set aside for local use; .28 is kahooks'
 # arc under it (the issue that brought SNMP). `kahooks snmp --base` and the MIB's last line move it.
@@ -27,6 +34,13 @@ MAX32 = (1 << 32) - 1
 CHECK_STATES = {"unknown": 0, "healthy": 1, "failed": 2, "drained": 3}
 INSTANCE_STATES = {"MASTER": 1, "BACKUP": 2, "FAULT": 3, "STOP": 4, "DELETED": 5}  # 0: anything else
 TRUE, FALSE = 1, 2  # SNMPv2-TC TruthValue
+WIRE_KINDS = {kind: number for number, kind in enumerate(KINDS, 1)}  # 0: a kind this version does not know
+
+
+def mib_label(kind: str) -> str:
+    """A finding kind as an SMI enumeration label: `two_masters` -> `twoMasters` (SMI has no underscore)."""
+    first, *rest = kind.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 class Cell(NamedTuple):
@@ -124,4 +138,35 @@ def cells(status: Snapshot | None, spool: dict[str, Any] | None, alive: tuple[bo
         add((5, 1, 1, 2, row), "string", text(name))
         add((5, 1, 1, 3, row), "gauge", gauge(queued))
         add((5, 1, 1, 4, row), "gauge", gauge(dead))
+    wire_cells(shown.get("wire"), now, add)
     return sorted(out)
+
+
+def wire_cells(wire: WireState | None, now: float, add: Callable[[tuple[int, ...], str, str], None]) -> None:
+    """kahooksWire (7): the observer's state, the interfaces it listens on, its findings."""
+    if not wire:  # no daemon, or one from before the wire observer
+        add((7, 1), "integer", str(FALSE))
+        return
+    add((7, 1), "integer", str(TRUE if wire.get("enabled") else FALSE))
+    add((7, 2), "string", text(wire.get("why") or ""))
+    interfaces = sorted((wire.get("interfaces") or {}).items())
+    add((7, 3), "gauge", gauge(len(interfaces)))
+    for row, (name, state) in enumerate(interfaces, 1):
+        add((7, 4, 1, 2, row), "string", text(name))
+        add((7, 4, 1, 3, row), "integer", str(TRUE if state == "listening" else FALSE))
+        add((7, 4, 1, 4, row), "string", text(state))
+    findings = sorted(wire.get("findings") or [],
+                      key=lambda item: (str(item["instance"]), str(item["kind"]), str(item["interface"]), item["vrid"]))
+    add((7, 5), "gauge", gauge(len(findings)))
+    for row, finding in enumerate(findings, 1):
+        add((7, 6, 1, 2, row), "integer", str(WIRE_KINDS.get(finding["kind"], 0)))
+        add((7, 6, 1, 3, row), "string", text(finding["instance"]))
+        add((7, 6, 1, 4, row), "string", text(finding["interface"]))
+        add((7, 6, 1, 5, row), "integer", integer(finding["vrid"]))
+        add((7, 6, 1, 6, row), "string", text(finding["sentence"]))
+        if finding.get("since"):
+            add((7, 6, 1, 7, row), "gauge", gauge(now - finding["since"]))
+    add((7, 7), "counter", counter(wire.get("packets") or 0))
+    add((7, 8), "counter", counter(wire.get("adverts") or 0))
+    add((7, 9), "counter", counter(wire.get("arps") or 0))
+    add((7, 10), "counter", counter(wire.get("dropped") or 0))

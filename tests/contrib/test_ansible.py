@@ -1,24 +1,30 @@
 """contrib/ansible: the kahooks role, run by ansible-core from PyPI (in a venv of its own, made here).
 
 Fast (CI): syntax, ansible-lint, argument_specs refusing bad variables, the role applied twice to a
-prepared root on this machine (connection local, every path under the test's folder, kahooks
-already installed: the test's own venv), the second run changing nothing, and the doctor's gate
-stopping the play before a node is touched. The full run on a fresh, booted Debian root (install
+prepared root on this machine (connection local, every path under the test's folder; kahooks
+installed by the role through pipx on one node and into a venv on the other, offline, from the
+checkout's wheel), the second run changing nothing, and the doctor's gate stopping the play before a
+node is touched (there kahooks is already installed: the test's own venv). The full run on a fresh, booted Debian root (install
 from the .deb, units started, reloads) takes minutes: KAHOOKS_ANSIBLE_FULL=1 runs it
 (tests/lab/test_ansible_fresh_root.py).
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
+import shutil
 import subprocess
+import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.support.ansible import ANSIBLE, BIN, ansible_venv, env_for, playbook, recap
+from tests.support.ansible import ANSIBLE, BIN, CHECKOUT, ansible_venv, env_for, playbook, recap
 
 ROLE = ANSIBLE / "roles" / "kahooks"
 # ansible-core and ansible-lint come from PyPI, which `./run test-root` (offline) does not reach.
@@ -64,6 +70,38 @@ def prepared_pair(tmp_path: Path, priorities: tuple[int, int] = (150, 100), weig
     return inventory
 
 
+def wheelhouse() -> Path:
+    """kahooks' dependencies as wheels (and pip's own), downloaded from PyPI once beside the test venv:
+    the role's venv and pipx installs then run offline (--no-index --find-links)."""
+    requirements = [*tomllib.loads((CHECKOUT / "pyproject.toml").read_text())["project"]["dependencies"],
+                    "pip", "setuptools", "wheel"]
+    house = BIN.parent / "wheelhouse"
+    done = house / ("complete-" + hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12])
+    with open(BIN.parent / "wheelhouse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(house, ignore_errors=True)
+            subprocess.run([str(ansible_venv() / "pip"), "download", "-q", "--disable-pip-version-check", "-d", str(house),
+                            *requirements], check=True, timeout=600)
+            done.touch()
+    return house
+
+
+def kahooks_wheel(out: Path) -> Path:
+    """The checkout as a wheel, built from a copy (setuptools writes build/ beside the sources), offline."""
+    source = out / "source"
+    source.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(CHECKOUT / name, source / name)
+    for folder in ("kahooks", "checks", "notifiers", "hooks", "daemon", "doctor", "lab", "contrib"):
+        shutil.copytree(CHECKOUT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    built = subprocess.run([str(BIN / "pip"), "wheel", "-q", "--disable-pip-version-check", "--no-deps",
+                            "--no-build-isolation", "--no-index", "-w", str(out), str(source)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    return next(out.glob("kahooks-*.whl"))
+
+
 def test_the_role_and_its_example_pass_syntax_check_and_ansible_lint(ansible: Path, tmp_path: Path) -> None:
     checked = playbook(ansible, tmp_path, "--syntax-check", "-i", str(ANSIBLE / "inventory.yml"), str(ANSIBLE / "site.yml"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -75,7 +113,7 @@ def test_the_role_and_its_example_pass_syntax_check_and_ansible_lint(ansible: Pa
 def test_argument_specs_refuse_bad_variables_before_any_task(ansible: Path, tmp_path: Path) -> None:
     inventory = prepared_pair(tmp_path, extra={"kahooks_install": "rpm"})
     refused = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
-    assert refused.returncode != 0 and "value of kahooks_install must be one of: deb, venv, none" in refused.stdout, \
+    assert refused.returncode != 0 and "value of kahooks_install must be one of: deb, venv, pipx, none" in refused.stdout, \
         refused.stdout
     inventory = prepared_pair(tmp_path, extra={"kahooks_checks": [{"name": "web"}]})
     refused = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
@@ -83,19 +121,47 @@ def test_argument_specs_refuse_bad_variables_before_any_task(ansible: Path, tmp_
     assert not (tmp_path / "lb1" / "etc").exists()
 
 
-def test_applied_twice_the_second_run_changes_nothing(ansible: Path, tmp_path: Path) -> None:
-    inventory = prepared_pair(tmp_path)
-    first = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert all(host["changed"] > 0 and host["failed"] == 0 for host in recap(first.stdout).values()), first.stdout
-    conf = (tmp_path / "lb1" / "etc" / "keepalived" / "keepalived.conf").read_text()
-    assert f"file {tmp_path}/lb1/run/kahooks/track/web" in conf and "priority 150" in conf
-    toml = tmp_path / "lb2" / "etc" / "kahooks" / "kahooks.toml"
-    validated = subprocess.run([str(BIN / "kahooks"), "validate", "-c", str(toml)], capture_output=True, text=True)
-    assert validated.returncode == 0 and "1 channel, 1 rule, 1 check" in validated.stdout, validated
-    second = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert {name: host["changed"] for name, host in recap(second.stdout).items()} == {"lb1": 0, "lb2": 0}, second.stdout
+def test_installed_through_pipx_and_a_venv_offline_and_applied_twice_the_second_run_changes_nothing(
+        ansible: Path, tmp_path: Path) -> None:
+    """lb1 installs kahooks through pipx, lb2 into a venv, both from the checkout's wheel and a local
+    wheelhouse (no index); the programs land in each node's bin folder, where keepalived.conf names them
+    (the node's validate: runs keepalived -t, which refuses a heartbeat guard whose program is missing);
+    the second run changes nothing, the install included."""
+    house, wheel = wheelhouse(), kahooks_wheel(tmp_path / "wheel")
+    offline = f"--no-index --find-links {house}"
+    # Where keepalived's script_user can reach the programs (pytest's folders are root's alone), as
+    # /usr/local is on a node.
+    places = Path(tempfile.mkdtemp(prefix="kahooks-ansible-install-"))
+    try:
+        places.chmod(0o755)
+        inventory = prepared_pair(tmp_path, extra={"kahooks_pip_spec": str(wheel), "kahooks_pip_extra_args": offline})
+        hosts = yaml.safe_load(inventory.read_text())
+        hosts["all"]["hosts"]["lb1"] |= {"kahooks_install": "pipx", "kahooks_pipx_command": str(ansible / "pipx"),
+                                         "kahooks_pipx_home": str(places / "pipx"), "kahooks_bin_dir": str(places / "bin1")}
+        hosts["all"]["hosts"]["lb2"] |= {"kahooks_install": "venv", "kahooks_venv": str(places / "venv"),
+                                         "kahooks_bin_dir": str(places / "bin2")}
+        inventory.write_text(yaml.safe_dump(hosts))
+        first = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
+        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+        assert all(host["changed"] > 0 and host["failed"] == 0 for host in recap(first.stdout).values()), first.stdout
+        for node, bin_dir in (("lb1", places / "bin1"), ("lb2", places / "bin2")):
+            programs = {path.name for path in bin_dir.iterdir()}
+            assert {"kahooks", "ka-notify", "ka-check-heartbeat", "ka-check-exec"} <= programs, programs
+            version = subprocess.run([str(bin_dir / "kahooks"), "--version"], capture_output=True, text=True)
+            assert version.returncode == 0 and "0.1.0" in version.stdout, version
+            conf = (tmp_path / node / "etc" / "keepalived" / "keepalived.conf").read_text()
+            assert f"{bin_dir}/ka-check-heartbeat" in conf and f"file {tmp_path}/{node}/run/kahooks/track/web" in conf
+            assert ("priority 150" if node == "lb1" else "priority 100") in conf
+        assert (places / "pipx" / "venvs" / "kahooks").is_dir() and (places / "venv" / "bin" / "kahooks").exists()
+        toml = tmp_path / "lb2" / "etc" / "kahooks" / "kahooks.toml"
+        validated = subprocess.run([str(BIN / "kahooks"), "validate", "-c", str(toml)], capture_output=True, text=True)
+        assert validated.returncode == 0 and "1 channel, 1 rule, 1 check" in validated.stdout, validated
+        second = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
+        assert second.returncode == 0, second.stdout[-4000:]
+        assert {name: host["changed"] for name, host in recap(second.stdout).items()} == {"lb1": 0, "lb2": 0}, \
+            second.stdout[-4000:]
+    finally:
+        shutil.rmtree(places, ignore_errors=True)
 
 
 def test_a_pair_the_doctor_refuses_stops_the_play_before_any_node_is_touched(ansible: Path, tmp_path: Path) -> None:
@@ -127,3 +193,4 @@ def test_a_config_the_node_refuses_is_never_written(ansible: Path, tmp_path: Pat
     refused = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml", "--limit", "lb1")
     assert refused.returncode != 0 and "[script-missing]" in refused.stdout, refused.stdout
     assert conf.read_text() == before
+

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from kahooks.lab.netns import Network
+from tests.support.packets import GARP
 
 pytestmark = pytest.mark.root
 
@@ -93,14 +94,6 @@ stop.set()
 thread.join(5)
 """
 
-GARP = """
-import socket, struct, sys
-mac = bytes.fromhex(sys.argv[1].replace(":", ""))
-vip = socket.inet_aton("192.0.2.100")
-arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + vip + bytes(6) + vip
-sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
-sock.sendto(arp, ("eth0", 0x0806, 0, 0, b"\\xff" * 6))
-"""
 
 
 def test_an_arp_this_node_sends_is_its_own_one_from_a_neighbour_a_duplicate_vip() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -22,18 +21,10 @@ from kahooks.hooks import snmp
 from kahooks.lab.netns import wait_for
 from tests.support.programs import program, quiet_env, run
 from tests.support.serve import Served, head
-
-CONTRIB = Path(__file__).resolve().parents[2] / "contrib" / "snmp"
-BASE = ".1.3.6.1.4.1.8072.9999.9999.28"
+from tests.support.snmpd import BASE, CONTRIB, Snmpd, free_udp_port
 
 pytestmark = pytest.mark.skipif(not shutil.which("snmpd") or not shutil.which("snmpwalk"),
                                 reason="Debian's snmpd and snmp packages (./run test installs them)")
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def config(tmp_path: Path) -> str:
@@ -59,47 +50,6 @@ interval = 60
 run = "ka-check-exec -- false"
 interval = 60
 """
-
-
-class Snmpd:
-    """snmpd -f with its own config: community `kahooks` (read-write, so a set reaches kahooks snmp)."""
-
-    def __init__(self, directory: Path, kahooks_config: Path, stanza: str | None = None) -> None:
-        self.port = free_udp_port()
-        self.address = f"127.0.0.1:{self.port}"
-        conf = directory / "snmpd.conf"
-        conf.write_text(stanza or f"rwcommunity kahooks 127.0.0.1\n"
-                                  f"pass_persist {BASE} {program('kahooks')} snmp -c {kahooks_config}\n")
-        self.log = directory / "snmpd.log"
-        env = quiet_env(SNMP_PERSISTENT_DIR=str(directory / "snmp-persist"), MIBS="")
-        self.process = subprocess.Popen(["snmpd", "-f", "-Lo", "-C", "-c", str(conf), "-p", str(directory / "snmpd.pid"),
-                                         f"udp:{self.address}"], stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, env=env)
-        wait_for(lambda: self.query("snmpget", BASE + ".1.1").returncode == 0 or self.process.poll() is not None, 20,
-                 "snmpd to answer")
-        assert self.process.poll() is None, self.log.read_text(errors="replace")
-
-    def query(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([tool, "-v2c", "-c", "kahooks", "-On", "-t", "3", "-r", "1", self.address, *args],
-                              capture_output=True, text=True, timeout=60, env={**os.environ, "MIBS": ""})
-
-    def walk(self) -> dict[str, str]:
-        """OID -> value as snmpwalk -Oqv shows it (strings without their quotes)."""
-        shown = self.query("snmpwalk", "-Oq", "-Oe", BASE)
-        assert shown.returncode == 0, shown.stderr
-        values = {}
-        for line in shown.stdout.splitlines():
-            oid, _, value = line.partition(" ")
-            values[oid] = value.strip('"')
-        return values
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture
@@ -169,7 +119,7 @@ def test_get_getnext_and_set_through_snmpd(pair) -> None:
     assert (one.returncode, one.stdout.strip()) == (0, '"good"')
     missing = agent.query("snmpget", f"{BASE}.2.2.1.2.9")
     assert "No Such" in missing.stdout + missing.stderr
-    nothing_after = agent.query("snmpgetnext", f"{BASE}.5.9")
+    nothing_after = agent.query("snmpgetnext", f"{BASE}.7.99")  # past the last object
     assert "No more variables" in nothing_after.stdout + nothing_after.stderr or \
         not nothing_after.stdout.startswith(BASE), nothing_after
     refused = agent.query("snmpset", f"{BASE}.1.1", "i", "2")
@@ -268,6 +218,48 @@ def test_a_bad_base_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert shown.code == 2 and shown.stderr.count("\n") == 1 and "not a numeric OID" in shown.stderr, shown
 
 
+WIRE = {"enabled": True, "why": "", "interfaces": {"eth0": "listening", "eth9": "cannot listen on eth9: no such device"},
+        "packets": 3, "adverts": 2, "arps": 1, "ignored": 0, "dropped": 0, "vrids": [], "instances": [],
+        "findings": [{"kind": "master_gone", "instance": "VI_1", "interface": "eth0", "vrid": 51, "sentence": "gone",
+                      "since": 1.0}, {"kind": "a_kind_from_tomorrow", "instance": "VI_0", "interface": "eth0",
+                                      "vrid": 50, "sentence": "new", "since": 1.0}]}
+
+
+def mib_enumeration(env: dict[str, str], name: str) -> dict[str, int]:
+    """label -> number of an enumerated object, as snmptranslate reads KAHOOKS-MIB."""
+    shown = subprocess.run(["snmptranslate", "-m", "KAHOOKS-MIB", "-Td", f"KAHOOKS-MIB::{name}"], capture_output=True,
+                           text=True, env=env)
+    assert shown.returncode == 0 and not shown.stderr, shown.stderr
+    syntax = next(line for line in shown.stdout.splitlines() if line.lstrip().startswith("SYNTAX"))
+    pairs = syntax[syntax.index("{") + 1:syntax.index("}")].split(",")
+    return {pair.strip().split("(")[0]: int(pair.split("(")[1].rstrip(")")) for pair in pairs}
+
+
+def test_the_mibs_finding_kinds_are_segment_kinds_in_their_order() -> None:
+    """The enumeration the MIB names is the one `kahooks snmp` numbers: daemon/segment.py's KINDS."""
+    from kahooks.daemon.segment import KINDS
+
+    env = {**os.environ, "MIBS": "", "MIBDIRS": f"+{CONTRIB}"}
+    expected = {"unknown": 0} | {snmptree.mib_label(kind): number for number, kind in enumerate(KINDS, 1)}
+    assert mib_enumeration(env, "kahooksWireFindingKind") == expected
+    assert snmptree.mib_label("two_masters") == "twoMasters" and snmptree.mib_label("blocked") == "blocked"
+    rows = {cell.oid: cell.value for cell in snmptree.cells({"checks": {}, "pid": 1, "heartbeat": 1.0,  # type: ignore[typeddict-item]
+                                                                         "wire": WIRE}, None, (True, ""), now=5.0)}
+    # In order of instance: VI_0's kind unknown to this version is 0, VI_1's master_gone its place in KINDS.
+    assert (rows[(7, 6, 1, 2, 1)], rows[(7, 6, 1, 2, 2)]) == ("0", str(KINDS.index("master_gone") + 1))
+    assert (rows[(7, 4, 1, 3, 1)], rows[(7, 4, 1, 3, 2)]) == ("1", "2")  # eth0 listening, eth9 not
+    assert rows[(7, 6, 1, 7, 2)] == "4"
+
+
+def test_a_status_without_the_wire_says_the_observer_is_off() -> None:
+    rows = {cell.oid: cell.value for cell in snmptree.cells(None, None, (False, "no status"))}
+    assert rows[(7, 1)] == "2" and not [oid for oid in rows if oid[:1] == (7,) and oid != (7, 1)]
+    off = {"enabled": False, "why": "off: [wire] enabled = false", "interfaces": {}, "findings": [], "vrids": []}
+    rows = {cell.oid: cell.value for cell in snmptree.cells({"checks": {}, "pid": 1, "heartbeat": 1.0,  # type: ignore[typeddict-item]
+                                                              "wire": off}, None, (True, ""), now=5.0)}
+    assert (rows[(7, 1)], rows[(7, 2)], rows[(7, 3)], rows[(7, 5)]) == ("2", "off: [wire] enabled = false", "0", "0")
+
+
 def test_snmptranslate_loads_the_mib_and_it_names_every_object_served() -> None:
     env = {**os.environ, "MIBS": "", "MIBDIRS": f"+{CONTRIB}"}
     alone = subprocess.run(["snmptranslate", "-m", "KAHOOKS-MIB", "-Tp"], capture_output=True, text=True, env=env)
@@ -278,7 +270,7 @@ def test_snmptranslate_loads_the_mib_and_it_names_every_object_served() -> None:
     assert added.stdout.strip() == BASE and "KAHOOKS" not in added.stderr, added.stderr
     status = {"pid": 1, "heartbeat": 1.0, "config": "c", "maintenance": False, "instances": {"VI_1": {"state": "MASTER",
               "since": 1.0}}, "checks": {"a": {"ok": True, "value": 0, "why": "", "kind": "exec", "runs": 1,
-                                              "failures": 0, "changes": 1, "since": 1.0}}}
+                                              "failures": 0, "changes": 1, "since": 1.0}}, "wire": WIRE}
     spool = {"incoming": 0, "queued": {"mail": 1}, "dead": 0, "dead_by_channel": {"mail": 0}, "oldest": 1.0}
     cells = snmptree.cells(status, spool, (True, "ok"), now=2.0)  # type: ignore[arg-type]
     oids = [BASE + "." + ".".join(map(str, cell.oid)) for cell in cells]

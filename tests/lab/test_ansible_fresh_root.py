@@ -1,6 +1,6 @@
-"""The Ansible role applied to two fresh Debian 12 roots booted with systemd in a lab network: the first
-run converges, the second changes nothing, the deployed pair fails over when haproxy is killed, and a
-pair the doctor refuses stops the play with the nodes untouched.
+"""The Ansible role applied to two fresh Debian roots (12; and 13, with the package built on 13) booted
+with systemd in a lab network: the first run converges, the second changes nothing, the deployed pair
+fails over when haproxy is killed, and a pair the doctor refuses stops the play with the nodes untouched.
 
 Minutes long (debootstrap, the .deb, two boots): run with KAHOOKS_ANSIBLE_FULL=1. ansible-core comes
 from PyPI into its own venv (tests/contrib/test_ansible.py makes it); the connection is a tiny
@@ -20,7 +20,7 @@ import yaml
 
 from kahooks.lab.netns import LabError, Network, wait_for
 from tests.lab.booted import Booted, write_standin
-from tests.lab.packaging import CHECKOUT, System
+from tests.lab.packaging import CHECKOUT, OTHER_RELEASE, System
 from tests.support.ansible import BIN, ansible_venv, env_for, recap
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(1500),
@@ -56,11 +56,15 @@ def play(work: Path, inventory_path: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=900, env=env, cwd=work)
 
 
-def test_the_role_on_two_fresh_booted_debian_roots(deb: Path) -> None:
+@pytest.mark.parametrize("release", [None, OTHER_RELEASE], ids=["this-release", OTHER_RELEASE])
+def test_the_role_on_two_fresh_booted_debian_roots(release: str | None, request: pytest.FixtureRequest) -> None:
+    """This machine's release with the package built here; trixie with the package built on trixie."""
+    deb: Path = request.getfixturevalue("other_release_deb" if release else "deb")
     ansible_venv()
     parent = Path(tempfile.mkdtemp(prefix="kahooks-ansible-"))
     try:
-        made = subprocess.run(["bash", str(CHECKOUT / "run"), "fresh-root", str(parent / "lb1"), str(deb),
+        chosen = ["--release", release] if release else []
+        made = subprocess.run(["bash", str(CHECKOUT / "run"), "fresh-root", *chosen, str(parent / "lb1"), str(deb),
                                "systemd-sysv", "python3-apt", "keepalived"], capture_output=True, text=True, timeout=900)
         assert made.returncode == 0, made.stderr[-3000:]
         # Ansible needs Python on the node and the root boots with systemd, as any cloud image: installed
@@ -71,7 +75,8 @@ def test_the_role_on_two_fresh_booted_debian_roots(deb: Path) -> None:
         assert python.returncode == 0, python.stdout[-2000:] + python.stderr
         write_standin(first)
         subprocess.run(["cp", "-a", str(parent / "lb1"), str(parent / "lb2")], check=True, timeout=300)
-        with Network("khlansib") as net:
+        # Each release its own lab tag: the two may run at once.
+        with Network("khls2ans13" if release else "khlansib") as net:
             nodes = {name: net.add_node(name, index, own_pids=False) for name, index in (("lb1", 21), ("lb2", 22))}
             with Booted(parent / "lb1", nodes["lb1"].namespace) as lb1, \
                     Booted(parent / "lb2", nodes["lb2"].namespace) as lb2:

@@ -14,7 +14,8 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 ANSIBLE = CHECKOUT / "contrib" / "ansible"
 BIN = Path(sys.executable).parent
 # Pinned to what the role was linted and run with: ansible-core 2.16 still runs Debian 12's Python 3.11 on nodes.
-REQUIREMENTS = ["ansible-core>=2.16,<2.17", "ansible-lint>=24,<27"]
+# pipx: the role's pipx install, run here as a node would run it.
+REQUIREMENTS = ["ansible-core>=2.16,<2.17", "ansible-lint>=24,<27", "pipx>=1.1,<2"]
 
 
 def ansible_venv() -> Path:
@@ -22,7 +23,7 @@ def ansible_venv() -> Path:
     venv = BIN.parent / "ansible"
     with open(BIN.parent / "ansible.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (venv / "bin" / "ansible-lint").exists():
+        if not all((venv / "bin" / program).exists() for program in ("ansible-lint", "pipx")):
             subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=120)
             subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", *REQUIREMENTS],
                            check=True, timeout=900)
