@@ -4,6 +4,7 @@ over, advert_int 1 against 2, and a flood of forged adverts. One pair (and a thi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -11,10 +12,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from kahooks.lab.netns import Network, Node, wait_for
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(shutil.which("nft") is None, reason="nft is not installed (./run test installs it)")]
@@ -45,8 +50,8 @@ flap_window = 0
 backoff_initial = 0.2
 
 [serve]
-state_dir = "{work}/state"
-notify_fifo = "{work}/state/notify.fifo"
+state_dir = "{state}"
+notify_fifo = "{state}/notify.fifo"
 heartbeat_interval = 0.5
 
 [wire]
@@ -87,6 +92,7 @@ class Balancer:
     def __init__(self, node: Node, name: str, work: Path, bin_dir: Path, priority: int, vip: str = VIP,
                  serve: bool = True) -> None:
         self.node, self.name, self.dir, self.bin = node, name, work / name, bin_dir
+        self.state_dir = work / "run" / name  # the daemon's state_dir, on the tmpfs `run_on_tmpfs` mounts
         self.priority, self.vip, self.serve = priority, vip, serve
         self.dir.mkdir(parents=True)
         self.keepalived: subprocess.Popen | None = None
@@ -94,19 +100,20 @@ class Balancer:
         node.run(["ip", "route", "add", "224.0.0.0/4", "dev", "eth0"], check=False)
 
     def write_conf(self, advert_int: int = 1) -> None:
-        fifo = f"notify_fifo {self.dir}/state/notify.fifo" if self.serve else ""
+        fifo = f"notify_fifo {self.state_dir}/notify.fifo" if self.serve else ""
         (self.dir / "keepalived.conf").write_text(KEEPALIVED_CONF.format(
             name=self.name, fifo=fifo, priority=self.priority, advert_int=advert_int, vip=self.vip))
 
     def start(self) -> None:
         self.write_conf()
         if self.serve:
-            (self.dir / "kahooks.toml").write_text(KAHOOKS_TOML.format(name=self.name, work=self.dir))
+            (self.dir / "kahooks.toml").write_text(KAHOOKS_TOML.format(name=self.name, work=self.dir,
+                                                                       state=self.state_dir))
             started = time.time()
             self.daemon = self.node.popen([str(self.bin / "kahooks"), "serve", "-c", str(self.dir / "kahooks.toml")],
                                           stdout=open(self.dir / "serve.log", "ab"), stderr=subprocess.STDOUT,
                                           env={**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log"})
-            heartbeat = self.dir / "state" / "heartbeat"
+            heartbeat = self.state_dir / "heartbeat"
             wait_for(lambda: heartbeat.exists() and heartbeat.stat().st_mtime >= started, 20,
                      f"kahooks serve on {self.name}")
         self.start_keepalived()
@@ -127,7 +134,7 @@ class Balancer:
 
     def status(self) -> dict:
         try:
-            return json.loads((self.dir / "state" / "status.json").read_text())
+            return json.loads((self.state_dir / "status.json").read_text())
         except (OSError, ValueError):
             return {}
 
@@ -142,9 +149,23 @@ class Balancer:
         return self.vip in self.node.addresses()
 
 
+@contextlib.contextmanager
+def run_on_tmpfs(work: Path) -> Iterator[None]:
+    """work/run on a tmpfs, as /run (the daemon's state_dir in production) is: on the disk, a rename of
+    the heartbeat or status.json waited up to 1.05 s (strace) for ext4's journal while the flood's
+    fsyncs and logs kept the shared disk busy, and the heartbeat measured the disk, not the daemon.
+    Mounted before the nodes are made: each copies the mount table then (and sees this tmpfs)."""
+    (work / "run").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=755", "tmpfs", str(work / "run")], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(work / "run")], check=False)
+
+
 def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_master_gone(
         work: Path, lab_bin: Path) -> None:
-    with Network("khlwire") as network:
+    with run_on_tmpfs(work), Network("khlwire") as network:
         lb1 = Balancer(network.add_node("lb1", 11), "lb1", work, lab_bin, 150)
         lb2 = Balancer(network.add_node("lb2", 12), "lb2", work, lab_bin, 100)
         lb3 = Balancer(network.add_node("lb3", 13), "lb3", work, lab_bin, 200, OTHER_VIP, serve=False)
@@ -196,10 +217,10 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
             beats = watch_heartbeat(lb1, lambda: lb3.node.run(["nice", "-n", "19", sys.executable, "-c", FLOOD, "10000", "2"]))
             wire = lb1.status()["wire"]
             print("flood:", max(beats), rss(lb1) - rss_before, wire["packets"], wire["dropped"])
-            # Written every 0.5 s; ka-check-heartbeat faults a node after 3 s (--max-age 3 in the examples):
-            # the flood must never fault the node. Seen: 1.7-2.45 s, about the flood's own length even with the
-            # flooder at nice 19, so something in the daemon waits while it lasts (issue 27: not yet found).
-            assert max(beats) < 3.0, beats
+            # Written every 0.5 s: a steady heartbeat. Seen with the state on tmpfs: at most 0.74 s under a load of
+            # 12 on 2 cores, the same with the wire off (keepalived itself takes up to half a core answering the
+            # forgeries); 1.5 s is three beats, far from ka-check-heartbeat's --max-age 3 of the examples.
+            assert max(beats) < 1.5, beats
             assert rss(lb1) - rss_before < 8 * 1024, (rss_before, rss(lb1))  # kB
             assert len(wire["vrids"]) <= 65 and all(len(vrid["sources"]) <= 16 for vrid in wire["vrids"])
             # VRRP has no authentication: keepalived itself may yield to a forged higher priority during the
@@ -245,7 +266,7 @@ def watch_heartbeat(balancer: Balancer, during: object) -> list[float]:
     """The gaps between heartbeat writes while `during` runs (in a thread), up to its end."""
     import threading
 
-    heartbeat = balancer.dir / "state" / "heartbeat"
+    heartbeat = balancer.state_dir / "heartbeat"
     done = threading.Event()
     thread = threading.Thread(target=lambda: (during(), done.set()))  # type: ignore[operator]
     thread.start()
