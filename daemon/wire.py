@@ -3,9 +3,11 @@
 One AF_PACKET socket per interface named by keepalived.conf, with a classic BPF filter in the kernel
 (ARP, IPv4 protocol 112, IPv6 next header 112): no other packet ever wakes Python. It never sends.
 What it hears feeds a `segment.Segment`; findings are logged, reported in status.json and /metrics,
-and recorded once as ALERT events the channels deliver. Nothing here writes a track file: a forged
-packet can raise a report, never move a VIP. At most BUDGET packets a second are decoded; a flood
-beyond that stays in the kernel, which drops it (counted as `dropped`).
+and recorded once as ALERT events the channels deliver, then as CLEARED events when they go (the
+alertmanager channel resolves the alert; the topic "wire KIND" tells one finding's alert from
+another's). Nothing here writes a track file: a forged packet can raise a report, never move a VIP.
+At most BUDGET packets a second are decoded; a flood beyond that stays in the kernel, which drops it
+(counted as `dropped`).
 """
 
 from __future__ import annotations
@@ -344,7 +346,7 @@ class Observer:
             self.segment.macs = macs
 
     def judge(self, now: float) -> None:
-        """Judge the segment; a new finding is logged and recorded once, a cleared one logged."""
+        """Judge the segment; a new finding is logged and recorded once, a cleared one logged and recorded."""
         for sock in list(self.sockets.values()):
             self.dropped += dropped(sock)
         states = self.states()
@@ -362,10 +364,11 @@ class Observer:
         for finding in findings:
             if (finding.kind, finding.instance) not in before:
                 log.warning("wire: %s", finding.sentence)
-                self._alert(finding)
+                self._alert(finding, cleared=False)
         for finding in self.findings:
             if (finding.kind, finding.instance) not in after:
                 log.info("wire: cleared: %s", finding.sentence)
+                self._alert(finding, cleared=True)
         with self.lock:
             self.findings = findings
 
@@ -378,13 +381,14 @@ class Observer:
             "; no nftables or iptables rule drops protocol 112 (look at the switch, the bridge and keepalived)"
         return replace(finding, sentence=finding.sentence + named)
 
-    def _alert(self, finding: Finding) -> None:
+    def _alert(self, finding: Finding, cleared: bool) -> None:
         from kahooks.event import Event
 
+        make = Event.cleared if cleared else Event.alert
         try:
-            self.record(Event.alert(finding.instance, f"wire: {finding.sentence}", source="wire"))
+            self.record(make(finding.instance, f"wire: {finding.sentence}", source="wire", topic=f"wire {finding.kind}"))
         except Exception as exc:  # the report stays in status and /metrics; the log says why it went nowhere
-            log.error("wire: cannot record the alert for %s: %s", finding.instance, exc)
+            log.error("wire: cannot record the %s for %s: %s", "clearing" if cleared else "alert", finding.instance, exc)
 
     def snapshot(self) -> dict:
         with self.lock:

@@ -122,3 +122,33 @@ def test_the_observer_never_sends_on_the_wire_nor_writes_a_track_file() -> None:
                         call.func.attr in ("send", "sendto", "sendmsg", "sendall"):
                     sending.append(function.name)
         assert sending == (["kernel_addresses"] if module is kahooks.daemon.wire else []), sending
+
+
+def test_a_finding_is_recorded_as_an_alert_and_its_clearing_as_cleared_of_the_same_topic() -> None:
+    """The alertmanager channel resolves an alert by its labels: the clearing carries the alert's name and
+    topic; the other channels' default subject and body say it cleared."""
+    import time
+
+    from kahooks.daemon.wire import Observer
+    from kahooks.templates import DEFAULT_BODY, DEFAULT_SUBJECT, environment
+    from kahooks.transition import Transition
+    from tests.daemon.test_wire_segment import LOCAL, PEER, advert
+
+    recorded = []
+    observer = Observer([LOCAL], lambda: {"VI_1": ("BACKUP", 100)}, recorded.append)
+    start = time.time()
+    observer.judge(start)
+    observer.judge(start + 10)  # BACKUP, and nobody advertised for 10 s: the master is gone
+    assert [(event.state, event.topic) for event in recorded] == [("ALERT", "wire master_gone")]
+    observer.segment.advert("eth0", advert(PEER, 150), False, start + 10.5)
+    observer.judge(start + 11)
+    assert observer.findings == []
+    alert, cleared = recorded
+    assert (cleared.type, cleared.state, cleared.name, cleared.topic, cleared.source) == \
+        ("ALERT", "CLEARED", "VI_1", "wire master_gone", "wire")
+    assert cleared.detail == alert.detail and alert.detail.startswith("wire: master gone on eth0 for VRID 51")
+    transition = Transition.of("lb1", [], [cleared], "BACKUP")
+    subject = environment().from_string(DEFAULT_SUBJECT).render(transition.context())
+    assert subject.startswith("[lb1] VI_1: cleared: wire: master gone on eth0"), subject
+    assert environment().from_string(DEFAULT_BODY).render(transition.context()).startswith("Cleared:   wire: master gone")
+    assert transition.environment()["KAHOOKS_TOPIC"] == "wire master_gone"
