@@ -109,9 +109,12 @@ def test_the_observer_never_sends_on_the_wire_nor_writes_a_track_file() -> None:
 
     import kahooks.daemon.segment
     import kahooks.daemon.wire
+    import kahooks.daemon.wire_kernel
+    import kahooks.daemon.wire_observer
     import kahooks.vrrp_wire
 
-    for module in (kahooks.daemon.wire, kahooks.daemon.segment, kahooks.vrrp_wire):
+    for module in (kahooks.daemon.wire, kahooks.daemon.wire_kernel, kahooks.daemon.wire_observer,
+                   kahooks.daemon.segment, kahooks.vrrp_wire):
         tree = ast.parse(Path(module.__file__).read_text())  # type: ignore[arg-type]
         imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not imported & {"kahooks.daemon.trackfile", "kahooks.daemon.publishing", "kahooks.atomicfile"}
@@ -121,7 +124,7 @@ def test_the_observer_never_sends_on_the_wire_nor_writes_a_track_file() -> None:
                 if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and \
                         call.func.attr in ("send", "sendto", "sendmsg", "sendall"):
                     sending.append(function.name)
-        assert sending == (["kernel_addresses"] if module is kahooks.daemon.wire else []), sending
+        assert sending == (["kernel_addresses"] if module is kahooks.daemon.wire_kernel else []), sending
 
 
 def test_a_finding_is_recorded_as_an_alert_and_its_clearing_as_cleared_of_the_same_topic() -> None:
@@ -129,7 +132,7 @@ def test_a_finding_is_recorded_as_an_alert_and_its_clearing_as_cleared_of_the_sa
     topic; the other channels' default subject and body say it cleared."""
     import time
 
-    from kahooks.daemon.wire import Observer
+    from kahooks.daemon.wire_observer import Observer
     from kahooks.templates import DEFAULT_BODY, DEFAULT_SUBJECT, environment
     from kahooks.transition import Transition
     from tests.daemon.test_wire_segment import LOCAL, PEER, advert
@@ -152,3 +155,4 @@ def test_a_finding_is_recorded_as_an_alert_and_its_clearing_as_cleared_of_the_sa
     assert subject.startswith("[lb1] VI_1: cleared: wire: master gone on eth0"), subject
     assert environment().from_string(DEFAULT_BODY).render(transition.context()).startswith("Cleared:   wire: master gone")
     assert transition.environment()["KAHOOKS_TOPIC"] == "wire master_gone"
+
