@@ -156,3 +156,19 @@ def test_a_finding_is_recorded_as_an_alert_and_its_clearing_as_cleared_of_the_sa
     assert environment().from_string(DEFAULT_BODY).render(transition.context()).startswith("Cleared:   wire: master gone")
     assert transition.environment()["KAHOOKS_TOPIC"] == "wire master_gone"
 
+
+def test_doctor_live_shows_the_wires_view_from_the_daemons_status(tmp_path: Path) -> None:
+    import json
+
+    from kahooks.hooks.keepalived_cli import _wire_view
+
+    state = tmp_path / "state"
+    toml = write(tmp_path, "")  # state_dir = tmp_path/state
+    wire, lines = _wire_view(str(toml))
+    assert wire is None and lines == ["", f"WIRE: not shown: kahooks serve is not running (no status in {state})"]
+    state.mkdir()
+    (state / "status.json").write_text(json.dumps({"wire": wire_snapshot(), "checks": {}}))
+    wire, lines = _wire_view(str(toml))
+    assert wire == wire_snapshot()
+    assert lines[1] == "WIRE (kahooks serve's observer):" and any("BLOCKED since" in line for line in lines), lines
+    assert _wire_view(str(tmp_path / "missing.toml"))[1][1].startswith("WIRE: not shown: ")

@@ -194,9 +194,18 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
                                  check=False).stdout
             print(shown)  # the README's recorded `kahooks status`
             assert "BLOCKED since" in shown and "192.0.2.11 priority 150" in shown, shown
+            doctor = lb2.node.run([str(lab_bin / "kahooks"), "doctor", "--live", "--no-keepalived-test",
+                                   "-f", str(lb2.dir / "keepalived.conf"), "-c", str(lb2.dir / "kahooks.toml")],
+                                  check=False).stdout
+            # keepalived's view (MASTER) beside the wire's (lb1 heard at a higher priority): the contradiction.
+            live, wire = doctor.index("LIVE VI_1: MASTER"), doctor.index("WIRE (kahooks serve's observer):")
+            assert live < wire and "192.0.2.11 priority 150" in doctor[wire:] and "BLOCKED since" in doctor, doctor
             lb2.node.run(["nft", "delete table inet khlwire"])
             wait_for(lambda: lb2.state() == "BACKUP" and not lb2.finding("blocked") and not lb1.finding("two_masters"),
                      10, "the findings to clear once the rule goes")
+            # The clearing is delivered too (the alertmanager channel resolves the alert with it).
+            wait_for(lambda: "Cleared:   wire: VRRP blocked locally" in (lb2.dir / "alerts.log").read_text(), 10,
+                     "the clearing delivered by lb2's channel")
 
             # 4. lb2 takes lb1's VIP by hand and speaks from it: lb1 hears ARP for its VIP from another MAC.
             lb2.node.add_address(f"{VIP}/32")
