@@ -172,3 +172,15 @@ def test_doctor_live_shows_the_wires_view_from_the_daemons_status(tmp_path: Path
     assert wire == wire_snapshot()
     assert lines[1] == "WIRE (kahooks serve's observer):" and any("BLOCKED since" in line for line in lines), lines
     assert _wire_view(str(tmp_path / "missing.toml"))[1][1].startswith("WIRE: not shown: ")
+
+
+def test_the_daemon_loads_the_observer_only_when_it_starts_one() -> None:
+    """A daemon with the wire off (or no VRRP instance) never imports the packet code."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, kahooks.daemon.service\n"
+             "print(sorted(m for m in ('kahooks.daemon.wire_observer', 'kahooks.daemon.wire_kernel', "
+             "'kahooks.daemon.segment', 'kahooks.vrrp_wire') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]", loaded
