@@ -100,7 +100,8 @@ def _wire_view(kahooks_config: str) -> tuple[dict | None, list[str]]:
         return None, ["", f"WIRE: not shown: kahooks serve is not running (no status in {state_dir})"]
     wire = current.get("wire")
     lines = status.format_wire(wire, time.time())
-    return wire, ["", "WIRE (kahooks serve's observer)" + (":" if lines else ": not in its status"), *lines[1:]]
+    title = "WIRE (kahooks serve's observer)" + (":" if lines else ": not in its status")
+    return dict(wire) if wire else None, ["", title, *lines[1:]]
 
 
 def _file_values(pairs: tuple[str, ...]) -> dict[str, int]:
