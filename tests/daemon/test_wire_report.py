@@ -155,6 +155,10 @@ def test_a_finding_is_recorded_as_an_alert_and_its_clearing_as_cleared_of_the_sa
     assert subject.startswith("[lb1] VI_1: cleared: wire: master gone on eth0"), subject
     assert environment().from_string(DEFAULT_BODY).render(transition.context()).startswith("Cleared:   wire: master gone")
     assert transition.environment()["KAHOOKS_TOPIC"] == "wire master_gone"
+    from kahooks.notifiers.syslog import SyslogChannel
+
+    logged = environment().from_string(SyslogChannel.DEFAULT_SUBJECT).render(transition.context())
+    assert logged.startswith("VI_1: cleared: wire: master gone on eth0") and "priority" not in logged, logged
 
 
 def test_doctor_live_shows_the_wires_view_from_the_daemons_status(tmp_path: Path) -> None:
