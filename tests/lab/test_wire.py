@@ -61,9 +61,15 @@ keepalived_conf = "{work}/keepalived.conf"
 type = "exec"
 command = ["/bin/sh", "-c", "printf '%s\\\\n' \\"$KAHOOKS_BODY\\" >> {work}/alerts.log"]
 
+{alertmanager}
 [[rules]]
-channels = ["log"]
+channels = ["log"{am}]
 """
+# An Alertmanager inside lb2's namespace, on its loopback: lb2's findings fire there and resolve.
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+AM_URL = "http://127.0.0.1:9093"
+AM_CHANNEL = f'[channels.am]\ntype = "alertmanager"\nurls = ["{AM_URL}"]\ntimeout = 2\n'
+
 FLOOD = """
 import random, socket, struct, sys, time
 from kahooks.vrrp_wire import checksum
@@ -90,10 +96,10 @@ class Balancer:
     """keepalived and `kahooks serve` on one node, their files under work/NAME."""
 
     def __init__(self, node: Node, name: str, work: Path, bin_dir: Path, priority: int, vip: str = VIP,
-                 serve: bool = True) -> None:
+                 serve: bool = True, alertmanager: bool = False) -> None:
         self.node, self.name, self.dir, self.bin = node, name, work / name, bin_dir
         self.state_dir = work / "run" / name  # the daemon's state_dir, on the tmpfs `run_on_tmpfs` mounts
-        self.priority, self.vip, self.serve = priority, vip, serve
+        self.priority, self.vip, self.serve, self.alertmanager = priority, vip, serve, alertmanager
         self.dir.mkdir(parents=True)
         self.keepalived: subprocess.Popen | None = None
         self.daemon: subprocess.Popen | None = None
@@ -107,8 +113,9 @@ class Balancer:
     def start(self) -> None:
         self.write_conf()
         if self.serve:
-            (self.dir / "kahooks.toml").write_text(KAHOOKS_TOML.format(name=self.name, work=self.dir,
-                                                                       state=self.state_dir))
+            (self.dir / "kahooks.toml").write_text(KAHOOKS_TOML.format(
+                name=self.name, work=self.dir, state=self.state_dir, alertmanager=AM_CHANNEL if self.alertmanager else "",
+                am=', "am"' if self.alertmanager else ""))
             started = time.time()
             self.daemon = self.node.popen([str(self.bin / "kahooks"), "serve", "-c", str(self.dir / "kahooks.toml")],
                                           stdout=open(self.dir / "serve.log", "ab"), stderr=subprocess.STDOUT,
@@ -128,6 +135,21 @@ class Balancer:
         if self.keepalived is not None and self.keepalived.poll() is None:
             self.node.run(["sh", "-c", "kill -TERM $(cat /run/keepalived.pid)"])
             self.keepalived.wait(10)
+
+    def start_alertmanager(self) -> subprocess.Popen:
+        (self.dir / "alertmanager.yml").write_text("route:\n  receiver: nowhere\nreceivers:\n  - name: nowhere\n")
+        process = self.node.popen([ALERTMANAGER, f"--config.file={self.dir / 'alertmanager.yml'}",
+                                   f"--storage.path={self.dir / 'alertmanager'}", "--web.listen-address=127.0.0.1:9093",
+                                   "--cluster.listen-address=", "--log.level=warn"],
+                                  stdout=subprocess.DEVNULL, stderr=open(self.dir / "alertmanager.log", "ab"))
+        wait_for(lambda: self.node.fetch(f"{AM_URL}/-/ready"), 30, f"Alertmanager in {self.name}", poll=0.2)
+        return process
+
+    def wire_alerts(self) -> dict[str, str]:
+        """topic -> state of the KahooksAlerts lb2's Alertmanager holds (resolved ones are not listed)."""
+        listed = json.loads(self.node.fetch(f"{AM_URL}/api/v2/alerts") or "[]")
+        return {alert["labels"].get("topic", ""): alert["status"]["state"] for alert in listed
+                if alert["labels"].get("alertname") == "KahooksAlert"}
 
     def vrrp_pid(self) -> int:
         return int(self.node.run(["cat", "/run/vrrp.pid"]).stdout.strip())
@@ -167,9 +189,12 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
         work: Path, lab_bin: Path) -> None:
     with run_on_tmpfs(work), Network("khlwire") as network:
         lb1 = Balancer(network.add_node("lb1", 11), "lb1", work, lab_bin, 150)
-        lb2 = Balancer(network.add_node("lb2", 12), "lb2", work, lab_bin, 100)
+        lb2 = Balancer(network.add_node("lb2", 12), "lb2", work, lab_bin, 100,
+                       alertmanager=os.path.exists(ALERTMANAGER))  # ./run test installs it
         lb3 = Balancer(network.add_node("lb3", 13), "lb3", work, lab_bin, 200, OTHER_VIP, serve=False)
         try:
+            if lb2.alertmanager:
+                lb2.start_alertmanager()
             lb1.start()
             lb2.start()
             wait_for(lambda: lb1.state() == "MASTER" and lb2.state() == "BACKUP" and lb1.holds_vip(), 20,
@@ -190,6 +215,8 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
             wait_for(lambda: lb1.finding("two_masters"), 8, "lb1 to hear two masters")
             wait_for(lambda: "VRRP blocked locally" in (lb2.dir / "alerts.log").read_text()
                      if (lb2.dir / "alerts.log").exists() else False, 10, "the alert delivered by lb2's channel")
+            if lb2.alertmanager:
+                wait_for(lambda: lb2.wire_alerts().get("wire blocked") == "active", 10, "the alert firing in Alertmanager")
             shown = lb2.node.run([str(lab_bin / "kahooks"), "status", "-c", str(lb2.dir / "kahooks.toml")],
                                  check=False).stdout
             print(shown)  # the README's recorded `kahooks status`
@@ -206,6 +233,8 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
             # The clearing is delivered too (the alertmanager channel resolves the alert with it).
             wait_for(lambda: "Cleared:   wire: VRRP blocked locally" in (lb2.dir / "alerts.log").read_text(), 10,
                      "the clearing delivered by lb2's channel")
+            if lb2.alertmanager:
+                wait_for(lambda: "wire blocked" not in lb2.wire_alerts(), 10, "the alert resolved in Alertmanager")
 
             # 4. lb2 takes lb1's VIP by hand and speaks from it: lb1 hears ARP for its VIP from another MAC.
             lb2.node.add_address(f"{VIP}/32")
