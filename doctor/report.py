@@ -3,7 +3,8 @@
 The JSON shape is documented in the README and kept stable:
 {"findings": [{"code", "severity", "file", "line", "message", "fix"}],
  "scenarios": [{"node", "instance", "fails", "master_after_failure", "failover_s", "master_after_recovery", ...}]}
-(scenarios also carry tracked_as, master_before, failover_min_s and failover_max_s; with --live, "live";
+(scenarios also carry tracked_as, master_before, failover_min_s and failover_max_s; with --live, "live"
+and "wire" (what kahooks serve's wire observer hears, from its status; null when it could not be read);
 "keepalived": {"modelled", "found", "source"} says which keepalived's rules made the predictions).
 """
 
@@ -26,6 +27,9 @@ class Report:
     findings: list[Finding]
     scenarios: list[election.Scenario]
     live: list[dict] = field(default_factory=list)
+    # --live: the wire's view, given by the caller from kahooks serve's status (the doctor imports no daemon).
+    wire: dict | None = None
+    wire_lines: list[str] = field(default_factory=list)
     version: versions.Version = versions.Version(versions.DEFAULT, None, "the default")
 
     @property
@@ -38,6 +42,8 @@ class Report:
                      "keepalived": self.version.as_json()}
         if self.live:
             out["live"] = self.live
+        if self.wire_lines:
+            out["wire"] = self.wire
         return out
 
 
@@ -136,6 +142,8 @@ def render_text(report: Report, colour: bool | None = None) -> str:
     for entry in report.live:
         lines.append(f"LIVE {entry['instance']}: {entry['state']}, priority {entry['priority']} "
                      f"(base {entry['base_priority']}), VIPs here: {', '.join(entry['vips_here']) or 'none'}")
+    if report.wire_lines:
+        lines.extend([*report.wire_lines, ""])
     lines.append(f"MODELLED: {report.version.describe()}")
     counts = {severity: sum(1 for item in report.findings if item.severity == severity) for severity in SEVERITIES}
     lines.append(f"{len(report.nodes)} node{'s' if len(report.nodes) != 1 else ''}: {counts['error']} errors, "

@@ -41,16 +41,22 @@ def _redacted(line: str) -> str:
 
 
 def _state_dir(path: str) -> str:
-    """Where the daemon of kahooks.toml `path` writes (status and snmp need no more of it): no channel
-    is built, so no secret file must be readable. A bad file is reported and exits 1."""
-    from kahooks.config import read_settings
-    from kahooks.daemon.settings import DEFAULT_STATE_DIR
-
+    """Where the daemon of kahooks.toml `path` writes (status and snmp need no more of it). A bad file is
+    reported and exits 1."""
     try:
-        data = read_settings(path)
+        return state_dir_of(path)
     except ConfigError as exc:
         _report_config_error(path, exc)
         sys.exit(1)
+
+
+def state_dir_of(path: str) -> str:
+    """Where the daemon of kahooks.toml `path` writes; ConfigError for a bad file. No channel is built, so
+    no secret file must be readable."""
+    from kahooks.config import read_settings
+    from kahooks.daemon.settings import DEFAULT_STATE_DIR
+
+    data = read_settings(path)
     serve: dict = data["serve"] if isinstance(data.get("serve"), dict) else {}
     return str(serve.get("state_dir") or DEFAULT_STATE_DIR)
 

@@ -26,7 +26,10 @@ def _fail(command: str, message: str, code: int) -> NoReturn:
 @click.option("--peer", "peer_paths", multiple=True, metavar="OTHER.conf",
               help="another node's keepalived.conf (repeat for each): compare them and simulate the election")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object: findings and scenarios (shape in the README)")
-@click.option("--live", is_flag=True, help="also ask the running keepalived (root) for each instance's state")
+@click.option("--live", is_flag=True, help="also ask the running keepalived (root) for each instance's state, "
+                                           "and show what kahooks serve's wire observer hears")
+@click.option("-c", "--config", "kahooks_config", default="/etc/kahooks/kahooks.toml", show_default=True,
+              help="with --live: the kahooks.toml of the kahooks serve whose wire view is shown")
 @click.option("-i", "--config-id", default=None, help="keepalived's -i, for @ID lines (default: the short host name)")
 @click.option("--no-keepalived-test", is_flag=True, help="do not run `keepalived -t` on the file")
 @click.option("--keepalived-version", type=click.Choice(["2.2.7", "2.3.3"]), default=None,
@@ -41,8 +44,8 @@ def _fail(command: str, message: str, code: int) -> NoReturn:
               help="the files are other machines' (rendered on a controller, in CI): skip what only the node "
                    "can tell (its scripts, users, keepalived -t)")
 @click.argument("files", nargs=-1, metavar="[FILE]...")
-def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, config_id: str | None,
-           no_keepalived_test: bool, keepalived_version: str | None, file_values: tuple[str, ...],
+def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, kahooks_config: str,
+           config_id: str | None, no_keepalived_test: bool, keepalived_version: str | None, file_values: tuple[str, ...],
            verbose: bool, gate: bool, elsewhere: bool, files: tuple[str, ...]) -> None:
     """Find a keepalived pair's mistakes before they cause an outage.
 
@@ -68,6 +71,7 @@ def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, co
                                  version=version, file_values=values, on_this_host=not elsewhere)
         if live:
             report.add_live(result)
+            result.wire, result.wire_lines = _wire_view(kahooks_config)
     except conf.ConfError as exc:
         _fail("doctor", str(exc), 2)
     except Exception as exc:  # one line for an operator; -v shows the traceback
@@ -76,6 +80,28 @@ def doctor(path: str, peer_paths: tuple[str, ...], as_json: bool, live: bool, co
         _fail("doctor", f"{type(exc).__name__}: {exc}", 2)
     click.echo(report.render_json(result) if as_json else report.render_text(result))
     sys.exit(1 if result.errors else 0)
+
+
+def _wire_view(kahooks_config: str) -> tuple[dict | None, list[str]]:
+    """The wire observer's view from kahooks serve's status.json, as `kahooks status` shows it, for --live
+    beside keepalived's own: (its JSON or None, its lines). Never fails the doctor."""
+    import time
+
+    from kahooks.daemon import status
+    from kahooks.errors import KahooksError
+    from kahooks.hooks.kahooks_cli import state_dir_of
+
+    try:
+        state_dir = state_dir_of(kahooks_config)
+        current = status.read(state_dir)
+    except (KahooksError, OSError, status.StatusUnreadable) as exc:
+        return None, ["", f"WIRE: not shown: {kahooks_config}: {exc}"]
+    if current is None:
+        return None, ["", f"WIRE: not shown: kahooks serve is not running (no status in {state_dir})"]
+    wire = current.get("wire")
+    lines = status.format_wire(wire, time.time())
+    title = "WIRE (kahooks serve's observer)" + (":" if lines else ": not in its status")
+    return dict(wire) if wire else None, ["", title, *lines[1:]]
 
 
 def _file_values(pairs: tuple[str, ...]) -> dict[str, int]:

@@ -128,8 +128,10 @@ class Worker:
         channel = self.config.channels[name]
         groups: dict[str, list[Delivery]] = {}
         for delivery in self.spool.queued(name):
-            # Alerts about an instance are ordered among themselves, never batched with its transitions.
-            key = f"{delivery.event.key} (alert)" if delivery.event.is_alert else delivery.event.key
+            # Alerts about an instance are ordered among themselves (by topic: an alert and its clearing), never
+            # batched with its transitions, nor with its alerts of another topic (one would hide the other).
+            event = delivery.event
+            key = f"{event.key} (alert{' ' + event.topic if event.topic else ''})" if event.is_alert else event.key
             groups.setdefault(key, []).append(delivery)
         next_due: float | None = None
         for instance, pending in groups.items():

@@ -32,15 +32,18 @@ VRRP_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
 DELETED = "DELETED"
 STATES = VRRP_STATES + (DELETED, "MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY")
 # kahooks' own alerts (a rebind that did not take, for example) travel as events too, so the
-# rules route them to people like transitions; keepalived never sends these.
+# rules route them to people like transitions; keepalived never sends these. An alert whose cause
+# goes away (a wire finding) is followed by one of state CLEARED, of the same name and topic.
 ALERT = "ALERT"
-RULE_STATES = STATES + (ALERT,) + LVS_STATES
+CLEARED = "CLEARED"
+RULE_STATES = STATES + (ALERT, CLEARED) + LVS_STATES
 
 
 class Event:
     """One VRRP transition as keepalived reported it. Immutable."""
 
-    __slots__ = ("type", "name", "state", "priority", "time", "host", "id", "source", "detail", "virtual_server")
+    __slots__ = ("type", "name", "state", "priority", "time", "host", "id", "source", "detail", "virtual_server",
+                 "topic")
     type: str
     name: str
     state: str
@@ -51,12 +54,14 @@ class Event:
     source: str
     detail: str
     virtual_server: str  # an RS or VS event's virtual server as keepalived names it; "" otherwise
+    topic: str           # what an ALERT or CLEARED is about, so a clearing matches its alert; "" otherwise
 
     def __init__(self, type: str, name: str, state: str, priority: int, time: float,
-                 host: str, id: str, source: str, detail: str = "", virtual_server: str = "") -> None:
+                 host: str, id: str, source: str, detail: str = "", virtual_server: str = "",
+                 topic: str = "") -> None:
         for slot, value in (("type", type), ("name", name), ("state", state), ("priority", priority),
                             ("time", time), ("host", host), ("id", id), ("source", source),
-                            ("detail", detail), ("virtual_server", virtual_server)):
+                            ("detail", detail), ("virtual_server", virtual_server), ("topic", topic)):
             object.__setattr__(self, slot, value)
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -105,16 +110,21 @@ class Event:
         return cls._stamped(type, server, state, 0, source, detail, virtual_server)
 
     @classmethod
-    def alert(cls, instance: str, detail: str, source: str) -> Event:
+    def alert(cls, instance: str, detail: str, source: str, topic: str = "") -> Event:
         """kahooks' own alert about an instance (type and state ALERT), for the rules to route."""
-        return cls._stamped(ALERT, instance, ALERT, 0, source, detail)
+        return cls._stamped(ALERT, instance, ALERT, 0, source, detail, topic=topic)
+
+    @classmethod
+    def cleared(cls, instance: str, detail: str, source: str, topic: str) -> Event:
+        """The alert of this instance and topic no longer holds (type ALERT, state CLEARED)."""
+        return cls._stamped(ALERT, instance, CLEARED, 0, source, detail, topic=topic)
 
     @classmethod
     def _stamped(cls, type: str, name: str, state: str, priority: int, source: str, detail: str = "",
-                 virtual_server: str = "") -> Event:
+                 virtual_server: str = "", topic: str = "") -> Event:
         now = time.time_ns()
         return cls(type, name, state, priority, now / 1e9, os.uname().nodename,
-                   f"{now:x}-{os.urandom(6).hex()}", source, detail, virtual_server)
+                   f"{now:x}-{os.urandom(6).hex()}", source, detail, virtual_server, topic)
 
     @property
     def is_alert(self) -> bool:
@@ -176,7 +186,8 @@ class Event:
         fields: dict[str, Any] = {slot: data.get(slot) for slot in cls.__slots__}
         fields["detail"] = data.get("detail", "")
         fields["virtual_server"] = data.get("virtual_server", "")
-        for slot in ("type", "name", "state", "host", "id", "source", "detail", "virtual_server"):
+        fields["topic"] = data.get("topic", "")
+        for slot in ("type", "name", "state", "host", "id", "source", "detail", "virtual_server", "topic"):
             if not isinstance(fields[slot], str):
                 raise ValueError(f"event field {slot} must be text")
         priority, stamp = fields["priority"], fields["time"]
@@ -189,7 +200,7 @@ class Event:
         if not fields["name"] or len(fields["name"]) > 255 or any(ch in fields["name"] for ch in "\n\0\""):
             raise ValueError("bad event name")
         if len(fields["detail"]) > 8192 or len(fields["host"]) > 255 or len(fields["source"]) > 64 or \
-                len(fields["virtual_server"]) > 300:
+                len(fields["virtual_server"]) > 300 or len(fields["topic"]) > 64:
             raise ValueError("event field too long")
         stamp_hex, dash, suffix = fields["id"].partition("-")
         if not dash or not stamp_hex or len(fields["id"]) > 64 or \

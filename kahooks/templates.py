@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 TEMPLATE_LIMIT = 1 << 20
 
 DEFAULT_SUBJECT = (
-    "{% if type == 'ALERT' %}[{{ host }}] {{ name }}: {{ detail }}"
+    "{% if type == 'ALERT' %}[{{ host }}] {{ name }}: {{ 'cleared: ' if state == 'CLEARED' else '' }}{{ detail }}"
     "{% elif type == 'VS' %}[{{ host }}] virtual server {{ virtual_server }} "
     "{{ 'LOST its quorum' if state == 'DOWN' else 'has its quorum' }}"
     "{% elif type == 'RS' %}[{{ host }}] real server {{ real_server }} of {{ virtual_server }} is {{ state }}"
@@ -36,7 +36,7 @@ DEFAULT_BODY = """\
 {% endfor %}
 {% endif -%}
 {% if detail -%}
-Problem:   {{ detail }}
+{{ 'Cleared:' if state == 'CLEARED' else 'Problem:' }}   {{ detail }}
 {% endif -%}
 Host:      {{ host }}
 {% if type in ("VS", "RS") -%}

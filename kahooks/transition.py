@@ -48,6 +48,7 @@ class Transition:
     events: tuple[Change, ...]
     virtual_server: str = ""  # LVS: the virtual server (VS and RS events)
     real_server: str = ""     # LVS: the real server (RS events)
+    topic: str = ""           # kahooks' ALERT and CLEARED: what the alert is about (a wire finding: "wire blocked")
 
     @classmethod
     def of(cls, host: str, vips: list[str], events: list[Event], previous_state: str | None) -> Transition:
@@ -61,7 +62,7 @@ class Transition:
         newest = events[-1]
         return cls(host, newest.type, newest.name, newest.state, previous_state, newest.priority, tuple(vips),
                    newest.time, describe_time(newest.time), newest.id, len(events) > 1, newest.detail,
-                   tuple(changes), newest.virtual_server, newest.name if newest.type == "RS" else "")
+                   tuple(changes), newest.virtual_server, newest.name if newest.type == "RS" else "", newest.topic)
 
     @classmethod
     def sample(cls, flapping: bool) -> Transition:
@@ -90,7 +91,7 @@ class Transition:
                 "KAHOOKS_TIME": f"{self.time:.6f}", "KAHOOKS_VIPS": " ".join(self.vips),
                 "KAHOOKS_FLAPPING": "1" if self.flapping else "0", "KAHOOKS_TRANSITIONS": str(len(self.events)),
                 "KAHOOKS_DETAIL": self.detail, "KAHOOKS_VIRTUAL_SERVER": self.virtual_server,
-                "KAHOOKS_REAL_SERVER": self.real_server}
+                "KAHOOKS_REAL_SERVER": self.real_server, "KAHOOKS_TOPIC": self.topic}
 
     def structured_data(self) -> dict[str, str]:
         """Syslog's RFC 5424 structured-data parameters."""
@@ -100,4 +101,6 @@ class Transition:
             data["virtual_server"] = self.virtual_server
         if self.real_server:
             data["real_server"] = self.real_server
+        if self.topic:
+            data["topic"] = self.topic
         return data

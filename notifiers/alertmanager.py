@@ -1,5 +1,5 @@
 """The alertmanager channel: a FAULT (or a real server DOWN, or kahooks' own ALERT) becomes an alert
-in Prometheus' Alertmanager, and recovery resolves it.
+in Prometheus' Alertmanager, and recovery (or the ALERT's CLEARED) resolves it.
 
 Alerts are posted to /api/v2/alerts of every URL given (an Alertmanager cluster wants each alert
 from each client at every member; one member answering is a delivery, the cluster gossips the rest).
@@ -7,7 +7,8 @@ The labels name the alert and never change between firing and resolving, so the 
 
     alertname  KeepalivedFault | KeepalivedServerDown | KahooksAlert
     iname      the VRRP instance (or sync group, or the virtual server for LVS events)
-    host, state (the state that fired), vips (comma-separated), and real_server/virtual_server for LVS
+    host, state (the state that fired), vips (comma-separated), and real_server/virtual_server for LVS,
+    topic for kahooks' ALERTs that have one (a wire finding: "wire blocked"; one alert per topic)
     plus the channel's own `labels` table (cluster = "edge-pair-3", severity = "page", ...).
 
 The subject and body templates become the `summary` and `description` annotations.
@@ -18,8 +19,8 @@ So a firing alert is sent with endsAt `active_for` ahead (a day by default), and
 alerts are remembered in the channel's state file in the spool, so the next worker (after a reload,
 a crash, a restart of `kahooks serve`) goes on re-sending them, and ka-notify's worker does not idle
 out while one fires. Any other state of the same instance resolves the alert at once (endsAt = the
-transition's time) and ends its re-sending. kahooks' ALERTs have no recovery: they end `alert_for`
-after they are sent (an hour by default) and are not re-sent.
+transition's time) and ends its re-sending. kahooks' ALERTs are not re-sent: they end `alert_for` after
+they are sent (an hour by default), or when their CLEARED comes (the wire's findings send one).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class AlertmanagerChannel(Channel):
         """The one alert this message posts: firing, or resolving the alert its instance fired."""
         change = message.transition
         if change.type == "ALERT":
-            name, fired_state, firing = "KahooksAlert", "ALERT", True
+            name, fired_state, firing = "KahooksAlert", "ALERT", change.state != "CLEARED"
         elif change.virtual_server or change.real_server:
             name, fired_state, firing = "KeepalivedServerDown", "DOWN", change.state == "DOWN"
         else:
@@ -98,6 +99,8 @@ class AlertmanagerChannel(Channel):
             labels["virtual_server"] = change.virtual_server
         if change.real_server:
             labels["real_server"] = change.real_server
+        if change.topic:
+            labels["topic"] = change.topic
         annotations = {"summary": message.subject, "description": message.body}
         if change.detail:
             annotations["detail"] = change.detail

@@ -33,13 +33,14 @@ class SyslogChannel(Channel):
     kind = "syslog"
     SETTINGS = frozenset({"address", "facility", "ident", "timeout"})
     DEFAULT_SUBJECT = (
-        "{% if type == 'VS' %}virtual server {{ virtual_server }} "
+        "{% if type == 'ALERT' %}{{ name }}: {{ 'cleared: ' if state == 'CLEARED' else '' }}{{ detail }}"
+        "{% elif type == 'VS' %}virtual server {{ virtual_server }} "
         "{{ 'LOST its quorum' if state == 'DOWN' else 'has its quorum' }}"
         "{% elif type == 'RS' %}real server {{ real_server }} of {{ virtual_server }} is {{ state }}"
         "{% if previous_state %} (was {{ previous_state }}){% endif %}"
         "{% elif flapping %}{{ name }} flapped {{ events|length }} times, now {{ state }}"
         "{% else %}{{ name }} is {{ state }}{% if previous_state %} (was {{ previous_state }}){% endif %}"
-        "{% endif %}{% if type not in ('VS', 'RS') %} priority {{ priority }}{% endif %}")
+        "{% endif %}{% if type not in ('VS', 'RS', 'ALERT') %} priority {{ priority }}{% endif %}")
 
     def configure(self, settings: dict) -> None:
         address = self.text(settings, "address", localsyslog.DEFAULT_SOCKET)

@@ -110,9 +110,12 @@ def test_the_observer_never_sends_on_the_wire_nor_writes_a_track_file() -> None:
 
     import kahooks.daemon.segment
     import kahooks.daemon.wire
+    import kahooks.daemon.wire_kernel
+    import kahooks.daemon.wire_observer
     import kahooks.vrrp_wire
 
-    for module in (kahooks.daemon.wire, kahooks.daemon.segment, kahooks.vrrp_wire):
+    for module in (kahooks.daemon.wire, kahooks.daemon.wire_kernel, kahooks.daemon.wire_observer,
+                   kahooks.daemon.segment, kahooks.vrrp_wire):
         tree = ast.parse(Path(module.__file__).read_text())  # type: ignore[arg-type]
         imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not imported & {"kahooks.daemon.trackfile", "kahooks.daemon.publishing", "kahooks.atomicfile"}
@@ -122,4 +125,67 @@ def test_the_observer_never_sends_on_the_wire_nor_writes_a_track_file() -> None:
                 if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and \
                         call.func.attr in ("send", "sendto", "sendmsg", "sendall"):
                     sending.append(function.name)
-        assert sending == (["kernel_addresses"] if module is kahooks.daemon.wire else []), sending
+        assert sending == (["kernel_addresses"] if module is kahooks.daemon.wire_kernel else []), sending
+
+
+def test_a_finding_is_recorded_as_an_alert_and_its_clearing_as_cleared_of_the_same_topic() -> None:
+    """The alertmanager channel resolves an alert by its labels: the clearing carries the alert's name and
+    topic; the other channels' default subject and body say it cleared."""
+    import time
+
+    from kahooks.daemon.wire_observer import Observer
+    from kahooks.templates import DEFAULT_BODY, DEFAULT_SUBJECT, environment
+    from kahooks.transition import Transition
+    from tests.daemon.test_wire_segment import LOCAL, PEER, advert
+
+    recorded = []
+    observer = Observer([LOCAL], lambda: {"VI_1": ("BACKUP", 100)}, recorded.append)
+    start = time.time()
+    observer.judge(start)
+    observer.judge(start + 10)  # BACKUP, and nobody advertised for 10 s: the master is gone
+    assert [(event.state, event.topic) for event in recorded] == [("ALERT", "wire master_gone")]
+    observer.segment.advert("eth0", advert(PEER, 150), False, start + 10.5)
+    observer.judge(start + 11)
+    assert observer.findings == []
+    alert, cleared = recorded
+    assert (cleared.type, cleared.state, cleared.name, cleared.topic, cleared.source) == \
+        ("ALERT", "CLEARED", "VI_1", "wire master_gone", "wire")
+    assert cleared.detail == alert.detail and alert.detail.startswith("wire: master gone on eth0 for VRID 51")
+    transition = Transition.of("lb1", [], [cleared], "BACKUP")
+    subject = environment().from_string(DEFAULT_SUBJECT).render(transition.context())
+    assert subject.startswith("[lb1] VI_1: cleared: wire: master gone on eth0"), subject
+    assert environment().from_string(DEFAULT_BODY).render(transition.context()).startswith("Cleared:   wire: master gone")
+    assert transition.environment()["KAHOOKS_TOPIC"] == "wire master_gone"
+    from kahooks.notifiers.syslog import SyslogChannel
+
+    logged = environment().from_string(SyslogChannel.DEFAULT_SUBJECT).render(transition.context())
+    assert logged.startswith("VI_1: cleared: wire: master gone on eth0") and "priority" not in logged, logged
+
+
+def test_doctor_live_shows_the_wires_view_from_the_daemons_status(tmp_path: Path) -> None:
+    import json
+
+    from kahooks.hooks.keepalived_cli import _wire_view
+
+    state = tmp_path / "state"
+    toml = write(tmp_path, "")  # state_dir = tmp_path/state
+    wire, lines = _wire_view(str(toml))
+    assert wire is None and lines == ["", f"WIRE: not shown: kahooks serve is not running (no status in {state})"]
+    state.mkdir()
+    (state / "status.json").write_text(json.dumps({"wire": wire_snapshot(), "checks": {}}))
+    wire, lines = _wire_view(str(toml))
+    assert wire == wire_snapshot()
+    assert lines[1] == "WIRE (kahooks serve's observer):" and any("BLOCKED since" in line for line in lines), lines
+    assert _wire_view(str(tmp_path / "missing.toml"))[1][1].startswith("WIRE: not shown: ")
+
+
+def test_the_daemon_loads_the_observer_only_when_it_starts_one() -> None:
+    """A daemon with the wire off (or no VRRP instance) never imports the packet code."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, kahooks.daemon.service\n"
+             "print(sorted(m for m in ('kahooks.daemon.wire_observer', 'kahooks.daemon.wire_kernel', "
+             "'kahooks.daemon.segment', 'kahooks.vrrp_wire') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]", loaded

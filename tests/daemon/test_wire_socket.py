@@ -1,4 +1,4 @@
-"""daemon/wire.py's packet socket, in network namespaces: the kernel's filter lets VRRP and ARP through
+"""daemon/wire_kernel.py's packet socket, in network namespaces: the kernel's filter lets VRRP and ARP through
 and nothing else, so a flood of other traffic on the interface never wakes Python; the kernel's
 addresses are read through netlink."""
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.root
 
 LISTEN = """
 import json, select, sys, time
-from kahooks.daemon.wire import open_socket, kernel_addresses
+from kahooks.daemon.wire_kernel import kernel_addresses, open_socket
 from kahooks.vrrp_wire import decode, Advert, Arp
 sock = open_socket("eth0")
 print("ready", flush=True)
@@ -78,7 +78,7 @@ def test_only_vrrp_and_arp_reach_python_a_udp_flood_never_wakes_it() -> None:
 OBSERVE = """
 import json, sys, threading, time
 from kahooks.daemon.segment import Local
-from kahooks.daemon.wire import Observer
+from kahooks.daemon.wire_observer import Observer
 local = Local("VI_1", "eth0", 51, 4, 100, 1.0, 2, frozenset({"192.0.2.100"}))
 observer = Observer([local], lambda: {"VI_1": ("MASTER", 100)}, lambda event: None)
 stop = threading.Event()

@@ -4,6 +4,7 @@ over, advert_int 1 against 2, and a flood of forged adverts. One pair (and a thi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -11,10 +12,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from kahooks.lab.netns import Network, Node, wait_for
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(shutil.which("nft") is None, reason="nft is not installed (./run test installs it)")]
@@ -45,8 +50,8 @@ flap_window = 0
 backoff_initial = 0.2
 
 [serve]
-state_dir = "{work}/state"
-notify_fifo = "{work}/state/notify.fifo"
+state_dir = "{state}"
+notify_fifo = "{state}/notify.fifo"
 heartbeat_interval = 0.5
 
 [wire]
@@ -56,9 +61,15 @@ keepalived_conf = "{work}/keepalived.conf"
 type = "exec"
 command = ["/bin/sh", "-c", "printf '%s\\\\n' \\"$KAHOOKS_BODY\\" >> {work}/alerts.log"]
 
+{alertmanager}
 [[rules]]
-channels = ["log"]
+channels = ["log"{am}]
 """
+# An Alertmanager inside lb2's namespace, on its loopback: lb2's findings fire there and resolve.
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+AM_URL = "http://127.0.0.1:9093"
+AM_CHANNEL = f'[channels.am]\ntype = "alertmanager"\nurls = ["{AM_URL}"]\ntimeout = 2\n'
+
 FLOOD = """
 import random, socket, struct, sys, time
 from kahooks.vrrp_wire import checksum
@@ -85,28 +96,31 @@ class Balancer:
     """keepalived and `kahooks serve` on one node, their files under work/NAME."""
 
     def __init__(self, node: Node, name: str, work: Path, bin_dir: Path, priority: int, vip: str = VIP,
-                 serve: bool = True) -> None:
+                 serve: bool = True, alertmanager: bool = False) -> None:
         self.node, self.name, self.dir, self.bin = node, name, work / name, bin_dir
-        self.priority, self.vip, self.serve = priority, vip, serve
+        self.state_dir = work / "run" / name  # the daemon's state_dir, on the tmpfs `run_on_tmpfs` mounts
+        self.priority, self.vip, self.serve, self.alertmanager = priority, vip, serve, alertmanager
         self.dir.mkdir(parents=True)
         self.keepalived: subprocess.Popen | None = None
         self.daemon: subprocess.Popen | None = None
         node.run(["ip", "route", "add", "224.0.0.0/4", "dev", "eth0"], check=False)
 
     def write_conf(self, advert_int: int = 1) -> None:
-        fifo = f"notify_fifo {self.dir}/state/notify.fifo" if self.serve else ""
+        fifo = f"notify_fifo {self.state_dir}/notify.fifo" if self.serve else ""
         (self.dir / "keepalived.conf").write_text(KEEPALIVED_CONF.format(
             name=self.name, fifo=fifo, priority=self.priority, advert_int=advert_int, vip=self.vip))
 
     def start(self) -> None:
         self.write_conf()
         if self.serve:
-            (self.dir / "kahooks.toml").write_text(KAHOOKS_TOML.format(name=self.name, work=self.dir))
+            (self.dir / "kahooks.toml").write_text(KAHOOKS_TOML.format(
+                name=self.name, work=self.dir, state=self.state_dir, alertmanager=AM_CHANNEL if self.alertmanager else "",
+                am=', "am"' if self.alertmanager else ""))
             started = time.time()
             self.daemon = self.node.popen([str(self.bin / "kahooks"), "serve", "-c", str(self.dir / "kahooks.toml")],
                                           stdout=open(self.dir / "serve.log", "ab"), stderr=subprocess.STDOUT,
                                           env={**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log"})
-            heartbeat = self.dir / "state" / "heartbeat"
+            heartbeat = self.state_dir / "heartbeat"
             wait_for(lambda: heartbeat.exists() and heartbeat.stat().st_mtime >= started, 20,
                      f"kahooks serve on {self.name}")
         self.start_keepalived()
@@ -122,12 +136,27 @@ class Balancer:
             self.node.run(["sh", "-c", "kill -TERM $(cat /run/keepalived.pid)"])
             self.keepalived.wait(10)
 
+    def start_alertmanager(self) -> subprocess.Popen:
+        (self.dir / "alertmanager.yml").write_text("route:\n  receiver: nowhere\nreceivers:\n  - name: nowhere\n")
+        process = self.node.popen([ALERTMANAGER, f"--config.file={self.dir / 'alertmanager.yml'}",
+                                   f"--storage.path={self.dir / 'alertmanager'}", "--web.listen-address=127.0.0.1:9093",
+                                   "--cluster.listen-address=", "--log.level=warn"],
+                                  stdout=subprocess.DEVNULL, stderr=open(self.dir / "alertmanager.log", "ab"))
+        wait_for(lambda: self.node.fetch(f"{AM_URL}/-/ready"), 30, f"Alertmanager in {self.name}", poll=0.2)
+        return process
+
+    def wire_alerts(self) -> dict[str, str]:
+        """topic -> state of the KahooksAlerts lb2's Alertmanager holds (resolved ones are not listed)."""
+        listed = json.loads(self.node.fetch(f"{AM_URL}/api/v2/alerts") or "[]")
+        return {alert["labels"].get("topic", ""): alert["status"]["state"] for alert in listed
+                if alert["labels"].get("alertname") == "KahooksAlert"}
+
     def vrrp_pid(self) -> int:
         return int(self.node.run(["cat", "/run/vrrp.pid"]).stdout.strip())
 
     def status(self) -> dict:
         try:
-            return json.loads((self.dir / "state" / "status.json").read_text())
+            return json.loads((self.state_dir / "status.json").read_text())
         except (OSError, ValueError):
             return {}
 
@@ -142,13 +171,30 @@ class Balancer:
         return self.vip in self.node.addresses()
 
 
+@contextlib.contextmanager
+def run_on_tmpfs(work: Path) -> Iterator[None]:
+    """work/run on a tmpfs, as /run (the daemon's state_dir in production) is: on the disk, a rename of
+    the heartbeat or status.json waited up to 1.05 s (strace) for ext4's journal while the flood's
+    fsyncs and logs kept the shared disk busy, and the heartbeat measured the disk, not the daemon.
+    Mounted before the nodes are made: each copies the mount table then (and sees this tmpfs)."""
+    (work / "run").mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=755", "tmpfs", str(work / "run")], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(work / "run")], check=False)
+
+
 def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_master_gone(
         work: Path, lab_bin: Path) -> None:
-    with Network("khlwire") as network:
+    with run_on_tmpfs(work), Network("khlwire") as network:
         lb1 = Balancer(network.add_node("lb1", 11), "lb1", work, lab_bin, 150)
-        lb2 = Balancer(network.add_node("lb2", 12), "lb2", work, lab_bin, 100)
+        lb2 = Balancer(network.add_node("lb2", 12), "lb2", work, lab_bin, 100,
+                       alertmanager=os.path.exists(ALERTMANAGER))  # ./run test installs it
         lb3 = Balancer(network.add_node("lb3", 13), "lb3", work, lab_bin, 200, OTHER_VIP, serve=False)
         try:
+            if lb2.alertmanager:
+                lb2.start_alertmanager()
             lb1.start()
             lb2.start()
             wait_for(lambda: lb1.state() == "MASTER" and lb2.state() == "BACKUP" and lb1.holds_vip(), 20,
@@ -169,13 +215,26 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
             wait_for(lambda: lb1.finding("two_masters"), 8, "lb1 to hear two masters")
             wait_for(lambda: "VRRP blocked locally" in (lb2.dir / "alerts.log").read_text()
                      if (lb2.dir / "alerts.log").exists() else False, 10, "the alert delivered by lb2's channel")
+            if lb2.alertmanager:
+                wait_for(lambda: lb2.wire_alerts().get("wire blocked") == "active", 10, "the alert firing in Alertmanager")
             shown = lb2.node.run([str(lab_bin / "kahooks"), "status", "-c", str(lb2.dir / "kahooks.toml")],
                                  check=False).stdout
             print(shown)  # the README's recorded `kahooks status`
             assert "BLOCKED since" in shown and "192.0.2.11 priority 150" in shown, shown
+            doctor = lb2.node.run([str(lab_bin / "kahooks"), "doctor", "--live", "--no-keepalived-test",
+                                   "-f", str(lb2.dir / "keepalived.conf"), "-c", str(lb2.dir / "kahooks.toml")],
+                                  check=False).stdout
+            # keepalived's view (MASTER) beside the wire's (lb1 heard at a higher priority): the contradiction.
+            live, wire = doctor.index("LIVE VI_1: MASTER"), doctor.index("WIRE (kahooks serve's observer):")
+            assert live < wire and "192.0.2.11 priority 150" in doctor[wire:] and "BLOCKED since" in doctor, doctor
             lb2.node.run(["nft", "delete table inet khlwire"])
             wait_for(lambda: lb2.state() == "BACKUP" and not lb2.finding("blocked") and not lb1.finding("two_masters"),
                      10, "the findings to clear once the rule goes")
+            # The clearing is delivered too (the alertmanager channel resolves the alert with it).
+            wait_for(lambda: "Cleared:   wire: VRRP blocked locally" in (lb2.dir / "alerts.log").read_text(), 10,
+                     "the clearing delivered by lb2's channel")
+            if lb2.alertmanager:
+                wait_for(lambda: "wire blocked" not in lb2.wire_alerts(), 10, "the alert resolved in Alertmanager")
 
             # 4. lb2 takes lb1's VIP by hand and speaks from it: lb1 hears ARP for its VIP from another MAC.
             lb2.node.add_address(f"{VIP}/32")
@@ -196,10 +255,10 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
             beats = watch_heartbeat(lb1, lambda: lb3.node.run(["nice", "-n", "19", sys.executable, "-c", FLOOD, "10000", "2"]))
             wire = lb1.status()["wire"]
             print("flood:", max(beats), rss(lb1) - rss_before, wire["packets"], wire["dropped"])
-            # Written every 0.5 s; ka-check-heartbeat faults a node after 3 s (--max-age 3 in the examples):
-            # the flood must never fault the node. Seen: 1.7-2.45 s, about the flood's own length even with the
-            # flooder at nice 19, so something in the daemon waits while it lasts (issue 27: not yet found).
-            assert max(beats) < 3.0, beats
+            # Written every 0.5 s: a steady heartbeat. Seen with the state on tmpfs: at most 0.74 s under a load of
+            # 12 on 2 cores, the same with the wire off (keepalived itself takes up to half a core answering the
+            # forgeries); 1.5 s is three beats, far from ka-check-heartbeat's --max-age 3 of the examples.
+            assert max(beats) < 1.5, beats
             assert rss(lb1) - rss_before < 8 * 1024, (rss_before, rss(lb1))  # kB
             assert len(wire["vrids"]) <= 65 and all(len(vrid["sources"]) <= 16 for vrid in wire["vrids"])
             # VRRP has no authentication: keepalived itself may yield to a forged higher priority during the
@@ -245,7 +304,7 @@ def watch_heartbeat(balancer: Balancer, during: object) -> list[float]:
     """The gaps between heartbeat writes while `during` runs (in a thread), up to its end."""
     import threading
 
-    heartbeat = balancer.dir / "state" / "heartbeat"
+    heartbeat = balancer.state_dir / "heartbeat"
     done = threading.Event()
     thread = threading.Thread(target=lambda: (during(), done.set()))  # type: ignore[operator]
     thread.start()

@@ -57,6 +57,27 @@ def test_a_fault_fires_with_its_labels_and_recovery_resolves_it(tmp_path: Path, 
     wait_for(lambda: not faults(alertmanager), 10, "the alert resolved")
 
 
+def test_a_wire_finding_fires_under_its_topic_and_its_clearing_resolves_that_alert_alone(
+        tmp_path: Path, alertmanager: Alertmanager) -> None:
+    _, spool, worker = worker_for(write_config(tmp_path, channel(alertmanager.url), delivery=FAST_RETRY))
+
+    def kahooks_alerts() -> dict[str, dict]:
+        return {alert["labels"].get("topic", ""): alert for alert in alertmanager.alerts()
+                if alert["labels"].get("alertname") == "KahooksAlert"}
+
+    spool.record(Event.alert("VI_1", "wire: two masters on eth0", "wire", topic="wire two_masters"))
+    spool.record(Event.alert("VI_1", "wire: VRRP blocked locally on eth0", "wire", topic="wire blocked"))
+    assert worker.drain(10)
+    fired = wait_for(lambda: len(kahooks_alerts()) == 2 and kahooks_alerts(), 10, "both findings in Alertmanager")
+    assert fired["wire blocked"]["labels"] == {"alertname": "KahooksAlert", "iname": "VI_1", "host": "lb-test",
+                                               "state": "ALERT", "vips": "192.0.2.10", "topic": "wire blocked",
+                                               "cluster": "edge-1", "severity": "page"}
+    spool.record(Event.cleared("VI_1", "wire: two masters on eth0", "wire", topic="wire two_masters"))
+    assert worker.drain(10)
+    wait_for(lambda: set(kahooks_alerts()) == {"wire blocked"}, 10, "the cleared finding's alert resolved")
+    assert kahooks_alerts()["wire blocked"]["status"]["state"] == "active"
+
+
 def test_alertmanager_down_then_up_loses_nothing(tmp_path: Path, alertmanager: Alertmanager) -> None:
     alertmanager.stop(remove=False)
     _, spool, worker = worker_for(write_config(tmp_path, channel(alertmanager.url), delivery=FAST_RETRY))

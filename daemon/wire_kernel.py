@@ -1,0 +1,176 @@
+"""What the kernel tells the wire observer (daemon/wire_observer.py), read without ever sending a packet.
+
+A packet socket per interface with a classic BPF filter attached in the kernel (ARP, IPv4 protocol
+112, IPv6 next header 112): no other packet ever wakes Python; its drop counter. This namespace's
+addresses through rtnetlink (a dump, and a socket that wakes on a change), its interfaces' MACs, and
+the nftables and iptables rules that drop VRRP (named in finding 1).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import socket
+import struct
+import time
+
+from kahooks.vrrp_wire import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_VRRP
+
+ETH_P_ALL = 0x0003
+SO_ATTACH_FILTER = 26
+SOL_PACKET = 263
+PACKET_STATISTICS = 6
+PACKET_OUTGOING = 4
+SKF_AD_PROTOCOL = 0xFFFFF000  # SKF_AD_OFF + SKF_AD_PROTOCOL: the frame's ethertype, in host order
+SNAPLEN = 4096
+# (code, jt, jf, k): accept ARP, IPv4 with protocol 112, IPv6 with next header 112; drop the rest.
+FILTER = (
+    (0x28, 0, 0, SKF_AD_PROTOCOL),     # A = ethertype
+    (0x15, 6, 0, ETH_P_ARP),           # ARP -> accept
+    (0x15, 0, 2, ETH_P_IP),            # not IPv4 -> IPv6 test
+    (0x30, 0, 0, 9),                   # A = IPv4 protocol
+    (0x15, 3, 4, IPPROTO_VRRP),        # 112 -> accept, else drop
+    (0x15, 0, 3, ETH_P_IPV6),          # not IPv6 -> drop
+    (0x30, 0, 0, 6),                   # A = IPv6 next header
+    (0x15, 0, 1, IPPROTO_VRRP),        # 112 -> accept, else drop
+    (0x06, 0, 0, SNAPLEN),             # accept
+    (0x06, 0, 0, 0),                   # drop
+)
+
+
+def open_socket(interface: str) -> socket.socket:
+    """A packet socket on `interface` that hears only what FILTER accepts, in and out, and never sends."""
+    # Protocol 0 hears nothing until bind: the filter is in place before the first packet can queue.
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, 0)
+    try:
+        program = b"".join(struct.pack("HBBI", *line) for line in FILTER)
+        buffer = ctypes.create_string_buffer(program)
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
+                        struct.pack("HL", len(FILTER), ctypes.addressof(buffer)))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
+        sock.bind((interface, ETH_P_ALL))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def dropped(sock: socket.socket) -> int:
+    """Packets the kernel dropped for this socket since the last call (its buffer was full)."""
+    try:
+        _, drops = struct.unpack("II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+    except OSError:
+        return 0
+    return drops
+
+
+# The kernel's addresses, through rtnetlink ------------------------------------------------------
+
+NETLINK_ROUTE = 0
+RTM_NEWADDR, RTM_GETADDR = 20, 22
+NLMSG_DONE, NLMSG_ERROR = 3, 2
+RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR = 0x10, 0x100
+MAX_ADDRESSES = 4096
+
+
+def kernel_addresses(timeout: float = 1.0) -> set[str]:
+    """Every address of every interface of this network namespace (an RTM_GETADDR dump)."""
+    found: set[str] = set()
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE) as sock:
+        sock.settimeout(timeout)
+        sock.bind((0, 0))
+        sock.send(struct.pack("=IHHII", 24, RTM_GETADDR, 0x301, 1, 0) + struct.pack("BBBBI", 0, 0, 0, 0, 0))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(found) < MAX_ADDRESSES:
+            data = sock.recv(65536)
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind = struct.unpack_from("=IH", data, offset)
+                if length < 16 or kind in (NLMSG_DONE, NLMSG_ERROR):
+                    return found
+                if kind == RTM_NEWADDR:
+                    found.update(_address_of(data[offset + 16:offset + length]))
+                offset += (length + 3) & ~3
+    return found
+
+
+def _address_of(message: bytes) -> list[str]:
+    if len(message) < 8:
+        return []
+    family = message[0]
+    out = []
+    offset = 8
+    while offset + 4 <= len(message):
+        length, kind = struct.unpack_from("=HH", message, offset)
+        if length < 4:
+            break
+        value = message[offset + 4:offset + length]
+        if kind in (1, 2) and family in (socket.AF_INET, socket.AF_INET6) and len(value) in (4, 16):
+            out.append(socket.inet_ntop(family, value))  # IFA_ADDRESS, IFA_LOCAL
+        offset += (length + 3) & ~3
+    return out
+
+
+def address_events() -> socket.socket | None:
+    """A netlink socket that becomes readable when an address comes or goes."""
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+                             NETLINK_ROUTE)
+        sock.bind((0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+    except OSError:
+        return None
+    return sock
+
+
+def local_macs() -> set[str]:
+    """The MAC of every interface here (keepalived's VMACs included): ARP from these is ours."""
+    macs: set[str] = set()
+    try:
+        names = os.listdir("/sys/class/net")[:1024]
+    except OSError:
+        return macs
+    for name in names:
+        try:
+            with open(os.path.join("/sys/class/net", name, "address")) as handle:
+                macs.add(handle.read(64).strip().lower())
+        except OSError:
+            continue
+    return macs
+
+
+# The rule that drops VRRP ------------------------------------------------------------------------
+
+def dropping_rules(timeout: float = 2.0) -> list[str]:
+    """The nftables and iptables rules that drop or reject VRRP (protocol 112), one line each."""
+    from kahooks import commands
+
+    rules: list[str] = []
+    try:
+        nft = commands.run(["nft", "list", "ruleset"], timeout)
+    except OSError:
+        nft = None
+    if nft is not None and nft.code == 0:
+        table = chain = ""
+        for line in nft.output.splitlines()[:20000]:
+            words = line.split()
+            if words[:1] == ["table"] and len(words) >= 3:
+                table = " ".join(words[1:3])
+            elif words[:1] == ["chain"] and len(words) >= 2:
+                chain = words[1]
+            elif ("vrrp" in words or "112" in words) and ("drop" in words or "reject" in words):
+                rules.append(f"nft table {table} chain {chain}: {' '.join(words)[:200]}")
+    for program in ("iptables-save", "ip6tables-save"):
+        try:
+            saved = commands.run([program], timeout)
+        except OSError:
+            continue
+        if saved.code != 0:
+            continue
+        table = ""
+        for line in saved.output.splitlines()[:20000]:
+            words = line.split()
+            if line.startswith("*"):
+                table = line[1:].strip()
+            elif words[:1] == ["-A"] and {"vrrp", "112"} & set(words) and {"DROP", "REJECT"} & set(words):
+                rules.append(f"{program.split('-')[0]} table {table}: {line[:200]}")
+    return rules[:5]

@@ -1,0 +1,227 @@
+"""The wire observer's thread: it reads what the kernel's filter lets through, feeds the segment,
+judges it every JUDGE_EVERY s, and records an ALERT when a finding begins and a CLEARED when it goes.
+
+At most BUDGET packets a second are decoded; a flood beyond that stays in the kernel, which drops
+it (counted as `dropped`). The snapshot (status.json, /metrics) reads under `lock` what the thread writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from kahooks.daemon.segment import Local, Segment
+from kahooks.daemon.wire_kernel import (
+    PACKET_OUTGOING,
+    SNAPLEN,
+    address_events,
+    dropped,
+    dropping_rules,
+    kernel_addresses,
+    local_macs,
+    open_socket,
+)
+from kahooks.vrrp_wire import Advert, decode
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from kahooks.daemon.segment import Finding
+    from kahooks.event import Event
+
+log = logging.getLogger("kahooks.serve")
+
+BUDGET = 2000          # packets decoded per second, at most
+JUDGE_EVERY = 0.5      # seconds between judgements: the granularity of every finding's timing
+ADDRESSES_EVERY = 10.0  # a full re-read of the kernel's addresses, besides netlink's events
+RULES_EVERY = 5.0
+
+
+class Observer:
+    """The observer thread's state: the segment, the sockets, what it has reported."""
+
+    def __init__(self, locals_: list[Local], states: Callable[[], dict[str, tuple[str, int]]],
+                 record: Callable[[Event], None]) -> None:
+        self.segment = Segment(locals_, time.time())
+        self.interfaces = sorted({local.interface for local in locals_})
+        self.states = states
+        self.record = record
+        self.lock = threading.Lock()     # the snapshot reads what the thread writes
+        self.sockets: dict[str, socket.socket] = {}
+        self.problems: dict[str, str] = {}  # interface -> why it is not heard
+        self.packets = 0
+        self.adverts = 0
+        self.arps = 0
+        self.ignored = 0
+        self.dropped = 0
+        self.findings: list[Finding] = []
+        self.rules: list[str] = []
+        self.rules_checked = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        events = address_events()
+        try:
+            self._loop(stop, events)
+        finally:
+            for sock in self.sockets.values():
+                sock.close()
+            self.sockets.clear()
+            if events is not None:
+                events.close()
+
+    def _loop(self, stop: threading.Event, events: socket.socket | None) -> None:
+        next_judge = next_addresses = 0.0
+        window, used = time.monotonic(), 0
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_addresses:
+                self._open_missing()
+                self._read_addresses()
+                next_addresses = now + ADDRESSES_EVERY
+            if now >= next_judge:
+                self.judge(time.time())
+                next_judge = now + JUDGE_EVERY
+            if now - window >= 1.0:
+                window, used = now, 0
+            if used >= BUDGET:  # the rest of this second's packets wait in (or are dropped by) the kernel
+                stop.wait(max(0.0, min(next_judge, window + 1.0) - now))
+                continue
+            waiting = [*self.sockets.values(), *([events] if events is not None else [])]
+            ready, _, _ = select.select(waiting, [], [], max(0.0, min(next_judge, next_addresses) - now))
+            for sock in ready:
+                if sock is events:
+                    self._drain(events)
+                    next_addresses = min(next_addresses, time.monotonic() + 0.05)
+                else:
+                    used += self._read(sock, BUDGET - used)
+
+    def _drain(self, sock: socket.socket) -> None:
+        for _ in range(64):
+            try:
+                sock.recv(65536)
+            except (BlockingIOError, OSError):
+                return
+
+    def _read(self, sock: socket.socket, allowed: int) -> int:
+        count = 0
+        while count < min(allowed, 256):
+            try:
+                data, address = sock.recvfrom(SNAPLEN)
+            except (BlockingIOError, InterruptedError):
+                break
+            count += 1
+            interface, ethertype, packet_type = address[0], address[1], address[2]
+            found = decode(ethertype, data)
+            now = time.time()
+            with self.lock:
+                self.packets += 1
+                if isinstance(found, Advert):
+                    self.adverts += 1
+                    self.segment.advert(interface, found, packet_type == PACKET_OUTGOING, now)
+                elif found is not None:
+                    self.arps += 1
+                    if packet_type != PACKET_OUTGOING:  # what this node sends (its own gratuitous ARP) is ours
+                        self.segment.arp(interface, found, now)
+                else:
+                    self.ignored += 1
+        return count
+
+    def _open_missing(self) -> None:
+        for interface in self.interfaces:
+            if interface in self.sockets:
+                continue
+            try:
+                self.sockets[interface] = open_socket(interface)
+                if interface in self.problems:
+                    log.info("wire: listening on %s again", interface)
+                self.problems.pop(interface, None)
+            except OSError as exc:
+                from kahooks.errors import os_words
+
+                if interface not in self.problems:
+                    log.warning("wire: cannot listen on %s: %s", interface, os_words(exc))
+                self.problems[interface] = os_words(exc)
+
+    def _read_addresses(self) -> None:
+        try:
+            addresses = kernel_addresses()
+        except OSError as exc:
+            log.debug("wire: cannot read the kernel's addresses: %s", exc)
+            return
+        macs = local_macs()
+        with self.lock:
+            self.segment.addresses = addresses
+            self.segment.macs = macs
+
+    def judge(self, now: float) -> None:
+        """Judge the segment; a new finding is logged and recorded once, a cleared one logged and recorded."""
+        for sock in list(self.sockets.values()):
+            self.dropped += dropped(sock)
+        states = self.states()
+        with self.lock:
+            self.segment.states = states
+            self.segment.expire(now)
+            findings = self.segment.findings(now)
+        before = {(finding.kind, finding.instance) for finding in self.findings}
+        after = {(finding.kind, finding.instance) for finding in findings}
+        if any(finding.kind == "blocked" for finding in findings) and \
+                (("blocked" not in {kind for kind, _ in before}) or time.monotonic() - self.rules_checked > RULES_EVERY):
+            self.rules = dropping_rules()
+            self.rules_checked = time.monotonic()
+        findings = [self._with_rules(finding) for finding in findings]
+        for finding in findings:
+            if (finding.kind, finding.instance) not in before:
+                log.warning("wire: %s", finding.sentence)
+                self._alert(finding, cleared=False)
+        for finding in self.findings:
+            if (finding.kind, finding.instance) not in after:
+                log.info("wire: cleared: %s", finding.sentence)
+                self._alert(finding, cleared=True)
+        with self.lock:
+            self.findings = findings
+
+    def _with_rules(self, finding: Finding) -> Finding:
+        from dataclasses import replace
+
+        if finding.kind != "blocked":
+            return finding
+        named = f"; the ruleset drops VRRP: {' | '.join(self.rules)}" if self.rules else \
+            "; no nftables or iptables rule drops protocol 112 (look at the switch, the bridge and keepalived)"
+        return replace(finding, sentence=finding.sentence + named)
+
+    def _alert(self, finding: Finding, cleared: bool) -> None:
+        from kahooks.event import Event
+
+        make = Event.cleared if cleared else Event.alert
+        try:
+            self.record(make(finding.instance, f"wire: {finding.sentence}", source="wire", topic=f"wire {finding.kind}"))
+        except Exception as exc:  # the report stays in status and /metrics; the log says why it went nowhere
+            log.error("wire: cannot record the %s for %s: %s", "clearing" if cleared else "alert", finding.instance, exc)
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            segment = self.segment
+            vrids = []
+            for (interface, family, vrid), sources in sorted(segment.adverts.items()):
+                names = [local.name for local in segment.locals if local.key == (interface, family, vrid)]
+                vrids.append({"interface": interface, "family": family, "vrid": vrid,
+                              "instance": names[0] if names else None,
+                              "sources": [{"source": seen.source, "priority": seen.priority,
+                                           "interval": seen.interval, "version": seen.version, "auth": seen.auth,
+                                           "addresses": list(seen.addresses[:32]), "local": seen.outgoing or
+                                           seen.source in segment.addresses, "last": seen.last,
+                                           "count": seen.count, "checksum_ok": seen.checksum_ok}
+                                          for seen in sorted(sources.values(), key=lambda seen: seen.source)]})
+            return {"interfaces": {name: self.problems.get(name, "listening") for name in self.interfaces},
+                    "packets": self.packets, "adverts": self.adverts, "arps": self.arps,
+                    "ignored": self.ignored, "dropped": self.dropped, "vrids": vrids,
+                    "findings": [{"kind": finding.kind, "instance": finding.instance,
+                                  "interface": finding.interface, "vrid": finding.vrid,
+                                  "sentence": finding.sentence, "since": finding.since}
+                                 for finding in self.findings],
+                    "instances": [{"instance": local.name, "interface": local.interface, "vrid": local.vrid}
+                                  for local in segment.locals]}
