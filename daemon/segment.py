@@ -89,6 +89,7 @@ class Segment:
     addresses: set[str] = field(default_factory=set)   # every address the kernel gives this node
     macs: set[str] = field(default_factory=set)        # every MAC of this node's interfaces
     states: dict[str, tuple[str, int]] = field(default_factory=dict)  # instance -> keepalived's (state, priority)
+    deaf: set[str] = field(default_factory=set)  # interfaces not heard now (missing, refused): no silence there
     since: dict[tuple[str, str], float] = field(default_factory=dict)  # (kind, instance) -> condition began
     held: dict[tuple[str, str], float] = field(default_factory=dict)   # (kind, instance) -> reported since
     _pending: set[tuple[str, str]] = field(default_factory=set)       # conditions holding at this judgement
@@ -261,7 +262,8 @@ class Segment:
         # it should take over itself (BACKUP) or cannot tell (stopped, unknown): leaving FAULT, a lone node
         # waits one master-down interval before it becomes MASTER, and must not be reported for it.
         master_down = 3 * interval + skew
-        waiting = self._began("waiting", name, now, state in ("BACKUP", "STOP", ""))
+        # Silence on an interface we cannot hear (missing, refused) says nothing.
+        waiting = self._began("waiting", name, now, state in ("BACKUP", "STOP", "") and local.interface not in self.deaf)
         last = max((seen.last for seen in sources.values() if seen.priority > 0), default=self.started)
         quiet = max(last, self.started, waiting if waiting is not None else now)
         # One more interval past keepalived's own timer: its MASTER line reaches us a little after it fires.

@@ -164,6 +164,7 @@ class Observer:
         states = self.states()
         with self.lock:
             self.segment.states = states
+            self.segment.deaf = set(self.problems)  # interfaces it tried and could not open
             self.segment.expire(now)
             findings = self.segment.findings(now)
         before = {(finding.kind, finding.instance) for finding in self.findings}

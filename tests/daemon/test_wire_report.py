@@ -136,7 +136,7 @@ def test_a_finding_is_recorded_as_an_alert_and_its_clearing_as_cleared_of_the_sa
     from kahooks.daemon.wire_observer import Observer
     from kahooks.templates import DEFAULT_BODY, DEFAULT_SUBJECT, environment
     from kahooks.transition import Transition
-    from tests.daemon.test_wire_segment import LOCAL, PEER, advert
+    from tests.support.packets import LOCAL, PEER, advert
 
     recorded = []
     observer = Observer([LOCAL], lambda: {"VI_1": ("BACKUP", 100)}, recorded.append)

@@ -6,14 +6,7 @@ import random
 
 from kahooks.daemon.segment import AGE, ARP_MACS, FOREIGN_KEYS, SOURCES, Local, Segment
 from kahooks.vrrp_wire import Advert, Arp
-
-HERE, PEER, VIP = "192.0.2.12", "192.0.2.11", "192.0.2.100"
-LOCAL = Local("VI_1", "eth0", 51, 4, 100, 1.0, 2, frozenset({VIP}), auth_type="PASS")
-
-
-def advert(source: str = PEER, priority: int = 150, interval: float = 1.0, vrid: int = 51,
-           addresses: tuple[str, ...] = (VIP,), version: int = 2, auth: int | None = 1) -> Advert:
-    return Advert(4, source, "224.0.0.18", 255, version, vrid, priority, interval, addresses, auth, True)
+from tests.support.packets import HERE, LOCAL, PEER, VIP, advert
 
 
 def segment(local: Local = LOCAL, state: str = "MASTER") -> Segment:
@@ -112,6 +105,15 @@ def test_master_gone_counts_from_when_keepalived_here_became_backup_not_from_a_f
     wedged.states = {"VI_1": ("BACKUP", 100)}
     assert 24.6 <= run(wedged, 10, start=20)["master_gone"] <= 24.8
     assert "no advert since the observer started" in wedged.findings(30)[0].sentence
+
+
+def test_no_master_gone_on_an_interface_the_observer_cannot_hear() -> None:
+    """A missing or refused interface hears nothing: its silence is no finding (the interface's state says why)."""
+    deaf = segment(state="BACKUP")
+    deaf.deaf = {"eth0"}
+    assert run(deaf, 20) == {}
+    deaf.deaf = set()  # listening again: the silence counts from now
+    assert 24.6 <= run(deaf, 10, start=20)["master_gone"] <= 24.8
 
 
 def test_duplicate_vip_from_another_mac_only_while_we_hold_it() -> None:
