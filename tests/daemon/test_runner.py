@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import statistics
 import subprocess
 import threading
 import time
@@ -125,7 +126,10 @@ def test_runs_keep_to_the_interval() -> None:
     runner.join(2)
     stamps = [stamp for stamp, _, _ in recorder.seen]
     gaps = [later - earlier for earlier, later in zip(stamps, stamps[1:])]
-    assert all(0.05 < gap < 0.2 for gap in gaps), gaps
+    # Runs start on the interval's schedule: never ahead of it (a late run is followed by a shorter gap,
+    # not by a burst), and on it as a rule (the median; one run delayed by a loaded machine is allowed).
+    assert all(stamp - stamps[0] >= index * 0.1 - 0.02 for index, stamp in enumerate(stamps)), gaps
+    assert 0.08 < statistics.median(gaps) < 0.15, gaps
 
 
 class Hangs(Check):
