@@ -81,3 +81,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "root" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The test daemons' state folders on /run (tests/support/serve.py), this process's only."""
+    from tests.support.serve import tmpfs_parent
+
+    shutil.rmtree(tmpfs_parent(), ignore_errors=True)
+
