@@ -87,7 +87,10 @@ def settled(served: Served) -> dict:
 def test_snmpwalk_shows_what_kahooks_status_shows(pair) -> None:
     served, agent = pair
     status = settled(served)
-    walked = agent.walk()
+    # kahooks snmp rereads status.json at most once a second: its view may be older than the one just
+    # settled (under load a walk came before the instances were in it).
+    walked = wait_for(lambda: (walk := agent.walk()).get(f"{BASE}.3.2.1.2.2") and walk, 10,
+                      "snmpd's view to hold both instances")
     assert walked[f"{BASE}.1.1"] == "1"                      # running
     assert walked[f"{BASE}.1.3"] == str(status["pid"])
     assert walked[f"{BASE}.1.6"] == "2"                      # not healthy: a check fails

@@ -257,8 +257,9 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
             print("flood:", max(beats), rss(lb1) - rss_before, wire["packets"], wire["dropped"])
             # Written every 0.5 s: a steady heartbeat. Seen with the state on tmpfs: at most 0.74 s under a load of
             # 12 on 2 cores, the same with the wire off (keepalived itself takes up to half a core answering the
-            # forgeries); 1.5 s is three beats, far from ka-check-heartbeat's --max-age 3 of the examples.
-            assert max(beats) < 1.5, beats
+            # forgeries); 1.63 s once with two suites in parallel beside five other test runs. 2 s is four
+            # beats, still well inside ka-check-heartbeat's --max-age 3 of the examples.
+            assert max(beats) < 2.0, beats
             assert rss(lb1) - rss_before < 8 * 1024, (rss_before, rss(lb1))  # kB
             assert len(wire["vrids"]) <= 65 and all(len(vrid["sources"]) <= 16 for vrid in wire["vrids"])
             # VRRP has no authentication: keepalived itself may yield to a forged higher priority during the
