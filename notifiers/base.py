@@ -57,6 +57,9 @@ COMMON_SETTINGS = frozenset({"type", "subject", "body", "subject_file", "body_fi
 
 class Channel:
     kind = ""
+    # The names a channel takes (an unknown one is refused here, before configure). Their types and ranges
+    # are checked once, in configure(), through number/text/secret/addresses, which word the one-line
+    # errors: a typed map beside them would state every type twice, so SETTINGS stays names.
     SETTINGS: frozenset[str] = frozenset()
     CONTRACT: Contract
     DEFAULT_SUBJECT = DEFAULT_SUBJECT
