@@ -387,17 +387,18 @@ def run_send(values: dict, event: Event) -> int:
         ensure_worker(spool, values)
         print(f"recorded {event.name} {event.state} as event {event.id} for: {', '.join(channels) or 'no channel'}")
         return 0
-    from kahooks.delivery import Message, transition_of
-    from kahooks.spool import Delivery
+    from kahooks.delivery import acts_on, compose
+    from kahooks.spool import Delivery, previous_state
 
-    previous = spool_for(values).instance_states().get(event.name) if values["spool"] else None
+    previous = previous_state(spool_for(values).instance_states(), event) if values["spool"] else None
     if not channels:
         print(f"no rule picks a channel for {event.type} {event.name} {event.state}")
     for name in channels:
         channel = config.channels[name]
-        transition = transition_of(config, [Delivery(None, event, name, previous)])
-        subject, body = channel.templates.render(transition.context())
-        message = Message(subject, body, transition, [event])
+        if not acts_on(channel, event):
+            print(f"--- {name} ({channel.kind}) would send nothing: it acts on VRRP transitions only\n")
+            continue
+        message = compose(config, channel, [Delivery(None, event, name, previous)])
         print(f"--- {name} ({channel.kind}) would send:\nSubject: {message.subject}\n\n{message.body.rstrip()}\n")
     return 0
 

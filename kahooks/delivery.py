@@ -81,6 +81,19 @@ def transition_of(config: Config, batch: list[Delivery]) -> Transition:
     return Transition.of(config.host, config.vips(events[-1].name), events, batch[0].previous_state)
 
 
+def compose(config: Config, channel: Any, batch: list[Delivery]) -> Message:
+    """The message `channel` sends for a batch: the one composition of the worker and of ka-notify's
+    dry run, so what a dry run shows is what delivery sends."""
+    transition = transition_of(config, batch)
+    subject, body = channel.templates.render(transition.context())
+    return Message(subject, body, transition, [delivery.event for delivery in batch])
+
+
+def acts_on(channel: Any, event: Event) -> bool:
+    """False: the channel lets this event pass unsent (a DNS or rebind channel acts on VRRP transitions only)."""
+    return not (channel.vrrp_only and (event.is_alert or event.is_lvs))
+
+
 class Worker:
     """Delivers what the spool holds. `on_event(event)` hears of each event as it is fanned out and
     `on_outcome(channel, outcome)` of each attempt ('delivered', 'retry', 'dead'): the daemon counts them."""
@@ -187,12 +200,12 @@ class Worker:
 
     def attempt(self, channel: Any, name: str, instance: str, batch: list[Delivery],
                 superseded: bool = False) -> None:
-        message = self.compose(channel, batch)
+        message = compose(self.config, channel, batch)
         message.superseded = superseded
         what = f"{instance} {message.event.state}" + (f" ({len(batch)} transitions)" if len(batch) > 1 else "")
-        if channel.vrrp_only and (message.event.is_alert or message.event.is_lvs):
+        if not acts_on(channel, message.event):
             for delivery in batch:
-                self.spool.complete(delivery)  # a DNS or rebind channel acts on VRRP transitions only
+                self.spool.complete(delivery)
             return
         try:
             channel.send(message)
@@ -260,11 +273,6 @@ class Worker:
         if retry_after is not None:
             return min(max(retry_after, 0.0), max(0.0, age_left))
         return random.uniform(0, min(cap, self.settings["backoff_initial"] * 2 ** (attempts - 1)))
-
-    def compose(self, channel: Any, batch: list[Delivery]) -> Message:
-        transition = transition_of(self.config, batch)
-        subject, body = channel.templates.render(transition.context())
-        return Message(subject, body, transition, [delivery.event for delivery in batch])
 
     # Running ----------------------------------------------------------------------------
 

@@ -111,6 +111,12 @@ class Delivery:
                    float(created))
 
 
+def previous_state(states: dict[str, str], event: Event) -> str | None:
+    """The state `event`'s sequence was last in, from `Spool.instance_states()`: keyed by `Event.key`
+    (an instance, a virtual server, or a real server within one), never by the bare name."""
+    return states.get(event.key)
+
+
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         data = json.loads(raw)
@@ -212,7 +218,7 @@ class Spool(SpoolDirectory):
             return None
         channels = choose(event)
         states = self.instance_states()
-        previous = states.get(event.key)
+        previous = previous_state(states, event)
         for channel in channels:
             delivery = Delivery(self.queue_dir / channel / name, event, channel, previous)
             self.write_atomic(("queue", channel), name, delivery.to_json())

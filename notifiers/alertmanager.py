@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from kahooks import redact
 from kahooks.errors import KahooksError
 from kahooks.notifiers._http import Http, check_url
-from kahooks.notifiers.base import Channel, ChannelConfigError, Message, PermanentFailure, TemporaryFailure
+from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message, PermanentFailure, TemporaryFailure
 
 if TYPE_CHECKING:
     from typing import Any
@@ -53,6 +53,9 @@ def _iso(seconds: float) -> str:
 class AlertmanagerChannel(Channel):
     kind = "alertmanager"
     SETTINGS = frozenset({"urls", "labels", "active_for", "alert_for", "resend_interval", "timeout", "ca", "insecure"})
+    # One member here: with several, a refusal is permanent only when every member refuses.
+    CONTRACT = Contract("http", {"urls": ["{url}"], "timeout": "{timeout}"},
+        failures={"unreachable": "temporary", "hang": "temporary", "later": "temporary", "never": "permanent"})
     FIRING_LIMIT = 10000  # alerts remembered for re-sending: far more instances than a node has
     SAVED_BYTES = 200 * 1024  # the state file (the spool reads at most 256 KiB): newest alerts first
 

@@ -24,7 +24,7 @@ address space, and only the tail of its output kept.
 
 from __future__ import annotations
 
-from kahooks.notifiers.base import Channel, ChannelConfigError, Message, PermanentFailure, TemporaryFailure
+from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message, PermanentFailure, TemporaryFailure
 
 REMEMBERED = 1000  # message ids whose successful URLs are remembered for retries
 MEMORY = 512 * 1024 * 1024  # the child's address space: Apprise and its libraries take about 60 MB
@@ -34,6 +34,11 @@ TEXT_LIMIT = 32768  # of the subject and of the body: they travel in the child's
 class AppriseChannel(Channel):
     kind = "apprise"
     SETTINGS = frozenset({"urls", "urls_file", "timeout"})
+    # Apprise tells "failed", never why: a refusal is retried like an outage. Only a URL Apprise cannot
+    # use at all is permanent (a configuration error, not an endpoint's answer).
+    CONTRACT = Contract("http", {"urls": ["json://{host}:{port}/hook"], "timeout": "{timeout}"},
+                        failures={"unreachable": "temporary", "hang": "temporary", "later": "temporary",
+                                  "never": "temporary"})
 
     def configure(self, settings: dict) -> None:
         if ("urls" in settings) == ("urls_file" in settings):

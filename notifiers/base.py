@@ -7,7 +7,8 @@ never sees argv, FIFO lines or the spool: at most its own state file in it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 from kahooks.config import ChannelConfigError
 from kahooks.delivery import Message, PermanentFailure, TemporaryFailure
@@ -19,14 +20,48 @@ if TYPE_CHECKING:
 
     from kahooks.spool import ChannelState
 
-__all__ = ["Channel", "ChannelConfigError", "Message", "PermanentFailure", "TemporaryFailure"]
+__all__ = ["Channel", "ChannelConfigError", "Contract", "Message", "PermanentFailure", "TemporaryFailure",
+           "Undriven"]
+
+# The ways an endpoint fails, the same for every channel (tests/notifiers/test_contract.py drives each):
+FAILURES = {
+    "unreachable": "nothing is there: a closed port, a command gone since the configuration was read",
+    "hang": "it takes the request and never answers, past the channel's timeout",
+    "later": "it says try again later: HTTP 500, SMTP 451, a command exiting non-zero",
+    "never": "it says never: HTTP 404, SMTP 550, an exit code listed as permanent",
+}
+# What send() makes of a failure: TemporaryFailure (retried), with alert=True (people are told), or
+# PermanentFailure (buried at once).
+Outcome = Literal["temporary", "temporary+alert", "permanent"]
+
+
+@dataclass(frozen=True)
+class Undriven:
+    """A failure this channel cannot be driven to (its protocol has no such answer), and why."""
+
+    why: str
+
+
+@dataclass(frozen=True)
+class Contract:
+    """How a channel fails, declared once: its endpoint's protocol, settings that point it at one
+    (the contract test fills in "{host}", "{port}", "{url}", "{command}", "{closed_port}", "{timeout}"), and the
+    outcome of each of FAILURES, or why it cannot happen."""
+
+    endpoint: Literal["http", "smtp", "command", "syslog", "dns"]
+    settings: dict[str, Any] = field(default_factory=dict)
+    failures: dict[str, Outcome | Undriven] = field(default_factory=dict)
 
 COMMON_SETTINGS = frozenset({"type", "subject", "body", "subject_file", "body_file"})
 
 
 class Channel:
     kind = ""
+    # The names a channel takes (an unknown one is refused here, before configure). Their types and ranges
+    # are checked once, in configure(), through number/text/secret/addresses, which word the one-line
+    # errors: a typed map beside them would state every type twice, so SETTINGS stays names.
     SETTINGS: frozenset[str] = frozenset()
+    CONTRACT: Contract
     DEFAULT_SUBJECT = DEFAULT_SUBJECT
     DEFAULT_BODY = DEFAULT_BODY
     # Channels that tell people (mail, Slack, syslog) take every event: kahooks' ALERTs and LVS

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from kahooks.errors import os_words
 from kahooks.netaddr import parse_hostport
-from kahooks.notifiers.base import Channel, ChannelConfigError, Message, PermanentFailure, TemporaryFailure
+from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message, PermanentFailure, TemporaryFailure, Undriven
 
 if TYPE_CHECKING:
     from typing import Any
@@ -46,6 +46,15 @@ class DnsChannel(Channel):
     vrrp_only = True
     SETTINGS = frozenset({"server", "zone", "name", "ttl", "timeout", "key_file", "key_name", "key_secret",
                           "key_secret_file", "key_algorithm", "addresses", "keep_last", "holder_records"})
+    # Timeouts, OSError and SERVFAIL are retried; REFUSED, NOTAUTH, NOTZONE and TSIG errors are permanent.
+    CONTRACT = Contract("dns", {"server": "{host}:{port}", "zone": "example.test.", "name": "www",
+                                "key_name": "contract", "key_secret": "c2VjcmV0", "addresses": ["127.0.0.1"],
+                                "timeout": "{timeout}"},
+                        failures={"unreachable": "temporary", "hang": "temporary",
+                                  "later": Undriven("an rcode needs a real DNS server (tests/notifiers/test_dns.py "
+                                                    "runs bind9)"),
+                                  "never": Undriven("an rcode needs a real DNS server (tests/notifiers/test_dns.py "
+                                                    "runs bind9 to REFUSED or NOTAUTH)")})
 
     def configure(self, settings: dict) -> None:
         import dns.name

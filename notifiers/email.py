@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from kahooks.errors import os_words
 from kahooks.netaddr import format_hostport, parse_hostport
-from kahooks.notifiers.base import Channel, ChannelConfigError, Message, PermanentFailure, TemporaryFailure
+from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message, PermanentFailure, TemporaryFailure
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -27,6 +27,11 @@ class EmailChannel(Channel):
     kind = "email"
     SETTINGS = frozenset({"server", "security", "username", "password", "password_file", "from", "to",
                           "timeout", "ca", "insecure"})
+    # 4xx and network errors are retried, 5xx are permanent.
+    CONTRACT = Contract("smtp", {"server": "{host}:{port}", "security": "none", "from": "lb@example.test",
+                                 "to": ["ops@example.test"], "timeout": "{timeout}"},
+                        failures={"unreachable": "temporary", "hang": "temporary", "later": "temporary",
+                                  "never": "permanent"})
 
     def configure(self, settings: dict) -> None:
         self.security = settings.get("security", "starttls")

@@ -12,7 +12,7 @@ import os
 import shutil
 
 from kahooks.errors import os_words
-from kahooks.notifiers.base import Channel, ChannelConfigError, Message, PermanentFailure, TemporaryFailure
+from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message, PermanentFailure, TemporaryFailure
 
 KILL_GRACE = 2.0
 
@@ -20,6 +20,10 @@ KILL_GRACE = 2.0
 class ExecChannel(Channel):
     kind = "exec"
     SETTINGS = frozenset({"command", "timeout", "env", "permanent_exit_codes"})
+    # A command that cannot be run is permanent; a timeout or any exit code but 0 is retried, unless listed.
+    CONTRACT = Contract("command", {"command": "{command}", "timeout": "{timeout}", "permanent_exit_codes": [3]},
+                        failures={"unreachable": "permanent", "hang": "temporary", "later": "temporary",
+                                  "never": "permanent"})
 
     def configure(self, settings: dict) -> None:
         self.command = split_command(settings.get("command"), "command")

@@ -22,7 +22,7 @@ import logging
 import socket
 import time
 
-from kahooks.notifiers.base import Channel, ChannelConfigError, Message, TemporaryFailure
+from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message, TemporaryFailure
 from kahooks.notifiers.exec import run_command, split_command
 from kahooks.reality import vips_present
 
@@ -34,6 +34,12 @@ class RebindChannel(Channel):
     kind = "rebind"
     vrrp_only = True
     SETTINGS = frozenset({"command", "release_command", "ports", "timeout", "verify_timeout", "addresses"})
+    # A service that did not rebind is retried and told to people (alert); every exit code is retried;
+    # a command that timed out is retried without an alert (kahooks.notifiers.exec.run_command).
+    CONTRACT = Contract("command", {"command": "{command}", "ports": ["{closed_port}"], "addresses": ["127.0.0.1"],
+                                    "timeout": "{timeout}", "verify_timeout": 0.5},
+                        failures={"unreachable": "permanent", "hang": "temporary", "later": "temporary+alert",
+                                  "never": "temporary+alert"})
 
     def configure(self, settings: dict) -> None:
         self.command = split_command(settings.get("command"), "command")

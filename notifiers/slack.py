@@ -8,7 +8,7 @@ second (retried after that long); 5xx and network errors are retried; other
 from __future__ import annotations
 
 from kahooks.notifiers._http import Http, check_url
-from kahooks.notifiers.base import Channel, Message
+from kahooks.notifiers.base import Channel, Contract, Message
 
 COLOURS = {"MASTER": "#2eb886", "BACKUP": "#daa038", "FAULT": "#a30200", "STOP": "#808080",
            "DELETED": "#808080", "UP": "#2eb886", "DOWN": "#a30200"}
@@ -17,6 +17,8 @@ COLOURS = {"MASTER": "#2eb886", "BACKUP": "#daa038", "FAULT": "#a30200", "STOP":
 class SlackChannel(Channel):
     kind = "slack"
     SETTINGS = frozenset({"url", "url_file", "timeout", "channel", "username", "icon_emoji"})
+    CONTRACT = Contract("http", {"url": "{url}", "timeout": "{timeout}"},
+        failures={"unreachable": "temporary", "hang": "temporary", "later": "temporary", "never": "permanent"})
 
     def configure(self, settings: dict) -> None:
         self.url = check_url(self.secret(settings, "url") or "")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from kahooks import localsyslog
 from kahooks.errors import os_words
-from kahooks.notifiers.base import Channel, ChannelConfigError, Message, TemporaryFailure
+from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message, TemporaryFailure, Undriven
 
 if TYPE_CHECKING:
     from typing import Any
@@ -32,6 +32,12 @@ SD_ID = "kahooks@32473"
 class SyslogChannel(Channel):
     kind = "syslog"
     SETTINGS = frozenset({"address", "facility", "ident", "timeout"})
+    CONTRACT = Contract("syslog", {"address": "tcp://{host}:{port}", "timeout": "{timeout}"},
+                        failures={"unreachable": "temporary",
+                                  "hang": Undriven("a record fits the socket's buffer: a peer that never reads "
+                                                   "does not stall it"),
+                                  "later": Undriven("syslog never answers a record"),
+                                  "never": Undriven("syslog never answers a record")})
     DEFAULT_SUBJECT = (
         "{% if type == 'ALERT' %}{{ name }}: {{ 'cleared: ' if state == 'CLEARED' else '' }}{{ detail }}"
         "{% elif type == 'VS' %}virtual server {{ virtual_server }} "

@@ -13,7 +13,7 @@ import json
 from typing import TYPE_CHECKING
 
 from kahooks.notifiers._http import Http, check_url
-from kahooks.notifiers.base import Channel, ChannelConfigError, Message
+from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message
 from kahooks.templates import sample_context
 
 if TYPE_CHECKING:
@@ -24,6 +24,8 @@ class WebhookChannel(Channel):
     kind = "webhook"
     SETTINGS = frozenset({"url", "url_file", "method", "headers", "token", "token_file", "payload",
                           "content_type", "timeout", "ca", "insecure"})
+    CONTRACT = Contract("http", {"url": "{url}", "timeout": "{timeout}"},
+        failures={"unreachable": "temporary", "hang": "temporary", "later": "temporary", "never": "permanent"})
 
     def configure(self, settings: dict) -> None:
         self.url = check_url(self.secret(settings, "url") or "")

@@ -153,6 +153,9 @@ def test_a_worker_killed_mid_delivery_loses_nothing(tmp_path: Path) -> None:
 
 LVS_LOG = ('[channels.log]\ntype = "exec"\ncommand = ["sh", "-c", "echo \\"$KAHOOKS_TYPE $KAHOOKS_REAL_SERVER '
            '$KAHOOKS_VIRTUAL_SERVER $KAHOOKS_STATE $KAHOOKS_PREVIOUS_STATE\\" >> {log}"]')
+# Never reached: it acts on VRRP transitions only, and the tests send none to it.
+DNS_CHANNEL = ('\n[channels.dns]\ntype = "dns"\nserver = "127.0.0.1"\nzone = "example.test."\nname = "www"\n'
+               'key_name = "k"\nkey_secret = "c2VjcmV0"\n')
 
 
 def test_real_server_and_quorum_notifies_are_delivered_with_their_servers(tmp_path: Path) -> None:
@@ -179,6 +182,26 @@ def test_a_lost_quorum_reads_as_one_in_the_default_message(tmp_path: Path) -> No
     assert result.returncode == 0, result
     assert "Subject: [lb-test] virtual server fwmark 7 LOST its quorum" in result.stdout
     assert "Virtual:   fwmark 7" in result.stdout and "Problem:   quorum lost" in result.stdout
+
+
+def test_a_dry_run_shows_the_previous_state_delivery_uses_for_a_real_server(tmp_path: Path) -> None:
+    """The dry run and the worker compose one way: a real server's previous state is looked up by its
+    sequence (virtual server and real server), not by its bare name (the dry run said 'unknown')."""
+    log = tmp_path / "delivered.log"
+    config = write_config(tmp_path, LVS_LOG.format(log=log) + DNS_CHANNEL)
+    spool = tmp_path / "spool"
+    server = ("--real-server", "[10.0.0.21]:80", "--virtual-server", "[10.0.0.1]:80")
+    try:
+        assert notify(*server, "--state", "DOWN", config=config).returncode == 0
+        wait_for(lambda: lines_of(log) and spool_is_empty(spool), 15, "the DOWN delivered")
+        result = notify("send", *server, "--state", "UP", "--dry-run", "--spool", str(spool), config=config)
+        assert result.returncode == 0, result
+        assert "--- log (exec) would send:\n" in result.stdout and "State:     DOWN -> UP" in result.stdout
+        # Delivery lets an LVS change pass a channel that acts on VRRP transitions only: so does the dry run.
+        assert "--- dns (dns) would send nothing: it acts on VRRP transitions only" in result.stdout
+    finally:
+        for pid in workers_for(spool):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -25,8 +25,9 @@ class Received:
 class WebhookServer:
     """`replies` is consumed first, one per request: (status, body, headers); then 200 `ok`."""
 
-    def __init__(self, path: str = "/services/T000/B000/XXXX") -> None:
+    def __init__(self, path: str = "/services/T000/B000/XXXX", any_path: bool = False) -> None:
         self.path = path
+        self.any_path = any_path  # answer every path as `path` (a channel that adds its own, as Alertmanager's)
         self.port = free_port()
         self.replies: list[tuple[int, str, dict[str, str]]] = []
         self.received: list[Received] = []
@@ -49,7 +50,7 @@ class WebhookServer:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 headers: dict[str, str]
                 with owner.lock:
-                    if self.path != owner.path:
+                    if self.path != owner.path and not owner.any_path:
                         status, text, headers = 404, "no_service", {}
                     elif owner.replies:
                         status, text, headers = owner.replies.pop(0)
