@@ -66,12 +66,19 @@ def script_user(node: Node) -> tuple[str, str]:
         return "root", "no script_user and no keepalived_script user"
 
 
-def program_of(command: str) -> str | None:
-    """The executable a `script` string runs, as keepalived splits it (quotes removed, then blanks)."""
+def script_words(command: str) -> list[str] | None:
+    """A `script` string's words as keepalived splits it (quotes removed, then blanks); None when a
+    quote is left open."""
     try:
-        words = shlex.split(command)
+        return shlex.split(command)
     except ValueError:
-        words = command.split()
+        return None
+
+
+def program_of(command: str) -> str | None:
+    """The executable a `script` string runs (its first word; blanks alone split a broken quote)."""
+    words = script_words(command)
+    words = command.split() if words is None else words
     return words[0] if words else None
 
 
@@ -212,12 +219,9 @@ def own_timeout(command: str) -> float | None:
     from kahooks.errors import UsageError
     from kahooks.options import HelpRequested, parse_argv
 
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return None
+    words = script_words(command)
     program = os.path.basename(words[0]) if words else ""
-    if not program.startswith(PROGRAM_PREFIX):
+    if not words or not program.startswith(PROGRAM_PREFIX):
         return None
     try:
         options = COMMON_OPTIONS + load_check_class(program.removeprefix(PROGRAM_PREFIX)).OPTIONS
