@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from kahooks.config import Config
     from kahooks.daemon.snapshot import NotificationState, ThreadState
     from kahooks.event import Event
+    from kahooks.spool import Spool
 
 log = logging.getLogger("kahooks.serve")
 LAST_TRANSITIONS = 20
@@ -138,14 +139,14 @@ class Notifications:
         finally:
             os.close(lock)
 
-    def record_fifo_line(self, line: str) -> None:
-        from kahooks.fifo import event_from_line
+    def spool(self) -> Spool:
+        """The spool events are recorded in now (a reload may move it)."""
         from kahooks.spool import Spool
 
-        event = event_from_line(line)
-        if event is None:
-            return
-        Spool(self.spool_dir).ensure().record(event)
+        return Spool(self.spool_dir).ensure()
+
+    def wake_worker(self) -> None:
+        """A new event is in the spool: the delivery worker looks at once, if one runs."""
         worker = self.worker
         if worker is not None:
             worker.wake.set()
@@ -173,10 +174,10 @@ class Notifications:
         if not stat.S_ISFIFO(info.st_mode):
             log.error("notify_fifo %s exists and is not a FIFO; not reading it", path)
             return
-        from kahooks.fifo import serve_fifo
+        from kahooks.fifo import record_fifo
 
         self.fifo_identity = (path, info.st_ino)
-        self.fifo = Supervised("fifo", lambda stop: serve_fifo(path, self.record_fifo_line, stop)).start()
+        self.fifo = Supervised("fifo", lambda stop: record_fifo(path, self.spool, self.wake_worker, stop)).start()
 
     def keep_fifo(self) -> None:
         """keepalived unlinks a FIFO it created itself when it reloads or stops: follow the new one."""

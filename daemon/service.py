@@ -33,6 +33,7 @@ from kahooks.daemon.publishing import TrackFiles
 from kahooks.daemon.runner import CheckRunner, ProcessWatcher
 from kahooks.daemon.wire import Wire
 from kahooks.errors import KahooksError, counted, os_words
+from kahooks.signals import SignalPipe
 
 if TYPE_CHECKING:
     from typing import Any
@@ -60,10 +61,9 @@ class Daemon:
         self.watcher = ProcessWatcher()
         self.files: Any = None
         self.stopping = threading.Event()
-        # Signal handlers only set a flag and write a byte here: a handler that takes a lock
-        # (threading.Event.set) deadlocks a main thread that was inside that lock when the signal came.
+        # Signals come through kahooks.signals (no lock taken in a handler); the main loop reads them.
+        self.signals: SignalPipe | None = None
         self.stop_requested = False
-        self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.reload_requested = False
         self.notifications = Notifications()
         self.wire = Wire()
@@ -87,9 +87,7 @@ class Daemon:
         # time. 1 ms keeps that wait under the probes' own loopback latency.
         sys.setswitchinterval(0.001)
         # Before anything is written: a SIGHUP that follows the first heartbeat must reload, not kill.
-        signal.signal(signal.SIGTERM, self._on_stop)
-        signal.signal(signal.SIGINT, self._on_stop)
-        signal.signal(signal.SIGHUP, self._on_hup)
+        self.signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
         config = load_config(self.config_path)
         self.preflight(config)
         self._remember_instances(config)
@@ -117,7 +115,7 @@ class Daemon:
         while time.monotonic() < deadline and not self.stop_requested:
             if all(runner.verdict.ok is not None for runner in list(self.runners.values())):
                 return
-            time.sleep(0.01)
+            self._sleep(0.01)
 
     def _remember_instances(self, config: Config) -> None:
         """The instance states the previous run reported, before the FIFO reader starts (it overrides them)."""
@@ -147,30 +145,14 @@ class Daemon:
             except OSError as exc:
                 raise KahooksError(f"cannot write in spool_dir {config.spool_dir}: {os_words(exc)}") from None
 
-    def _on_stop(self, signum: int, frame: object) -> None:
-        self.stop_requested = True
-        self._wake()
-
-    def _on_hup(self, signum: int, frame: object) -> None:
-        self.reload_requested = True
-        self._wake()
-
-    def _wake(self) -> None:
-        try:
-            os.write(self.wake_write, b"x")
-        except BlockingIOError:
-            pass  # already woken
-
     def _sleep(self, seconds: float) -> None:
-        """Until the next heartbeat, or at once when a signal came."""
-        import select
-
-        ready, _, _ = select.select([self.wake_read], [], [], seconds)
-        if ready:
-            try:
-                os.read(self.wake_read, 4096)
-            except BlockingIOError:
-                pass
+        """Until `seconds` passed, or at once when a signal came: SIGTERM or SIGINT stops, SIGHUP reloads."""
+        assert self.signals is not None  # run() made it first
+        came = self.signals.wait(seconds)
+        if came & {signal.SIGTERM, signal.SIGINT}:
+            self.stop_requested = True
+        if signal.SIGHUP in came:
+            self.reload_requested = True
 
     def reload(self) -> bool:
         """Apply the configuration file again; an invalid one is refused and logged, line by line."""

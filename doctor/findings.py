@@ -66,12 +66,19 @@ def script_user(node: Node) -> tuple[str, str]:
         return "root", "no script_user and no keepalived_script user"
 
 
-def program_of(command: str) -> str | None:
-    """The executable a `script` string runs, as keepalived splits it (quotes removed, then blanks)."""
+def script_words(command: str) -> list[str] | None:
+    """A `script` string's words as keepalived splits it (quotes removed, then blanks); None when a
+    quote is left open."""
     try:
-        words = shlex.split(command)
+        return shlex.split(command)
     except ValueError:
-        words = command.split()
+        return None
+
+
+def program_of(command: str) -> str | None:
+    """The executable a `script` string runs (its first word; blanks alone split a broken quote)."""
+    words = script_words(command)
+    words = command.split() if words is None else words
     return words[0] if words else None
 
 
@@ -204,21 +211,23 @@ def _script_findings(node: Node, script: Script, security: bool, user: str, on_t
 
 
 def own_timeout(command: str) -> float | None:
-    """A kahooks check's own time limit (-t/--timeout, else its default); None for other programs."""
-    from kahooks.checks.base import DEFAULT_TIMEOUT
+    """A kahooks check's own time limit (-t/--timeout, else its default), read by the check's own
+    options (kahooks.options) from the words keepalived passes it; None for other programs, and for
+    a command line the check would refuse (it then fails at once, and keepalived's timeout is the bound)."""
+    from kahooks.checks import PROGRAM_PREFIX, load_check_class
+    from kahooks.checks.base import COMMON_OPTIONS
+    from kahooks.errors import UsageError
+    from kahooks.options import HelpRequested, parse_argv
 
-    words = command.split()
-    if not words or not os.path.basename(words[0]).startswith("ka-check-"):
+    words = script_words(command)
+    program = os.path.basename(words[0]) if words else ""
+    if not words or not program.startswith(PROGRAM_PREFIX):
         return None
-    for index, word in enumerate(words[1:], 1):
-        value = word.split("=", 1)[1] if word.startswith("--timeout=") else (
-            words[index + 1] if word in ("-t", "--timeout") and index + 1 < len(words) else None)
-        if value is not None:
-            try:
-                return float(value)
-            except ValueError:
-                return None
-    return DEFAULT_TIMEOUT
+    try:
+        options = COMMON_OPTIONS + load_check_class(program.removeprefix(PROGRAM_PREFIX)).OPTIONS
+        return float(parse_argv(options, words[1:], program)["timeout"])
+    except (KeyError, UsageError, HelpRequested):
+        return None
 
 
 def replacement(program: str, words: list[str]) -> str:

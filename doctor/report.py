@@ -11,10 +11,10 @@ and "wire" (what kahooks serve's wire observer hears, from its status; null when
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from dataclasses import dataclass, field
 
+from kahooks import reality
 from kahooks.doctor import conf, election, findings, peers, running, versions
 from kahooks.doctor.findings import SEVERITIES, Finding
 from kahooks.doctor.model import Node, build
@@ -80,14 +80,14 @@ def add_live(report: Report) -> None:
     node = report.nodes[0]
     try:
         instances = running.live_state()
-        here = running.addresses_here()
-    except (OSError, ValueError, KahooksError, subprocess.SubprocessError) as exc:
+        here = reality.addresses_here()
+    except (OSError, ValueError, KahooksError) as exc:
         report.findings.append(Finding("live-unavailable", "warning", node.path, 0,
                                        f"cannot ask the running keepalived: {os_words(exc)}",
                                        "run as root where keepalived runs"))
         return
     for instance in instances:
-        holding = sorted(vip for vip in instance.vips if vip in here)
+        holding = sorted(reality.vips_present(instance.vips, here))
         report.live.append({"instance": instance.name, "state": instance.state, "priority": instance.effective_priority,
                             "base_priority": instance.base_priority, "vips_here": holding,
                             "track_scripts": instance.track_scripts})

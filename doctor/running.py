@@ -13,11 +13,10 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 
-from kahooks import safefs
+from kahooks import commands, safefs
 from kahooks.doctor.findings import Finding
 from kahooks.errors import KahooksError
 
@@ -48,10 +47,13 @@ def config_test(path: str, timeout: float = 20) -> list[Finding] | None:
     command = [keepalived, "-t", "-l", "-f", path]
     try:
         result = _run_isolated(command, timeout)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except OSError as exc:
         return [Finding("keepalived-t", "warning", path, 0, f"keepalived -t could not run: {exc}", "")]
+    if result.timed_out:
+        return [Finding("keepalived-t", "warning", path, 0,
+                        f"keepalived -t could not run: it did not end within {timeout:g} s", "")]
     found = []
-    for line in (result.stdout + result.stderr).splitlines():
+    for line in result.output.splitlines():
         match = COMPLAINT.match(line.strip())
         message = match.group("message") if match else line.strip()
         if not message:
@@ -63,15 +65,16 @@ def config_test(path: str, timeout: float = 20) -> list[Finding] | None:
         found.append(Finding("keepalived-t", severity, match.group("file") if match else path,
                              int(match.group("line")) if match else 0, f"keepalived -t: {message}",
                              "see keepalived.conf(5)"))
-    if result.returncode in SELF_KILLED:
+    if result.code in SELF_KILLED:
         found.append(Finding("keepalived-t", "warning", path, 0, SELF_KILLED_WORDS, SELF_KILLED_FIX))
-    elif result.returncode != 0 and not found:
-        found.append(Finding("keepalived-t", "error", path, 0, f"keepalived -t exited {result.returncode}", ""))
+    elif result.code != 0 and not found:
+        found.append(Finding("keepalived-t", "error", path, 0, f"keepalived -t exited {result.code}", ""))
     return found
 
 
-def _run_isolated(command: list[str], timeout: float) -> subprocess.CompletedProcess:
-    """Run `command` in its own pid namespace where it can be made (as root), else as is.
+def _run_isolated(command: list[str], timeout: float) -> commands.Finished:
+    """Run `command` (kahooks.commands: its output's tail, stdout and stderr together) in its own pid
+    namespace where it can be made (as root), else as is.
 
     In a chroot or a container unshare may fail to remount /proc ("cannot change root filesystem
     propagation"): a pid namespace alone still keeps a stray SIGTERM away."""
@@ -79,10 +82,10 @@ def _run_isolated(command: list[str], timeout: float) -> subprocess.CompletedPro
     wrapped = [[unshare, "--pid", "--fork", "--mount-proc", *command], [unshare, "--pid", "--fork", *command]] \
         if os.geteuid() == 0 and unshare else []
     for argv in wrapped:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        if not (result.returncode != 0 and result.stderr.startswith("unshare: ") and not result.stdout):
+        result = commands.run(argv, timeout)
+        if result.timed_out or not (result.code != 0 and result.output.startswith("unshare: ")):
             return result  # the command ran: only unshare's own failures start so
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return commands.run(command, timeout)
 
 
 MAX_DUMP = 8 * 1024 * 1024  # keepalived's dump is about 2 kB an instance
@@ -114,8 +117,7 @@ def live_state(pid_file: str = "/run/keepalived.pid", dump: str | None = None, w
     link another user made, no FIFO, capped) and only entries of keepalived's shape are kept."""
     dump = dump or os.path.join(os.environ.get("TMPDIR", "/tmp"), "keepalived.json")
     pid = _pid(pid_file)
-    signum = int(subprocess.run(["keepalived", "--signum=JSON"], capture_output=True, text=True, timeout=10,
-                                check=True).stdout.strip())
+    signum = _json_signal()
     before = _stamp(dump)
     os.kill(pid, signum)
     deadline = time.monotonic() + wait
@@ -132,6 +134,15 @@ def live_state(pid_file: str = "/run/keepalived.pid", dump: str | None = None, w
         except DumpNotJson:
             if time.monotonic() > deadline:
                 raise
+
+
+def _json_signal() -> int:
+    """The signal that makes keepalived write its JSON dump, as the installed keepalived says."""
+    asked = commands.run(["keepalived", "--signum=JSON"], 10)
+    if asked.code != 0:
+        raise OSError(f"keepalived --signum=JSON {'timed out' if asked.timed_out else f'exited {asked.code}'}: "
+                      f"{asked.last_line}")
+    return int(asked.output.strip())
 
 
 def _read(path: str, limit: int) -> bytes:
@@ -196,8 +207,3 @@ def _instance(entry: object) -> LiveInstance | None:
 def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255
 
-
-def addresses_here() -> set[str]:
-    """Every address configured on this node's interfaces."""
-    result = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True, timeout=10)
-    return {fields[3].split("/")[0] for fields in (line.split() for line in result.stdout.splitlines()) if len(fields) > 3}

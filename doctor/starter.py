@@ -16,7 +16,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from kahooks.doctor.findings import program_of
+from kahooks.doctor.findings import program_of, script_words
 from kahooks.doctor.model import Node
 
 HEADER = """\
@@ -43,9 +43,8 @@ class Answers:
 
 def check_for(command: str) -> str | None:
     """The kahooks check that does what a vrrp_script's command means, or None."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
+    words = script_words(command)
+    if words is None:
         return None
     program = os.path.basename(program_of(command) or "")
     targets = [word for word in words[1:] if not word.startswith("-")]

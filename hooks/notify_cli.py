@@ -349,7 +349,7 @@ def run_fifo(values: dict, path: str) -> int:
     import threading
 
     from kahooks import logs
-    from kahooks.fifo import event_from_line, serve_fifo
+    from kahooks.fifo import record_fifo
     from kahooks.signals import set_on_signals
 
     log = logs.setup("ka-notify", values["verbose"], to_stderr=values["verbose"], log_format=values["log_format"])
@@ -367,13 +367,7 @@ def run_fifo(values: dict, path: str) -> int:
     stop = threading.Event()
     set_on_signals(stop, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
 
-    def handle(line: str) -> None:
-        event = event_from_line(line)
-        if event is not None:
-            spool.record(event)
-            ensure_worker(spool, values)
-
-    count = serve_fifo(path, handle, stop)
+    count = record_fifo(path, lambda: spool, lambda: ensure_worker(spool, values), stop)
     log.info("fifo: read %d lines from %s", count, path)
     return 0
 

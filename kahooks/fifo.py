@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kahooks.event import Event
+    from kahooks.spool import Spool
 
 log = logging.getLogger("kahooks.fifo")
 MAX_BUFFERED_LINES = 100_000
@@ -117,3 +118,16 @@ def serve_fifo(path: str, handle: Callable[[str], None], stop: threading.Event, 
         reader.join(timeout=linger + 1)
         os.close(keep_open)
         os.close(fd)
+
+
+def record_fifo(path: str, spool: Callable[[], Spool], wake: Callable[[], object], stop: threading.Event) -> int:
+    """Every event on keepalived's notify FIFO at `path` made durable in `spool()`, in order, then
+    `wake()` (whoever delivers); garbage lines are logged and skipped. `ka-notify fifo` and
+    `kahooks serve` both read the FIFO this way. Returns how many lines were read."""
+    def handle(line: str) -> None:
+        event = event_from_line(line)
+        if event is not None:
+            spool().record(event)
+            wake()
+
+    return serve_fifo(path, handle, stop)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 
 from kahooks import redact
 from kahooks.errors import KahooksError
+from kahooks.notifiers import _tls
 from kahooks.notifiers._http import Http, check_url
 from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message, PermanentFailure, TemporaryFailure
 
@@ -79,11 +80,7 @@ class AlertmanagerChannel(Channel):
         self.firing: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}  # labels -> the alert last sent
         self.next_resend = 0.0
         self.state: ChannelState | None = None
-        self.verify: bool | str = True
-        if settings.get("insecure") is True:
-            self.verify = False
-        elif "ca" in settings:
-            self.verify = str(self.base / self.text(settings, "ca"))
+        self.verify = _tls.verify(self, settings)
         self.members = [Http(self.timeout, self.verify) for _ in self.urls]  # a session each: they run at once
 
     def alert(self, message: Message) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from kahooks.errors import os_words
 from kahooks.netaddr import format_hostport, parse_hostport
+from kahooks.notifiers import _tls
 from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message, PermanentFailure, TemporaryFailure
 
 if TYPE_CHECKING:
@@ -59,8 +60,7 @@ class EmailChannel(Channel):
             raise ChannelConfigError("security", "AUTH without TLS would send the password in clear: "
                                                  "use starttls or tls")
         self.timeout = self.number(settings, "timeout", 30.0)
-        self.ca = str(self.base / self.text(settings, "ca")) if "ca" in settings else None
-        self.insecure = settings.get("insecure") is True
+        self.insecure, self.ca = _tls.insecure_and_ca(_tls.verify(self, settings))
         # Recipients that answered 4xx, per event id: the next attempt goes to them only.
         self.pending_recipients: dict[str, list[str]] = {}
 

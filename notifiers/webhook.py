@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from kahooks.notifiers import _tls
 from kahooks.notifiers._http import Http, check_url
 from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message
 from kahooks.templates import sample_context
@@ -41,11 +42,7 @@ class WebhookChannel(Channel):
         token = self.secret(settings, "token", required=False)
         if token:
             self.headers["Authorization"] = f"Bearer {token}"
-        self.verify: bool | str = True
-        if settings.get("insecure") is True:
-            self.verify = False
-        elif "ca" in settings:
-            self.verify = str(self.base / self.text(settings, "ca"))
+        self.verify = _tls.verify(self, settings)
         self.http = Http(self.timeout, self.verify)
         self.payload_template = None
         if "payload" in settings:

@@ -42,3 +42,12 @@ def test_a_vip_added_and_removed_in_a_namespace() -> None:
         assert not present()
     finally:
         subprocess.run(["ip", "netns", "delete", namespace], check=False)
+
+
+def test_the_doctor_and_the_channels_read_addresses_here_alike() -> None:
+    """`kahooks doctor --live` compares keepalived's VIPs with the same reading as the channels: an
+    address with or without its prefix, and a word that is no address never present."""
+    from kahooks.reality import addresses_here
+
+    here = addresses_here()
+    assert vips_present(["192.0.2.10", "127.0.0.1/8", "not an address", "::1"], here) == ["127.0.0.1/8", "::1"]

@@ -129,3 +129,17 @@ def test_the_address_owner_ignores_weighted_files_and_interfaces_as_keepalived_d
     ignored = [item for item in report.findings if item.code == "tracked-item-ignored"]
     assert [(item.line, "address owner" in item.message and "owner" in item.fix) for item in ignored] == \
         [(14, True), (17, True)]  # the lines tracking them
+
+
+def test_a_kahooks_checks_own_timeout_is_read_by_its_own_options() -> None:
+    from kahooks.checks.base import DEFAULT_TIMEOUT
+    from kahooks.doctor.findings import own_timeout
+
+    assert own_timeout("/usr/local/bin/ka-check-http -t 2 http://127.0.0.1/") == 2.0
+    assert own_timeout("/usr/local/bin/ka-check-http --timeout=0.5 'http://127.0.0.1/'") == 0.5
+    assert own_timeout("/usr/local/bin/ka-check-process haproxy") == DEFAULT_TIMEOUT
+    # After `--` the words are the command's own: its -t is not the check's.
+    assert own_timeout("/usr/local/bin/ka-check-exec -- /usr/bin/probe -t 9") == DEFAULT_TIMEOUT
+    # A command line the check refuses (it fails at once) or another program: keepalived's timeout bounds it.
+    assert own_timeout("/usr/local/bin/ka-check-port -t nan 127.0.0.1:1") is None
+    assert own_timeout("/usr/bin/curl -t 3 http://127.0.0.1/") is None
