@@ -77,17 +77,11 @@ class Wire:
             log.info("wire: %s", self.why_off)
             return
         serve = config.sections["serve"]
-        spool_dir = config.spool_dir
 
         def record(event: Event) -> None:
-            from kahooks.spool import Spool
-
-            if not serve.deliver:
-                return
-            Spool(spool_dir).ensure().record(event)
-            worker = notifications.worker
-            if worker is not None:
-                worker.wake.set()
+            if serve.deliver:  # the one record-then-wake of the daemon (notifications.py)
+                notifications.spool().record(event)
+                notifications.wake_worker()
 
         from kahooks.daemon.threads import Supervised
         from kahooks.daemon.wire_observer import Observer
