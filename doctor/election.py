@@ -284,33 +284,60 @@ def _elect_units(all_units: list[Unit], state: dict[Member, Standing], current: 
     return current
 
 
-def start_delay(member: Member, unit: Unit, state: dict[Member, Standing]) -> float:
-    """From keepalived's start to this member's first down timer ending (vrrp_scheduler.c vrrp_init_state,
-    2.2.7 and 2.3.3): the address owner at once (ms_down_timer 1 us) unless its sync group holds a
-    member that is not; a `state MASTER` member of a sync group that starts BACKUP gets one advert
-    interval + the minimum skew ("allow one adver_int to pass"); everyone else the full down timer,
-    whatever `state` says."""
+# How late a weight-0 script's first result can come (a fork and exec as script_user; more under load):
+# until it does, the instance waits in INIT/FAULT and only then starts its full down timer.
+SCRIPT_START_SLACK_S = 0.5
+
+
+def start_delay(member: Member, unit: Unit, state: dict[Member, Standing]) -> tuple[float, float]:
+    """(earliest, latest) from keepalived's start to this member's first down timer ending
+    (vrrp_scheduler.c vrrp_init_state, 2.2.7 and 2.3.3): the address owner at once (ms_down_timer 1 us)
+    unless its sync group holds a member that is not; a `state MASTER` member of a sync group that
+    starts BACKUP gets one advert interval + the minimum skew ("allow one adver_int to pass");
+    everyone else the full down timer, whatever `state` says. An instance (or a member of its sync
+    group) tracking a weight-0 script waits for the script's first result before any of it
+    (vrrp_track.c initialise_track_script_state: num_script_init; vrrp_init_script runs it at once)."""
     instance = member.instance
     synced = [other.instance for other in unit.values()] if instance.sync_group is not None else [instance]
+    waits = any(item.kind == "script" and item.weight == 0 and not item.dropped
+                for other in synced for item in other.tracked)
+    slack = SCRIPT_START_SLACK_S if waits else 0.0
     if all(other.priority == PRIO_OWNER and other.state == "MASTER" for other in synced):
-        return 0.0
+        return slack, slack
     factor = instance.advert_int if instance.version == 3 else 1.0
     if instance.sync_group is not None and instance.state == "MASTER":
-        return instance.advert_int + factor / 256
-    return instance.down_timer_adverts * instance.advert_int + skew(member, state[member].priority)
+        delay = instance.advert_int + factor / 256
+    else:
+        delay = instance.down_timer_adverts * instance.advert_int + skew(member, state[member].priority)
+    return delay, delay + slack
 
 
 def _first_units(all_units: list[Unit], state: dict[Member, Standing]) -> Unit | Undecided | None:
-    """The MASTER after all nodes start together: the first whose (group's) timers end; on equal timers
-    the first to start, which no configuration says (an address decides only between two MASTERs
-    that time out within an advert's trip of each other, vrrp.c vrrp_state_master_rx)."""
+    """The MASTER after all nodes start together: the first whose (group's) timers end, and then whoever
+    preempts it. Timers that end at the same moment, or may end in either order (a script's first
+    result), make it undecided, unless every possible first MASTER ends with the same holder. The
+    first to start wins a tie, which no configuration says (an address decides only between two
+    MASTERs that time out within an advert's trip of each other, vrrp.c vrrp_state_master_rx)."""
     alive = [unit for unit in all_units if not _fault(unit, state)]
+    if not alive:
+        return None
     # A sync group goes MASTER when its last member wants to (vrrp_sync.c vrrp_sync_can_goto_master).
-    first = _race(alive, lambda unit: max(start_delay(member, unit, state) for member in unit.values()),
-                  "equal priorities: the node whose keepalived starts first takes it, and a tie never takes it back")
-    if not isinstance(first, dict):
-        return first
-    return _elect_units(all_units, state, first)
+    spans = {id(unit): (max(start_delay(member, unit, state)[0] for member in unit.values()),
+                        max(start_delay(member, unit, state)[1] for member in unit.values())) for unit in alive}
+    latest_first = min(span[1] for span in spans.values())
+    possible = [unit for unit in alive if spans[id(unit)][0] <= latest_first + 1e-9]
+    outcomes: list[Unit | Undecided | None] = []
+    for unit in possible:
+        outcome = _elect_units(all_units, state, unit)
+        if not any(outcome is other for other in outcomes):
+            outcomes.append(outcome)
+    if len(outcomes) == 1:
+        return outcomes[0]
+    tied = len({spans[id(unit)] for unit in possible}) == 1
+    why = ("equal priorities: the node whose keepalived starts first takes it, and a tie never takes it back"
+           if tied else "a weight-0 script's first result holds an instance back for an unknown moment at start, "
+                        "and the later node does not preempt")
+    return Undecided(tuple(member for unit in outcomes if isinstance(unit, dict) for member in unit.values()), why)
 
 
 def _holder(result: Unit | Undecided | None, key: str) -> Holder:

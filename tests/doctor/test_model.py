@@ -196,7 +196,7 @@ def test_a_tie_at_start_is_undecided_not_the_higher_address(tmp_path: Path) -> N
     assert scenario["master_before"] == "undecided" and scenario["undecided_between"] == [lb1, lb2]
     # chk is weight 0: lb1 goes to FAULT. Held by lb1: it moves to lb2 after lb2's skew; by lb2: it stays.
     assert scenario["if_master_before"][lb1]["master_after_failure"] == lb2
-    assert scenario["if_master_before"][lb1]["failover_max_s"] == round(1 + 156 / 256, 3)  # one script interval to see it, then the skew
+    assert scenario["if_master_before"][lb1]["failover_max_s"] == round(1 + 156 / 256, 3)  # an interval, the skew
     assert scenario["if_master_before"][lb2]["master_after_failure"] == lb2
     assert scenario["if_master_before"][lb2]["failover_max_s"] is None
     # Both branches agree on where it ends: the common answer is given, not "undecided".
@@ -207,8 +207,8 @@ def test_two_backups_tied_when_the_master_leaves_the_higher_address_stays(tmp_pa
     # Both time out on the priority-0 advert's skew at once: two MASTERs, and vrrp_state_master_rx sends
     # the lower address (vrrp_saddr_cmp) back to BACKUP. lb3 has no unicast_src_ip: it is what the others
     # name in unicast_peer... with two peers each, no single one: then it cannot be told.
-    (tmp_path / "lb1.conf").write_text(
-        SCRIPT.format(body="    weight 0\n") + instance("    unicast_src_ip 192.0.2.2\n", "    track_script {\n        chk\n    }\n"))
+    tracks = "    track_script {\n        chk\n    }\n"
+    (tmp_path / "lb1.conf").write_text(SCRIPT.format(body="    weight 0\n") + instance("    unicast_src_ip 192.0.2.2\n", tracks))
     (tmp_path / "lb2.conf").write_text(_tied("192.0.2.3", ["192.0.2.2", "192.0.2.4"]))
     (tmp_path / "lb3.conf").write_text(_tied("192.0.2.4", ["192.0.2.2", "192.0.2.3"]))
     lb1, lb2, lb3 = (str(tmp_path / f"lb{n}.conf") for n in (1, 2, 3))
@@ -237,6 +237,22 @@ def test_a_sync_group_moves_only_when_every_member_would(tmp_path: Path) -> None
                                        + instance(name="VI_2", vrid=52, vip="192.0.2.11", priority="    priority 200\n"))
     scenarios = [s.as_json() for s in diagnose(lb1, [lb2], "lb1", False, versions.asked("2.2.7")).scenarios]
     assert {(s["instance"], s["master_after_failure"]) for s in scenarios} == {("VI_1", lb2), ("VI_2", lb2)}
+
+
+def test_a_weight_0_script_can_hold_the_higher_node_back_at_start(tmp_path: Path) -> None:
+    # vrrp_track.c initialise_track_script_state: a weight-0 script keeps the instance waiting for its
+    # first result, then the full down timer; lb2 at 99 may time out first, and nopreempt keeps it there
+    # (seen in the lab, seed 19). Without nopreempt lb1 takes it back: decided.
+    chk = SCRIPT.format(body="    weight 0\n")
+    tracks = "    track_script {\n        chk\n    }\n"
+    (tmp_path / "lb1.conf").write_text(chk + instance("    nopreempt\n", tracks, priority="    priority 100\n"))
+    (tmp_path / "lb2.conf").write_text(instance(priority="    priority 99\n"))
+    lb1, lb2 = str(tmp_path / "lb1.conf"), str(tmp_path / "lb2.conf")
+    [scenario] = [s.as_json() for s in diagnose(lb1, [lb2], "lb1", False, versions.asked("2.2.7")).scenarios]
+    assert scenario["master_before"] == "undecided" and "first result" in scenario["undecided_why"]
+    (tmp_path / "lb1.conf").write_text(chk + instance("", tracks, priority="    priority 100\n"))
+    [scenario] = [s.as_json() for s in diagnose(lb1, [lb2], "lb1", False, versions.asked("2.2.7")).scenarios]
+    assert scenario["master_before"] == lb1
 
 
 def test_the_local_version_is_read_from_keepalived() -> None:
