@@ -71,6 +71,14 @@ class Keepalived:
     def describe(self) -> str:
         return " ".join(self.command)
 
+    def rules(self) -> str | None:
+        """The keepalived rules the doctor must model for this keepalived (2.2.7 or 2.3.3), from its --version."""
+        from kahooks.doctor import versions
+
+        result = subprocess.run([*self.command, "--version"], capture_output=True, text=True, timeout=10)
+        found = versions.parse(result.stderr or result.stdout)
+        return versions.rules_for(found) if found is not None else None
+
 
 @dataclass
 class Disagreement:
@@ -242,11 +250,14 @@ def settle_time(spec: Spec) -> float:
         + timing.preempt_delay + 1.5
 
 
-def predict(run: PairRun, doctor: list[str]) -> list[dict]:
+def predict(run: PairRun, doctor: list[str], rules: str | None = None) -> list[dict]:
     # The doctor cannot know what a track file holds while its check fails: the harness says what it writes.
     values = sorted({f"--file-value={item.name}={item.failed_value}" for item in run.spec.items if item.kind == "file"})
     result = subprocess.run([*doctor, "doctor", "--json", "-f", run.conf("n1"), "--peer", run.conf("n2"),
-                             "--no-keepalived-test", *values], capture_output=True, text=True, timeout=60,
+                             "--no-keepalived-test", *values,
+                             # the keepalived that runs the pair (another root's: 2.3.3), not this machine's
+                             *([f"--keepalived-version={rules}"] if rules else [])],
+                            capture_output=True, text=True, timeout=60,
                             env={**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log"})
     if result.returncode not in (0, 1):
         raise LabError(f"kahooks doctor exited {result.returncode}: {result.stderr.strip()[-500:]}")
@@ -351,7 +362,7 @@ def trial(run: PairRun, item: Item, scenarios: list[dict], result: PairResult) -
 
 
 def run_pair(seed: int, tag: str, keepalived: Keepalived, doctor: list[str], abort: threading.Event,
-             keep_files: bool = False) -> PairResult:
+             keep_files: bool = False, rules: str | None = None) -> PairResult:
     """Generate, predict, run and compare one pair; every namespace and process gone when it returns."""
     spec = generate(seed)
     result = PairResult(spec)
@@ -361,7 +372,7 @@ def run_pair(seed: int, tag: str, keepalived: Keepalived, doctor: list[str], abo
         with Network(tag) as net:
             try:
                 run = PairRun(spec, net, keepalived, abort)
-                scenarios = predict(run, doctor)
+                scenarios = predict(run, doctor, rules)
                 for item in spec.items:
                     trial(run, item, scenarios, result)
             finally:
@@ -385,6 +396,7 @@ def run_many(seeds: list[int], tag_prefix: str, keepalived: Keepalived | None = 
     keepalived = keepalived or Keepalived()
     doctor = doctor or [default_doctor()]
     abort = threading.Event()
+    rules = keepalived.rules()
     slots = list(range(jobs))
     lock = threading.Lock()
     results: list[PairResult] = []
@@ -393,7 +405,7 @@ def run_many(seeds: list[int], tag_prefix: str, keepalived: Keepalived | None = 
         with lock:
             slot = slots.pop()
         try:
-            result = run_pair(seed, f"{tag_prefix}{slot}", keepalived, doctor, abort)
+            result = run_pair(seed, f"{tag_prefix}{slot}", keepalived, doctor, abort, rules=rules)
         finally:
             with lock:
                 slots.append(slot)
