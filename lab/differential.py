@@ -60,13 +60,28 @@ class Keepalived:
         """keepalived of another Debian root (2.3.x from a Debian 13 debootstrap), run by chroot."""
         return cls(("chroot", root, "/usr/sbin/keepalived"), root)
 
-    def prepare(self, node: Node) -> None:
-        """Inside the node's own mount namespace: the root's /proc, /dev and a private /run."""
+    def prepare(self, node: Node, work: Path) -> None:
+        """Inside the node's own mount namespace: the root's /proc, /dev and a private /run; and, where the
+        root has no keepalived_script user (the pairs' script_user), its passwd and group with this
+        machine's, bound over the root's in this namespace only (the cached root is never changed)."""
         if self.root == "/":
             return
         root = shlex.quote(self.root)
-        node.run(["sh", "-c", f"mount -t proc proc {root}/proc && mount --rbind /dev {root}/dev "
-                              f"&& mount -t tmpfs -o mode=755 tmpfs {root}/run"])
+        mounts = [f"mount -t proc proc {root}/proc", f"mount --rbind /dev {root}/dev",
+                  f"mount -t tmpfs -o mode=755 tmpfs {root}/run"]
+        for name in ("passwd", "group"):
+            theirs = Path(self.root) / "etc" / name
+            text = theirs.read_text()
+            if any(line.startswith("keepalived_script:") for line in text.splitlines()):
+                continue
+            ours = [line for line in Path(f"/etc/{name}").read_text().splitlines() if line.startswith("keepalived_script:")]
+            if not ours:
+                raise LabError(f"no keepalived_script in /etc/{name} to lend the root")
+            copy = work / f"{node.namespace}-{name}"
+            copy.write_text(text.rstrip("\n") + "\n" + ours[0] + "\n")
+            copy.chmod(0o644)
+            mounts.append(f"mount --bind {shlex.quote(str(copy))} {shlex.quote(str(theirs))}")
+        node.run(["sh", "-c", " && ".join(mounts)])
 
     def describe(self) -> str:
         return " ".join(self.command)
@@ -141,7 +156,7 @@ class PairRun:
             self.nodes[node] = net.add_node(node, index)
             if any(item.node == node and item.kind == "interface" for item in spec.items):
                 net.add_link(node)
-            keepalived.prepare(self.nodes[node])
+            keepalived.prepare(self.nodes[node], self.host_work)
         self.watch = AddressWatch({node: self.nodes[node].namespace for node in NODES})
 
     def conf(self, node: str) -> str:
