@@ -291,12 +291,13 @@ SCRIPT_START_SLACK_S = 0.5
 
 def start_delay(member: Member, unit: Unit, state: dict[Member, Standing]) -> tuple[float, float]:
     """(earliest, latest) from keepalived's start to this member's first down timer ending
-    (vrrp_scheduler.c vrrp_init_state, 2.2.7 and 2.3.3): the address owner at once (ms_down_timer 1 us)
-    unless its sync group holds a member that is not; a `state MASTER` member of a sync group that
-    starts BACKUP gets one advert interval + the minimum skew ("allow one adver_int to pass");
-    everyone else the full down timer, whatever `state` says. An instance (or a member of its sync
-    group) tracking a weight-0 script waits for the script's first result before any of it
-    (vrrp_track.c initialise_track_script_state: num_script_init; vrrp_init_script runs it at once)."""
+    (vrrp_scheduler.c vrrp_init_state, 2.2.7 and 2.3.3): the address owner at once (ms_down_timer 1 us);
+    everyone else the full down timer, whatever `state` says. In a sync group with any member that is
+    not an owner, every `state MASTER` is made BACKUP (vrrp.c vrrp_complete_init, "if any sync group
+    has member wanting to start in master state"): the full down timer too (seen in the lab, seed 75).
+    An instance (or a member of its sync group) tracking a weight-0 script waits for the script's first
+    result before any of it (vrrp_track.c initialise_track_script_state: num_script_init;
+    vrrp_init_script runs it at once)."""
     instance = member.instance
     synced = [other.instance for other in unit.values()] if instance.sync_group is not None else [instance]
     waits = any(item.kind == "script" and item.weight == 0 and not item.dropped
@@ -304,11 +305,7 @@ def start_delay(member: Member, unit: Unit, state: dict[Member, Standing]) -> tu
     slack = SCRIPT_START_SLACK_S if waits else 0.0
     if all(other.priority == PRIO_OWNER and other.state == "MASTER" for other in synced):
         return slack, slack
-    factor = instance.advert_int if instance.version == 3 else 1.0
-    if instance.sync_group is not None and instance.state == "MASTER":
-        delay = instance.advert_int + factor / 256
-    else:
-        delay = instance.down_timer_adverts * instance.advert_int + skew(member, state[member].priority)
+    delay = instance.down_timer_adverts * instance.advert_int + skew(member, state[member].priority)
     return delay, delay + slack
 
 
