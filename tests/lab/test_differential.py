@@ -93,7 +93,7 @@ def test_an_undecided_holder_is_its_own_column_never_agreement() -> None:
 
 def _sample_results(seeds: list[int]) -> dict[int, differential.PairResult]:
     # KAHOOKS_DIFF_JOBS: fewer at a time on a shared machine (CI runs them all at once).
-    jobs = min(max(1, int(os.environ.get("KAHOOKS_DIFF_JOBS", "8"))), len(seeds))
+    jobs = min(max(1, int(os.environ.get("KAHOOKS_DIFF_JOBS", str(len(seeds))))), len(seeds))
     results = differential.run_many(seeds, "khldt", jobs=jobs, doctor=[program("kahooks")])
     return {result.spec.seed: result for result in results}
 
