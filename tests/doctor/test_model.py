@@ -239,6 +239,19 @@ def test_a_sync_group_moves_only_when_every_member_would(tmp_path: Path) -> None
     assert {(s["instance"], s["master_after_failure"]) for s in scenarios} == {("VI_1", lb2), ("VI_2", lb2)}
 
 
+def test_state_master_gives_a_sync_group_no_head_start(tmp_path: Path) -> None:
+    # vrrp.c vrrp_complete_init: a sync group with a member that is not an address owner starts every
+    # member BACKUP, `state MASTER` or not: lb2 (254, nopreempt) times out first and keeps it (seed 75).
+    group = "vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n}\n"
+    for name, state, priority in (("lb1", "    state MASTER\n", "99"), ("lb2", "    nopreempt\n", "254")):
+        (tmp_path / f"{name}.conf").write_text(
+            group + instance(state, "    track_interface {\n        eth1\n    }\n", priority=f"    priority {priority}\n")
+            + instance(state, name="VI_2", vrid=52, vip="192.0.2.11", priority=f"    priority {priority}\n"))
+    lb1, lb2 = str(tmp_path / "lb1.conf"), str(tmp_path / "lb2.conf")
+    scenarios = [s.as_json() for s in diagnose(lb1, [lb2], "lb1", False, versions.asked("2.2.7")).scenarios]
+    assert scenarios and {s["master_before"] for s in scenarios} == {lb2}
+
+
 def test_a_weight_0_script_can_hold_the_higher_node_back_at_start(tmp_path: Path) -> None:
     # vrrp_track.c initialise_track_script_state: a weight-0 script keeps the instance waiting for its
     # first result, then the full down timer; lb2 at 99 may time out first, and nopreempt keeps it there
