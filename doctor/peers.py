@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kahooks.doctor.election import Member, Scenario, elect, first_master, groups, standings
+from kahooks.doctor.election import Holder, Member, Scenario, Undecided, elect, first_master, groups, standings
 from kahooks.doctor.findings import Finding, finding
 from kahooks.doctor.model import Node, Tracked
 
@@ -32,19 +32,19 @@ def check_agreement(nodes: list[Node]) -> list[Finding]:
         top = max(standing.priority for standing in healthy.values())
         tied = [member for member in members if healthy[member].priority == top]
         leader = first_master(members, healthy)
-        if leader is not None and leader.instance.nopreempt and len(members) > 1:
+        if isinstance(leader, Member) and leader.instance.nopreempt and len(members) > 1:
             where = leader.instance.where
             found.append(finding("nopreempt-start-order", "hint", where.first("nopreempt") or where,
                                  f"{leader.instance.name}: {leader.node.path} has the highest priority and nopreempt: if "
                                  f"it starts after its peer has taken the VIP, it never takes it (the doctor assumes the "
                                  f"nodes start together)", "nopreempt is for nodes of equal standing; or accept it"))
         if len(tied) > 1:
-            # vrrp.c vrrp_state_master_rx: a MASTER that hears an equal priority from a higher address yields;
-            # vrrp_state_backup: a BACKUP accepts an equal priority, so a tie never takes the VIP back.
+            # vrrp.c vrrp_state_backup: a BACKUP accepts an equal priority, so a tie never takes the VIP back;
+            # vrrp_scheduler.c vrrp_init_state: equal priorities, equal down timers: the first to start wins.
+            # Addresses (vrrp_state_master_rx) only part two MASTERs that time out at once.
             last = tied[-1].instance.where
-            winner = (f"{leader.node.path} wins (unicast_src_ip {leader.instance.unicast_src_ip} is the higher)"
-                      if leader is not None and leader in tied and leader.instance.unicast_src_ip else
-                      "the higher IP address wins the election (not `state`)")
+            winner = (f"{leader.node.path} wins (it starts first)" if isinstance(leader, Member) and leader in tied
+                      else "the node whose keepalived starts first wins (not the higher address, not `state`)")
             found.append(finding("equal-priority", "warning", last.first("priority") or last,
                                  f"{first.instance.name} ({key}): {', '.join(member.node.path for member in tied)} all have "
                                  f"priority {top}: {winner}, and a node that recovers never takes the VIP back",
@@ -105,7 +105,9 @@ def _moves(nodes: list[Node], node_path: str, kind: str, name: str, instance_nam
         failed = {member: standings(member.node, frozenset({f"{kind}:{name}"}) if member.node is node
                                     else frozenset())[member.instance.name] for member in members}
         before = first_master(members, ok)
-        return before != mine[0] or elect(members, failed, before) != mine[0]
+        if not isinstance(before, Member):
+            return True  # nobody, or undecided: not surely this node's
+        return before is not mine[0] or elect(members, failed, before) is not mine[0]
     return True
 
 
@@ -133,7 +135,7 @@ def check_failover(nodes: list[Node], scenarios: list[Scenario]) -> list[Finding
         return found
     for scenario in scenarios:
         before, after = scenario.master_before, scenario.master_after_failure
-        if before is None or after is None or before != after or before.node.path != scenario.node:
+        if not isinstance(before, Member) or before is not after or before.node.path != scenario.node:
             continue
         if before.instance.name != scenario.instance:
             continue
@@ -161,5 +163,7 @@ def check_failover(nodes: list[Node], scenarios: list[Scenario]) -> list[Finding
     return found
 
 
-def describe(member: Member | None) -> str:
-    return member.node.path if member is not None else "nobody"
+def describe(holder: Holder) -> str:
+    if isinstance(holder, Undecided):
+        return f"undecided ({' or '.join(sorted({member.node.path for member in holder.candidates}))})"
+    return holder.node.path if holder is not None else "nobody"

@@ -3,8 +3,11 @@
 The JSON shape is documented in the README and kept stable:
 {"findings": [{"code", "severity", "file", "line", "message", "fix"}],
  "scenarios": [{"node", "instance", "fails", "master_after_failure", "failover_s", "master_after_recovery", ...}]}
-(scenarios also carry tracked_as, master_before, failover_min_s and failover_max_s; with --live, "live"
-and "wire" (what kahooks serve's wire observer hears, from its status; null when it could not be read);
+(scenarios also carry tracked_as, master_before, failover_min_s and failover_max_s; a holder is a path,
+null (nobody) or "undecided" (equal priorities: the first keepalived to start wins, which no file says;
+then undecided_between, undecided_why and if_master_before {path: the outcome if it holds it first});
+with --live, "live" and "wire" (what kahooks serve's wire observer hears, from its status; null when it
+could not be read);
 "keepalived": {"modelled", "found", "source"} says which keepalived's rules made the predictions).
 """
 
@@ -133,11 +136,17 @@ def render_text(report: Report, colour: bool | None = None) -> str:
             timing = (f" within {scenario.failover_s:g} s (at best {scenario.failover_min_s:g} s)"
                       if scenario.failover_s is not None else "")
             if scenario.master_before is None:
-                moved = "goes to"  # nobody could be named MASTER before (equal priorities)
+                moved = "goes to"  # nobody was MASTER before (every node in FAULT)
+            elif isinstance(scenario.master_before, election.Undecided):
+                moved = f"(held first by {peers.describe(scenario.master_before)}: {scenario.master_before.why}) goes to"
             else:
                 moved = "moves to" if scenario.master_after_failure != scenario.master_before else "stays with"
             lines.append(f"  {scenario.fails} ({scenario.kind}) fails on {scenario.node}: {scenario.instance} "
                          f"{moved} {after}{timing}; once it recovers: {peers.describe(scenario.master_after_recovery)}")
+            for path, branch in scenario.branches.items():
+                timing = f" within {branch.failover_max_s:g} s" if branch.failover_max_s is not None else ""
+                lines.append(f"    if {path} holds it first: {peers.describe(branch.master_after_failure)}{timing}; "
+                             f"once it recovers: {peers.describe(branch.master_after_recovery)}")
         lines.append("")
     for entry in report.live:
         lines.append(f"LIVE {entry['instance']}: {entry['state']}, priority {entry['priority']} "

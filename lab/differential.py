@@ -11,7 +11,11 @@ The VIP holders come from the kernel (`ip -j addr`), the failover time from the 
 failing action to the kernel's RTM_NEWADDR of the VIP on the new holder (`addrwatch`).
 
 Agreement: the same holders, and the failover within [min - 0.3 s, max + 0.3 s] of the
-prediction. keepalived is a command prefix (`Keepalived`): the host's by default, or one in
+prediction. Where the doctor calls the first MASTER "undecided" (equal priorities: the first
+keepalived to start wins), the holder seen must be one it names, and the rest is compared with
+its outcome for that holder; such comparisons are counted in their own column, and a holder the
+doctor leaves undecided after a failure or recovery is "unknown", never agreement.
+keepalived is a command prefix (`Keepalived`): the host's by default, or one in
 another root (`chroot ROOT /usr/sbin/keepalived`), whose files the pair is written under.
 """
 
@@ -36,6 +40,7 @@ from kahooks.lab.diffgen import NODES, Item, Spec, generate
 from kahooks.lab.netns import LabError, Network, Node, wait_for
 
 TOLERANCE = 0.3
+UNDECIDED = "undecided"  # the doctor's word for a holder no configuration decides (never None, nobody)
 CHECK = '#!/bin/sh\n# A differential-test track script: it fails while its flag exists.\n[ ! -e "{work}/flags/$1" ]\n'
 
 
@@ -55,16 +60,39 @@ class Keepalived:
         """keepalived of another Debian root (2.3.x from a Debian 13 debootstrap), run by chroot."""
         return cls(("chroot", root, "/usr/sbin/keepalived"), root)
 
-    def prepare(self, node: Node) -> None:
-        """Inside the node's own mount namespace: the root's /proc, /dev and a private /run."""
+    def prepare(self, node: Node, work: Path) -> None:
+        """Inside the node's own mount namespace: the root's /proc, /dev and a private /run; and, where the
+        root has no keepalived_script user (the pairs' script_user), its passwd and group with this
+        machine's, bound over the root's in this namespace only (the cached root is never changed)."""
         if self.root == "/":
             return
         root = shlex.quote(self.root)
-        node.run(["sh", "-c", f"mount -t proc proc {root}/proc && mount --rbind /dev {root}/dev "
-                              f"&& mount -t tmpfs -o mode=755 tmpfs {root}/run"])
+        mounts = [f"mount -t proc proc {root}/proc", f"mount --rbind /dev {root}/dev",
+                  f"mount -t tmpfs -o mode=755 tmpfs {root}/run"]
+        for name in ("passwd", "group"):
+            theirs = Path(self.root) / "etc" / name
+            text = theirs.read_text()
+            if any(line.startswith("keepalived_script:") for line in text.splitlines()):
+                continue
+            ours = [line for line in Path(f"/etc/{name}").read_text().splitlines() if line.startswith("keepalived_script:")]
+            if not ours:
+                raise LabError(f"no keepalived_script in /etc/{name} to lend the root")
+            copy = work / f"{node.namespace}-{name}"
+            copy.write_text(text.rstrip("\n") + "\n" + ours[0] + "\n")
+            copy.chmod(0o644)
+            mounts.append(f"mount --bind {shlex.quote(str(copy))} {shlex.quote(str(theirs))}")
+        node.run(["sh", "-c", " && ".join(mounts)])
 
     def describe(self) -> str:
         return " ".join(self.command)
+
+    def rules(self) -> str | None:
+        """The keepalived rules the doctor must model for this keepalived (2.2.7 or 2.3.3), from its --version."""
+        from kahooks.doctor import versions
+
+        result = subprocess.run([*self.command, "--version"], capture_output=True, text=True, timeout=10)
+        found = versions.parse(result.stderr or result.stdout)
+        return versions.rules_for(found) if found is not None else None
 
 
 @dataclass
@@ -89,10 +117,15 @@ class PairResult:
     error: str = ""
     seconds: float = 0.0
     rows: list[dict] = field(default_factory=list)  # every comparison, for --json
+    # Comparisons whose first MASTER the doctor called undecided (a tie: whoever starts first): the rest
+    # was compared with its prediction for the holder seen. Counted apart, never as plain agreement.
+    undecided_start: int = 0
+    # Holders the doctor could not name at all ("undecided" after the failure or recovery): not compared.
+    unknown: list[Disagreement] = field(default_factory=list)
 
     @property
     def agrees(self) -> bool:
-        return not self.error and not self.disagreements
+        return not self.error and not self.disagreements and not self.unknown
 
 
 # Running a pair ------------------------------------------------------------------------------
@@ -123,7 +156,7 @@ class PairRun:
             self.nodes[node] = net.add_node(node, index)
             if any(item.node == node and item.kind == "interface" for item in spec.items):
                 net.add_link(node)
-            keepalived.prepare(self.nodes[node])
+            keepalived.prepare(self.nodes[node], self.host_work)
         self.watch = AddressWatch({node: self.nodes[node].namespace for node in NODES})
 
     def conf(self, node: str) -> str:
@@ -232,21 +265,51 @@ def settle_time(spec: Spec) -> float:
         + timing.preempt_delay + 1.5
 
 
-def predict(run: PairRun, doctor: list[str]) -> list[dict]:
+def preemption_time(spec: Spec) -> float:
+    """From a first MASTER to the higher priority's preemption of it: preempt_delay and a down timer."""
+    timing = spec.timing
+    return timing.preempt_delay + 3 * math.ceil(timing.advert_int) + 1.5
+
+
+def predict(run: PairRun, doctor: list[str], rules: str | None = None) -> list[dict]:
     # The doctor cannot know what a track file holds while its check fails: the harness says what it writes.
     values = sorted({f"--file-value={item.name}={item.failed_value}" for item in run.spec.items if item.kind == "file"})
     result = subprocess.run([*doctor, "doctor", "--json", "-f", run.conf("n1"), "--peer", run.conf("n2"),
-                             "--no-keepalived-test", *values], capture_output=True, text=True, timeout=60,
+                             "--no-keepalived-test", *values,
+                             # the keepalived that runs the pair (another root's: 2.3.3), not this machine's
+                             *([f"--keepalived-version={rules}"] if rules else [])],
+                            capture_output=True, text=True, timeout=60,
                             env={**os.environ, "KAHOOKS_SYSLOG_SOCKET": "/nonexistent/log"})
     if result.returncode not in (0, 1):
         raise LabError(f"kahooks doctor exited {result.returncode}: {result.stderr.strip()[-500:]}")
     by_path = {run.conf(node): node for node in NODES}
-    scenarios = []
-    for scenario in json.loads(result.stdout)["scenarios"]:
-        scenarios.append({**scenario, "node": by_path.get(scenario["node"], scenario["node"]),
-                          **{key: by_path.get(scenario[key]) if scenario[key] else None
-                             for key in ("master_before", "master_after_failure", "master_after_recovery")}})
-    return scenarios
+    return [_named(scenario, by_path) for scenario in json.loads(result.stdout)["scenarios"]]
+
+
+HOLDERS = ("master_before", "master_after_failure", "master_after_recovery")
+
+
+def _named(scenario: dict, by_path: dict[str, str]) -> dict:
+    """The doctor's scenario with node names for paths; "undecided" stays itself (it is not nobody)."""
+    def name(holder: str | None) -> str | None:
+        if holder == UNDECIDED:
+            return UNDECIDED
+        return by_path.get(holder) if holder else None
+
+    named = {**scenario, "node": by_path.get(scenario["node"], scenario["node"]),
+             **{key: name(scenario[key]) for key in HOLDERS if key in scenario}}
+    if "undecided_between" in scenario:
+        named["undecided_between"] = [by_path.get(path, path) for path in scenario["undecided_between"]]
+        named["if_master_before"] = {by_path.get(path, path): {**branch, **{key: name(branch[key]) for key in HOLDERS
+                                                                            if key in branch}}
+                                     for path, branch in scenario["if_master_before"].items()}
+    return named
+
+
+def starts_as_predicted(scenario: dict, holder: str | None) -> bool:
+    if scenario["master_before"] == UNDECIDED:
+        return holder in scenario["undecided_between"]
+    return holder == scenario["master_before"]
 
 
 def _show(holder: str | None) -> str:
@@ -260,7 +323,7 @@ def trial(run: PairRun, item: Item, scenarios: list[dict], result: PairResult) -
     mine = {scenario["instance"]: scenario for scenario in scenarios
             if scenario["node"] == item.node and scenario["fails"] == item.name and scenario["tracked_as"] == item.kind}
     current = run.holders() if run.running() else {}
-    if not run.running() or any(current.get(name) != scenario["master_before"] for name, scenario in mine.items()):
+    if not run.running() or not all(starts_as_predicted(scenario, current.get(name)) for name, scenario in mine.items()):
         if run.processes:
             run.stop()
         run.start()
@@ -268,6 +331,12 @@ def trial(run: PairRun, item: Item, scenarios: list[dict], result: PairResult) -
         if not run.running():
             raise LabError("keepalived exited at start (see keepalived.log)")
     before = run.holders()
+    if not all(starts_as_predicted(scenario, before.get(name)) for name, scenario in mine.items()):
+        # Under load one keepalived can start a few tenths of a second after the other and lose a first
+        # race its higher priority would win by less than that; it then preempts, one preempt_delay and
+        # down timer later: the settled state the doctor predicts. Look again once that has passed.
+        run.pause(preemption_time(spec))
+        before = run.holders()
     stamp = run.fail(item)
     generic = settle_time(spec)
     predicted = max([scenario["failover_max_s"] or 0.0 for scenario in mine.values()] + [0.0])
@@ -292,10 +361,17 @@ def trial(run: PairRun, item: Item, scenarios: list[dict], result: PairResult) -
             elif recovered[instance] != before[instance]:
                 differs("master_after_recovery (no scenario: unchanged)", before[instance], recovered[instance])
             continue
-        if before[instance] != scenario["master_before"]:
+        if not starts_as_predicted(scenario, before[instance]):
             differs("master_before", scenario["master_before"], before[instance])
             continue  # the rest starts from somewhere else: not comparable
-        if after[instance] != scenario["master_after_failure"]:
+        if scenario["master_before"] == UNDECIDED:  # compare the rest with the outcome for the holder seen
+            result.undecided_start += 1
+            row["undecided_start"] = True
+            scenario = {**scenario, **scenario["if_master_before"][before[instance]]}
+        if scenario["master_after_failure"] == UNDECIDED:
+            result.unknown.append(Disagreement(spec.seed, label, instance, "master_after_failure", UNDECIDED,
+                                               _show(after[instance])))
+        elif after[instance] != scenario["master_after_failure"]:
             differs("master_after_failure", scenario["master_after_failure"], after[instance])
         elif scenario["failover_min_s"] is not None and (holder := after[instance]) in NODES and holder:
             added = run.watch.first_added(holder, spec.vips[instance], stamp)
@@ -305,12 +381,15 @@ def trial(run: PairRun, item: Item, scenarios: list[dict], result: PairResult) -
             if measured is None or not low <= measured <= high:
                 differs("failover_s", f"{scenario['failover_min_s']:g}..{scenario['failover_max_s']:g}",
                         "no takeover seen" if measured is None else f"{measured:g}")
-        if recovered[instance] != scenario["master_after_recovery"]:
+        if scenario["master_after_recovery"] == UNDECIDED:
+            result.unknown.append(Disagreement(spec.seed, label, instance, "master_after_recovery", UNDECIDED,
+                                               _show(recovered[instance])))
+        elif recovered[instance] != scenario["master_after_recovery"]:
             differs("master_after_recovery", scenario["master_after_recovery"], recovered[instance])
 
 
 def run_pair(seed: int, tag: str, keepalived: Keepalived, doctor: list[str], abort: threading.Event,
-             keep_files: bool = False) -> PairResult:
+             keep_files: bool = False, rules: str | None = None) -> PairResult:
     """Generate, predict, run and compare one pair; every namespace and process gone when it returns."""
     spec = generate(seed)
     result = PairResult(spec)
@@ -320,7 +399,7 @@ def run_pair(seed: int, tag: str, keepalived: Keepalived, doctor: list[str], abo
         with Network(tag) as net:
             try:
                 run = PairRun(spec, net, keepalived, abort)
-                scenarios = predict(run, doctor)
+                scenarios = predict(run, doctor, rules)
                 for item in spec.items:
                     trial(run, item, scenarios, result)
             finally:
@@ -344,6 +423,7 @@ def run_many(seeds: list[int], tag_prefix: str, keepalived: Keepalived | None = 
     keepalived = keepalived or Keepalived()
     doctor = doctor or [default_doctor()]
     abort = threading.Event()
+    rules = keepalived.rules()
     slots = list(range(jobs))
     lock = threading.Lock()
     results: list[PairResult] = []
@@ -352,7 +432,7 @@ def run_many(seeds: list[int], tag_prefix: str, keepalived: Keepalived | None = 
         with lock:
             slot = slots.pop()
         try:
-            result = run_pair(seed, f"{tag_prefix}{slot}", keepalived, doctor, abort)
+            result = run_pair(seed, f"{tag_prefix}{slot}", keepalived, doctor, abort, rules=rules)
         finally:
             with lock:
                 slots.append(slot)
@@ -386,7 +466,7 @@ KNOWN = {
     "sync-group-weighted-interface": "weighted track_interface in a sync group (2.2.7 keeps the weight)",
     "fractional-timer": "fractional advert_int (VRRPv2) or script interval (2.2.7 rounds to whole seconds)",
     "track-file-value": "track file failed with a value other than 1 (keepalived multiplies by the weight)",
-    "equal-priority": "both nodes written with the same priority (a tie the primary addresses decide)",
+    "equal-priority": "both nodes written with the same priority (a tie: the first keepalived to start wins)",
 }
 
 
@@ -423,8 +503,10 @@ def describe(result: PairResult, keepalived: Keepalived) -> str:
     """A disagreeing pair in full: both configs, each disagreement, the seed and how to replay it."""
     spec = result.spec
     lines = [f"=== seed {spec.seed}: " + (f"ERROR {result.error}" if result.error else
-                                          f"{len(result.disagreements)} of {result.checked} disagree"),
+                                          f"{len(result.disagreements)} of {result.checked} disagree, "
+                                          f"{len(result.unknown)} unknown"),
              *(f"  {entry.line()}" for entry in result.disagreements),
+             *(f"  unknown: {entry.line()}" for entry in result.unknown),
              f"  known topics in this pair: {', '.join(suspects(spec)) or 'none'}",
              f"  replay: {replay_command(spec.seed, keepalived)}"]
     for node in NODES:
@@ -438,6 +520,9 @@ def summary(results: list[PairResult]) -> str:
     agreeing = sum(1 for result in results if result.agrees)
     checked = sum(result.checked for result in results)
     wrong = sum(len(result.disagreements) for result in results)
+    undecided = sum(result.undecided_start for result in results)
+    unknown = sum(len(result.unknown) for result in results)
+    given_start = sum(1 for result in results if result.agrees and result.undecided_start)
     errors = [result for result in results if result.error]
     classes: dict[str, list[int]] = {}
     for result in results:
@@ -446,11 +531,17 @@ def summary(results: list[PairResult]) -> str:
             key = f"{what} [{', '.join(suspects(result.spec)) or 'no known topic'}]"
             if result.spec.seed not in classes.setdefault(key, []):
                 classes[key].append(result.spec.seed)
-    lines = [f"pairs: {pairs}, agreeing: {agreeing} ({100 * agreeing / max(pairs, 1):.0f} %); "
-             f"comparisons: {checked}, disagreeing: {wrong} "
-             f"({100 * (checked - wrong) / max(checked, 1):.1f} % agree); errors: {len(errors)}"]
+    lines = [f"pairs: {pairs}, agreeing: {agreeing} ({100 * agreeing / max(pairs, 1):.0f} %; {given_start} of them "
+             f"given who started first); comparisons: {checked}, disagreeing: {wrong} "
+             f"({100 * (checked - wrong - unknown) / max(checked, 1):.1f} % agree); undecided first MASTER "
+             f"(the rest compared for the holder seen): {undecided}; unknown (not compared): {unknown}; "
+             f"errors: {len(errors)}"]
     for key, seeds in sorted(classes.items(), key=lambda entry: -len(entry[1])):
         lines.append(f"  {len(seeds):3d} pairs: {key}: seeds {' '.join(map(str, seeds[:12]))}")
+    unknown_seeds = [result.spec.seed for result in results if result.unknown]
+    if unknown_seeds:
+        lines.append(f"  {len(unknown_seeds):3d} pairs: the doctor said undecided: "
+                     f"seeds {' '.join(map(str, unknown_seeds[:12]))}")
     for result in errors:
         lines.append(f"  error, seed {result.spec.seed}: {result.error}")
     return "\n".join(lines)
@@ -475,7 +566,10 @@ def main(seed: int, pairs: int, jobs: int, root: str | None, tag: str, json_path
     def report(result: PairResult) -> None:
         done.append(result)
         status = "agrees" if result.agrees else (f"ERROR {result.error}" if result.error
-                                                 else f"{len(result.disagreements)} disagreement(s)")
+                                                 else f"{len(result.disagreements)} disagreement(s), "
+                                                      f"{len(result.unknown)} unknown")
+        if result.undecided_start:
+            status += f" ({result.undecided_start} from an undecided first MASTER)"
         print(f"seed {result.spec.seed}: {result.checked} comparisons, {status} ({result.seconds:g} s)", flush=True)
         if not result.agrees:
             print(describe(result, keepalived), flush=True)
@@ -492,6 +586,7 @@ def main(seed: int, pairs: int, jobs: int, root: str | None, tag: str, json_path
     if json_path:
         with open(json_path, "w") as out:
             json.dump([{"seed": result.spec.seed, "checked": result.checked, "error": result.error,
+                    "undecided_start": result.undecided_start, "unknown": [entry.__dict__ for entry in result.unknown],
                         "seconds": result.seconds, "suspects": suspects(result.spec),
                         "disagreements": [entry.__dict__ for entry in result.disagreements], "rows": result.rows}
                        for result in results], out, indent=1)

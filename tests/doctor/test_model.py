@@ -175,16 +175,97 @@ def test_preemption_defaults_that_depend_on_other_keywords(tmp_path: Path) -> No
     assert v6.version == 3
 
 
-def test_equal_priority_with_unicast_names_the_higher_address(tmp_path: Path) -> None:
-    def pair_member(src: str, peer: str) -> str:
-        return instance(f"    unicast_src_ip {src}\n    unicast_peer {{\n        {peer}\n    }}\n", priority="    priority 100\n")
+def _tied(src: str, peers: list[str], tracks: str = "") -> str:
+    listed = "".join(f"        {peer}\n" for peer in peers)
+    return (SCRIPT.format(body="    weight 0\n") if tracks else "") + instance(
+        f"    unicast_src_ip {src}\n    unicast_peer {{\n{listed}    }}\n", tracks, priority="    priority 100\n")
 
-    (tmp_path / "lb1.conf").write_text(pair_member("192.0.2.2", "192.0.2.3"))
-    (tmp_path / "lb2.conf").write_text(pair_member("192.0.2.3", "192.0.2.2"))
-    report = diagnose(str(tmp_path / "lb1.conf"), [str(tmp_path / "lb2.conf")], "lb1", False, versions.asked("2.2.7"))
+
+def test_a_tie_at_start_is_undecided_not_the_higher_address(tmp_path: Path) -> None:
+    # vrrp_scheduler.c vrrp_init_state: equal priorities, equal down timers: the first keepalived to start
+    # wins; vrrp_state_backup accepts an equal priority, so the address never comes into it (seen in the lab:
+    # the lower address kept the VIP when it started first, seed 32).
+    (tmp_path / "lb1.conf").write_text(_tied("192.0.2.2", ["192.0.2.3"], "    track_script {\n        chk\n    }\n"))
+    (tmp_path / "lb2.conf").write_text(_tied("192.0.2.3", ["192.0.2.2"]))
+    lb1, lb2 = str(tmp_path / "lb1.conf"), str(tmp_path / "lb2.conf")
+    report = diagnose(lb1, [lb2], "lb1", False, versions.asked("2.2.7"))
     tie = [item for item in report.findings if item.code == "equal-priority"]
-    assert len(tie) == 1 and f"{tmp_path / 'lb2.conf'} wins (unicast_src_ip 192.0.2.3 is the higher)" in tie[0].message
+    assert len(tie) == 1 and "starts first wins (not the higher address" in tie[0].message
     assert "never takes the VIP back" in tie[0].message
+    [scenario] = [scenario.as_json() for scenario in report.scenarios]
+    assert scenario["master_before"] == "undecided" and scenario["undecided_between"] == [lb1, lb2]
+    # chk is weight 0: lb1 goes to FAULT. Held by lb1: it moves to lb2 after lb2's skew; by lb2: it stays.
+    assert scenario["if_master_before"][lb1]["master_after_failure"] == lb2
+    assert scenario["if_master_before"][lb1]["failover_max_s"] == round(1 + 156 / 256, 3)  # an interval, the skew
+    assert scenario["if_master_before"][lb2]["master_after_failure"] == lb2
+    assert scenario["if_master_before"][lb2]["failover_max_s"] is None
+    # Both branches agree on where it ends: the common answer is given, not "undecided".
+    assert scenario["master_after_failure"] == lb2 and scenario["master_after_recovery"] == lb2
+
+
+def test_two_backups_tied_when_the_master_leaves_the_higher_address_stays(tmp_path: Path) -> None:
+    # Both time out on the priority-0 advert's skew at once: two MASTERs, and vrrp_state_master_rx sends
+    # the lower address (vrrp_saddr_cmp) back to BACKUP. lb3 has no unicast_src_ip: it is what the others
+    # name in unicast_peer... with two peers each, no single one: then it cannot be told.
+    tracks = "    track_script {\n        chk\n    }\n"
+    (tmp_path / "lb1.conf").write_text(SCRIPT.format(body="    weight 0\n") + instance("    unicast_src_ip 192.0.2.2\n", tracks))
+    (tmp_path / "lb2.conf").write_text(_tied("192.0.2.3", ["192.0.2.2", "192.0.2.4"]))
+    (tmp_path / "lb3.conf").write_text(_tied("192.0.2.4", ["192.0.2.2", "192.0.2.3"]))
+    lb1, lb2, lb3 = (str(tmp_path / f"lb{n}.conf") for n in (1, 2, 3))
+    [scenario] = [s.as_json() for s in diagnose(lb1, [lb2, lb3], "lb1", False, versions.asked("2.2.7")).scenarios]
+    assert scenario["master_before"] == lb1 and scenario["master_after_failure"] == lb3
+    (tmp_path / "lb3.conf").write_text(instance("    unicast_peer {\n        192.0.2.2\n        192.0.2.3\n    }\n",
+                                                priority="    priority 100\n"))
+    [scenario] = [s.as_json() for s in diagnose(lb1, [lb2, lb3], "lb1", False, versions.asked("2.2.7")).scenarios]
+    assert scenario["master_after_failure"] == "undecided"  # lb3's address is nowhere: never null (nobody)
+
+
+def test_a_sync_group_moves_only_when_every_member_would(tmp_path: Path) -> None:
+    # vrrp_sync.c vrrp_sync_can_goto_master: lb2's VI_1 would preempt when lb1's eth1 drops VI_1 to 90,
+    # but its VI_2 (lb1 still 150) does not want MASTER: the group stays on lb1 (seen in the lab, seeds 8, 19).
+    group = "vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n}\n"
+    eth1 = "    track_interface {\n        eth1 weight -60\n    }\n"
+    (tmp_path / "lb1.conf").write_text(group + instance(tracks=eth1) + instance(name="VI_2", vrid=52, vip="192.0.2.11"))
+    (tmp_path / "lb2.conf").write_text(group + instance(priority="    priority 100\n")
+                                       + instance(name="VI_2", vrid=52, vip="192.0.2.11", priority="    priority 100\n"))
+    lb1, lb2 = str(tmp_path / "lb1.conf"), str(tmp_path / "lb2.conf")
+    scenarios = [s.as_json() for s in diagnose(lb1, [lb2], "lb1", False, versions.asked("2.2.7")).scenarios]
+    assert {(s["instance"], s["master_before"], s["master_after_failure"]) for s in scenarios} == \
+        {("VI_1", lb1, lb1), ("VI_2", lb1, lb1)}
+    # With lb2's VI_2 above lb1's too, both members would preempt: the whole group moves.
+    (tmp_path / "lb2.conf").write_text(group + instance(priority="    priority 100\n")
+                                       + instance(name="VI_2", vrid=52, vip="192.0.2.11", priority="    priority 200\n"))
+    scenarios = [s.as_json() for s in diagnose(lb1, [lb2], "lb1", False, versions.asked("2.2.7")).scenarios]
+    assert {(s["instance"], s["master_after_failure"]) for s in scenarios} == {("VI_1", lb2), ("VI_2", lb2)}
+
+
+def test_state_master_gives_a_sync_group_no_head_start(tmp_path: Path) -> None:
+    # vrrp.c vrrp_complete_init: a sync group with a member that is not an address owner starts every
+    # member BACKUP, `state MASTER` or not: lb2 (254, nopreempt) times out first and keeps it (seed 75).
+    group = "vrrp_sync_group G {\n    group {\n        VI_1\n        VI_2\n    }\n}\n"
+    for name, state, priority in (("lb1", "    state MASTER\n", "99"), ("lb2", "    nopreempt\n", "254")):
+        (tmp_path / f"{name}.conf").write_text(
+            group + instance(state, "    track_interface {\n        eth1\n    }\n", priority=f"    priority {priority}\n")
+            + instance(state, name="VI_2", vrid=52, vip="192.0.2.11", priority=f"    priority {priority}\n"))
+    lb1, lb2 = str(tmp_path / "lb1.conf"), str(tmp_path / "lb2.conf")
+    scenarios = [s.as_json() for s in diagnose(lb1, [lb2], "lb1", False, versions.asked("2.2.7")).scenarios]
+    assert scenarios and {s["master_before"] for s in scenarios} == {lb2}
+
+
+def test_a_weight_0_script_can_hold_the_higher_node_back_at_start(tmp_path: Path) -> None:
+    # vrrp_track.c initialise_track_script_state: a weight-0 script keeps the instance waiting for its
+    # first result, then the full down timer; lb2 at 99 may time out first, and nopreempt keeps it there
+    # (seen in the lab, seed 19). Without nopreempt lb1 takes it back: decided.
+    chk = SCRIPT.format(body="    weight 0\n")
+    tracks = "    track_script {\n        chk\n    }\n"
+    (tmp_path / "lb1.conf").write_text(chk + instance("    nopreempt\n", tracks, priority="    priority 100\n"))
+    (tmp_path / "lb2.conf").write_text(instance(priority="    priority 99\n"))
+    lb1, lb2 = str(tmp_path / "lb1.conf"), str(tmp_path / "lb2.conf")
+    [scenario] = [s.as_json() for s in diagnose(lb1, [lb2], "lb1", False, versions.asked("2.2.7")).scenarios]
+    assert scenario["master_before"] == "undecided" and "first result" in scenario["undecided_why"]
+    (tmp_path / "lb1.conf").write_text(chk + instance("", tracks, priority="    priority 100\n"))
+    [scenario] = [s.as_json() for s in diagnose(lb1, [lb2], "lb1", False, versions.asked("2.2.7")).scenarios]
+    assert scenario["master_before"] == lb1
 
 
 def test_the_local_version_is_read_from_keepalived() -> None:
