@@ -16,7 +16,7 @@ from kahooks.event import Event
 from kahooks.options import HelpRequested, Option, parse_argv, positive_float
 
 # keepalived waits for this program at every transition: what its argv path imports is kept to
-# STARTUP_IMPORTS (tests/hooks/test_startup.py). typing is for mypy alone.
+# STARTUP_IMPORTS (tests/hooks/test_notify_startup.py). typing is for mypy alone.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -253,12 +253,12 @@ def top_level_spool_dir(text: str) -> str | None:
         stripped = line.strip()
         if stripped.startswith("["):
             break  # top-level keys come before the first table
-        key, equals, value = stripped.partition("=")
-        value = value.strip()
         if _MULTI_LINE[0] in stripped or _MULTI_LINE[1] in stripped:
             return None
+        key, equals, value = stripped.partition("=")
         if not equals or key.strip() != "spool_dir":
             continue
+        value = value.strip()
         quote = value[:1]
         end = value.find(quote, 1) if quote in ("'", '"') else -1
         if end > 0 and "\\" not in value[1:end]:
