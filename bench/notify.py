@@ -173,7 +173,7 @@ def main() -> int:
     for label, values, cpu in rows:
         used = f"{statistics.median(cpu):8.1f}" if cpu else f"{'':>8}"
         print(f"{label:<48} {len(values):>5} {statistics.median(values):8.1f} {percentile(values, 0.9):8.1f} "
-              f"{percentile(values, 0.99):8.1f} {max(values):8.1f} {used}")
+              f"{percentile(values, 0.99):8.1f} {max(values):8.1f} {used}".rstrip())
     ratio = percentile(walls["handler"], 0.9) / percentile(walls["reference"], 0.9)
     cpu_ratio = statistics.median(cpus["handler"]) / statistics.median(cpus["reference"])
     print(f"handler / reference: wall p90 {ratio:.2f}x, cpu p50 {cpu_ratio:.2f}x; "
