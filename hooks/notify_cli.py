@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from kahooks import __version__
-from kahooks.config import DEFAULT_PATH, ConfigError, spool_dir_of
-from kahooks.errors import KahooksError, UsageError, os_words
+from kahooks.defaults import DEFAULT_PATH
+from kahooks.errors import ConfigError, KahooksError, UsageError, os_words
 from kahooks.event import Event
 from kahooks.options import HelpRequested, Option, parse_argv, positive_float
 
+# keepalived waits for this program at every transition: what its argv path imports is kept to
+# STARTUP_IMPORTS (tests/hooks/test_notify_startup.py). typing is for mypy alone.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -23,6 +25,15 @@ if TYPE_CHECKING:
     from kahooks.spool import Spool
 
 PROG = "ka-notify"
+# What a fresh interpreter may hold after `ka-notify TYPE NAME STATE PRIORITY` once the configuration
+# passed (validated_spool): kahooks' own modules, and standard ones (with what each imports itself).
+# Not tomllib, jinja2, logging, typing nor a channel: the configuration is known good by its stamp.
+STARTUP_IMPORTS = frozenset({
+    "kahooks", "kahooks.hooks", "kahooks.hooks.notify_cli", "kahooks.defaults", "kahooks.errors",
+    "kahooks.options", "kahooks.event", "kahooks.spool", "kahooks.spooldir", "kahooks.atomicfile",
+    "kahooks.safefs", "kahooks.fragments", "kahooks.tomlfile",
+    "__future__", "_json", "errno", "stat", "fcntl", "time",
+})
 WORKER_LOG_LIMIT = 1 << 20  # then it becomes worker.log.1, replacing the one before
 OPTIONS = (
     Option("-c", "--config", default=DEFAULT_PATH, metavar="FILE", help="configuration file"),
@@ -140,6 +151,11 @@ def dispatch(argv: Sequence[str]) -> int:
         return event
 
     make_event()  # a usage error is said before anything touches the disk (no spool made for it)
+    spool = validated_spool(values)
+    if spool is not None:  # the configuration passed as it is now: record, wake a worker, nothing else
+        record_in(spool, spool.path, make_event)
+        ensure_worker(spool, values)
+        return 0
     return record(values, make_event)
 
 
@@ -172,9 +188,82 @@ def server_event_from_flags(values: dict, source: str) -> Event:
 
 
 def spool_for(values: dict) -> Spool:
+    from kahooks.config import spool_dir_of
     from kahooks.spool import Spool
 
     return Spool(values["spool"] or spool_dir_of(values["config"])).ensure()
+
+
+def validated_spool(values: dict) -> Spool | None:
+    """The spool to record in when the configuration, as it is on disk now, already passed
+    check_config there; None otherwise (then `record` parses and validates it in full).
+
+    Parsing TOML and building the channels costs several times the fsynced write. The stamp
+    check_config leaves (state/config-ok) names the file and its drop-ins by identity, and the
+    spool_dir the full parse found: a spool holding a stamp equal to the configuration's
+    identity and to its own path is that configuration's spool. Where that spool is comes from
+    a guess (guess_spool_dir) that the stamp confirms, so a wrong guess costs time, never an event.
+    """
+    from kahooks import fragments
+    from kahooks.spool import BadEntry, Spool, SpoolError
+
+    path = values["config"]
+    expected = f"{path} {__version__} {fragments.identity(path)} "
+    root = values["spool"] or guess_spool_dir(path)
+    if root is None:
+        return None
+    spool = Spool(root)
+    try:
+        stamp = spool.read(("state",), "config-ok").decode(errors="replace")
+    except (OSError, BadEntry, SpoolError):
+        return None
+    if stamp == expected + root or (values["spool"] and stamp.startswith(expected)):
+        return spool
+    return None
+
+
+def guess_spool_dir(path: str) -> str | None:
+    """Where the configuration's spool_dir most likely is, without a TOML parser: the last
+    `spool_dir = "..."` among the top-level keys of the file and its drop-ins, else the default.
+
+    Only a guess for validated_spool (the stamp confirms it). Linear, over capped reads through
+    safefs; None when a file cannot be read (the full path then says why)."""
+    from kahooks import fragments, safefs
+    from kahooks.defaults import DEFAULT_SPOOL
+    from kahooks.tomlfile import MAX_TOML
+
+    found = DEFAULT_SPOOL
+    try:
+        for name in fragments.files(path):
+            text = safefs.read_bytes(name, MAX_TOML).decode("utf-8", errors="replace")
+            found = top_level_spool_dir(text) or found
+    except (OSError, KahooksError):
+        return None
+    return found
+
+
+_MULTI_LINE = ('"' * 3, "'" * 3)
+
+
+def top_level_spool_dir(text: str) -> str | None:
+    """The value of a one-line `spool_dir = "PATH"` (or 'PATH') before the first table; None when absent
+    or written otherwise (escapes; after a multi-line string, whose lines are not keys)."""
+    found = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            break  # top-level keys come before the first table
+        if _MULTI_LINE[0] in stripped or _MULTI_LINE[1] in stripped:
+            return None
+        key, equals, value = stripped.partition("=")
+        if not equals or key.strip() != "spool_dir":
+            continue
+        value = value.strip()
+        quote = value[:1]
+        end = value.find(quote, 1) if quote in ("'", '"') else -1
+        if end > 0 and "\\" not in value[1:end]:
+            found = value[1:end]
+    return found
 
 
 def load_config(path: str) -> Config:
@@ -189,11 +278,22 @@ def record(values: dict, make_event: Callable[[], Event]) -> int:
     The event is stamped and written under the spool's recording lock, so its id (which
     starts with the time) orders it correctly against handlers racing this one.
     """
-    from kahooks.spool import SpoolError
+    from kahooks.config import spool_dir_of
 
     root = values["spool"] or spool_dir_of(values["config"])
+    spool = record_in(None, root, make_event)
+    check_config(spool, values["config"])  # raises ConfigError after the event is safe: nothing is lost
+    ensure_worker(spool, values)
+    return 0
+
+
+def record_in(spool: Spool | None, root: str, make_event: Callable[[], Event]) -> Spool:
+    """Stamp the event and write it durably in `spool` (made at `root` when None), under the recording lock."""
+    from kahooks.spool import Spool, SpoolError
+
     try:
-        spool = spool_for(values)
+        if spool is None:
+            spool = Spool(root).ensure()
         with spool.recording():
             spool.record(make_event())
     except OSError as exc:
@@ -202,9 +302,7 @@ def record(values: dict, make_event: Callable[[], Event]) -> int:
             from None
     except SpoolError as exc:
         raise KahooksError(f"cannot record the event: {exc}; the transition is NOT recorded") from None
-    check_config(spool, values["config"])  # raises ConfigError after the event is safe: nothing is lost
-    ensure_worker(spool, values)
-    return 0
+    return spool
 
 
 def check_config(spool: Spool, path: str) -> None:
@@ -217,17 +315,17 @@ def check_config(spool: Spool, path: str) -> None:
     from kahooks import fragments
 
     # The main file and every conf.d drop-in: editing, adding or removing any of them revalidates.
-    fingerprint = f"{__version__} {fragments.identity(path)}"
+    # The stamp ends with the spool_dir the file names: validated_spool finds the spool by it.
+    expected = f"{path} {__version__} {fragments.identity(path)} "
     from kahooks.spool import BadEntry
 
     try:
-        if fingerprint and spool.read(("state",), "config-ok").decode(errors="replace") == f"{path} {fingerprint}":
+        if spool.read(("state",), "config-ok").decode(errors="replace").startswith(expected):
             return
     except (OSError, BadEntry):
         pass
-    load_config(path)
-    if fingerprint:
-        spool.write_atomic(("state",), "config-ok", f"{path} {fingerprint}")
+    config = load_config(path)
+    spool.write_atomic(("state",), "config-ok", expected + config.spool_dir)
 
 
 def ensure_worker(spool: Spool, values: dict) -> bool:
@@ -238,7 +336,7 @@ def ensure_worker(spool: Spool, values: dict) -> bool:
     os.close(probe)  # releases the probe lock at once: the worker takes it for itself
     # -P: the working directory is not put on sys.path, so a kahooks/ folder there is never imported.
     argv = [sys.executable, "-P", "-m", "kahooks.hooks.notify_cli", "worker", "--config", values["config"],
-            "--spool", str(spool.root)]
+            "--spool", spool.path]
     if values["verbose"]:
         argv.append("--verbose")
     if values["log_format"] != "text":

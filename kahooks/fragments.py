@@ -12,12 +12,11 @@ reported as FILE:LINE of the file the operator has to edit.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from kahooks import safefs
 from kahooks.tomlfile import MAX_TOML, locate, read_toml
 
+TYPE_CHECKING = False  # typing costs ka-notify's handler start-up; only mypy needs it
 if TYPE_CHECKING:
     from typing import Any
 
@@ -29,13 +28,13 @@ Where = tuple[str, tuple[str | int, ...]]  # (file, key path within that file)
 
 def drop_ins(path: str) -> list[str]:
     """The fragments that go with `path`: conf.d/*.toml beside it, in name order (none when absent)."""
-    directory = Path(path).parent / DROP_IN_DIR
+    directory = os.path.join(os.path.dirname(path), DROP_IN_DIR)  # no pathlib: ka-notify's start-up
     try:
         names = sorted(entry.name for entry in os.scandir(directory)
                        if entry.name.endswith(".toml") and not entry.name.startswith(".") and entry.is_file())
     except OSError:  # no conf.d (or not a directory): the main file alone
         return []
-    return [str(directory / name) for name in names]
+    return [os.path.join(directory, name) for name in names]
 
 
 def files(path: str) -> list[str]:
@@ -46,7 +45,7 @@ def files(path: str) -> list[str]:
 def identity(path: str) -> str:
     """What changes when any file of the configuration is edited, replaced, added or removed."""
     parts = []
-    for name in [*files(path), str(Path(path).parent / DROP_IN_DIR)]:
+    for name in [*files(path), os.path.join(os.path.dirname(path), DROP_IN_DIR)]:
         try:
             info = os.stat(name)
             parts.append(f"{name}:{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}")

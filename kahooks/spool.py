@@ -37,23 +37,24 @@ handler run by keepalived can still record.
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from kahooks.config import DELIVERY_RANGES
+from kahooks.defaults import DELIVERY_RANGES
 from kahooks.event import Event
 from kahooks.options import LATEST_TIME, number_problem
 from kahooks.spooldir import BadEntry, SpoolDirectory, SpoolError
 
+# typing, logging and json cost ka-notify's handler start-up more than its fsyncs: typing is for
+# mypy alone, logging is imported when something goes wrong (_log), json where an entry is read or written
+# (the handler's event writes itself: Event.to_json).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import logging
     from collections.abc import Callable
+    from pathlib import Path
     from typing import Any
 
-log = logging.getLogger("kahooks.spool")
 MAX_ATTEMPTS = DELIVERY_RANGES["max_attempts"][1]  # a delivery is buried at its max_attempts
 LOCK_WAIT = 1.0  # seconds: record.lock is held for a listing or a write; longer is its owner holding it
 NOTICE_EVERY = 60.0  # seconds between two warnings of one kind (a worker loops every 2 s)
@@ -84,6 +85,8 @@ class Delivery:
         return self.path.name
 
     def to_json(self) -> str:
+        import json
+
         return json.dumps({"event": self.event.as_dict(), "channel": self.channel,
                            "previous_state": self.previous_state, "attempts": self.attempts,
                            "next_attempt": self.next_attempt, "last_error": self.last_error,
@@ -119,6 +122,8 @@ def previous_state(states: dict[str, str], event: Event) -> str | None:
 
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
+        import json
+
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadEntry(f"not JSON: {exc}") from None
@@ -143,11 +148,13 @@ class ChannelState:
         except FileNotFoundError:
             return None
         except (BadEntry, OSError, SpoolError) as exc:
-            log.warning("ignoring %s: %s", self.spool.root / "state" / self.name, exc)
+            _log().warning("ignoring %s: %s", self.spool.root / "state" / self.name, exc)
             return None
 
     def save(self, data: dict[str, Any]) -> None:
         """Replace the file, durably; OSError or SpoolError when it cannot be written."""
+        import json
+
         self.spool.write_atomic(("state",), self.name, json.dumps(data, sort_keys=True))
 
 
@@ -156,10 +163,23 @@ class Spool(SpoolDirectory):
 
     def __init__(self, root: str | Path) -> None:
         super().__init__(root)
-        self.incoming_dir = self.root / "incoming"
-        self.queue_dir = self.root / "queue"
-        self.dead_dir = self.root / "dead"
-        self.lock_path = self.root / "worker.lock"
+
+    # Properties: a Path is built only when asked for (see SpoolDirectory.root).
+    @property
+    def incoming_dir(self) -> Path:
+        return self.root / "incoming"
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.root / "queue"
+
+    @property
+    def dead_dir(self) -> Path:
+        return self.root / "dead"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / "worker.lock"
 
     def recording(self) -> RecordLock:
         """Hold while stamping an event and writing it (shared: handlers do not wait for each other).
@@ -185,13 +205,14 @@ class Spool(SpoolDirectory):
 
     # The handler's side -------------------------------------------------------------
 
-    def record(self, event: Event) -> Path:
-        """Make `event` durable in incoming/; the name sorts in recording order."""
+    def record(self, event: Event) -> str:
+        """Make `event` durable in incoming/; the name sorts in recording order. Returns that name."""
         # The id starts with the exact time_ns in hex; event.time is a float, which rounds
         # nanoseconds since 1970 to ~256 ns and could put two close events out of order.
         stamp, _, suffix = event.id.partition("-")
         name = f"{int(stamp, 16):020d}-{suffix}.json"
-        return self.write_atomic(("incoming",), name, event.to_json())
+        self.place(("incoming",), name, event.to_json())
+        return name
 
     # The worker's side --------------------------------------------------------------
 
@@ -214,7 +235,7 @@ class Spool(SpoolDirectory):
             return None
         except (BadEntry, ValueError, KeyError, TypeError) as exc:
             place = self._move(("incoming",), name, ("dead",))
-            log.error("unreadable recording %s (%s); kept in %s", name, exc, place)
+            _log().error("unreadable recording %s (%s); kept in %s", name, exc, place)
             return None
         channels = choose(event)
         states = self.instance_states()
@@ -224,6 +245,8 @@ class Spool(SpoolDirectory):
             self.write_atomic(("queue", channel), name, delivery.to_json())
         if not event.is_alert and event.state not in ("MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY"):
             states[event.key] = event.state
+            import json
+
             self.write_atomic(("state",), "instances.json", json.dumps(states, sort_keys=True))
         self.remove(("incoming",), name)
         return event, channels
@@ -246,7 +269,7 @@ class Spool(SpoolDirectory):
                 continue
             except (BadEntry, ValueError, KeyError, TypeError) as exc:
                 place = self._move(("queue", channel), name, ("dead", channel))
-                log.error("%s: unreadable delivery %s (%s); kept in %s", channel, name, exc, place)
+                _log().error("%s: unreadable delivery %s (%s); kept in %s", channel, name, exc, place)
         return found
 
     def save(self, delivery: Delivery) -> None:
@@ -309,7 +332,6 @@ class RecordLock:
     def __enter__(self) -> RecordLock:
         import fcntl
 
-        path = self.spool.root / "record.lock"
         try:
             self.fd = self.spool._lock_fd("record.lock")
             if flock_within(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX, self.wait):
@@ -320,6 +342,7 @@ class RecordLock:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+        path = os.path.join(self.spool.path, "record.lock")
         notice(f"lock {path}", "going on without %s: %s", path, reason)
         return self
 
@@ -347,9 +370,15 @@ def flock_within(fd: int, operation: int, seconds: float) -> bool:
             pause = min(pause * 2, 0.05)
 
 
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("kahooks.spool")
+
+
 def notice(kind: str, message: str, *args: object) -> None:
     """log.warning, at most once a minute for one kind: a worker loops every few seconds."""
     now = time.monotonic()
     if now - _noticed.get(kind, -NOTICE_EVERY) >= NOTICE_EVERY:
         _noticed[kind] = now
-        log.warning(message, *args)
+        _log().warning(message, *args)

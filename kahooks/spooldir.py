@@ -17,22 +17,20 @@ kahooks.spool builds the handlers' and the worker's operations on these.
 from __future__ import annotations
 
 import errno
-import logging
 import os
-import re
 import stat
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from kahooks import atomicfile, safefs
 from kahooks.errors import KahooksError
 
+TYPE_CHECKING = False  # typing costs ka-notify's handler start-up; annotations need it for mypy alone
 if TYPE_CHECKING:
+    import re
+    from pathlib import Path
     from typing import Self
 
-log = logging.getLogger("kahooks.spool")
 READ_LIMIT = 256 * 1024        # a recorded event is under 1 KiB; anything this big was not written by us
-ENTRY_NAME = re.compile(r"\d{20}-[0-9a-f]{1,32}\.json\Z")
+ENTRY_NAME = r"\d{20}-[0-9a-f]{1,32}\.json\Z"  # compiled when first listed: re costs the handler start-up
 DIR_MODE = 0o750
 FILE_MODE = 0o640
 LOCK_MODE = 0o644  # flock needs only read access: root's daemon and the handlers share one lock file
@@ -51,7 +49,18 @@ class SpoolDirectory:
     """A spool directory and safe ways to create, read, list, move and remove what is in it."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        # A str until `root` is asked for: pathlib (with urllib.parse and ipaddress behind it) costs
+        # ka-notify's handler more than its fsyncs, and recording needs no Path.
+        self.path = os.fspath(root)
+        self._root: Path | None = None
+
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            from pathlib import Path
+
+            self._root = Path(self.path)
+        return self._root
 
     def ensure(self) -> Self:
         for parts in (("tmp",), ("incoming",), ("queue",), ("dead",), ("state",)):
@@ -60,10 +69,10 @@ class SpoolDirectory:
 
     def _root_fd(self) -> int:
         try:
-            return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            return os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
-            os.makedirs(self.root, mode=DIR_MODE, exist_ok=True)
-            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            os.makedirs(self.path, mode=DIR_MODE, exist_ok=True)
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             os.fchmod(fd, DIR_MODE)  # whatever the umask (keepalived's is 0177)
             return fd
 
@@ -120,6 +129,11 @@ class SpoolDirectory:
 
     def write_atomic(self, parts: tuple[str, ...], name: str, text: str) -> Path:
         """Durably place `text` at spool/PARTS/NAME: temp file in tmp/, every byte, fsync, rename, fsync."""
+        self.place(parts, name, text)
+        return self.root.joinpath(*parts, name)
+
+    def place(self, parts: tuple[str, ...], name: str, text: str) -> None:
+        """write_atomic without building the Path of what it wrote (the handler's fast path)."""
         tmp_fd = self._open_dir("tmp")
         try:
             target_fd = self._open_dir(*parts)
@@ -131,7 +145,6 @@ class SpoolDirectory:
                 os.close(target_fd)
         finally:
             os.close(tmp_fd)
-        return self.root.joinpath(*parts, name)
 
     def open_log(self, name: str, limit: int) -> int:
         """A descriptor appending to spool/state/NAME (a log), which becomes NAME.1 past `limit` bytes.
@@ -154,7 +167,7 @@ class SpoolDirectory:
         try:
             return safefs.open_owned(directory, name, flags, mode, self._owner(directory))
         except safefs.UnsafeFile as exc:
-            raise SpoolError(f"{self.root}: {exc}") from None
+            raise SpoolError(f"{self.path}: {exc}") from None
 
     def read(self, parts: tuple[str, ...], name: str) -> bytes:
         """The bytes of a regular file spool/PARTS/NAME, at most READ_LIMIT; BadEntry otherwise
@@ -186,7 +199,7 @@ class SpoolDirectory:
         except FileNotFoundError:
             return []
         try:
-            return sorted(name for name in os.listdir(directory) if ENTRY_NAME.match(name))
+            return sorted(name for name in os.listdir(directory) if _ours(name))
         finally:
             os.close(directory)
 
@@ -257,7 +270,7 @@ class SpoolDirectory:
                        if stat.S_ISDIR(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode)]
         finally:
             os.close(directory)
-        return (sum(1 for name in entries if ENTRY_NAME.match(name))
+        return (sum(1 for name in entries if _ours(name))
                 + sum(self._walk_count(*parts, name) for name in subdirs if len(parts) < 2))
 
 
@@ -333,6 +346,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kahooks: {args[1]} not handed over to {args[2]}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+_entry_pattern: re.Pattern[str] | None = None
+
+
+def _ours(name: str) -> bool:
+    """Named as record() and the worker name entries (ENTRY_NAME)."""
+    global _entry_pattern
+    if _entry_pattern is None:
+        import re
+
+        _entry_pattern = re.compile(ENTRY_NAME)
+    return _entry_pattern.match(name) is not None
 
 
 def _open_entry(directory: int, name: str) -> int:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TYPE_CHECKING
 
 from kahooks import safefs
 from kahooks.errors import ChannelConfigError, ConfigError, Problem, os_words
 
+TYPE_CHECKING = False  # typing costs ka-notify's handler start-up; only mypy needs it
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
