@@ -17,7 +17,7 @@ ALLOWED = {
     "kahooks": set(),
     "checks": {"kahooks"},
     "notifiers": {"kahooks"},
-    "lab": {"kahooks"},
+    "lab": {"kahooks", "doctor"},  # doctor.versions: the differential harness names the rules the doctor models
     "doctor": {"kahooks", "checks"},  # checks.base: a kahooks check's own timeout
     "daemon": {"kahooks", "checks", "notifiers", "doctor"},  # doctor: the wire observer reads keepalived.conf
     "hooks": {"kahooks", "checks", "notifiers", "daemon", "doctor", "lab"},

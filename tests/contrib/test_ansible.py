@@ -33,15 +33,17 @@ pytestmark = pytest.mark.skipif(bool(os.environ.get("KAHOOKS_IN_ROOT")),
 
 
 @pytest.fixture(scope="module")
-def ansible() -> Path:
+def ansible(lab_bin: Path) -> Path:
+    PAIR_VARS.update({"kahooks_bin_dir": str(lab_bin), "kahooks_gate_command": str(lab_bin / "kahooks")})
     return ansible_venv()
 
 
+# kahooks_bin_dir and kahooks_gate_command: the lab's install (lab_bin, set below), which keepalived's
+# script user can reach wherever the checkout lies; the test venv's bin may be in a folder only root may
+# enter (a clone in a mktemp -d folder), and the node's validate would rightly refuse its scripts.
 PAIR_VARS = {
     "kahooks_install": "none",
     "kahooks_manage_services": False,
-    "kahooks_bin_dir": str(BIN),
-    "kahooks_gate_command": str(BIN / "kahooks"),
     "kahooks_checks": [{"name": "web", "run": "ka-check-port 127.0.0.1:80", "interval": 1, "rise": 2}],
     "kahooks_channels": {"log": {"type": "syslog", "address": "/dev/log", "ident": "kahooks"}},
     "kahooks_rules": [{"channels": ["log"]}],
@@ -182,13 +184,13 @@ def test_a_pair_the_doctor_refuses_stops_the_play_before_any_node_is_touched(ans
 def test_a_config_the_node_refuses_is_never_written(ansible: Path, tmp_path: Path) -> None:
     # The node's validate: runs kahooks doctor --gate on the node itself: here a heartbeat guard whose
     # program is not installed where the config says (the controller's --elsewhere gate cannot know).
-    inventory = prepared_pair(tmp_path, extra={"kahooks_bin_dir": str(BIN), "kahooks_heartbeat_max_age": 3})
+    inventory = prepared_pair(tmp_path, extra={"kahooks_heartbeat_max_age": 3})
     first = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml")
     assert first.returncode == 0, first.stdout
     conf = tmp_path / "lb1" / "etc" / "keepalived" / "keepalived.conf"
     before = conf.read_text()
     (tmp_path / "bin").mkdir()
-    os.symlink(BIN / "kahooks", tmp_path / "bin" / "kahooks")  # kahooks here, ka-check-heartbeat not
+    os.symlink(Path(PAIR_VARS["kahooks_bin_dir"]) / "kahooks", tmp_path / "bin" / "kahooks")  # not ka-check-heartbeat
     inventory = prepared_pair(tmp_path, priorities=(140, 100), extra={"kahooks_bin_dir": str(tmp_path / "bin")})
     refused = playbook(ansible, tmp_path, "-i", str(inventory), "play.yml", "--limit", "lb1")
     assert refused.returncode != 0 and "[script-missing]" in refused.stdout, refused.stdout
