@@ -163,12 +163,12 @@ def dropping_rules(timeout: float = 2.0) -> list[str]:
             continue
         table = ""
         for line in output.splitlines()[:20000]:
-            words = set(line.split())
+            flags = set(line.split())
             if line.startswith("*"):
                 table = line[1:].strip()
                 if family:
                     shown_by_iptables.add(f"{family} {table}")
-            elif line.startswith("-A ") and {"vrrp", "112"} & words and {"DROP", "REJECT"} & words:
+            elif line.startswith("-A ") and {"vrrp", "112"} & flags and {"DROP", "REJECT"} & flags:
                 rules.append(f"{name} table {table}: {line[:200]}")
     output = _output(["nft", "list", "ruleset"], timeout)
     table = chain = ""
