@@ -65,7 +65,10 @@ class Wire:
         self.why_off = "not started"
 
     def restart(self, config: Config, notifications: Notifications) -> None:
-        """Stop the observer of the previous configuration; start one when [wire] and keepalived.conf ask."""
+        """Stop the observer of the previous configuration; start one when [wire] and keepalived.conf ask.
+        The new observer starts from the alerts left open: the previous observer's, or at the daemon's start
+        those of its previous run (daemon/wire_memory.py), so that each is cleared once it no longer holds."""
+        left_open = dict(self.observer.open) if self.observer is not None else None
         self.stop()
         settings: WireSettings = config.sections["wire"]
         if not settings.enabled:
@@ -83,10 +86,16 @@ class Wire:
                 notifications.spool().record(event)
                 notifications.wake_worker()
 
+        from kahooks.daemon import wire_memory
+        from kahooks.daemon.segment import KINDS
         from kahooks.daemon.threads import Supervised
         from kahooks.daemon.wire_observer import Observer
 
-        observer = Observer(locals_, lambda: instance_states(notifications), record)
+        state_dir = serve.state_dir
+        if left_open is None:
+            left_open = wire_memory.load(state_dir, KINDS)
+        observer = Observer(locals_, lambda: instance_states(notifications), record, left_open,
+                            lambda alerts: wire_memory.save(state_dir, alerts))
         self.observer = observer
         self.why_off = ""
         self.thread = Supervised("wire", observer.run).start()

@@ -140,37 +140,69 @@ def local_macs() -> set[str]:
 
 # The rule that drops VRRP ------------------------------------------------------------------------
 
+# iptables' two back ends, each with its saver: iptables-nft (Debian's default since 10) keeps its rules in
+# nftables tables of the same name, which `nft list ruleset` shows too; iptables-legacy keeps them apart,
+# out of nft's sight. Named once each, in the words the user would use to remove them.
+SAVERS = (("iptables-nft-save", "iptables", "ip"), ("ip6tables-nft-save", "ip6tables", "ip6"),
+          ("iptables-legacy-save", "iptables-legacy", ""), ("ip6tables-legacy-save", "ip6tables-legacy", ""))
+# Where neither saver is installed (another distribution, an older iptables): the plain savers.
+PLAIN_SAVERS = (("iptables-save", "iptables", ""), ("ip6tables-save", "ip6tables", ""))
+MAX_RULES = 5
+
+
 def dropping_rules(timeout: float = 2.0) -> list[str]:
-    """The nftables and iptables rules that drop or reject VRRP (protocol 112), one line each."""
-    from kahooks import commands
+    """The nftables and iptables (nft and legacy) rules that drop or reject VRRP (protocol 112), one line each."""
+    import shutil
 
     rules: list[str] = []
-    try:
-        nft = commands.run(["nft", "list", "ruleset"], timeout)
-    except OSError:
-        nft = None
-    if nft is not None and nft.code == 0:
-        table = chain = ""
-        for line in nft.output.splitlines()[:20000]:
-            words = line.split()
-            if words[:1] == ["table"] and len(words) >= 3:
-                table = " ".join(words[1:3])
-            elif words[:1] == ["chain"] and len(words) >= 2:
-                chain = words[1]
-            elif ("vrrp" in words or "112" in words) and ("drop" in words or "reject" in words):
-                rules.append(f"nft table {table} chain {chain}: {' '.join(words)[:200]}")
-    for program in ("iptables-save", "ip6tables-save"):
-        try:
-            saved = commands.run([program], timeout)
-        except OSError:
-            continue
-        if saved.code != 0:
+    savers = [saver for saver in SAVERS if shutil.which(saver[0])] or list(PLAIN_SAVERS)
+    shown_by_iptables: set[str] = set()  # nft tables iptables-nft manages: named by iptables, not twice
+    for program, name, family in savers:
+        output = _output([program], timeout)
+        if output is None:
             continue
         table = ""
-        for line in saved.output.splitlines()[:20000]:
-            words = line.split()
+        for line in output.splitlines()[:20000]:
+            flags = set(line.split())
             if line.startswith("*"):
                 table = line[1:].strip()
-            elif words[:1] == ["-A"] and {"vrrp", "112"} & set(words) and {"DROP", "REJECT"} & set(words):
-                rules.append(f"{program.split('-')[0]} table {table}: {line[:200]}")
-    return rules[:5]
+                if family:
+                    shown_by_iptables.add(f"{family} {table}")
+            elif line.startswith("-A ") and {"vrrp", "112"} & flags and {"DROP", "REJECT"} & flags:
+                rules.append(f"{name} table {table}: {line[:200]}")
+    output = _output(["nft", "list", "ruleset"], timeout)
+    table = chain = ""
+    for line in (output or "").splitlines()[:20000]:
+        words = line.split()
+        if words[:1] == ["table"] and len(words) >= 3:
+            table = " ".join(words[1:3])
+        elif words[:1] == ["chain"] and len(words) >= 2:
+            chain = words[1]
+        elif table not in shown_by_iptables and {"vrrp", "112"} & {word.strip(",{}") for word in words} and \
+                ("drop" in words or "reject" in words):
+            rules.append(f"nft table {table} chain {chain}: {' '.join(_without_counters(words))[:200]}")
+    return list(dict.fromkeys(rules))[:MAX_RULES]
+
+
+def _without_counters(words: list[str]) -> list[str]:
+    """A rule's words without `counter packets N bytes M`: the sentence would change with every packet."""
+    out: list[str] = []
+    index = 0
+    while index < len(words):
+        if words[index:index + 2] == ["counter", "packets"] and words[index + 3:index + 4] == ["bytes"]:
+            index += 5
+            continue
+        out.append(words[index])
+        index += 1
+    return out
+
+
+def _output(argv: list[str], timeout: float) -> str | None:
+    """The output of a ruleset's reader, None when it is missing or fails."""
+    from kahooks import commands
+
+    try:
+        finished = commands.run(argv, timeout)
+    except OSError:
+        return None
+    return finished.output if finished.code == 0 else None

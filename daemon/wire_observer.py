@@ -45,7 +45,8 @@ class Observer:
     """The observer thread's state: the segment, the sockets, what it has reported."""
 
     def __init__(self, locals_: list[Local], states: Callable[[], dict[str, tuple[str, int]]],
-                 record: Callable[[Event], None]) -> None:
+                 record: Callable[[Event], None], remembered: dict[tuple[str, str], str] | None = None,
+                 remember: Callable[[dict[tuple[str, str], str]], None] | None = None) -> None:
         self.segment = Segment(locals_, time.time())
         self.interfaces = sorted({local.interface for local in locals_})
         self.states = states
@@ -61,6 +62,14 @@ class Observer:
         self.findings: list[Finding] = []
         self.rules: list[str] = []
         self.rules_checked = 0.0
+        # (kind, instance) -> sentence: every ALERT recorded and not yet CLEARED, this observer's and those a
+        # previous one left open (daemon/wire_memory.py); `remember` is told each change.
+        self.open: dict[tuple[str, str], str] = dict(remembered or {})
+        self.remember = remember
+        # A left-open alert that does not hold is cleared only once every finding could have been seen again:
+        # the longest wait of any (master gone: the master-down interval and one more advert interval).
+        self.settle = max(4 * local.interval_seen() + max(local.interval_seen(), 1.0) for local in locals_) \
+            + JUDGE_EVERY
 
     def run(self, stop: threading.Event) -> None:
         events = address_events()
@@ -167,21 +176,34 @@ class Observer:
             self.segment.deaf = set(self.problems)  # interfaces it tried and could not open
             self.segment.expire(now)
             findings = self.segment.findings(now)
-        before = {(finding.kind, finding.instance) for finding in self.findings}
         after = {(finding.kind, finding.instance) for finding in findings}
+        blocked_before = any(finding.kind == "blocked" for finding in self.findings)
         if any(finding.kind == "blocked" for finding in findings) and \
-                (("blocked" not in {kind for kind, _ in before}) or time.monotonic() - self.rules_checked > RULES_EVERY):
+                (not blocked_before or time.monotonic() - self.rules_checked > RULES_EVERY):
             self.rules = dropping_rules()
             self.rules_checked = time.monotonic()
         findings = [self._with_rules(finding) for finding in findings]
-        for finding in findings:
-            if (finding.kind, finding.instance) not in before:
-                log.warning("wire: %s", finding.sentence)
-                self._alert(finding, cleared=False)
-        for finding in self.findings:
-            if (finding.kind, finding.instance) not in after:
-                log.info("wire: cleared: %s", finding.sentence)
-                self._alert(finding, cleared=True)
+        previous = {(finding.kind, finding.instance): finding.sentence for finding in self.findings}
+        settled = now - self.segment.started >= self.settle
+        # New findings; one a previous observer alerted and that still holds is adopted, not alerted again.
+        raised = [finding for finding in findings if (finding.kind, finding.instance) not in self.open]
+        gone = [(key, previous.get(key, sentence)) for key, sentence in self.open.items()
+                if key not in after and (key in previous or settled)]
+        for finding in raised:
+            self.open[(finding.kind, finding.instance)] = finding.sentence
+        for key, _ in gone:
+            del self.open[key]
+        if (raised or gone) and self.remember is not None:
+            try:  # before the events: a crash between leaves a clearing too many, never one too few
+                self.remember(dict(self.open))
+            except OSError as exc:
+                log.error("wire: cannot remember the open alerts: %s", exc)
+        for finding in raised:
+            log.warning("wire: %s", finding.sentence)
+            self._alert(finding.kind, finding.instance, finding.sentence, cleared=False)
+        for (kind, instance), sentence in gone:
+            log.info("wire: cleared: %s", sentence)
+            self._alert(kind, instance, sentence, cleared=True)
         with self.lock:
             self.findings = findings
 
@@ -194,14 +216,14 @@ class Observer:
             "; no nftables or iptables rule drops protocol 112 (look at the switch, the bridge and keepalived)"
         return replace(finding, sentence=finding.sentence + named)
 
-    def _alert(self, finding: Finding, cleared: bool) -> None:
+    def _alert(self, kind: str, instance: str, sentence: str, cleared: bool) -> None:
         from kahooks.event import Event
 
         make = Event.cleared if cleared else Event.alert
         try:
-            self.record(make(finding.instance, f"wire: {finding.sentence}", source="wire", topic=f"wire {finding.kind}"))
+            self.record(make(instance, f"wire: {sentence}", source="wire", topic=f"wire {kind}"))
         except Exception as exc:  # the report stays in status and /metrics; the log says why it went nowhere
-            log.error("wire: cannot record the %s for %s: %s", "clearing" if cleared else "alert", finding.instance, exc)
+            log.error("wire: cannot record the %s for %s: %s", "clearing" if cleared else "alert", instance, exc)
 
     def snapshot(self) -> dict:
         with self.lock:
