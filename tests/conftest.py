@@ -64,17 +64,7 @@ def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
     server.stop()
 
 
-# Parallel runs (`-n N --dist loadgroup`, pytest-xdist) keep each test file on one worker: a file's
-# tests share their lab network's names and servers one after the other. The package tests share the
-# built .deb (a session fixture) and ./run package's build folder: one worker takes them all.
-ONE_WORKER = {"test_package.py": "package", "test_package_fresh_root.py": "package",
-              "test_ansible_fresh_root.py": "package"}
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        path = Path(str(item.fspath))
-        item.add_marker(pytest.mark.xdist_group(ONE_WORKER.get(path.name, str(path))))
     if os.geteuid() == 0:
         return
     skip = pytest.mark.skip(reason="needs root")
