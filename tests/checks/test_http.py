@@ -67,7 +67,9 @@ def test_connection_refused() -> None:
 def test_slow_server_fails_within_the_timeout(http_server: HttpServer) -> None:
     outcome = run("ka-check-http", http_server.url("/slow"), "--timeout", "0.3")
     assert_one_line_failure(outcome, "no response within 0.3 s")
-    assert outcome.seconds < 0.3 + 0.5, outcome.seconds
+    # From the exec: the interpreter's own start counts, up to a second on a loaded machine (1.28 s seen
+    # once with two suites in parallel); the server answers after 5 s.
+    assert outcome.seconds < 0.3 + 1.5, outcome.seconds
 
 
 def test_dripping_body_cannot_outlive_the_timeout(http_server: HttpServer) -> None:
