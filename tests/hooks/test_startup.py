@@ -21,6 +21,7 @@ import pytest
 
 from kahooks.checks import kinds, load_check_class
 from kahooks.hooks import check_cli
+from tests.support.startup import allowed_modules
 
 # Never on any check's path: each costs 10-100 ms of start-up.
 HEAVY = {"requests", "urllib3", "jinja2", "watchdog", "click", "psutil", "dns", "argparse", "typing",
@@ -121,22 +122,6 @@ def test_every_kind_starts_without_heavy_modules(kind: str) -> None:
     code, modules = loaded_modules(kind, *_first_program_example(kind))
     assert code in (0, 1)
     assert not HEAVY & modules, HEAVY & modules
-MODULES = """
-import sys
-{imports}
-loaded = sorted(sys.modules)
-import json
-print(json.dumps(loaded))
-"""
-
-
-def fresh_modules(*names: str) -> set[str]:
-    """What a fresh interpreter, run as the probes above are (`-c`), holds after importing `names`."""
-    script = MODULES.format(imports="\n".join(f"import {name}" for name in names))
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True)
-    return set(json.loads(out.stdout.strip().splitlines()[-1]))
-
-
 @pytest.fixture(scope="module")
 def web():
     """A real HTTP server on loopback that answers 200."""
@@ -171,8 +156,7 @@ def test_startup_loads_only_the_allow_list(kind: str, healthy_samples) -> None:
     code, modules = loaded_modules(kind, *argv)
     assert code == 0, f"ka-check-{kind} {argv} was not healthy: its start-up path was not the probe's"
     allowed = check_cli.STARTUP_IMPORTS | load_check_class(kind).STARTUP_IMPORTS | {f"kahooks.checks.{kind}"}
-    stdlib = sorted(name for name in allowed if name.partition(".")[0] != "kahooks")
-    within = fresh_modules(*stdlib) | {name for name in allowed if name.partition(".")[0] == "kahooks"}
+    within = allowed_modules(allowed)
     new = sorted(modules - within)
     assert not new, (f"ka-check-{kind} now loads {new} at start-up: import it where it is used, or add it to "
                      f"STARTUP_IMPORTS (checks/{kind}.py, or hooks/check_cli.py) if the probe cannot do without")
