@@ -79,7 +79,7 @@ def test_dripping_body_cannot_outlive_the_timeout(http_server: HttpServer) -> No
     # Which words depends on where the deadline falls: inside a read ("no response within 0.4 s") or
     # between two reads ("reading the body: timed out after 400 ms"); both are the same 0.4 s budget.
     assert "within 0.4 s" in outcome.line or "reading the body: timed out after 400 ms" in outcome.line, outcome
-    assert outcome.seconds < 0.4 + 0.5, outcome.seconds
+    assert outcome.seconds < 0.4 + 1.5, outcome.seconds  # from the exec (1.11 s seen in CI's parallel legs); the body takes 5 s
 
 
 def test_https_verification(https_server: HttpServer, certs: dict[str, tuple[Path, Path]]) -> None:
