@@ -69,7 +69,8 @@ def test_silent_server_times_out_within_the_deadline() -> None:
     try:
         outcome = run("ka-check-port", f"127.0.0.1:{server.port}", "--expect", "hello", "--timeout", "0.3")
         assert_one_line_failure(outcome, "no 'hello' within 0.3 s")
-        assert outcome.seconds < 0.3 + 1.5, outcome.seconds  # from the exec, the interpreter's start included; the server never speaks
+        # From the exec, the interpreter's start included; the server never speaks.
+        assert outcome.seconds < 0.3 + 1.5, outcome.seconds
     finally:
         server.close()
 
