@@ -3,7 +3,7 @@
 A packet socket per interface with a classic BPF filter attached in the kernel (ARP, IPv4 protocol
 112, IPv6 next header 112): no other packet ever wakes Python; its drop counter. This namespace's
 addresses through rtnetlink (a dump, and a socket that wakes on a change), its interfaces' MACs, and
-the nftables and iptables rules that drop VRRP (named in finding 1).
+the nftables and iptables rules and input chains that drop VRRP (named in finding 1).
 """
 
 from __future__ import annotations
@@ -150,29 +150,36 @@ PLAIN_SAVERS = (("iptables-save", "iptables", ""), ("ip6tables-save", "ip6tables
 MAX_RULES = 5
 
 
-def dropping_rules(timeout: float = 2.0) -> list[str]:
-    """The nftables and iptables (nft and legacy) rules that drop or reject VRRP (protocol 112), one line each."""
+def dropping_rules(timeout: float = 2.0, interface: str = "", family: int = 0) -> list[str]:
+    """The nftables and iptables (nft and legacy) rules that drop or reject VRRP (protocol 112), one line each;
+    then the input chains (for `family` 4 or 6, 0 for both) that drop it by their policy or a final drop or
+    reject, with no rule before accepting VRRP on `interface` (see `_drops_vrrp`)."""
     import shutil
 
     rules: list[str] = []
+    chains: list[str] = []
     savers = [saver for saver in SAVERS if shutil.which(saver[0])] or list(PLAIN_SAVERS)
     shown_by_iptables: set[str] = set()  # nft tables iptables-nft manages: named by iptables, not twice
-    for program, name, family in savers:
+    for program, name, nft_family in savers:
         output = _output([program], timeout)
         if output is None:
             continue
         table = ""
-        for line in output.splitlines()[:20000]:
+        lines = output.splitlines()[:20000]
+        for line in lines:
             flags = set(line.split())
             if line.startswith("*"):
                 table = line[1:].strip()
-                if family:
-                    shown_by_iptables.add(f"{family} {table}")
+                if nft_family:
+                    shown_by_iptables.add(f"{nft_family} {table}")
             elif line.startswith("-A ") and {"vrrp", "112"} & flags and {"DROP", "REJECT"} & flags:
                 rules.append(f"{name} table {table}: {line[:200]}")
+        if family in (0, 6 if name.startswith("ip6") else 4):
+            chains.extend(_iptables_chains(name, lines, interface))
     output = _output(["nft", "list", "ruleset"], timeout)
+    lines = (output or "").splitlines()[:20000]
     table = chain = ""
-    for line in (output or "").splitlines()[:20000]:
+    for line in lines:
         words = line.split()
         if words[:1] == ["table"] and len(words) >= 3:
             table = " ".join(words[1:3])
@@ -181,7 +188,153 @@ def dropping_rules(timeout: float = 2.0) -> list[str]:
         elif table not in shown_by_iptables and {"vrrp", "112"} & {word.strip(",{}") for word in words} and \
                 ("drop" in words or "reject" in words):
             rules.append(f"nft table {table} chain {chain}: {' '.join(_without_counters(words))[:200]}")
-    return list(dict.fromkeys(rules))[:MAX_RULES]
+    chains.extend(_nft_chains(lines, interface, family, shown_by_iptables))
+    return list(dict.fromkeys(rules + chains))[:MAX_RULES]
+
+
+# An input chain that drops VRRP without naming it: firewalld's zones (a final `reject with icmpx
+# admin-prohibited`), a hand-written `policy drop`, RHEL's iptables (`-A INPUT -j REJECT`). Such a chain is
+# named when no rule before its end (or its final unconditional drop or reject), in it or in a chain it
+# jumps to, accepts VRRP: a rule naming protocol 112 (`vrrp`), VRRP's group address, or everything arriving
+# on the interface (`iifname "eth0" accept`, a bare `accept`). Nothing else is credited, honestly so: not
+# `ct state established` (an advert is multicast and never answered: conntrack never calls it established),
+# not a rule by source address or mark, which the sentence may then name although it lets the peer through.
+VRRP_GROUPS = ("224.0.0.18", "224.0.0.18/32", "ff02::12", "ff02::12/128")
+MAX_CHAINS = 4096
+
+
+class _Rule:
+    """One rule of a chain, as `_drops_vrrp` weighs it."""
+
+    __slots__ = ("accepts", "final", "jumps", "text")
+
+    def __init__(self, accepts: bool, final: bool, jumps: list[str], text: str) -> None:
+        self.accepts, self.final, self.jumps, self.text = accepts, final, jumps, text
+
+
+def _drops_vrrp(chains: dict[str, list[_Rule]], base: str, policy_drops: bool) -> str | None:
+    """What in chain `base` drops VRRP: its final rule's text, "" for its policy; None when something accepts
+    it first, or nothing drops it.
+    Jumps are followed once each (a chain jumped to twice, or a loop, is read once): linear in the rules."""
+    seen = {base}
+    for rule in chains.get(base, []):
+        if rule.accepts:
+            return None
+        pending = [jump for jump in rule.jumps if jump not in seen]
+        while pending:  # every chain reachable from this jump: does any of its rules accept VRRP?
+            name = pending.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for inner in chains.get(name, []):
+                if inner.accepts:
+                    return None
+                pending.extend(jump for jump in inner.jumps if jump not in seen)
+        if rule.final:
+            return rule.text
+    return "" if policy_drops else None
+
+
+def _iptables_chains(name: str, lines: list[str], interface: str) -> list[str]:
+    """iptables-save's INPUT and PREROUTING chains that drop VRRP, table by table."""
+    found: list[str] = []
+    table = ""
+    policies: dict[str, str] = {}
+    chains: dict[str, list[_Rule]] = {}
+    for line in [*lines, "COMMIT"]:
+        words = line.split()
+        if line.startswith("*"):
+            table, policies, chains = line[1:].strip(), {}, {}
+        elif line.startswith(":") and len(words) >= 2 and len(policies) < MAX_CHAINS:
+            policies[words[0][1:]] = words[1]
+        elif words[:1] == ["-A"] and len(words) >= 2:
+            matches, target = words[2:], ""
+            for flag in ("-j", "-g"):
+                if flag in matches:
+                    index = matches.index(flag)
+                    matches, target = matches[:index], " ".join(matches[index + 1:index + 2])
+                    break
+            accepts = target == "ACCEPT" and (
+                _names_vrrp(matches, ("-p", "--protocol"), ("-d", "--destination"))
+                or matches in ([], ["-i", interface], ["--in-interface", interface]))
+            final = target in ("DROP", "REJECT") and not matches
+            jumps = [target] if target in policies else []
+            if len(chains) < MAX_CHAINS:
+                chains.setdefault(words[1], []).append(_Rule(accepts, final, jumps, line[:200]))
+        elif words[:1] == ["COMMIT"] and table:
+            for base in ("PREROUTING", "INPUT"):
+                if base in policies:
+                    dropping = _drops_vrrp(chains, base, policies[base] == "DROP")
+                    if dropping is not None:
+                        found.append(f"{name} table {table}: " + (f"{dropping} (no rule before it accepts VRRP)"
+                                     if dropping else f"chain {base} policy DROP (no rule in it accepts VRRP)"))
+            table = ""
+    return found
+
+
+def _nft_chains(lines: list[str], interface: str, family: int, skipped: set[str]) -> list[str]:
+    """`nft list ruleset`'s base chains hooked at input or prerouting that drop VRRP of `family`."""
+    found: list[str] = []
+    wanted = {"inet", "ip", "ip6"} if family == 0 else {"inet", "ip" if family == 4 else "ip6"}
+    table, block, chain = "", "", ""
+    chains: dict[str, list[_Rule]] = {}
+    bases: dict[str, bool] = {}  # base chain -> its policy drops
+
+    def close_table() -> None:
+        for base, policy_drops in bases.items():
+            dropping = _drops_vrrp(chains, base, policy_drops)
+            if dropping is not None:
+                found.append(f"nft table {table} chain {base}: " + (f"{dropping} (no rule before it accepts VRRP)"
+                             if dropping else "policy drop (no rule in it accepts VRRP)"))
+
+    for line in lines:
+        words = line.split()
+        if words[:1] == ["table"] and len(words) >= 3:
+            close_table()
+            table, block, chain, chains, bases = " ".join(words[1:3]), "", "", {}, {}
+            if words[1] not in wanted or table in skipped:
+                table = ""
+        elif not table:
+            continue
+        elif words[:1] in (["chain"], ["set"], ["map"], ["flowtable"]) and len(words) >= 2:
+            block, chain = words[0], words[1]
+            if block == "chain" and len(chains) < MAX_CHAINS:
+                chains.setdefault(chain, [])
+        elif block != "chain" or chain not in chains or not words or words == ["}"]:
+            continue
+        elif words[0] == "type":
+            if "hook" in words and words[words.index("hook") + 1:][:1] in (["input"], ["prerouting"]):
+                policy = words[words.index("policy") + 1:][:1] if "policy" in words else []
+                bases[chain] = [word.strip(";") for word in policy] == ["drop"]
+        elif words[0] not in ("policy", "comment", "devices", "device"):
+            words = _without_counters(words)
+            if "comment" in words:
+                words = words[:words.index("comment")]
+            verdict = words[-1] if words else ""
+            if "reject" in words:
+                verdict, matches = "reject", words[:words.index("reject")]
+            else:
+                matches = words[:-1]
+            accepts = verdict == "accept" and "!=" not in matches and (
+                _names_vrrp(matches, ("protocol", "l4proto", "nexthdr"), ("daddr",))
+                or matches in ([], ["iifname", f'"{interface}"'], ["iif", f'"{interface}"'],
+                               ["meta", "iifname", f'"{interface}"']))
+            final = verdict in ("drop", "reject") and not matches
+            jumps = [word.strip(",{}") for before, word in zip(words, words[1:]) if before in ("jump", "goto")]
+            chains[chain].append(_Rule(accepts, final, jumps, " ".join(words)[:200]))
+    close_table()
+    return found
+
+
+def _names_vrrp(matches: list[str], protocol_words: tuple[str, ...], destination_words: tuple[str, ...]) -> bool:
+    """Whether a rule's matches name protocol 112 (alone or in a set) or VRRP's group address."""
+    for before, word in zip(matches, matches[1:]):
+        if (before in protocol_words and word.strip(",") in ("vrrp", "112")) or \
+                (before in destination_words and word in VRRP_GROUPS):
+            return True
+    # A set of protocols (`{ tcp, vrrp }`) spreads over several words: a protocol match, then `{`.
+    return any(word in protocol_words for word in matches) and "{" in matches and \
+        bool({"vrrp", "112"} & {word.strip(",{}") for word in matches})
 
 
 def _without_counters(words: list[str]) -> list[str]:

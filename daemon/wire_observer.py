@@ -60,7 +60,7 @@ class Observer:
         self.ignored = 0
         self.dropped = 0
         self.findings: list[Finding] = []
-        self.rules: list[str] = []
+        self.rules: dict[tuple[str, int], list[str]] = {}  # (interface, family) -> what drops VRRP there
         self.rules_checked = 0.0
         # (kind, instance) -> sentence: every ALERT recorded and not yet CLEARED, this observer's and those a
         # previous one left open (daemon/wire_memory.py); `remember` is told each change.
@@ -180,7 +180,8 @@ class Observer:
         blocked_before = any(finding.kind == "blocked" for finding in self.findings)
         if any(finding.kind == "blocked" for finding in findings) and \
                 (not blocked_before or time.monotonic() - self.rules_checked > RULES_EVERY):
-            self.rules = dropping_rules()
+            self.rules = {where: dropping_rules(interface=where[0], family=where[1])
+                          for where in {self._where(finding) for finding in findings if finding.kind == "blocked"}}
             self.rules_checked = time.monotonic()
         findings = [self._with_rules(finding) for finding in findings]
         previous = {(finding.kind, finding.instance): finding.sentence for finding in self.findings}
@@ -212,9 +213,15 @@ class Observer:
 
         if finding.kind != "blocked":
             return finding
-        named = f"; the ruleset drops VRRP: {' | '.join(self.rules)}" if self.rules else \
+        rules = self.rules.get(self._where(finding), [])
+        named = f"; the ruleset drops VRRP: {' | '.join(rules)}" if rules else \
             "; no nftables or iptables rule drops protocol 112 (look at the switch, the bridge and keepalived)"
         return replace(finding, sentence=finding.sentence + named)
+
+    def _where(self, finding: Finding) -> tuple[str, int]:
+        """The interface and address family of a finding's instance: the rules that matter to it."""
+        families = [local.family for local in self.segment.locals if local.name == finding.instance]
+        return (finding.interface, families[0] if families else 0)
 
     def _alert(self, kind: str, instance: str, sentence: str, cleared: bool) -> None:
         from kahooks.event import Event
