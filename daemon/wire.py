@@ -8,7 +8,8 @@ reported in status.json and /metrics, and recorded once as ALERT events the chan
 as CLEARED events when they go (the alertmanager channel resolves the alert; the topic "wire KIND"
 tells one finding's alert from another's). Nothing here sends a packet or writes a track file: a
 forged packet can raise a report, never move a VIP. The parts are imported when the observer
-starts: a daemon with the wire off never loads them.
+starts: a daemon with the wire off never loads them (only `wire_memory`, to clear the alerts an
+observer left open: turning the wire off, or dropping an instance, resolves them at once).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from kahooks.config import Config
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from kahooks.event import Event
 
 log = logging.getLogger("kahooks.serve")
+
+STOP_WAIT = 2.0  # the observer's thread ends within JUDGE_EVERY s of being asked; this is the deadline
 
 
 # keepalived.conf -> what the wire needs ----------------------------------------------------------
@@ -66,34 +70,48 @@ class Wire:
 
     def restart(self, config: Config, notifications: Notifications) -> None:
         """Stop the observer of the previous configuration; start one when [wire] and keepalived.conf ask.
-        The new observer starts from the alerts left open: the previous observer's, or at the daemon's start
-        those of its previous run (daemon/wire_memory.py), so that each is cleared once it no longer holds."""
-        left_open = dict(self.observer.open) if self.observer is not None else None
-        self.stop()
-        settings: WireSettings = config.sections["wire"]
-        if not settings.enabled:
-            self.why_off = "off: [wire] enabled = false"
-            return
-        locals_, why = configured(settings.keepalived_conf)
-        if not locals_:
-            self.why_off = f"off: {why}"
-            log.info("wire: %s", self.why_off)
-            return
+        The alerts left open (the previous observer's, or at the daemon's start those of its previous run,
+        daemon/wire_memory.py) of an instance no longer observed (the wire switched off, the instance gone
+        from keepalived.conf) are cleared at once: nothing will ever judge them again. The new observer
+        starts from the others, and clears each once it no longer holds."""
+        import os
+
+        from kahooks.daemon import wire_memory
+
+        previous = self.observer
+        # Waited for (it wakes every JUDGE_EVERY s): its open alerts are read once it can change them no more.
+        self.stop(wait=STOP_WAIT)
         serve = config.sections["serve"]
+        state_dir = serve.state_dir
+        settings: WireSettings = config.sections["wire"]
+        locals_, why = configured(settings.keepalived_conf) if settings.enabled else ([], "[wire] enabled = false")
+        if previous is not None:
+            left_open = dict(previous.open)
+        elif locals_ or os.path.lexists(os.path.join(state_dir, wire_memory.NAME)):
+            from kahooks.daemon.segment import KINDS
+
+            left_open = wire_memory.load(state_dir, KINDS)
+        else:
+            left_open = {}  # nothing to clear, and the wire off: its modules stay unloaded
 
         def record(event: Event) -> None:
             if serve.deliver:  # the one record-then-wake of the daemon (notifications.py)
                 notifications.spool().record(event)
                 notifications.wake_worker()
 
-        from kahooks.daemon import wire_memory
-        from kahooks.daemon.segment import KINDS
+        observed = {local.name for local in locals_}
+        unobserved = {key: sentence for key, sentence in left_open.items() if key[1] not in observed}
+        if unobserved:
+            left_open = self._clear(state_dir, left_open, unobserved, record)
+        if not locals_:
+            self.why_off = f"off: {why}"
+            if settings.enabled:
+                log.info("wire: %s", self.why_off)
+            return
+
         from kahooks.daemon.threads import Supervised
         from kahooks.daemon.wire_observer import Observer
 
-        state_dir = serve.state_dir
-        if left_open is None:
-            left_open = wire_memory.load(state_dir, KINDS)
         observer = Observer(locals_, lambda: instance_states(notifications), record, left_open,
                             lambda alerts: wire_memory.save(state_dir, alerts))
         self.observer = observer
@@ -101,6 +119,26 @@ class Wire:
         self.thread = Supervised("wire", observer.run).start()
         log.info("wire: watching VRRP on %s for %s", ", ".join(observer.interfaces),
                  ", ".join(f"{local.name} (VRID {local.vrid})" for local in locals_))
+
+    @staticmethod
+    def _clear(state_dir: str, left_open: dict[tuple[str, str], str], unobserved: dict[tuple[str, str], str],
+               record: Callable[[Event], None]) -> dict[tuple[str, str], str]:
+        """Record a CLEARED for each alert in `unobserved`; the file keeps the rest (remembered first, as the
+        observer does: a crash between leaves a clearing too many, never one too few)."""
+        from kahooks.daemon import wire_memory
+
+        kept = {key: sentence for key, sentence in left_open.items() if key not in unobserved}
+        try:
+            wire_memory.save(state_dir, kept)
+        except OSError as exc:
+            log.error("wire: cannot remember the open alerts: %s", exc)
+        for (kind, instance), sentence in sorted(unobserved.items()):
+            log.info("wire: cleared (%s is no longer observed): %s", instance, sentence)
+            try:
+                record(wire_memory.event(kind, instance, sentence, cleared=True))
+            except Exception as exc:  # as the observer's own: the log says why it went nowhere
+                log.error("wire: cannot record the clearing for %s: %s", instance, exc)
+        return kept
 
     def stop(self, wait: float = 0.0) -> None:
         if self.thread is not None:

@@ -17,6 +17,7 @@ import logging
 import os
 
 from kahooks import atomicfile
+from kahooks.event import Event
 
 log = logging.getLogger("kahooks.serve")
 
@@ -57,3 +58,10 @@ def save(state_dir: str, alerts: Alerts) -> None:
     listed = [{"kind": kind, "instance": instance, "sentence": sentence[:MAX_SENTENCE]}
               for (kind, instance), sentence in sorted(alerts.items())[:MAX_ALERTS]]
     atomicfile.replace(os.path.join(state_dir, NAME), json.dumps(listed).encode())
+
+
+def event(kind: str, instance: str, sentence: str, cleared: bool) -> Event:
+    """The ALERT (or CLEARED) event of one finding: topic "wire KIND", so that a channel (Alertmanager)
+    tells one finding's alert from another's and resolves the one that cleared."""
+    make = Event.cleared if cleared else Event.alert
+    return make(instance, f"wire: {sentence}", source="wire", topic=f"wire {kind}")

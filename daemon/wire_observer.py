@@ -224,11 +224,10 @@ class Observer:
         return (finding.interface, families[0] if families else 0)
 
     def _alert(self, kind: str, instance: str, sentence: str, cleared: bool) -> None:
-        from kahooks.event import Event
+        from kahooks.daemon.wire_memory import event
 
-        make = Event.cleared if cleared else Event.alert
         try:
-            self.record(make(instance, f"wire: {sentence}", source="wire", topic=f"wire {kind}"))
+            self.record(event(kind, instance, sentence, cleared))
         except Exception as exc:  # the report stays in status and /metrics; the log says why it went nowhere
             log.error("wire: cannot record the %s for %s: %s", "clearing" if cleared else "alert", instance, exc)
 
