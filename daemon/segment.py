@@ -259,7 +259,8 @@ class Segment:
         for vip, macs in vips_held:  # 4
             others = [mac for mac, entry in macs.items() if mac not in self.macs and now - entry[1] <= ARP_FRESH]
             if others:
-                out[("duplicate_vip", name)] = (f"duplicate VIP {where}: {vip} is held here, and ARP from "
+                heard = "a Neighbor Advertisement" if ":" in vip else "ARP"
+                out[("duplicate_vip", name)] = (f"duplicate VIP {where}: {vip} is held here, and {heard} from "
                                                 f"{', '.join(sorted(others))} claims it too")
         # 6: silence counts from the last advert, and from when keepalived here entered a state in which
         # it should take over itself (BACKUP) or cannot tell (stopped, unknown): leaving FAULT, a lone node

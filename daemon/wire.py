@@ -53,11 +53,21 @@ def configured(path: str) -> tuple[list[Local], str]:
         family = 6 if instance.vips and all(":" in vip for vip in instance.vips) else 4
         auth = (instance.auth[0].upper() or "none") if instance.auth else "none"
         locals_.append(Local(instance.name, instance.interface, instance.vrid, family, instance.priority,
-                             instance.advert_int, instance.version, frozenset(instance.vips),
+                             instance.advert_int, instance.version, frozenset(map(_canonical, instance.vips)),
                              instance.unicast_src_ip, frozenset(instance.unicast_peers), auth))
     if not locals_:
         return [], f"{path} names no VRRP instance with an interface and a virtual_router_id"
     return locals_, ""
+
+
+def _canonical(vip: str) -> str:
+    """A VIP as the kernel and the wire spell it (`2001:DB8:0::100` is 2001:db8::100); as written if it is none."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(vip))
+    except ValueError:
+        return vip
 
 
 class Wire:

@@ -1,7 +1,7 @@
 """What the kernel tells the wire observer (daemon/wire_observer.py), read without ever sending a packet.
 
 A packet socket per interface with a classic BPF filter attached in the kernel (ARP, IPv4 protocol
-112, IPv6 next header 112): no other packet ever wakes Python; its drop counter. This namespace's
+112, IPv6 next header 112, ICMPv6 Neighbor Advertisements): no other packet ever wakes Python; its drop counter. This namespace's
 addresses through rtnetlink (a dump, and a socket that wakes on a change), its interfaces' MACs, and
 the nftables and iptables rules and input chains that drop VRRP (named in finding 1).
 """
@@ -14,7 +14,7 @@ import socket
 import struct
 import time
 
-from kahooks.vrrp_wire import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_VRRP
+from kahooks.vrrp_wire import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMPV6, IPPROTO_VRRP, NEIGHBOR_ADVERTISEMENT
 
 ETH_P_ALL = 0x0003
 SO_ATTACH_FILTER = 26
@@ -23,18 +23,23 @@ PACKET_STATISTICS = 6
 PACKET_OUTGOING = 4
 SKF_AD_PROTOCOL = 0xFFFFF000  # SKF_AD_OFF + SKF_AD_PROTOCOL: the frame's ethertype, in host order
 SNAPLEN = 4096
-# (code, jt, jf, k): accept ARP, IPv4 with protocol 112, IPv6 with next header 112; drop the rest.
+# (code, jt, jf, k): accept ARP, IPv4 with protocol 112, IPv6 with next header 112, and ICMPv6 Neighbor
+# Advertisements (type 136) right after the IPv6 header (SOCK_DGRAM: offsets from the network header); drop
+# the rest, other ICMPv6 (echo, router and neighbour solicitations, MLD) included.
 FILTER = (
-    (0x28, 0, 0, SKF_AD_PROTOCOL),     # A = ethertype
-    (0x15, 6, 0, ETH_P_ARP),           # ARP -> accept
-    (0x15, 0, 2, ETH_P_IP),            # not IPv4 -> IPv6 test
-    (0x30, 0, 0, 9),                   # A = IPv4 protocol
-    (0x15, 3, 4, IPPROTO_VRRP),        # 112 -> accept, else drop
-    (0x15, 0, 3, ETH_P_IPV6),          # not IPv6 -> drop
-    (0x30, 0, 0, 6),                   # A = IPv6 next header
-    (0x15, 0, 1, IPPROTO_VRRP),        # 112 -> accept, else drop
-    (0x06, 0, 0, SNAPLEN),             # accept
-    (0x06, 0, 0, 0),                   # drop
+    (0x28, 0, 0, SKF_AD_PROTOCOL),     # 0: A = ethertype
+    (0x15, 9, 0, ETH_P_ARP),           # 1: ARP -> accept
+    (0x15, 0, 2, ETH_P_IP),            # 2: not IPv4 -> IPv6 test
+    (0x30, 0, 0, 9),                   # 3: A = IPv4 protocol
+    (0x15, 6, 7, IPPROTO_VRRP),        # 4: 112 -> accept, else drop
+    (0x15, 0, 6, ETH_P_IPV6),          # 5: not IPv6 -> drop
+    (0x30, 0, 0, 6),                   # 6: A = IPv6 next header
+    (0x15, 3, 0, IPPROTO_VRRP),        # 7: 112 -> accept
+    (0x15, 0, 3, IPPROTO_ICMPV6),      # 8: not ICMPv6 -> drop
+    (0x30, 0, 0, 40),                  # 9: A = ICMPv6 type (a packet too short for it: the kernel drops)
+    (0x15, 0, 1, NEIGHBOR_ADVERTISEMENT),  # 10: NA -> accept, else drop
+    (0x06, 0, 0, SNAPLEN),             # 11: accept
+    (0x06, 0, 0, 0),                   # 12: drop
 )
 
 

@@ -12,6 +12,7 @@ import select
 import socket
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kahooks.daemon.segment import Local, Segment
@@ -133,7 +134,9 @@ class Observer:
                     self.segment.advert(interface, found, packet_type == PACKET_OUTGOING, now)
                 elif found is not None:
                     self.arps += 1
-                    if packet_type != PACKET_OUTGOING:  # what this node sends (its own gratuitous ARP) is ours
+                    if packet_type != PACKET_OUTGOING:  # what this node sends (its own gratuitous ARP, NA) is ours
+                        if not found.sender_mac:  # an NA without its target's MAC: the frame's source claims it
+                            found = replace(found, sender_mac=":".join(f"{byte:02x}" for byte in address[4][:6]))
                         self.segment.arp(interface, found, now)
                 else:
                     self.ignored += 1
@@ -209,8 +212,6 @@ class Observer:
             self.findings = findings
 
     def _with_rules(self, finding: Finding) -> Finding:
-        from dataclasses import replace
-
         if finding.kind != "blocked":
             return finding
         rules = self.rules.get(self._where(finding), [])

@@ -1,4 +1,5 @@
-"""What a packet on a VRRP segment says: VRRPv2 (RFC 3768) and VRRPv3 (RFC 5798) adverts, and ARP.
+"""What a packet on a VRRP segment says: VRRPv2 (RFC 3768) and VRRPv3 (RFC 5798) adverts, ARP, and
+IPv6 Neighbor Advertisements (RFC 4861: IPv6's ARP, read as an Arp).
 
 Pure and bounded: `decode(ethertype, data)` reads one network-layer packet (what an AF_PACKET
 SOCK_DGRAM socket returns: the link header is gone) and returns an Advert, an Arp, or None for
@@ -16,6 +17,10 @@ ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
 ETH_P_ARP = 0x0806
 IPPROTO_VRRP = 112
+IPPROTO_ICMPV6 = 58
+NEIGHBOR_ADVERTISEMENT = 136  # the ICMPv6 type, and the Arp's operation for one
+TARGET_LINK_LAYER = 2         # the NA's option naming the MAC that owns its target
+MAX_OPTIONS = 8               # options read in one NA at most (each is at least 8 bytes)
 ADVERTISEMENT = 1
 AUTH_NAMES = {0: "none", 1: "PASS", 2: "AH"}  # RFC 3768 5.3.6; keepalived writes PASS and AH
 
@@ -43,7 +48,11 @@ class Advert:
 
 @dataclass(frozen=True, slots=True)
 class Arp:
-    operation: int           # 1 request, 2 reply
+    """An ARP packet, or an IPv6 Neighbor Advertisement (operation 136): then sender_ip is the NA's target
+    (the address it claims), sender_mac its target link-layer address ("" when it carries none: the
+    frame's source is the claimant), target_ip the packet's destination."""
+
+    operation: int           # 1 request, 2 reply, 136 Neighbor Advertisement
     sender_mac: str
     sender_ip: str
     target_mac: str
@@ -51,7 +60,7 @@ class Arp:
 
 
 def decode(ethertype: int, data: bytes) -> Advert | Arp | None:
-    """One packet, by its link-layer protocol: an Advert, an Arp, or None (anything else, or malformed)."""
+    """One packet, by its link-layer protocol: an Advert, an Arp (or NA), or None (anything else, or malformed)."""
     if ethertype == ETH_P_IP:
         return _ipv4(data)
     if ethertype == ETH_P_IPV6:
@@ -85,8 +94,12 @@ def _ipv4(data: bytes) -> Advert | None:
     return _vrrp(4, source, destination, data[8], payload, pseudo)
 
 
-def _ipv6(data: bytes) -> Advert | None:
-    if len(data) < 40 or data[0] >> 4 != 6 or data[6] != IPPROTO_VRRP:
+def _ipv6(data: bytes) -> Advert | Arp | None:
+    if len(data) < 40 or data[0] >> 4 != 6:
+        return None
+    if data[6] == IPPROTO_ICMPV6:
+        return _neighbor_advertisement(data)
+    if data[6] != IPPROTO_VRRP:
         return None  # extension headers are not followed: keepalived sends none
     length = int.from_bytes(data[4:6], "big")
     if 40 + length > len(data):
@@ -124,6 +137,34 @@ def _vrrp(family: int, source: bytes, destination: bytes, ttl: int, payload: byt
     addresses = tuple(_address(payload[8 + size * index:8 + size * (index + 1)]) for index in range(count))
     return Advert(family, _address(source), _address(destination), ttl, version, payload[1], payload[2],
                   interval, addresses, auth_type, valid)
+
+
+def _neighbor_advertisement(data: bytes) -> Arp | None:
+    """An NA (RFC 4861 4.4) directly after the IPv6 header. One behind an extension header is not read (nor
+    let through by the kernel's filter, which reads the ICMPv6 type at a fixed offset): the kernel and
+    keepalived send NAs without any, and following a chain of headers would be a loop the wire controls.
+    As a receiver must (RFC 4861 7.1.2), a hop limit other than 255 (an off-link forgery) or a bad checksum
+    is ignored; options are read at most MAX_OPTIONS, and a zero-length one ends the packet as invalid."""
+    length = int.from_bytes(data[4:6], "big")
+    if length < 24 or 40 + length > len(data) or data[7] != 255:
+        return None
+    source, destination, icmp = data[8:24], data[24:40], data[40:40 + length]
+    if icmp[0] != NEIGHBOR_ADVERTISEMENT or icmp[1] != 0:
+        return None
+    if checksum(source + destination + length.to_bytes(4, "big") + bytes((0, 0, 0, IPPROTO_ICMPV6)) + icmp):
+        return None
+    mac, offset = "", 24
+    for _ in range(MAX_OPTIONS):
+        if offset + 2 > len(icmp):
+            break
+        kind, units = icmp[offset], icmp[offset + 1]
+        if units == 0 or offset + 8 * units > len(icmp):
+            return None
+        if kind == TARGET_LINK_LAYER and units == 1:  # Ethernet: 6 bytes of MAC
+            mac = _mac(icmp[offset + 2:offset + 8])
+            break
+        offset += 8 * units
+    return Arp(NEIGHBOR_ADVERTISEMENT, mac, _address(icmp[8:24]), "", _address(destination))
 
 
 def _arp(data: bytes) -> Arp | None:

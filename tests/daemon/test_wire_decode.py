@@ -1,4 +1,5 @@
-"""kahooks.vrrp_wire: VRRPv2/v3 adverts over IPv4 and IPv6, and ARP, decoded byte for byte;
+"""kahooks.vrrp_wire: VRRPv2/v3 adverts over IPv4 and IPv6, ARP and IPv6 Neighbor Advertisements, decoded
+byte for byte;
 truncated, hostile and random packets are ignored, never raised on."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kahooks.vrrp_wire import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, Advert, Arp, checksum, decode
+from tests.support.packets import icmpv6
 
 
 def ip4(text: str) -> bytes:
@@ -86,6 +88,40 @@ def test_arp_request_and_reply() -> None:
     assert decode(ETH_P_ARP, packet) == Arp(2, "02:00:00:00:00:02", "192.0.2.100", "ff:ff:ff:ff:ff:ff", "192.0.2.1")
 
 
+def test_a_neighbor_advertisement_is_read_as_ipv6s_arp() -> None:
+    """The NA's target is the address it claims; its MAC the target link-layer option's, "" without one
+    (the observer then takes the frame's source)."""
+    assert decode(ETH_P_IPV6, icmpv6("136", "2001:db8::100", "00:00:5e:00:02:33")) == \
+        Arp(136, "00:00:5e:00:02:33", "2001:db8::100", "", "ff02::1")
+    assert decode(ETH_P_IPV6, icmpv6("136", "2001:db8::100")) == Arp(136, "", "2001:db8::100", "", "ff02::1")
+    # An unknown option first (a nonce, type 14, 8 bytes) is stepped over to the target's MAC.
+    packet = icmpv6("136", "2001:db8::100")
+    nonce, option = bytes((14, 1)) + bytes(6), bytes((2, 1)) + bytes.fromhex("020000000009")
+    found = decode(ETH_P_IPV6, with_icmpv6_sum(packet[:4] + struct.pack("!H", 40) + packet[6:] + nonce + option))
+    assert isinstance(found, Arp) and found.sender_mac == "02:00:00:00:00:09"
+    # What a receiver must ignore (RFC 4861 7.1.2), what is no NA, what the decoder does not follow.
+    good = icmpv6("136", "2001:db8::100", "00:00:5e:00:02:33")
+    ignored = [
+        icmpv6("136", "2001:db8::100", "00:00:5e:00:02:33", hops=64),   # routed from off the link: forged
+        good[:-1] + bytes((good[-1] ^ 1,)),                              # bad checksum
+        with_icmpv6_sum(good[:-7] + b"\0" + good[-6:]),                  # an option of length 0
+        with_icmpv6_sum(good[:-7] + b"\x09" + good[-6:]),                # an option past the packet
+        icmpv6("135", "2001:db8::100", "00:00:5e:00:02:33"),             # a solicitation
+        icmpv6("128", "2001:db8::100"),                                  # an echo request
+        icmpv6("hop-by-hop", "2001:db8::100", "00:00:5e:00:02:33"),      # behind an extension header
+    ]
+    assert [decode(ETH_P_IPV6, packet) for packet in ignored] == [None] * len(ignored)
+    assert all(decode(ETH_P_IPV6, good[:cut]) is None for cut in range(len(good)))
+
+
+def with_icmpv6_sum(packet: bytes) -> bytes:
+    """`packet` (an IPv6 header and an ICMPv6 message) with its ICMPv6 checksum recomputed."""
+    message = packet[40:40 + int.from_bytes(packet[4:6], "big")]
+    message = message[:2] + b"\0\0" + message[4:]
+    pseudo = packet[8:40] + len(message).to_bytes(4, "big") + bytes((0, 0, 0, 58))
+    return packet[:40] + message[:2] + struct.pack("!H", checksum(pseudo + message)) + message[4:]
+
+
 def test_what_is_not_a_whole_advert_is_ignored() -> None:
     good = ipv4(vrrp2(addresses=("192.0.2.100", "192.0.2.101")))
     # every truncation, of the IP packet and of its advert
@@ -117,6 +153,14 @@ def test_what_is_not_a_whole_advert_is_ignored() -> None:
 @given(st.sampled_from([ETH_P_IP, ETH_P_IPV6, ETH_P_ARP]), st.binary(max_size=200))
 def test_random_bytes_never_raise(ethertype: int, data: bytes) -> None:
     decode(ethertype, data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=120))
+def test_random_icmpv6_behind_a_valid_ipv6_header_never_raises(message: bytes) -> None:
+    packet = struct.pack("!IHBB", 6 << 28, len(message), 58, 255) + ip6("fe80::1") + ip6("ff02::1") + message
+    found = decode(ETH_P_IPV6, packet)
+    assert found is None or (isinstance(found, Arp) and found.operation == 136)
 
 
 @settings(max_examples=200, deadline=None)

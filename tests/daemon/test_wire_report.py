@@ -30,7 +30,7 @@ vrrp_instance VI_6 {
     version 3
     unicast_src_ip 192.0.2.12
     unicast_peer { 192.0.2.11 }
-    virtual_ipaddress { 2001:db8::100 }
+    virtual_ipaddress { 2001:DB8:0::100 }
 }
 vrrp_instance NO_IFACE {
     virtual_router_id 9
@@ -57,8 +57,8 @@ def test_the_instances_come_from_keepalived_conf(tmp_path: Path) -> None:
     one, six = locals_
     assert (one.name, one.interface, one.vrid, one.family, one.priority, one.advert_int, one.version, one.vips,
             one.auth_type) == ("VI_1", "eth0", 51, 4, 150, 2.0, 2, {"192.0.2.100", "192.0.2.101"}, "PASS")
-    assert (six.family, six.version, six.unicast_src_ip, six.unicast_peers, six.auth_type) == \
-        (6, 3, "192.0.2.12", {"192.0.2.11"}, "none")
+    assert (six.family, six.version, six.unicast_src_ip, six.unicast_peers, six.auth_type, six.vips) == \
+        (6, 3, "192.0.2.12", {"192.0.2.11"}, "none", {"2001:db8::100"})  # as the kernel and the wire spell it
     path.write_text("global_defs { router_id x }\n")
     assert configured(str(path))[0] == [] and "names no VRRP instance" in configured(str(path))[1]
     assert "cannot read" in configured(str(tmp_path / "missing.conf"))[1]
