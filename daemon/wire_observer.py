@@ -63,6 +63,9 @@ class Observer:
         self.findings: list[Finding] = []
         self.rules: dict[tuple[str, int], list[str]] = {}  # (interface, family) -> what drops VRRP there
         self.rules_checked = 0.0
+        # Set when the daemon stops this observer: it then hands its open alerts on (daemon/wire.py) and must
+        # change them no more, even if a slow judgement (reading the ruleset) outlives the daemon's wait.
+        self.stopping = threading.Event()
         # (kind, instance) -> sentence: every ALERT recorded and not yet CLEARED, this observer's and those a
         # previous one left open (daemon/wire_memory.py); `remember` is told each change.
         self.open: dict[tuple[str, str], str] = dict(remembered or {})
@@ -73,6 +76,7 @@ class Observer:
             + JUDGE_EVERY
 
     def run(self, stop: threading.Event) -> None:
+        self.stopping = stop
         events = address_events()
         try:
             self._loop(stop, events)
@@ -187,6 +191,8 @@ class Observer:
                           for where in {self._where(finding) for finding in findings if finding.kind == "blocked"}}
             self.rules_checked = time.monotonic()
         findings = [self._with_rules(finding) for finding in findings]
+        if self.stopping.is_set():
+            return
         previous = {(finding.kind, finding.instance): finding.sentence for finding in self.findings}
         settled = now - self.segment.started >= self.settle
         # New findings; one a previous observer alerted and that still holds is adopted, not alerted again.
