@@ -67,6 +67,8 @@ PROGRAM_ONLY = {"--nagios": "the daemon writes track files, not plugin output",
                 "--dynamic-weight": "a weight is for keepalived's MISC_CHECK (misc_dynamic), run as a program",
                 "--slow": "it goes with --dynamic-weight, for keepalived's MISC_CHECK",
                 "--no-syslog": "the daemon logs state changes, not every run",
+                **dict.fromkeys(("-w", "--warning", "-c", "--critical"),
+                                "thresholds for --nagios output: the daemon writes track files"),
                 "-v": "run `kahooks serve -v` instead", "--verbose": "run `kahooks serve -v` instead",
                 **dict.fromkeys(("-h", "--help", "-V", "--version"), "asks the program about itself: not a check")}
 

@@ -220,12 +220,32 @@ def daemon_programs() -> dict[str, str]:
     return {f"{PROGRAM_PREFIX}{kind}": kind for kind in kinds() if load_check_class(kind).in_daemon}
 
 
+class ProgramOnly(UsageError):
+    """An option of the programs that means nothing in the daemon, given in a `run` line."""
+
+
+def _refusing_program_only(words: list[str]) -> Callable[[dict[str, Any]], None]:
+    """A `parsed` hook for checks.build that refuses a common option the daemon would ignore, saying
+    which (as written in `words`) and why. It looks at what was parsed, so a value that looks like an
+    option (`--contains -c`, `ka-check-exec sh -c ...`) is not taken for one."""
+    from kahooks.checks.base import COMMON_OPTIONS, PROGRAM_ONLY
+
+    def refuse(values: dict[str, Any]) -> None:
+        for option in COMMON_OPTIONS:
+            names = [name for name in option.names if name in PROGRAM_ONLY]
+            if names and values.get(option.dest) not in (None, False):
+                written = next((word for word in words if word.split("=")[0] in names), names[0])
+                raise ProgramOnly(f"{written}: {PROGRAM_ONLY[names[0]]}")
+    return refuse
+
+
 def build_check(run: Any, problem: Complain) -> tuple[str, list[str], Check] | None:
     """`run` (a command line or a list of words) -> (kind, words, Check), through the programs' own parser."""
     import shlex
 
     from kahooks.checks import build
     from kahooks.checks.base import PROGRAM_ONLY
+    from kahooks.options import HelpRequested
 
     if isinstance(run, str):
         try:
@@ -244,14 +264,13 @@ def build_check(run: Any, problem: Complain) -> tuple[str, list[str], Check] | N
         return None
     program = os.path.basename(words[0])
     kind = programs[program]
-    for word in words[1:]:
-        if word == "--":
-            break
-        if word.split("=")[0] in PROGRAM_ONLY:
-            problem("run", f"{word}: {PROGRAM_ONLY[word.split('=')[0]]}")
-            return None
     try:
-        return kind, words[1:], build(kind, words[1:], program)[1]
+        return kind, words[1:], build(kind, words[1:], program, _refusing_program_only(words[1:]))[1]
+    except HelpRequested:
+        asked = next((word for word in words[1:] if word in PROGRAM_ONLY), "--help")
+        problem("run", f"{asked}: {PROGRAM_ONLY[asked]}")
+    except ProgramOnly as exc:
+        problem("run", str(exc))
     # An error may quote a word of the command line whole (`--header 'X-Api-Key v'`, malformed so that no
     # line-wise redaction sees a header in it): hidden as redact.words hides it in that command line.
     except UsageError as exc:

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from kahooks.event import Event
 
 
@@ -85,22 +87,63 @@ class Transition:
 
     def environment(self) -> dict[str, str]:
         """The exec channel's KAHOOKS_* variables."""
-        return {"KAHOOKS_EVENT_ID": self.id, "KAHOOKS_TYPE": self.type, "KAHOOKS_INSTANCE": self.name,
-                "KAHOOKS_STATE": self.state, "KAHOOKS_PREVIOUS_STATE": self.previous_state or "",
-                "KAHOOKS_PRIORITY": str(self.priority), "KAHOOKS_HOST": self.host,
-                "KAHOOKS_TIME": f"{self.time:.6f}", "KAHOOKS_VIPS": " ".join(self.vips),
-                "KAHOOKS_FLAPPING": "1" if self.flapping else "0", "KAHOOKS_TRANSITIONS": str(len(self.events)),
-                "KAHOOKS_DETAIL": self.detail, "KAHOOKS_VIRTUAL_SERVER": self.virtual_server,
-                "KAHOOKS_REAL_SERVER": self.real_server, "KAHOOKS_TOPIC": self.topic}
+        return {f"KAHOOKS_{field.env}": field.text(self) for field in FIELDS if field.env}
 
     def structured_data(self) -> dict[str, str]:
-        """Syslog's RFC 5424 structured-data parameters."""
-        data = {"type": self.type, "instance": self.name, "state": self.state, "previous": self.previous_state or "",
-                "priority": str(self.priority), "event": self.id, "transitions": str(len(self.events))}
-        if self.virtual_server:
-            data["virtual_server"] = self.virtual_server
-        if self.real_server:
-            data["real_server"] = self.real_server
-        if self.topic:
-            data["topic"] = self.topic
+        """Syslog's RFC 5424 structured-data parameters, in FIELDS' order."""
+        data = {}
+        for field in FIELDS:
+            if field.sd:
+                text = field.text(self)
+                if text or not field.sd_when_set:
+                    data[field.sd] = text
         return data
+
+
+@dataclass(frozen=True)
+class Field:
+    """How the flat views spell one Transition field.
+
+    The webhook payload and the template variables carry every field as data (`fields()`); the
+    views that are text name each field their own way: `env` is its exec variable after KAHOOKS_
+    ("" when not carried), `sd` its syslog structured-data parameter ("" when not carried, and
+    only when not empty if `sd_when_set`), `text` how both spell its value.
+    """
+
+    name: str
+    env: str = ""
+    sd: str = ""
+    sd_when_set: bool = False
+    spell: Callable[[Any], str] = str
+
+    def text(self, transition: Transition) -> str:
+        return self.spell(getattr(transition, self.name))
+
+
+def _optional(value: str | None) -> str:
+    return value or ""
+
+
+# Every Transition field, in the order syslog's structured data lists them (receivers' filters
+# and the tests read it in this order). tests/core/test_transition.py fails on a field not here.
+FIELDS = (
+    Field("type", env="TYPE", sd="type"),
+    Field("name", env="INSTANCE", sd="instance"),
+    Field("state", env="STATE", sd="state"),
+    Field("previous_state", env="PREVIOUS_STATE", sd="previous", spell=_optional),
+    Field("priority", env="PRIORITY", sd="priority"),
+    Field("id", env="EVENT_ID", sd="event"),
+    Field("events", env="TRANSITIONS", sd="transitions", spell=lambda events: str(len(events))),
+    Field("virtual_server", env="VIRTUAL_SERVER", sd="virtual_server", sd_when_set=True),
+    Field("real_server", env="REAL_SERVER", sd="real_server", sd_when_set=True),
+    Field("topic", env="TOPIC", sd="topic", sd_when_set=True),
+    Field("host", env="HOST"),
+    Field("time", env="TIME", spell=lambda time: f"{time:.6f}"),
+    Field("vips", env="VIPS", spell=" ".join),
+    Field("flapping", env="FLAPPING", spell=lambda flapping: "1" if flapping else "0"),
+    Field("detail", env="DETAIL"),
+    Field("when"),  # the templates' and the payload's readable time; the environment has TIME
+)
+
+# What an Event knows that no channel is told: which route brought it (argv, the FIFO, the daemon).
+EVENT_ONLY = ("source",)

@@ -56,3 +56,16 @@ def test_the_prose_names_no_check_that_is_not_one() -> None:
     for path in (ROOT / "README.md", ROOT / "debian" / "control"):
         named = set(re.findall(r"\bka-check-([a-z]+)\b", path.read_text()))
         assert named <= set(checks.kinds()), (path.name, named - set(checks.kinds()))
+
+
+def test_the_package_test_runs_every_kind_under_keepalived() -> None:
+    """tests/lab/packaging.py's keepalived.conf: a vrrp_script per registered kind, each tracked (keepalived
+    runs no script nothing tracks), and the port check that must fail."""
+    from tests.lab.packaging import keepalived_conf
+
+    text = keepalived_conf(Path("/srv/work"))
+    scripts = dict(re.findall(r'vrrp_script (\S+) \{\n    script "(\S+)', text))
+    assert {f"/usr/bin/ka-check-{kind}" for kind in checks.kinds()} <= set(scripts.values()), scripts
+    tracked = set(re.findall(r"^        (chk_\S+)$", text, re.MULTILINE))
+    assert tracked == set(scripts), (tracked, scripts)
+    assert scripts["chk_closed"] == "/usr/bin/ka-check-port"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from kahooks.event import Event
 from kahooks.templates import sample_context
-from kahooks.transition import Transition
+from kahooks.transition import EVENT_ONLY, FIELDS, Transition
 
 
 def burst() -> Transition:
@@ -30,3 +32,27 @@ def test_every_view_is_made_of_the_same_fields() -> None:
 def test_validate_renders_against_the_same_schema() -> None:
     for flapping in (False, True):
         assert set(sample_context(flapping)) == set(burst().context())
+
+
+def test_every_field_of_the_event_is_declared_once() -> None:
+    """A field added to the event or the transition must say how each view spells it (or that none carries it)."""
+    declared = [field.name for field in FIELDS]
+    assert sorted(declared) == sorted(field.name for field in dataclasses.fields(Transition))
+    assert set(Event.__slots__) <= set(declared) | set(EVENT_ONLY)
+    assert not set(EVENT_ONLY) & set(declared)
+
+
+def test_the_environment_and_structured_data_come_from_the_declared_fields() -> None:
+    lvs = Transition.of("lb1", [], [Event.lvs("RS", "[10.0.0.1]:tcp:80", "[192.0.2.50]:tcp:80", "DOWN", "test")], "UP")
+    wire = Transition.of("lb1", [], [Event.alert("VI_1", "wire blocked", "test", topic="wire blocked")], "MASTER")
+    for transition in (burst(), lvs, wire, Transition.sample(False)):
+        environment = transition.environment()
+        assert environment == {f"KAHOOKS_{field.env}": field.text(transition) for field in FIELDS if field.env}
+        data = transition.structured_data()
+        assert list(data) == [field.sd for field in FIELDS
+                              if field.sd and (field.text(transition) or not field.sd_when_set)]
+    data = lvs.structured_data()
+    assert (data["virtual_server"], data["real_server"], data["previous"]) == ("[192.0.2.50]:tcp:80",
+                                                                               "[10.0.0.1]:tcp:80", "UP")
+    assert "topic" not in data and "virtual_server" not in burst().structured_data()
+    assert wire.structured_data()["topic"] == wire.environment()["KAHOOKS_TOPIC"] == "wire blocked"

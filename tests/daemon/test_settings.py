@@ -59,6 +59,18 @@ run = "ka-check-http http://x/ --colour"
 
 [checks.g]
 run = "ka-check-http http://x/ --dynamic-weight 50"
+
+[checks.w]
+run = "ka-check-port -w 0.2 127.0.0.1:80"
+
+[checks.x]
+run = "ka-check-http --critical=1 http://127.0.0.1/"
+
+[checks.v]
+run = "ka-check-process -v haproxy"
+
+[checks.h]
+run = "ka-check-process haproxy --help"
 """)
     text = "\n".join(lines)
     path = tmp_path / "kahooks.toml"
@@ -70,6 +82,33 @@ run = "ka-check-http http://x/ --dynamic-weight 50"
     assert "checks.e.fail_value: must differ from ok_value" in text
     assert "checks.f.run: ka-check-http: unknown option --colour" in text
     assert "checks.g.run: --dynamic-weight: a weight is for keepalived's MISC_CHECK" in text
+    # -w/-c are --nagios thresholds: the daemon refused --nagios but took them, silently meaning nothing.
+    assert "checks.w.run: -w: thresholds for --nagios output: the daemon writes track files" in text
+    assert "checks.x.run: --critical=1: thresholds for --nagios output" in text
+    assert "checks.v.run: -v: run `kahooks serve -v` instead" in text
+    assert "checks.h.run: --help: asks the program about itself: not a check" in text
+    assert len(lines) == 12, lines
+
+
+def test_a_value_that_looks_like_a_program_option_is_a_value(tmp_path: Path) -> None:
+    config = load_config(str(write(tmp_path, """
+[checks.shell]
+run = "ka-check-exec sh -c 'exit 0'"
+
+[checks.body]
+run = "ka-check-http --contains -w http://127.0.0.1/"
+""")))
+    checks = config.sections["checks"]
+    assert (checks["shell"].kind, checks["body"].kind) == ("exec", "http")
+
+
+def test_serve_and_validate_refuse_a_threshold_in_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[checks.web]\nrun = "ka-check-port -c 0.5 127.0.0.1:80"\n')
+    for command in ("validate", "serve"):
+        outcome = run("kahooks", command, "-c", str(path))
+        assert outcome.code == 1, (command, outcome)
+        assert "checks.web.run: -c: thresholds for --nagios output" in outcome.stderr, (command, outcome)
+        assert "Traceback" not in outcome.stderr
 
 
 def test_two_checks_cannot_share_a_track_file(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kahooks import checks
 from kahooks.lab.netns import Node, wait_for
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -101,21 +102,46 @@ def check_what_was_installed(system: System) -> None:
         assert exposure.returncode == 0, exposure.stdout[-600:] + exposure.stderr
 
 
+# What each kind checks in the lab node, healthy, so the packaged programs are seen doing their job
+# (the node serves www/ on 127.0.0.1:8080 and keepalived runs there). A kind not named here (a new one)
+# still runs under keepalived, its first example from its EXAMPLES: it must run and give a verdict.
+HEALTHY = {
+    "process": "keepalived",
+    "port": "127.0.0.1:8080",
+    "http": "http://127.0.0.1:8080/ --contains healthy",
+    "exec": "-- /bin/true",
+    "heartbeat": "--max-age 3600 {work}/heartbeat",
+}
+# A port nothing listens on: the check must fail, and keep VI_BAD in FAULT.
+CLOSED = ("chk_closed", "/usr/bin/ka-check-port 127.0.0.1:9")
+
+
+def track_scripts(work: Path) -> dict[str, tuple[str, bool]]:
+    """Every registered kind's vrrp_script (chk_KIND: its command line, and whether it must succeed),
+    and the one that must fail."""
+    scripts = {}
+    for kind in checks.kinds():
+        if kind in HEALTHY:
+            arguments, healthy = HEALTHY[kind].format(work=work), True
+        else:
+            examples = [line.split(" ", 1)[1:] for line, _ in checks.load_check_class(kind).EXAMPLES
+                        if line.split(" ", 1)[0] == f"{checks.PROGRAM_PREFIX}{kind}"]
+            assert examples, f"ka-check-{kind} has no example to run under keepalived: add one to its EXAMPLES"
+            arguments, healthy = "".join(examples[0]), False
+        scripts[f"chk_{kind}"] = (f"/usr/bin/{checks.PROGRAM_PREFIX}{kind} {arguments}", healthy)
+    scripts[CLOSED[0]] = (CLOSED[1], False)
+    return scripts
+
+
 def keepalived_conf(work: Path) -> str:
-    """Two instances: VI_OK tracks every check against something healthy, VI_BAD one that must fail."""
-    checks = {
-        "chk_process": "/usr/bin/ka-check-process keepalived",
-        "chk_port": "/usr/bin/ka-check-port 127.0.0.1:8080",
-        "chk_http": "/usr/bin/ka-check-http http://127.0.0.1:8080/ --contains healthy",
-        "chk_exec": "/usr/bin/ka-check-exec -- /bin/true",
-        "chk_heartbeat": f"/usr/bin/ka-check-heartbeat --max-age 3600 {work}/heartbeat",
-        "chk_closed": "/usr/bin/ka-check-port 127.0.0.1:9",
-    }
+    """Two instances: VI_OK tracks every healthy check, VI_BAD the one that must fail and any other."""
+    scripts = track_scripts(work)
     text = "global_defs {\n    router_id pkg\n    enable_script_security\n    script_user keepalived_script\n}\n"
-    for name, script in checks.items():
+    for name, (script, _) in scripts.items():
         text += f'vrrp_script {name} {{\n    script "{script}"\n    interval 1\n    timeout 2\n    fall 1\n    rise 1\n}}\n'
-    for instance, router_id, tracked in (("VI_OK", 61, [name for name in checks if name != "chk_closed"]),
-                                         ("VI_BAD", 62, ["chk_closed"])):
+    for instance, router_id, tracked in (("VI_OK", 61, [name for name, (_, healthy) in scripts.items() if healthy]),
+                                         ("VI_BAD", 62, [name for name, (_, healthy) in scripts.items()
+                                                         if not healthy])):
         tracks = "".join(f"        {name}\n" for name in tracked)
         text += (f"vrrp_instance {instance} {{\n    state BACKUP\n    interface eth0\n    virtual_router_id {router_id}\n"
                  f"    priority 100\n    advert_int 1\n    virtual_ipaddress {{\n        192.0.2.{router_id}/24\n    }}\n"
@@ -150,9 +176,14 @@ def run_under_keepalived(system: System, node: Node, work: Path) -> None:
     assert "(VI_BAD) Entering MASTER STATE" not in output, output
     addresses = node.addresses()
     assert "192.0.2.61" in addresses and "192.0.2.62" not in addresses, addresses
-    for name in ("chk_process", "chk_port", "chk_http", "chk_exec", "chk_heartbeat"):
-        assert f"VRRP_Script({name}) succeeded" in output, (name, output)
-    assert "VRRP_Script(chk_closed) failed" in output, output
+    for name, (_, healthy) in track_scripts(work).items():
+        if healthy:
+            assert f"VRRP_Script({name}) succeeded" in output, (name, output)
+        elif name == CLOSED[0]:
+            assert f"VRRP_Script({name}) failed" in output, output
+        else:  # a kind with no healthy target here: run as keepalived_script, and it answered
+            wait_for(lambda: any(f"VRRP_Script({name}) {verdict}" in text() for verdict in ("succeeded", "failed")),
+                     10, f"a verdict from {name}")
     for warning in ("Unsafe permissions", "Disabling track script", "cannot be executed"):
         assert warning not in output, output
     # ka-notify ran as keepalived_script and recorded into the package's spool.
