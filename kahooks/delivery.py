@@ -126,9 +126,9 @@ class Worker:
     def fan_out_pending(self) -> int:
         """Queue every recorded event for the channels its rules pick; return how many were queued.
 
-        A channel's thread is woken as soon as its delivery is durable in queue/, before the event's
-        state is remembered and its recording dropped (Spool.settle): those writes are not the
-        delivery's, and its sending need not wait for their fsyncs."""
+        A channel's thread is woken as soon as its delivery is in queue/ (Spool.queue), before the
+        fsyncs of Spool.settle: the recording stays until they are done, so a crash meanwhile queues
+        the event again (at least once), and the sending need not wait for them."""
         count = 0
         for path in self.spool.incoming():
             queued = self.spool.queue(path, self.config.channels_for)
@@ -139,7 +139,7 @@ class Worker:
                 waker = self._channel_wakers.get(channel)
                 if waker is not None:
                     waker.set()
-            self.spool.settle(path, event)
+            self.spool.settle(path, event, channels)
             count += 1
             log.debug("queued %s %s for %s", event.name, event.state, ", ".join(channels) or "no channel")
             self.on_event(event)

@@ -229,12 +229,15 @@ class Spool(SpoolDirectory):
         recording (queue, then settle). Returns the event and its channels; None as `queue` says."""
         queued = self.queue(path, choose)
         if queued is not None:
-            self.settle(path, queued[0])
+            self.settle(path, *queued)
         return queued
 
     def queue(self, path: Path, choose: Callable[[Event], list[str]]) -> tuple[Event, list[str]] | None:
-        """One durable queued delivery per channel `choose` picks for the recording at `path`, which
-        stays until `settle`: a crash in between queues it again (at least once, same event id).
+        """One queued delivery per channel `choose` picks for the recording at `path`, which stays until
+        `settle`. Each file's bytes are synced before it is renamed into queue/CHANNEL/ (a crash never
+        leaves a short one there); the renames are made durable by `settle`, before the recording goes:
+        a crash in between queues the event again (at least once, same event id), so a channel may send
+        it at once.
 
         Returns the event and its channels; None when the recording vanished, or was unreadable
         (then it is moved to dead/, kept and logged).
@@ -252,12 +255,17 @@ class Spool(SpoolDirectory):
         previous = previous_state(self.instance_states(), event)
         for channel in channels:
             delivery = Delivery(self.queue_dir / channel / name, event, channel, previous)
-            self.write_atomic(("queue", channel), name, delivery.to_json())
+            self.place(("queue", channel), name, delivery.to_json(), sync_folder=False)
         return event, channels
 
-    def settle(self, path: Path, event: Event) -> None:
-        """After `queue`: remember the state its sequence is now in (for the next one's "previous
-        state"), then drop the recording."""
+    def settle(self, path: Path, event: Event, channels: list[str]) -> None:
+        """After `queue`: its deliveries made durable, the state the event's sequence is now in
+        remembered (the next one's "previous state"), then the recording dropped."""
+        for channel in channels:
+            try:
+                self.sync("queue", channel)
+            except FileNotFoundError:  # a channel's folder gone (the spool's owner): its delivery with it
+                pass
         if event.changes_state:
             states = self.instance_states()
             states[event.key] = event.state
