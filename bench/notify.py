@@ -5,7 +5,8 @@
   a minimal stdlib durable recorder (bench/notify_reference.py: one file, fsynced with its folder) run
   by the same interpreter. Target: handler p90 <= 1.3x the reference's p90, in the same run.
 - FIFO line -> exec channel started, in `kahooks serve`: a line written to its notify FIFO as keepalived
-  writes it, until the exec channel's command has written its output. Target p99 <= 10 ms.
+  writes it, until the exec channel's command has written its output, each line once the delivery
+  before it is over. Target p99 <= 10 ms. Set TMPDIR=/dev/shm to see it without the disk's fsyncs.
 - transition -> delivery: from the moment the handler is started until the channel's peer
   has the message: a real rsyslogd writing its file, an exec command's output, a real SMTP
   server (aiosmtpd, STARTTLS + AUTH), a Slack-contract HTTP server, a generic webhook, and a
@@ -73,13 +74,20 @@ def handler_and_reference(config: Path, reference_spool: Path, runs: int) -> dic
 
 
 def fifo_to_exec(work: Path, lines: int) -> list[float]:
-    """`kahooks serve` reading its notify FIFO: from a line written until its exec channel has run, in ms."""
+    """`kahooks serve` reading its notify FIFO: from a line written until its exec channel has run, in ms.
+
+    Each line is written once the delivery before it is over (its queue entry removed): the channel
+    sends one delivery at a time, and a line written while the one before is still finishing (the
+    command's process group swept, its entry removed) would time that delivery's tail, not its own."""
     served = Served(work, fifo_config(work, command='echo "$KAHOOKS_EVENT_ID" >> {out}')).start()
     out = work / "delivered"
+    queued = work / "spool" / "queue" / "log"
     try:
         writer = KeepalivedFifo(work / "state" / "notify.fifo")
         timings = []
         for n in range(lines + 1):
+            wait_for(lambda: not queued.is_dir() or not any(queued.iterdir()), 10, "the delivery before to end",
+                     poll=0.0005)
             before = len(out.read_text().splitlines()) if out.exists() else 0
             started = time.perf_counter()
             writer.write([f'INSTANCE "VI_1" {("MASTER", "BACKUP")[n % 2]} 100'])

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from kahooks.config import Config
     from kahooks.daemon.snapshot import NotificationState, ThreadState
     from kahooks.event import Event
+    from kahooks.fifo import Recorder
     from kahooks.spool import Spool
 
 log = logging.getLogger("kahooks.serve")
@@ -38,6 +39,11 @@ class Notifications:
 
     def __init__(self) -> None:
         self.spool_dir = ""
+        self.recording_spool: Spool | None = None  # where events are recorded now (a reload may move it)
+        # One wake for every worker this daemon runs (one at a time: a new one waits for the old one's
+        # lock): the FIFO's recorder and the wire set it without asking which worker runs now.
+        self.wake = threading.Event()
+        self.recorder: Recorder | None = None
         self.worker: Any = None
         self.delivery: Supervised | None = None
         self.fifo: Supervised | None = None
@@ -103,16 +109,15 @@ class Notifications:
         of a 10 s timeout, and the heartbeat must not wait for it) and start one for the new one.
         The new worker takes the spool's lock once the old one has let go of it."""
         self.stop_delivery(wait=0)
+        self.use_spool(config.spool_dir)
         if not config.sections["serve"].deliver:
             return
-        self.spool_dir = config.spool_dir
         self.delivery = Supervised("delivery", lambda stop: self._deliver(config, stop)).start()
 
     def stop_delivery(self, wait: float) -> None:
         if self.delivery is not None:
             self.delivery.stop()
-            if self.worker is not None:
-                self.worker.wake.set()
+            self.wake.set()
             if wait:
                 self.delivery.join(wait)
             self.retired.append(self.delivery)
@@ -132,27 +137,38 @@ class Notifications:
         if lock is None:
             return  # stopped while waiting
         try:
-            worker = Worker(config, spool, on_event=self.observe_event, on_outcome=self.observe_outcome)
+            worker = Worker(config, spool, on_event=self.observe_event, on_outcome=self.observe_outcome,
+                            wake=self.wake)
             if not stop.is_set():
                 self.worker = worker
             worker.run(stop)
         finally:
             os.close(lock)
 
-    def spool(self) -> Spool:
-        """The spool events are recorded in now (a reload may move it)."""
+    def use_spool(self, spool_dir: str) -> None:
+        """Record in `spool_dir` from now on (a reload may move it), the running FIFO reader too. Nothing
+        is made here: a write makes the folders it needs (kahooks.spooldir), in the thread that writes."""
         from kahooks.spool import Spool
 
-        return Spool(self.spool_dir).ensure()
+        if spool_dir != self.spool_dir or self.recording_spool is None:
+            self.spool_dir = spool_dir
+            self.recording_spool = Spool(spool_dir)
+            if self.recorder is not None:
+                self.recorder.spool = self.recording_spool
+
+    def spool(self) -> Spool:
+        """The spool events are recorded in now."""
+        if self.recording_spool is None:
+            self.use_spool(self.spool_dir)
+        assert self.recording_spool is not None
+        return self.recording_spool
 
     def wake_worker(self) -> None:
         """A new event is in the spool: the delivery worker looks at once, if one runs."""
-        worker = self.worker
-        if worker is not None:
-            worker.wake.set()
+        self.wake.set()
 
     def restart_fifo(self, config: Config) -> None:
-        self.spool_dir = config.spool_dir
+        self.use_spool(config.spool_dir)
         self.restart_fifo_at(config.sections["serve"].notify_fifo)
 
     def restart_fifo_at(self, path: str | None) -> None:
@@ -174,10 +190,12 @@ class Notifications:
         if not stat.S_ISFIFO(info.st_mode):
             log.error("notify_fifo %s exists and is not a FIFO; not reading it", path)
             return
-        from kahooks.fifo import record_fifo
+        from kahooks.fifo import Recorder, record_fifo
 
         self.fifo_identity = (path, info.st_ino)
-        self.fifo = Supervised("fifo", lambda stop: record_fifo(path, self.spool, self.wake_worker, stop)).start()
+        # The reader is handed what it records into and what it sets: it never calls back into the daemon.
+        recorder = self.recorder = Recorder(self.spool(), self.wake.set)
+        self.fifo = Supervised("fifo", lambda stop: record_fifo(path, recorder, stop)).start()
 
     def keep_fifo(self) -> None:
         """keepalived unlinks a FIFO it created itself when it reloads or stops: follow the new one."""

@@ -143,7 +143,7 @@ def dispatch(argv: Sequence[str]) -> int:
                           or values["real_server"]):
         raise UsageError("expected TYPE NAME STATE PRIORITY (as keepalived's notify passes them), "
                          "or --instance NAME --state STATE")
-    # Stamped inside record(), under the spool's recording lock (event_from_flags never returns
+    # Stamped inside Spool.record, under the spool's record lock (event_from_flags never returns
     # None here: a name or a state was given, and it raises for what is missing).
     def make_event() -> Event:
         event = Event.from_argv(words) if words else event_from_flags(values, source="flags")
@@ -294,8 +294,7 @@ def record_in(spool: Spool | None, root: str, make_event: Callable[[], Event]) -
     try:
         if spool is None:
             spool = Spool(root).ensure()
-        with spool.recording():
-            spool.record(make_event())
+        spool.record(make_event)  # stamped under the record lock, which record() takes
     except OSError as exc:
         raise KahooksError(f"cannot record the event in {root}: {os_words(exc)}"
                            f"{' (' + exc.filename + ')' if exc.filename else ''}; the transition is NOT recorded") \
@@ -447,7 +446,7 @@ def run_fifo(values: dict, path: str) -> int:
     import threading
 
     from kahooks import logs
-    from kahooks.fifo import record_fifo
+    from kahooks.fifo import Recorder, record_fifo
     from kahooks.signals import set_on_signals
 
     log = logs.setup("ka-notify", values["verbose"], to_stderr=values["verbose"], log_format=values["log_format"])
@@ -465,7 +464,7 @@ def run_fifo(values: dict, path: str) -> int:
     stop = threading.Event()
     set_on_signals(stop, (signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
 
-    count = record_fifo(path, lambda: spool, lambda: ensure_worker(spool, values), stop)
+    count = record_fifo(path, Recorder(spool, lambda: ensure_worker(spool, values)), stop)
     log.info("fifo: read %d lines from %s", count, path)
     return 0
 

@@ -25,11 +25,13 @@ def write_all(fd: int, data: bytes) -> None:
 
 def replace_at(directory: int, name: str, data: bytes, *, mode: int = 0o644, durable: bool = False,
                owner: tuple[int, int] | None = None, temp_directory: int | None = None,
-               temp_prefix: str = ".") -> None:
+               temp_prefix: str = ".", sync_directory: bool = True) -> None:
     """Put `data` at NAME in the directory open as `directory`.
 
     `durable`: fsync the file and the directory (the spool); without it the file lives on a
-    tmpfs and is rewritten from live state anyway (track files, the heartbeat). `mode` is
+    tmpfs and is rewritten from live state anyway (track files, the heartbeat). `sync_directory=False`
+    with `durable`: the file's bytes are synced before the rename, the rename is left for the caller
+    to sync (several renames in one directory fsync, or one that something else covers). `mode` is
     applied whatever the umask. The temporary file goes in `temp_directory` (default: the
     same directory, under a dot name keepalived's watch ignores).
     """
@@ -54,7 +56,7 @@ def replace_at(directory: int, name: str, data: bytes, *, mode: int = 0o644, dur
         except OSError:
             pass
         raise
-    if durable:
+    if durable and sync_directory:
         os.fsync(directory)
 
 

@@ -100,7 +100,8 @@ class Worker:
 
     def __init__(self, config: Config, spool: Spool, clock: Callable[[], float] = time.time,
                  on_event: Callable[[Event], None] | None = None,
-                 on_outcome: Callable[[str, str], None] | None = None) -> None:
+                 on_outcome: Callable[[str, str], None] | None = None,
+                 wake: threading.Event | None = None) -> None:
         self._config_changed: Callable[[], bool] | None = None
         self.config = config
         self.spool = spool
@@ -109,7 +110,7 @@ class Worker:
         self.on_outcome = on_outcome or (lambda channel, outcome: None)
         self.settings = config.delivery
         self.last_sent: dict[tuple[str, str], float] = {}
-        self.wake = threading.Event()
+        self.wake = wake or threading.Event()  # set by whoever records (the daemon's FIFO reader, an alert)
         self._channel_wakers = {name: threading.Event() for name in config.channels}
         from kahooks.spool import ChannelState
 
@@ -123,15 +124,25 @@ class Worker:
     # Fan-out ---------------------------------------------------------------------
 
     def fan_out_pending(self) -> int:
-        """Queue every recorded event for the channels its rules pick; return how many were queued."""
+        """Queue every recorded event for the channels its rules pick; return how many were queued.
+
+        A channel's thread is woken as soon as its delivery is in queue/ (Spool.queue), before the
+        fsyncs of Spool.settle: the recording stays until they are done, so a crash meanwhile queues
+        the event again (at least once), and the sending need not wait for them."""
         count = 0
         for path in self.spool.incoming():
-            queued = self.spool.fan_out(path, self.config.channels_for)
-            if queued is not None:
-                event, channels = queued
-                count += 1
-                log.debug("queued %s %s for %s", event.name, event.state, ", ".join(channels) or "no channel")
-                self.on_event(event)
+            queued = self.spool.queue(path, self.config.channels_for)
+            if queued is None:
+                continue
+            event, channels = queued
+            for channel in channels:
+                waker = self._channel_wakers.get(channel)
+                if waker is not None:
+                    waker.set()
+            self.spool.settle(path, event, channels)
+            count += 1
+            log.debug("queued %s %s for %s", event.name, event.state, ", ".join(channels) or "no channel")
+            self.on_event(event)
         return count
 
     # One pass over a channel's queue ----------------------------------------------------

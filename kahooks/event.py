@@ -29,7 +29,8 @@ VRRP_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
 # What keepalived writes: argv carries the first five, the FIFO also the rest (notices, not states:
 # an instance that reports MASTER_RX_LOWER_PRI or a *_PRIORITY change is still in its state).
 DELETED = "DELETED"
-STATES = VRRP_STATES + (DELETED, "MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY")
+NOTICES = ("MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY")
+STATES = VRRP_STATES + (DELETED,) + NOTICES
 # kahooks' own alerts (a rebind that did not take, for example) travel as events too, so the
 # rules route them to people like transitions; keepalived never sends these. An alert whose cause
 # goes away (a wire finding) is followed by one of state CLEARED, of the same name and topic.
@@ -134,6 +135,11 @@ class Event:
         return self.type in LVS_EVENT_TYPES
 
     @property
+    def changes_state(self) -> bool:
+        """Its sequence is in `state` after it (what "previous state" remembers): not an alert, nor a notice."""
+        return not self.is_alert and self.state not in NOTICES
+
+    @property
     def key(self) -> str:
         """What one sequence of states belongs to: an instance, a virtual server, or a real server in one."""
         return f"{self.virtual_server} {self.name}" if self.type == "RS" else self.name
@@ -231,3 +237,15 @@ class Event:
             raise ValueError("bad event id")
         fields["time"] = float(stamp)
         return cls(**fields)
+
+
+def fifo_event(line: str) -> Event | None:
+    """The event on one line of keepalived's notify FIFO, stamped now; None (logged) for garbage,
+    so a reader goes on with the next line."""
+    try:
+        return Event.from_fifo_line(line)
+    except UsageError as exc:
+        import logging
+
+        logging.getLogger("kahooks.fifo").warning("fifo: skipping a line: %s", exc)
+    return None

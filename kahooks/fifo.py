@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from kahooks.event import Event
     from kahooks.spool import Spool
 
 log = logging.getLogger("kahooks.fifo")
@@ -69,18 +68,6 @@ def read_lines(fd: int, lines: queue.Queue, stop: threading.Event, linger: float
     lines.put(None)
 
 
-def event_from_line(line: str) -> Event | None:
-    """The VRRP transition or LVS change on one FIFO line; None (logged) for garbage."""
-    from kahooks.errors import UsageError
-    from kahooks.event import Event
-
-    try:
-        return Event.from_fifo_line(line)
-    except UsageError as exc:
-        log.warning("fifo: skipping a line: %s", exc)
-    return None
-
-
 def _handle_until_done(handle: Callable[[str], None], line: str, stop: threading.Event) -> None:
     """Record one line, retrying while recording fails (a spool briefly read-only, EMFILE): the
     reader thread keeps the pipe drained meanwhile, and no line is dropped while we run."""
@@ -120,14 +107,24 @@ def serve_fifo(path: str, handle: Callable[[str], None], stop: threading.Event, 
         os.close(fd)
 
 
-def record_fifo(path: str, spool: Callable[[], Spool], wake: Callable[[], object], stop: threading.Event) -> int:
-    """Every event on keepalived's notify FIFO at `path` made durable in `spool()`, in order, then
-    `wake()` (whoever delivers); garbage lines are logged and skipped. `ka-notify fifo` and
-    `kahooks serve` both read the FIFO this way. Returns how many lines were read."""
-    def handle(line: str) -> None:
-        event = event_from_line(line)
-        if event is not None:
-            spool().record(event)
-            wake()
+class Recorder:
+    """Each FIFO line recorded in `spool`, then `wake()` (whoever delivers). The line is parsed by the
+    event model (kahooks.event.fifo_event: garbage is logged and skipped) inside Spool.record, under
+    its record lock, like every other recorder's. `spool` may be replaced while the FIFO is read (a
+    reload that moves spool_dir): the next line goes to the new one."""
 
-    return serve_fifo(path, handle, stop)
+    def __init__(self, spool: Spool, wake: Callable[[], object]) -> None:
+        self.spool = spool
+        self.wake = wake
+
+    def __call__(self, line: str) -> None:
+        from kahooks.event import fifo_event
+
+        if self.spool.record(lambda: fifo_event(line)) is not None:
+            self.wake()
+
+
+def record_fifo(path: str, recorder: Recorder, stop: threading.Event) -> int:
+    """Every event on keepalived's notify FIFO at `path` made durable by `recorder`, in order.
+    `ka-notify fifo` and `kahooks serve` both read the FIFO this way. Returns how many lines were read."""
+    return serve_fifo(path, recorder, stop)

@@ -7,7 +7,7 @@ Layout under the spool directory:
   dead/CHANNEL/NAME.json    deliveries that gave up (permanent error, too many attempts, too old),
                             and dead/NAME.json: recordings that could not be read
   state/instances.json      the last state fanned out per instance (for "previous state")
-  worker.lock, record.lock  flock()ed by the worker and the handlers
+  worker.lock, record.lock  flock()ed by the worker, and by Spool.record (every recorder) and the worker
 
 Every write is temp file + fsync + rename + fsync of the directory, so a crash
 at any point leaves either the old file or the new one, and delivery resumes
@@ -181,15 +181,6 @@ class Spool(SpoolDirectory):
     def lock_path(self) -> Path:
         return self.root / "worker.lock"
 
-    def recording(self) -> RecordLock:
-        """Hold while stamping an event and writing it (shared: handlers do not wait for each other).
-
-        keepalived starts notify handlers back to back and they run at once: one may stamp its
-        event first and finish writing it last. The worker lists incoming/ under the exclusive
-        side of this lock, so it never fans out a later event while an earlier one is unwritten.
-        """
-        return RecordLock(self, shared=True)
-
     def take_worker_lock(self) -> int | None:
         """Take worker.lock (flock) without waiting: the descriptor to hold while delivering
         (closing it lets go), or None when another worker holds it."""
@@ -205,13 +196,24 @@ class Spool(SpoolDirectory):
 
     # The handler's side -------------------------------------------------------------
 
-    def record(self, event: Event) -> str:
-        """Make `event` durable in incoming/; the name sorts in recording order. Returns that name."""
-        # The id starts with the exact time_ns in hex; event.time is a float, which rounds
-        # nanoseconds since 1970 to ~256 ns and could put two close events out of order.
-        stamp, _, suffix = event.id.partition("-")
-        name = f"{int(stamp, 16):020d}-{suffix}.json"
-        self.place(("incoming",), name, event.to_json())
+    def record(self, event: Event | Callable[[], Event | None]) -> str | None:
+        """Make an event durable in incoming/ under the record lock; the name sorts in recording order.
+
+        `event` is an Event, or what makes one (None: nothing to record), called under the lock so
+        that it is stamped there: keepalived starts notify handlers back to back and they run at once,
+        and one may stamp its event first and finish writing it last. Every recorder holds the shared
+        side (handlers, the FIFO, alerts do not wait for each other); the worker lists incoming/ under
+        the exclusive side, so it never fans out a later event while an earlier one is unwritten.
+        Returns the name written, or None when `event()` made none."""
+        with RecordLock(self, shared=True):
+            made = event() if callable(event) else event
+            if made is None:
+                return None
+            # The id starts with the exact time_ns in hex; event.time is a float, which rounds
+            # nanoseconds since 1970 to ~256 ns and could put two close events out of order.
+            stamp, _, suffix = made.id.partition("-")
+            name = f"{int(stamp, 16):020d}-{suffix}.json"
+            self.place(("incoming",), name, made.to_json())
         return name
 
     # The worker's side --------------------------------------------------------------
@@ -223,7 +225,19 @@ class Spool(SpoolDirectory):
             return [self.incoming_dir / name for name in self.names("incoming")]
 
     def fan_out(self, path: Path, choose: Callable[[Event], list[str]]) -> tuple[Event, list[str]] | None:
-        """Turn one recorded event into one queued delivery per channel `choose` picks, then drop the recording.
+        """Turn one recorded event into one queued delivery per channel `choose` picks, then drop the
+        recording (queue, then settle). Returns the event and its channels; None as `queue` says."""
+        queued = self.queue(path, choose)
+        if queued is not None:
+            self.settle(path, *queued)
+        return queued
+
+    def queue(self, path: Path, choose: Callable[[Event], list[str]]) -> tuple[Event, list[str]] | None:
+        """One queued delivery per channel `choose` picks for the recording at `path`, which stays until
+        `settle`. Each file's bytes are synced before it is renamed into queue/CHANNEL/ (a crash never
+        leaves a short one there); the renames are made durable by `settle`, before the recording goes:
+        a crash in between queues the event again (at least once, same event id), so a channel may send
+        it at once.
 
         Returns the event and its channels; None when the recording vanished, or was unreadable
         (then it is moved to dead/, kept and logged).
@@ -238,18 +252,27 @@ class Spool(SpoolDirectory):
             _log().error("unreadable recording %s (%s); kept in %s", name, exc, place)
             return None
         channels = choose(event)
-        states = self.instance_states()
-        previous = previous_state(states, event)
+        previous = previous_state(self.instance_states(), event)
         for channel in channels:
             delivery = Delivery(self.queue_dir / channel / name, event, channel, previous)
-            self.write_atomic(("queue", channel), name, delivery.to_json())
-        if not event.is_alert and event.state not in ("MASTER_RX_LOWER_PRI", "MASTER_PRIORITY", "BACKUP_PRIORITY"):
+            self.place(("queue", channel), name, delivery.to_json(), sync_folder=False)
+        return event, channels
+
+    def settle(self, path: Path, event: Event, channels: list[str]) -> None:
+        """After `queue`: its deliveries made durable, the state the event's sequence is now in
+        remembered (the next one's "previous state"), then the recording dropped."""
+        for channel in channels:
+            try:
+                self.sync("queue", channel)
+            except FileNotFoundError:  # a channel's folder gone (the spool's owner): its delivery with it
+                pass
+        if event.changes_state:
+            states = self.instance_states()
             states[event.key] = event.state
             import json
 
             self.write_atomic(("state",), "instances.json", json.dumps(states, sort_keys=True))
-        self.remove(("incoming",), name)
-        return event, channels
+        self.remove(("incoming",), path.name)
 
     def instance_states(self) -> dict[str, str]:
         try:

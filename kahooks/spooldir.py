@@ -132,19 +132,29 @@ class SpoolDirectory:
         self.place(parts, name, text)
         return self.root.joinpath(*parts, name)
 
-    def place(self, parts: tuple[str, ...], name: str, text: str) -> None:
-        """write_atomic without building the Path of what it wrote (the handler's fast path)."""
+    def place(self, parts: tuple[str, ...], name: str, text: str, sync_folder: bool = True) -> None:
+        """write_atomic without building the Path of what it wrote (the handler's fast path).
+        `sync_folder=False`: the file's bytes are synced, its name not yet (`sync` does it)."""
         tmp_fd = self._open_dir("tmp")
         try:
             target_fd = self._open_dir(*parts)
             try:
                 # Unique per writer: the worker's channel threads save deliveries of the same event at once.
                 atomicfile.replace_at(target_fd, name, text.encode(), mode=FILE_MODE, durable=True,
-                                      owner=self._owner(tmp_fd), temp_directory=tmp_fd, temp_prefix="")
+                                      owner=self._owner(tmp_fd), temp_directory=tmp_fd, temp_prefix="",
+                                      sync_directory=sync_folder)
             finally:
                 os.close(target_fd)
         finally:
             os.close(tmp_fd)
+
+    def sync(self, *parts: str) -> None:
+        """fsync spool/PARTS: the names placed there with sync_folder=False are durable once it returns."""
+        directory = self._open_dir(*parts, create=False)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     def open_log(self, name: str, limit: int) -> int:
         """A descriptor appending to spool/state/NAME (a log), which becomes NAME.1 past `limit` bytes.

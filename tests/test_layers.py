@@ -78,3 +78,50 @@ def test_tests_share_helpers_through_the_support_package() -> None:
             if name.startswith("tests.") and any(part.startswith("test_") for part in name.split(".")[1:]):
                 wrong.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not wrong, wrong
+
+
+# One event's path through the core (ARCHITECTURE.md): the modules it passes, each with the core modules
+# it may import. Data flows one way, fifo -> event -> spool -> delivery -> transition: the event model
+# imports none of the path, the spool neither the FIFO reader nor the delivery, the reader not the delivery.
+PATH_ALLOWED = {
+    "kahooks.event": {"kahooks.errors", "kahooks.options", "kahooks.lvs"},
+    "kahooks.lvs": {"kahooks.errors"},
+    "kahooks.fifo": {"kahooks.event", "kahooks.spool"},
+    "kahooks.spool": {"kahooks.defaults", "kahooks.event", "kahooks.options", "kahooks.spooldir", "kahooks.redact"},
+    "kahooks.spooldir": {"kahooks.atomicfile", "kahooks.safefs", "kahooks.errors"},
+    "kahooks.atomicfile": set(),
+    "kahooks.delivery": {"kahooks.config", "kahooks.errors", "kahooks.event", "kahooks.redact", "kahooks.spool",
+                         "kahooks.spooldir", "kahooks.transition", "kahooks.watching"},
+    "kahooks.transition": {"kahooks.event"},
+}
+
+
+def kahooks_modules(names: set[str]) -> set[str]:
+    """The kahooks modules among imported names (`from kahooks.event import Event` names kahooks.event)."""
+    import importlib.util
+
+    found = set()
+    for name in names:
+        if not name.startswith("kahooks.") or name.startswith("relative import"):
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except ModuleNotFoundError:  # a name inside a module (kahooks.event.Event)
+            continue
+        if spec is not None and spec.origin and spec.origin.endswith(".py"):
+            found.add(name)
+    return found
+
+
+def test_one_event_path_imports_point_one_way() -> None:
+    """Read from the installed package: where each module lives is its own business, its imports are not."""
+    import importlib.util
+
+    wrong = []
+    for module, allowed in PATH_ALLOWED.items():
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and spec.origin, module
+        extra = kahooks_modules(imported(Path(spec.origin))) - allowed - {module}
+        if extra:
+            wrong.append(f"{module} imports {', '.join(sorted(extra))}")
+    assert not wrong, wrong

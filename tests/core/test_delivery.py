@@ -271,3 +271,17 @@ channels = ["rec", "dns"]
                     ("[192.0.2.50]:tcp:80", "UP", "DOWN")]  # the same real server in two pools: two histories
     assert [m.event.name for m in config.channels["dns"].sent] == ["VI_1"]
     assert spool.idle()
+
+
+def test_a_recording_stays_until_its_deliveries_are_settled(tmp_path: Path) -> None:
+    """The worker wakes a channel once its delivery is queued (Spool.queue), before the fsyncs of
+    Spool.settle: a worker that dies in between leaves the recording, and the next one queues it
+    again, under the same name, and delivers it once."""
+    worker, spool, rec, clock = make(tmp_path)
+    record(spool, clock, "VI_1", "MASTER")
+    path = spool.incoming()[0]
+    assert spool.queue(path, worker.config.channels_for) is not None  # ... and the worker dies here
+    assert spool.incoming() == [path] and spool.names("queue", "rec") == [path.name]
+    run_pass(worker)
+    assert [message.event.state for message in rec.sent] == ["MASTER"]
+    assert spool.idle() and spool.instance_states() == {"VI_1": "MASTER"}

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -126,3 +127,42 @@ def test_not_a_fifo(tmp_path: Path) -> None:
     result = subprocess.run([program("ka-notify"), "-c", str(config), "fifo", str(config)], capture_output=True,
                             text=True, env=quiet_env())
     assert result.returncode == 2 and "is not a FIFO" in result.stderr
+
+
+def test_a_fifo_line_is_stamped_and_recorded_under_the_record_lock(tmp_path: Path, fifo: Path) -> None:
+    """The FIFO's reader (`ka-notify fifo` and `kahooks serve` alike) records as every recorder does, in
+    Spool.record under the record lock: while the worker's side of it is held (listing incoming/), a line
+    read from the FIFO waits, and is stamped and written once the lock is let go, never before."""
+    from kahooks.fifo import Recorder, record_fifo
+    from kahooks.spool import RecordLock, Spool
+
+    spool = Spool(tmp_path / "spool").ensure()
+    woken, stop = threading.Event(), threading.Event()
+    reader = threading.Thread(target=record_fifo, args=(str(fifo), Recorder(spool, woken.set), stop), daemon=True)
+    held = RecordLock(spool, shared=False, wait=5).__enter__()
+    assert held.fd is not None
+    reader.start()
+    writer = None
+    try:
+        writer = wait_for(lambda: _writer(fifo), 10, "the reader to open the FIFO")
+        os.write(writer, b'INSTANCE "VI_1" MASTER 100\n')
+        time.sleep(0.3)  # a measuring window, well within the recorder's LOCK_WAIT (1 s)
+        assert spool.names("incoming") == [] and not woken.is_set(), "recorded past the held record lock"
+        released = time.time_ns()
+        held.__exit__()
+        names = wait_for(lambda: spool.names("incoming"), 10, "the line to be recorded once the lock is let go")
+        assert len(names) == 1 and int(names[0][:20]) >= released  # stamped under the lock, after it was let go
+        assert woken.wait(5)
+    finally:
+        held.__exit__()
+        stop.set()
+        if writer is not None:
+            os.close(writer)
+        reader.join(5)
+
+
+def _writer(fifo: Path) -> int | None:
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # ENXIO: no reader yet
+        return None

@@ -3,7 +3,7 @@
 The forms, and where keepalived makes them, are in kahooks/lvs.py's docstring (check/ipwrapper.c
 notify_fifo_vs/_rs, check/check_data.c format_vs/format_rs and validate_check_config, lib/utils.c
 inet_sockaddrtotrio_r). Each line goes into a real FIFO, written the way keepalived writes it (one
-write per line, non-blocking), and comes out of kahooks.fifo.serve_fifo and event_from_line: the
+write per line, non-blocking), and comes out of kahooks.fifo.serve_fifo and kahooks.event.fifo_event: the
 path `ka-notify fifo` and `kahooks serve` take.
 """
 
@@ -17,7 +17,8 @@ import pytest
 
 from kahooks.errors import UsageError
 from kahooks.event import Event
-from kahooks.fifo import event_from_line, serve_fifo
+from kahooks.event import fifo_event as event_from_line
+from kahooks.fifo import serve_fifo
 from kahooks.lab.netns import wait_for
 from kahooks.lvs import key
 from tests.support.programs import run

@@ -243,7 +243,7 @@ def test_conf_reading_time_is_linear_in_the_input(tmp_path: Path, shape: str) ->
 def test_fifo_line_is_an_event_or_a_usage_error(line: str) -> None:
     from kahooks.errors import UsageError
     from kahooks.event import Event
-    from kahooks.fifo import event_from_line
+    from kahooks.event import fifo_event as event_from_line
 
     try:
         event = Event.from_fifo_line(line)
@@ -266,7 +266,7 @@ FIFO_SHAPES = {
 
 @pytest.mark.parametrize("shape", sorted(FIFO_SHAPES))
 def test_fifo_line_parsing_time_is_linear(shape: str) -> None:
-    from kahooks.fifo import event_from_line
+    from kahooks.event import fifo_event as event_from_line
 
     assert_linear(FIFO_SHAPES[shape], lambda line: [event_from_line(line) for _ in range(20)], 5_000)
 
