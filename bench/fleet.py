@@ -290,6 +290,7 @@ def daemon(seconds: float) -> dict[str, float]:
         print(f"  mean probe time          {quiet * 1000:.2f} ms unscraped (reference), {scraped * 1000:.2f} ms scraped "
               f"every second ({scraped / quiet:.2f}x), {hammered * 1000:.2f} ms at 20 scrapes/s ({hammered / quiet:.2f}x)")
         return {"render_p50": statistics.median(renders) * 1000, "render_p99": renders[int(len(renders) * 0.99)] * 1000,
+                "cpu_p99": render_cpus[int(len(render_cpus) * 0.99)] * 1000,
                 "reference_p50": statistics.median(references) * 1000,
                 "reference_p99": sorted(references)[int(len(references) * 0.99)] * 1000}
     finally:

@@ -210,6 +210,9 @@ def report(results: list[dict[str, Any]], trials: int, seconds: float) -> list[s
         return lines
     growth = (large["rss"] - small["rss"]) * 1024 / (large["checks"] - small["checks"])
     p99, cpu = verdict(results)
+    marginal = (large["share"] - small["share"]) * 1000 / (large["checks"] - small["checks"])
+    lines.append(f"   each check beyond {small['checks']}: {marginal:.3f} ms CPU/s (the {small['checks']} checks' figure "
+                 f"holds the daemon's fixed cost: heartbeat, FIFO, wire)")
     lines.append(f"   RSS growth {growth:.1f} KB per check; target, 500 as 10 (within {SCALE_SLACK}x): "
                  f"detection p99 {'met' if p99 else 'MISSED'}, idle CPU per check {'met' if cpu else 'MISSED'}")
     return lines
