@@ -189,7 +189,8 @@ def daemon_bench() -> object:
     return module
 
 
-def daemon(seconds: float) -> None:
+def daemon(seconds: float) -> dict[str, float]:
+    """The daemon's part: printed, and its render figures returned (ms) for `./run bench all`."""
     helpers: Any = daemon_bench()
     service_binary, start_http_server, stop = helpers.service_binary, helpers.start_http_server, helpers.stop
 
@@ -288,6 +289,10 @@ def daemon(seconds: float) -> None:
               f"{statistics.median(hammer_timings) * 1000:.2f} ms median, {max(hammer_timings) * 1000:.2f} ms max")
         print(f"  mean probe time          {quiet * 1000:.2f} ms unscraped (reference), {scraped * 1000:.2f} ms scraped "
               f"every second ({scraped / quiet:.2f}x), {hammered * 1000:.2f} ms at 20 scrapes/s ({hammered / quiet:.2f}x)")
+        return {"render_p50": statistics.median(renders) * 1000, "render_p99": renders[int(len(renders) * 0.99)] * 1000,
+                "cpu_p99": render_cpus[int(len(render_cpus) * 0.99)] * 1000,
+                "reference_p50": statistics.median(references) * 1000,
+                "reference_p99": sorted(references)[int(len(references) * 0.99)] * 1000}
     finally:
         stop(served)
         for service in services:

@@ -6,9 +6,9 @@ watcher when a watched process exits, by the file watcher when a pidfile or a
 maintenance file changes. Process checks are event-driven: after a healthy
 probe the pids it found are watched with pidfd_open(2), whose descriptor turns
 readable the moment the process exits, in any pid or network namespace.
-While a process check is healthy and watched it is re-probed only every
-SAFETY_INTERVAL; while it is failed it is re-probed every `interval` (a
-restart is also seen at once through the pidfile, when there is one).
+While a process check is healthy and watched it is re-probed only about every
+SAFETY_INTERVAL (each check its own, so that they do not all look at once); while it is failed it is
+re-probed every `interval` (a restart is also seen at once through the pidfile, when there is one).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 import select
 import threading
 import time
+import zlib
 from typing import TYPE_CHECKING
 
 from kahooks.checks.base import probe_safely
@@ -34,6 +35,10 @@ log = logging.getLogger("kahooks.serve")
 # /proc cannot be watched with inotify, so a healthy, watched process check still
 # looks again this often, in case something changed that no pidfd reports.
 SAFETY_INTERVAL = 30.0
+# Each check's safety interval is its own, between (1 - SAFETY_SPREAD) and 1 times SAFETY_INTERVAL, fixed
+# by its name: checks started together (every check at the daemon's start) would otherwise all look
+# again in the same second, every 30 s: 400 /proc scans at once, with a death heard then waiting behind them.
+SAFETY_SPREAD = 0.25
 # A probe that ignores its deadline (a hung DNS lookup) is judged failed this long after its hard limit.
 STUCK_GRACE = 0.5
 
@@ -84,7 +89,8 @@ class CheckRunner:
 
     def interval(self) -> float:
         if self.watched and self.verdict.ok:
-            return max(self.spec.interval, SAFETY_INTERVAL)
+            share = zlib.crc32(self.name.encode()) / 2**32  # in [0, 1), the same at every run
+            return max(self.spec.interval, SAFETY_INTERVAL * (1 - SAFETY_SPREAD * share))
         return self.spec.interval
 
     def _loop(self) -> None:
@@ -149,15 +155,23 @@ class CheckRunner:
 
 
 class ProcessWatcher:
-    """One thread polling a pidfd per watched process; an exit pokes the check that watches it."""
+    """One thread waiting on an epoll set of pidfds, one per watched process; an exit pokes the check
+    that watches it. The set is kept, not rebuilt: a pidfd joins it when watched and leaves it when
+    closed, so what an event costs does not grow with the number of watched processes (the poll set
+    rebuilt at every wake, and every watch() of unchanged pids waking the thread to rebuild it, cost
+    500 checks' worth of registrations each time one of them probed)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.by_fd: dict[int, tuple[CheckRunner, int]] = {}
-        self.wanted: dict[CheckRunner, set[int]] = {}
+        self.by_runner: dict[CheckRunner, dict[int, int]] = {}  # runner -> {pid: pidfd}
         self.read_end, self.write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.epoll = select.epoll()
+        self._fresh_epoll()
         self.stopping = False
         self.failures = 0
+        self.nudges = 0  # times the thread was woken for something other than an exit (the stop)
+        self.wakes = 0   # times the thread's wait returned
         self.thread = threading.Thread(target=self._loop, name="pidfd-watcher", daemon=True)
         self.thread.start()
 
@@ -165,8 +179,8 @@ class ProcessWatcher:
         """Watch exactly `pids` for `runner`; False when one had already exited (the runner is poked)."""
         alive = True
         with self.lock:
-            current = {pid: fd for fd, (owner, pid) in self.by_fd.items() if owner is runner}
-            for pid, fd in current.items():
+            current = self.by_runner.setdefault(runner, {})
+            for pid, fd in list(current.items()):
                 if pid not in pids:
                     self._close(fd)
             for pid in pids:
@@ -182,17 +196,25 @@ class ProcessWatcher:
                                 os_words(exc), runner.spec.interval)
                     alive = False
                     continue
+                try:
+                    # Heard at once by the waiting thread: epoll takes a new member while it waits.
+                    self.epoll.register(fd, select.EPOLLIN)
+                except OSError as exc:  # ENOMEM, ENOSPC (max_user_watches): poll this one instead
+                    os.close(fd)
+                    log.warning("%s: cannot watch pid %d (%s); polling every %g s", runner.name, pid,
+                                os_words(exc), runner.spec.interval)
+                    alive = False
+                    continue
                 self.by_fd[fd] = (runner, pid)
-        self._nudge()
+                current[pid] = fd
         if not alive:
             runner.poke("a process exited before it could be watched")
         return alive
 
     def forget(self, runner: CheckRunner) -> None:
         with self.lock:
-            for fd in [fd for fd, (owner, _) in self.by_fd.items() if owner is runner]:
+            for fd in list(self.by_runner.pop(runner, {}).values()):
                 self._close(fd)
-        self._nudge()
 
     def stop(self) -> None:
         self.stopping = True
@@ -201,17 +223,31 @@ class ProcessWatcher:
         with self.lock:
             for fd in list(self.by_fd):
                 self._close(fd)
+        self.epoll.close()
         os.close(self.read_end)
         os.close(self.write_end)
 
     def _close(self, fd: int) -> None:
-        self.by_fd.pop(fd, None)
+        """Under the lock: a closed pidfd leaves the epoll set by itself (it is never duplicated)."""
+        entry = self.by_fd.pop(fd, None)
+        if entry is not None:
+            owner, pid = entry
+            pids = self.by_runner.get(owner)
+            if pids is not None and pids.get(pid) == fd:
+                del pids[pid]
         try:
             os.close(fd)
         except OSError:
             pass
 
+    def _fresh_epoll(self) -> None:
+        """A new epoll set holding the wake pipe alone (at the start, and after an error)."""
+        self.epoll.close()
+        self.epoll = select.epoll()
+        self.epoll.register(self.read_end, select.EPOLLIN)
+
     def _nudge(self) -> None:
+        self.nudges += 1
         try:
             os.write(self.write_end, b"x")
         except BlockingIOError:
@@ -231,28 +267,28 @@ class ProcessWatcher:
                     runners = {owner for owner, _ in self.by_fd.values()}
                     for fd in list(self.by_fd):
                         self._close(fd)
+                    self._fresh_epoll()  # whatever broke the set, the watches start again in a new one
                 for runner in runners:
                     runner.poke("the pidfd watcher recovered from an error")
                 time.sleep(0.1)
 
     def _poll_once(self) -> None:
-        if not self.stopping:
-            poller = select.poll()
-            poller.register(self.read_end, select.POLLIN)
+        if self.stopping:
+            return
+        # A deadline all the same: an exit is never missed by it (a pidfd stays readable once its process ended).
+        ready = self.epoll.poll(SAFETY_INTERVAL)
+        self.wakes += 1
+        for fd, _ in ready:
+            if fd == self.read_end:
+                try:
+                    os.read(self.read_end, 4096)
+                except BlockingIOError:
+                    pass
+                continue
             with self.lock:
-                for fd in self.by_fd:
-                    poller.register(fd, select.POLLIN)
-            for fd, _ in poller.poll():
-                if fd == self.read_end:
-                    try:
-                        os.read(self.read_end, 4096)
-                    except BlockingIOError:
-                        pass
-                    continue
-                with self.lock:
-                    entry = self.by_fd.get(fd)
-                    if entry is None:
-                        continue  # forgotten meanwhile
-                    self._close(fd)
-                runner, pid = entry
-                runner.poke(f"pid {pid} exited")
+                entry = self.by_fd.get(fd)
+                if entry is None:
+                    continue  # forgotten meanwhile
+                self._close(fd)
+            runner, pid = entry
+            runner.poke(f"pid {pid} exited")

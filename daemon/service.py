@@ -66,6 +66,7 @@ class Daemon:
         self.stop_requested = False
         self.reload_requested = False
         self.notifications = Notifications()
+        self.status_writes = reporting.StatusWrites(lambda: reporting.write_status(self))
         self.wire = Wire()
         self.metrics_server: Any = None
         self.started = time.time()
@@ -232,6 +233,7 @@ class Daemon:
         if self.metrics_server is not None:
             self.metrics_server.stop()
         self.watcher.stop()
+        self.status_writes.stop(wait=2)
         self.stopped_at = time.time()
         reporting.write_status(self)
 
@@ -245,7 +247,7 @@ class Daemon:
         if changed:
             word = "healthy" if verdict.ok else "FAILED"
             log.log(logging.INFO if verdict.ok else logging.WARNING, "check %s %s: %s", spec.name, word, verdict.why)
-            reporting.write_status(self)
+            self.status_writes.request()  # coalesced, off this thread: a write is O(checks)
 
     def _write_track(self, runner: CheckRunner) -> None:
         if self.runners.get(runner.spec.name) is runner:  # else replaced by a reload meanwhile
@@ -256,7 +258,7 @@ class Daemon:
         log.warning("%s", reason)
         for runner in list(self.runners.values()):
             self._write_track(runner)
-        reporting.write_status(self)
+        self.status_writes.request()
 
     def _watch_files(self) -> None:
         from kahooks.daemon.filewatch import FileWatch

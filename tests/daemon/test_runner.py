@@ -193,3 +193,51 @@ def test_the_watcher_releases_its_pidfds(watcher: ProcessWatcher) -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_watching_unchanged_pids_again_never_wakes_the_watcher_and_a_death_pokes_only_its_check(
+        watcher: ProcessWatcher) -> None:
+    """What a safety probe (a healthy process check looking again) and a death cost the watcher does not
+    grow with the watched processes: no wake for pids already watched, one wake for one death."""
+    processes = [subprocess.Popen(["sleep", "60"]) for _ in range(40)]
+    try:
+        runners = [CheckRunner(spec_for("ka-check-process sleep"), Recorder(), watcher) for _ in processes]
+        for runner, process in zip(runners, processes):
+            assert watcher.watch(runner, [process.pid])
+        nudges = watcher.nudges
+        for _ in range(3):  # every check looks again and finds the same pid
+            for runner, process in zip(runners, processes):
+                assert watcher.watch(runner, [process.pid])
+        assert watcher.nudges == nudges
+        assert len(watcher.by_fd) == len(processes)
+        wakes = watcher.wakes
+        processes[7].kill()
+        processes[7].wait()
+        wait_for(lambda: runners[7].wake.is_set(), 5, "the dead process's check to be poked")
+        wait_for(lambda: watcher.wakes > wakes, 5, "the watcher's wake")
+        assert [index for index, runner in enumerate(runners) if runner.wake.is_set()] == [7]
+        assert watcher.wakes == wakes + 1
+        assert len(watcher.by_fd) == len(processes) - 1
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def test_healthy_watched_checks_spread_their_safety_probes_over_a_quarter_of_the_interval() -> None:
+    """500 checks started together must not all look again in the same second every SAFETY_INTERVAL."""
+    from kahooks.daemon.runner import SAFETY_INTERVAL, SAFETY_SPREAD
+
+    intervals = []
+    for index in range(500):
+        spec = spec_for("ka-check-process sleep")
+        spec.name = f"proc{index}"
+        runner = CheckRunner(spec, Recorder())
+        runner.watched, runner.verdict.ok = True, True
+        intervals.append(runner.interval())
+        assert runner.interval() == intervals[-1]  # its own, and the same every time
+    assert all(SAFETY_INTERVAL * (1 - SAFETY_SPREAD) <= value <= SAFETY_INTERVAL for value in intervals)
+    per_second: dict[int, int] = {}
+    for value in intervals:
+        per_second[int(value)] = per_second.get(int(value), 0) + 1
+    assert max(per_second.values()) <= 500 // 4  # about 500 / 7.5 a second, never all 500 at once

@@ -162,7 +162,8 @@ def test_the_pidfd_watcher_survives_an_error_and_still_hears_deaths() -> None:
     try:
         broken, healthy = Poked(), Poked()
         with watcher.lock:
-            watcher.by_fd[-1] = (broken, 1)  # poll() refuses this descriptor: the loop's error path
+            watcher.by_fd[-1] = (broken, 1)  # a watched check, poked when the loop recovers
+            watcher.epoll.close()  # the next wait raises: the loop's error path
         watcher._nudge()
         assert broken.event.wait(2) and watcher.thread.is_alive() and watcher.failures >= 1
         process = subprocess.Popen(["sleep", "30"])

@@ -1,0 +1,57 @@
+"""status.json after check changes: coalesced by one writer, so a burst costs a write or two, not one each."""
+
+from __future__ import annotations
+
+import threading
+
+from kahooks.daemon.reporting import StatusWrites
+from kahooks.lab.netns import wait_for
+
+
+def test_a_burst_of_changes_while_a_write_runs_makes_one_more_write_not_one_each() -> None:
+    started, release = threading.Event(), threading.Event()
+    threads_seen: set[str] = set()
+
+    def write() -> None:
+        threads_seen.add(threading.current_thread().name)
+        started.set()
+        release.wait(10)
+
+    writes = StatusWrites(write, gap=0)
+    try:
+        writes.request()  # a first change: its write starts and is held
+        assert started.wait(10)
+        # 500 checks change meanwhile, from five threads (a node losing every service at once)
+        askers = [threading.Thread(target=lambda: [writes.request() for _ in range(100)]) for _ in range(5)]
+        for asker in askers:
+            asker.start()
+        for asker in askers:
+            asker.join(10)
+        release.set()
+        wait_for(lambda: writes.writes == 2, 10, "the held write and the one for the burst")
+        # Nothing is asked any more: no third write can follow (the count is final, not timed).
+        assert not writes.asked.is_set()
+        assert writes.writes == 2
+        assert threads_seen == {"status-writer"}  # never in the thread of the check that changed
+    finally:
+        release.set()
+        writes.stop(5)
+    assert not writes.thread.is_alive()
+
+
+def test_a_write_that_raises_does_not_end_the_writes() -> None:
+    calls: list[int] = []
+
+    def write() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("a bug in a snapshot")
+
+    writes = StatusWrites(write, gap=0)
+    try:
+        writes.request()
+        wait_for(lambda: writes.writes == 1, 10, "the first write")
+        writes.request()
+        wait_for(lambda: writes.writes == 2, 10, "a write after the failed one")
+    finally:
+        writes.stop(5)
