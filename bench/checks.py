@@ -30,7 +30,7 @@ TARGET_RATIO = 1.05
 
 # The same probe as ka-check-process (and pidof, killall -0): every process of that name, so the whole table
 # is read. The first-match script below stops early, so its cost depends on where the target's pid falls
-# in /proc's order (0.96x to 1.32x against it in one hour of this machine): shown, not the reference.
+# in /proc's order (0.96x to 1.12x against it within an hour on this machine): shown, not the reference.
 STDLIB_PROCESS = """\
 import os, sys
 name = sys.argv[1]
