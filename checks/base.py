@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from kahooks.patterns import Pattern
+
 # Below keepalived's default interval (and default timeout) of 1 s, leaving room
 # for interpreter start-up and the kill grace.
 DEFAULT_TIMEOUT = 0.8
@@ -26,6 +28,14 @@ def _range(raw: str) -> Any:
     from kahooks.thresholds import parse_range  # only a --nagios run with thresholds pays for it
 
     return parse_range(raw)
+
+
+def pattern(raw: str) -> Pattern:
+    """The converter of a check's regex option (--cmdline, --regex, --expect-output): a time-bounded
+    kahooks.patterns Pattern. Imported here, not at the top: only a run given a pattern pays for it."""
+    from kahooks.patterns import compile_pattern
+
+    return compile_pattern(raw)
 
 
 def dynamic_weight(raw: str) -> int:

@@ -18,11 +18,10 @@ from __future__ import annotations
 import signal
 
 from kahooks import commands
-from kahooks.checks.base import Check
+from kahooks.checks.base import Check, pattern
 from kahooks.deadline import format_seconds
 from kahooks.errors import UsageError, os_words
 from kahooks.options import Option, in_ranges, int_ranges, positive_float
-from kahooks.patterns import PatternTimeout, compile_pattern  # cheap: `regex` comes with --expect-output only
 from kahooks.result import CheckResult, healthy, unhealthy
 
 TYPE_CHECKING = False
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from kahooks.deadline import Deadline
+    from kahooks.patterns import Pattern
 
 DEFAULT_KILL_GRACE = 0.2
 
@@ -40,12 +40,12 @@ class ExecCheck(Check):
         ("ka-check-exec -t 3 -- squid -k check", "squid's own check, killed with everything it started after 3 s"),
         ("ka-check-exec --expect-output running -- systemctl is-active slapd", "exit 0 and the output matches"),
     )
-    STARTUP_IMPORTS = frozenset({"signal", "select", "ctypes", "kahooks.commands", "kahooks.patterns", "kahooks.procfs"})
+    STARTUP_IMPORTS = frozenset({"signal", "select", "ctypes", "kahooks.commands", "kahooks.procfs"})
     OPTIONS = (
         Option("COMMAND", rest=True, required=True, help="the command and its arguments (after --)"),
         Option("--ok-codes", convert=int_ranges, default="0", metavar="LIST",
                help="exit codes that mean healthy, e.g. 0 or 0,3-4"),
-        Option("--expect-output", convert=compile_pattern, metavar="REGEX",
+        Option("--expect-output", convert=pattern, metavar="REGEX",
                help="the last 64 KiB of its output (stdout and stderr) must also match REGEX"),
         Option("--kill-grace", convert=positive_float, default=DEFAULT_KILL_GRACE, metavar="SECONDS",
                help="after SIGTERM, wait this long before SIGKILL"),
@@ -57,7 +57,7 @@ class ExecCheck(Check):
         if not self.argv or not self.argv[0]:
             raise UsageError("COMMAND is empty")
         self.ok_codes = values["ok_codes"]
-        self.expect_output = values.get("expect_output")
+        self.expect_output: Pattern | None = values.get("expect_output")
         self.kill_grace: float = values["kill_grace"]
         self.display = " ".join(_quote(arg) for arg in self.argv)
         if len(self.display) > 60:
@@ -89,6 +89,8 @@ class ExecCheck(Check):
         if self.expect_output is not None:
             # The command's output may echo what others wrote (a log line, a peer's answer): a
             # backtracking match is bounded by the probe's deadline (kahooks.patterns), never a hang.
+            from kahooks.patterns import PatternTimeout  # loaded already: the option's converter made the regex
+
             try:
                 matched = self.expect_output.search(done.output, deadline, "the output")
             except PatternTimeout as exc:

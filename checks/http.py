@@ -11,11 +11,10 @@ import http.client
 from urllib.parse import urljoin, urlsplit
 
 from kahooks import __version__, netaddr, redact
-from kahooks.checks.base import Check
+from kahooks.checks.base import Check, pattern
 from kahooks.deadline import format_seconds
 from kahooks.errors import KahooksError, ProbeTimeout, UsageError
 from kahooks.options import Option, in_ranges, int_ranges, non_negative_int
-from kahooks.patterns import PatternTimeout, compile_pattern
 from kahooks.result import CheckResult, healthy, unhealthy
 
 TYPE_CHECKING = False
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from kahooks.deadline import Deadline
+    from kahooks.patterns import Pattern
 
 BODY_LIMIT = 1 << 20  # read at most 1 MiB of a body for --contains/--regex
 MAX_REDIRECTS = 5
@@ -82,13 +82,13 @@ class HttpCheck(Check):
         ("ka-check-http --host www.example.org --contains OK https://127.0.0.1/", "a virtual host's body"),
         ("ka-check-http --nagios -w 0.5 -c 1 http://127.0.0.1/", "monitoring-plugins output with perfdata"),
     )
-    STARTUP_IMPORTS = frozenset({"http.client", "urllib.parse", "kahooks.netaddr", "kahooks.patterns"})
+    STARTUP_IMPORTS = frozenset({"http.client", "urllib.parse", "kahooks.netaddr"})
     OPTIONS = (
         Option("URL", convert=parse_url, required=True, help="http:// or https:// URL to request"),
         Option("--status", convert=int_ranges, default=DEFAULT_STATUS, metavar="LIST",
                help="accepted status codes, e.g. 200,204,300-399"),
         Option("--contains", metavar="TEXT", help="the body must contain TEXT"),
-        Option("--regex", convert=compile_pattern, metavar="RE", help="the body must match RE"),
+        Option("--regex", convert=pattern, metavar="RE", help="the body must match RE"),
         Option("--header", convert=parse_header, repeat=True, metavar="'NAME: VALUE'",
                help="add a request header (repeatable)"),
         Option("--host", metavar="NAME", help="virtual host: Host header and TLS server name"),
@@ -105,7 +105,7 @@ class HttpCheck(Check):
         self.url: str = values["url"]
         self.accepted = values["status"]
         self.contains: str | None = values.get("contains")
-        self.regex = values.get("regex")
+        self.regex: Pattern | None = values.get("regex")
         self.headers: list[tuple[str, str]] = list(values.get("header") or [])
         self.vhost: str | None = values.get("host")
         self.method: str = values["method"]
@@ -165,6 +165,8 @@ class HttpCheck(Check):
                 return unhealthy(f"{found}, but the body lacks {self.contains!r}", **metrics)
             notes.append(f"body contains {self.contains!r}")
         if self.regex is not None:
+            from kahooks.patterns import PatternTimeout  # loaded already: the option's converter made the regex
+
             try:  # the server chose the body: a backtracking match is bounded (kahooks.patterns)
                 matched = self.regex.search(response.body, deadline, "the body")
             except PatternTimeout as exc:

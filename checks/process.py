@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from kahooks import procfs
-from kahooks.checks.base import Check
+from kahooks.checks.base import Check, pattern
 from kahooks.errors import UsageError, os_words
 from kahooks.options import Option, positive_int
 from kahooks.result import CheckResult, healthy, unhealthy
@@ -21,12 +21,6 @@ if TYPE_CHECKING:
 
     from kahooks.deadline import Deadline
     from kahooks.patterns import Pattern
-
-
-def _pattern(raw: str) -> Pattern:
-    from kahooks.patterns import compile_pattern  # only a --cmdline run pays for it
-
-    return compile_pattern(raw)
 
 
 def user_id(raw: str) -> int:
@@ -53,7 +47,7 @@ class ProcessCheck(Check):
     STARTUP_IMPORTS = frozenset({"kahooks.procfs"})
     OPTIONS = (
         Option("NAME", help="process name as killall sees it (optional with --pidfile or --cmdline)"),
-        Option("--cmdline", convert=_pattern, metavar="REGEX",
+        Option("--cmdline", convert=pattern, metavar="REGEX",
                help="the process's command line (argv joined by spaces, its first 4 KiB) must match"),
         Option("--pidfile", metavar="PATH",
                help="the pid in this file must be alive (and be NAME, when given)"),

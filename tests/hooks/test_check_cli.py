@@ -111,3 +111,34 @@ def test_every_program_tells_its_version_and_help_lists_it() -> None:
             assert outcome.code == 0 and outcome.line == f"{name} (kahooks) {__version__}", (name, outcome)
     assert "-V, --version" in run("ka-check-port", "--help").stdout
     assert "-V, --version" in run("ka-notify", "--help").stdout
+
+
+# Set up in the program's interpreter before kahooks (a sitecustomize on PYTHONPATH): an object whose
+# finalizer speaks only when the interpreter tears its modules down.
+TEARDOWN_WITNESS = """\
+import sys
+
+
+class Witness:
+    def __del__(self):
+        sys.stderr.write("interpreter teardown\\n")
+
+
+witness = Witness()
+"""
+
+
+@pytest.mark.parametrize("args, code, line", [
+    (("kh-not-running-x",), 1, "FAIL: kh-not-running-x not running"),
+    (("--nagios", "kh-not-running-x"), 2, "PROCESS CRITICAL - kh-not-running-x not running"),
+    (("--no-such-option",), 1, "FAIL: ka-check-process: "),
+])
+def test_a_program_ends_without_the_interpreters_teardown(tmp_path, args: tuple[str, ...], code: int,
+                                                          line: str) -> None:
+    """The teardown is CPU a program keepalived starts every second need not spend: the line (in a pipe,
+    flushed) and the exit code are main's, and the interpreter never frees its modules one by one."""
+    (tmp_path / "sitecustomize.py").write_text(TEARDOWN_WITNESS)
+    outcome = run("ka-check-process", *args, "--no-syslog", env={"PYTHONPATH": str(tmp_path)})
+    assert outcome.code == code, outcome
+    assert outcome.stdout.count("\n") == 1 and outcome.line.startswith(line), outcome
+    assert "interpreter teardown" not in outcome.stderr, outcome
