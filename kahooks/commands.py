@@ -12,6 +12,8 @@
   to us, even with a cleared environment. `sweep=False` (rebind): a service the command
   started stays up; only a timeout stops anything.
 - Every wait has a deadline, the leader's reaping included; stop_all() ends every wait at once.
+- A command starts with neither the GIL nor a lock held (posix_spawnp through ctypes): an exec that is
+  slow under load pauses no other thread of the daemon.
 """
 
 from __future__ import annotations
