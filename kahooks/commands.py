@@ -12,6 +12,8 @@
   to us, even with a cleared environment. `sweep=False` (rebind): a service the command
   started stays up; only a timeout stops anything.
 - Every wait has a deadline, the leader's reaping included; stop_all() ends every wait at once.
+- A command starts with neither the GIL nor a lock held (posix_spawnp through ctypes): an exec that is
+  slow under load pauses no other thread of the daemon.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from kahooks import procfs
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
 OUTPUT_TAIL = 65536
 PR_SET_CHILD_SUBREAPER = 36
@@ -44,6 +47,9 @@ CLEANUP_BLOCKED = {signal.SIGTERM, signal.SIGINT, signal.SIGALRM}
 # ka-check-exec's start-up imports no threading.)
 _lock = _thread.allocate_lock()
 _running: dict[int, tuple[int, bool]] = {}
+# Commands being started: a token -> a clock tick at or before the start of their leader, whose pid is not
+# known until it has exec'd (see _spawn).
+_starting: dict[object, int] = {}
 _kept_ended: list[tuple[int, int]] = []
 FOREVER = 1 << 62
 # Written to by stop_all(): every wait returns at once (its command stopped as on a timeout), nothing new starts.
@@ -124,7 +130,7 @@ def _forget(pid: int, sweep: bool) -> None:
         if not sweep:
             _kept_ended.append((begin, _now_ticks()))
         # A window matters while a command that started before it ended runs: only those can be given its orphans.
-        oldest = min((start for start, _ in _running.values()), default=FOREVER)
+        oldest = min((*(start for start, _ in _running.values()), *_starting.values()), default=FOREVER)
         _kept_ended[:] = [window for window in _kept_ended if window[1] >= oldest]
 
 
@@ -157,17 +163,24 @@ def stop_all() -> None:
 def _spawn(argv: list[str], environment: Mapping[str, str], sweep: bool) -> tuple[int, int]:
     """Start argv in a session of its own, stdout and stderr into a pipe: (pid, the pipe's read end).
 
-    Registered as running under the lock it starts under: reap() can never take its exit status."""
+    Neither the GIL nor the lock is held while the child starts (glibc's posix_spawn waits until it has
+    exec'd, and an exec waits for a CPU under load): the start is announced in _starting first, and the
+    leader moves to _running under the same hold of the lock that ends that announcement, so reap() never
+    takes its exit status and no other command's sweep takes it for an orphan (see _orphans_of)."""
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    key = object()
+    with _lock:
+        _starting[key] = _now_ticks() - 2  # at or before the child's start time, in /proc's unit
     try:
-        with _lock:
-            pid = os.posix_spawnp(argv[0], argv, environment,
-                                  file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                                                (os.POSIX_SPAWN_DUP2, write_end, 1),
-                                                (os.POSIX_SPAWN_DUP2, write_end, 2)],
-                                  # The caller blocks SIGTERM while it starts us: the command starts unblocked.
-                                  setsid=True, setsigdef=RESET_SIGNALS, setsigmask=())
+        try:
+            pid = _posix_spawnp(argv, environment, write_end)
             info = procfs.read_stat(pid)
+        except BaseException:
+            with _lock:
+                del _starting[key]
+            raise
+        with _lock:
+            del _starting[key]
             _running[pid] = (info.start if info is not None else _now_ticks(), sweep)
     except BaseException:
         os.close(read_end)
@@ -175,6 +188,91 @@ def _spawn(argv: list[str], environment: Mapping[str, str], sweep: bool) -> tupl
     finally:
         os.close(write_end)
     return pid, read_end
+
+
+# glibc's <spawn.h> (musl's values are the same).
+POSIX_SPAWN_SETSIGDEF, POSIX_SPAWN_SETSIGMASK, POSIX_SPAWN_SETSID = 0x04, 0x08, 0x80
+# Room for glibc's posix_spawnattr_t (336 bytes on x86-64), posix_spawn_file_actions_t (80) and sigset_t (128).
+OPAQUE_SIZE = 1024
+_libc: Any = None
+
+
+def _libc_spawn() -> Any:
+    """libc, with the prototypes _posix_spawnp calls (loaded once)."""
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pointer, string = ctypes.c_void_p, ctypes.c_char_p
+        libc.posix_spawnp.argtypes = [ctypes.POINTER(ctypes.c_int), string, pointer, pointer, pointer, pointer]
+        libc.posix_spawn_file_actions_addopen.argtypes = [pointer, ctypes.c_int, string, ctypes.c_int, ctypes.c_uint]
+        libc.posix_spawn_file_actions_adddup2.argtypes = [pointer, ctypes.c_int, ctypes.c_int]
+        libc.posix_spawnattr_setflags.argtypes = [pointer, ctypes.c_short]
+        for name in ("posix_spawn_file_actions_init", "posix_spawn_file_actions_destroy", "posix_spawnattr_init",
+                     "posix_spawnattr_destroy", "sigemptyset"):
+            getattr(libc, name).argtypes = [pointer]
+        for name in ("posix_spawnattr_setsigdefault", "posix_spawnattr_setsigmask"):
+            getattr(libc, name).argtypes = [pointer, pointer]
+        libc.sigaddset.argtypes = [pointer, ctypes.c_int]
+        _libc = libc
+    return _libc
+
+
+def _c_strings(items: list[bytes]) -> Any:
+    """A NULL-terminated char *[] of items (they must outlive the call)."""
+    import ctypes
+
+    for item in items:
+        if b"\0" in item:
+            raise ValueError("embedded null byte")
+    return (ctypes.c_char_p * (len(items) + 1))(*items, None)
+
+
+def _posix_spawnp(argv: list[str], environment: Mapping[str, str], output: int) -> int:
+    """posix_spawnp(3) through ctypes, which lets go of the GIL for the call: os.posix_spawnp holds it until
+    the child has exec'd, freezing every other thread of the daemon (heartbeat, checks, the wire observer)
+    for as long as an exec waits under load (0.7 s of stall per 0.7 s of exec, strace-delayed). The child:
+    stdin on /dev/null, stdout and stderr into `output`, its own session, RESET_SIGNALS at their default,
+    no signal blocked (the caller blocks SIGTERM while it starts us), fds closed by their O_CLOEXEC."""
+    import ctypes
+
+    if not argv:
+        raise ValueError("argv must not be empty")
+    for key in environment:
+        if not key or "=" in key:
+            raise ValueError(f"illegal environment variable name: {key!r}")
+    c_argv = _c_strings([os.fsencode(arg) for arg in argv])
+    c_env = _c_strings([os.fsencode(key) + b"=" + os.fsencode(value) for key, value in environment.items()])
+    libc = _libc_spawn()
+    actions, attributes = ctypes.create_string_buffer(OPAQUE_SIZE), ctypes.create_string_buffer(OPAQUE_SIZE)
+    default, mask = ctypes.create_string_buffer(OPAQUE_SIZE), ctypes.create_string_buffer(OPAQUE_SIZE)
+    pid = ctypes.c_int(0)
+    if libc.posix_spawn_file_actions_init(actions):
+        raise MemoryError
+    try:
+        if libc.posix_spawnattr_init(attributes):
+            raise MemoryError
+        try:
+            libc.sigemptyset(default)
+            libc.sigemptyset(mask)
+            for signum in RESET_SIGNALS:
+                libc.sigaddset(default, signum)
+            failed = (libc.posix_spawn_file_actions_addopen(actions, 0, os.fsencode(os.devnull), os.O_RDONLY, 0)
+                      or libc.posix_spawn_file_actions_adddup2(actions, output, 1)
+                      or libc.posix_spawn_file_actions_adddup2(actions, output, 2)
+                      or libc.posix_spawnattr_setsigdefault(attributes, default)
+                      or libc.posix_spawnattr_setsigmask(attributes, mask)
+                      or libc.posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF
+                                                       | POSIX_SPAWN_SETSIGMASK)
+                      or libc.posix_spawnp(ctypes.byref(pid), c_argv[0], actions, attributes, c_argv, c_env))
+        finally:
+            libc.posix_spawnattr_destroy(attributes)
+    finally:
+        libc.posix_spawn_file_actions_destroy(actions)
+    if failed:
+        raise OSError(failed, os.strerror(failed), argv[0])
+    return pid.value
 
 
 def _keep_tail(tail: bytearray, chunk: bytes) -> None:
@@ -290,20 +388,31 @@ def _orphans_of(since: int, adopted: list[procfs.ProcInfo]) -> list[int]:
     An orphan re-parented to us carries nothing of its command (setsid left the group, `env -i` the
     token), but when it started: it is the command's when it started after the command did and no
     command that keeps what it starts (sweep=False: a service a rebind started) ran at that moment.
+    A child that started while another command was being started may be that command's leader, not yet
+    registered (_spawn): it is judged once those starts are over, waiting for them at most KILL_WAIT; one
+    still unsure then is left alone (the token and the group still find what a command left).
     """
     if not _subreaper:
         return []
-    with _lock:
-        leaders = set(_running)
-        kept = _kept_windows()
-    found = []
-    for info in adopted:
-        if info.pid in leaders or info.start < since:
-            continue
-        if any(begin <= info.start <= end for begin, end in kept):
-            continue  # maybe a service a sweep=False command started: never ours to stop
-        found.append(info.pid)
-    return found
+    deadline = time.monotonic() + KILL_WAIT
+    while True:
+        with _lock:
+            leaders = set(_running)
+            kept = _kept_windows()
+            starting = min(_starting.values(), default=FOREVER)
+        found, unsure = [], False
+        for info in adopted:
+            if info.pid in leaders or info.start < since:
+                continue
+            if any(begin <= info.start <= end for begin, end in kept):
+                continue  # maybe a service a sweep=False command started: never ours to stop
+            if info.start >= starting:
+                unsure = True
+                continue
+            found.append(info.pid)
+        if not unsure or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.005)
 
 
 def _signal_all(pids: list[int], signum: int) -> None:
@@ -322,15 +431,17 @@ def _has_exited(pid: int) -> bool:
 def _reap_orphans() -> None:
     """Reap adopted children that died, never a running command's leader (its caller wants its status).
 
-    Only a subreaper has such orphans. The registry of leaders is held while reaping, and a command
-    is registered under the same lock as it starts, so no other thread's leader is ever reaped here.
+    Only a subreaper has such orphans. The registry of leaders is held while reaping, and a command is
+    announced in it before it starts, so no other thread's leader is ever reaped here: not one that is
+    registered, nor one started since a start still under way began (left to the next round).
     """
     if not _subreaper:
         return
     own = os.getpid()
     with _lock:
+        starting = min(_starting.values(), default=FOREVER)
         for info in list(procfs.iter_processes()):
-            if info.ppid == own and info.zombie and info.pid not in _running:
+            if info.ppid == own and info.zombie and info.pid not in _running and info.start < starting:
                 try:
                     os.waitpid(info.pid, os.WNOHANG)
                 except ChildProcessError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -90,3 +91,60 @@ def test_rebind_leaves_a_service_that_did_not_detach_running(tmp_path: Path) -> 
         wait_for(lambda: not pids_mentioning("sleep", f"{marker}1"), 5, "the exec channel to stop its command's child")
     finally:
         kill_mentioning("sleep", marker)
+
+
+# Under strace, which delays every exec of /bin/sh by EXEC_DELAY: three threads of one subreaper (as `kahooks
+# serve` is).
+SLOW_EXECS = """
+import sys, threading, time
+from kahooks import commands
+
+assert commands.become_subreaper()
+ticks, results, stop = [], {}, threading.Event()
+
+def tick() -> None:  # the daemon's heartbeat: a beat, and a reap of what it adopted, every 10 ms
+    while not stop.wait(0.01):
+        ticks.append(time.monotonic())
+        commands.reap()
+
+def run(name: str, wait: float) -> None:
+    time.sleep(wait)
+    results[name] = commands.run(["/bin/sh", "-c", "exit 7"], 30)
+
+ticker = threading.Thread(target=tick)
+ticker.start()
+time.sleep(0.2)
+first = threading.Thread(target=run, args=("first", 0))
+second = threading.Thread(target=run, args=("second", float(sys.argv[1]) / 3))
+for thread in (first, second):
+    thread.start()
+for thread in (first, second):
+    thread.join()
+stop.set()
+ticker.join()
+gaps = [later - earlier for earlier, later in zip(ticks, ticks[1:])]
+print(max(gaps), *(f"{result.code} {result.seconds:.2f}" for result in results.values()))
+"""
+EXEC_DELAY = 2.0
+
+
+def test_a_slow_exec_freezes_no_other_thread() -> None:
+    """os.posix_spawnp held the GIL (and commands.py its lock) until the child had exec'd: with exec slow under
+    load, every thread of the daemon stood still meanwhile (a 2.8 s stall of its heartbeat in CI). And a
+    command being started is not another command's orphan: the first command's sweep, while the second's
+    leader still waits in its exec, leaves it alone, and the heartbeat's reap never takes its exit status."""
+    strace = shutil.which("strace")
+    assert strace, "strace is one of ./run's APT_PACKAGES"
+    # Only execve("/bin/sh"), only that stopping in strace (seccomp-bpf): the interpreter starts at its own pace.
+    result = subprocess.run([strace, "-f", "-qq", "--seccomp-bpf", "-o", "/dev/null", "-P", "/bin/sh", "-e", "trace=execve",
+                             "-e", f"inject=execve:delay_enter={int(EXEC_DELAY * 1e6)}",
+                             sys.executable, "-c", SLOW_EXECS, str(EXEC_DELAY)],
+                            capture_output=True, text=True, timeout=60, cwd="/")
+    assert result.returncode == 0, result.stderr[-2000:]
+    stall, *runs = result.stdout.split()
+    # Both commands ran to their own exit, each after its slow exec (the delay did happen).
+    assert runs[0::2] == ["7", "7"], result.stdout
+    assert all(float(seconds) >= EXEC_DELAY * 0.9 for seconds in runs[1::2]), result.stdout
+    # Ticking every 10 ms: a generous bound (0.26 s seen under a load of 13 on 2 cores), far below the exec's
+    # delay, which the old os.posix_spawnp stalled it for (2.16 s).
+    assert float(stall) < EXEC_DELAY / 2, result.stdout

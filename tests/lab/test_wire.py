@@ -65,14 +65,19 @@ command = ["/bin/sh", "-c", "printf '%s\\\\n' \\"$KAHOOKS_BODY\\" >> {work}/aler
 [[rules]]
 channels = ["log"{am}]
 {checks}"""
-# lb1's check, timed with and without the flood: a port that listens while the file `up` exists, probed in
-# the daemon's own process. Not ka-check-exec: a child's exec waits for a CPU under load, and os.posix_spawnp
-# (kahooks/commands.py) holds the GIL until the child has exec'd (strace delaying execve by 0.7 s froze every
-# other thread for 0.7 s): a cost of running commands under load, not of the wire, kept out of this measure.
+# lb1's checks, timed with and without the flood, both run in the daemon's own process: a port that listens
+# while the file `up` exists, and an exec check of that file, a command started every interval (through
+# kahooks/commands.py, which lets go of the GIL while the child execs: tests/faults/test_commands.py).
 CHECK_INTERVAL = 0.25
+CHECKS = ("up", "exec")
 CHECK = f"""
 [checks.up]
 run = "ka-check-port 127.0.0.1:7007"
+interval = {CHECK_INTERVAL}
+rise = 1
+
+[checks.exec]
+run = ["ka-check-exec", "--", "test", "-e", "{{work}}/up"]
 interval = {CHECK_INTERVAL}
 rise = 1
 """
@@ -206,24 +211,31 @@ class Balancer:
     def holds_vip(self) -> bool:
         return self.vip in self.node.addresses()
 
-    def track(self) -> str:
+    def track(self, check: str = "up") -> str:
         try:
-            return (self.state_dir / "track" / "up").read_text().strip()
+            return (self.state_dir / "track" / check).read_text().strip()
         except OSError:
             return ""
 
-    def detection(self) -> float:
-        """Seconds from the check's service failing (`up` removed) to its track file saying so; then back."""
+    def detection(self) -> dict[str, float]:
+        """Seconds from the checks' service failing (`up` removed) to each track file saying so; then back."""
         (self.dir / "up").unlink()
         failed = time.monotonic()
-        detected = wait_for(lambda: self.track() == "1" and time.monotonic(), 5, "the check's failure", poll=0.002)
-        (self.dir / "up").touch()
-        wait_for(lambda: self.track() == "0", 5, "the check healthy again", poll=0.002)
-        return detected - failed
+        detected: dict[str, float] = {}
 
-    def last_run(self) -> tuple[int, float]:
+        def all_seen() -> bool:
+            detected.update((check, time.monotonic()) for check in CHECKS
+                            if check not in detected and self.track(check) == "1")
+            return len(detected) == len(CHECKS)
+
+        wait_for(all_seen, 5, "the checks' failure", poll=0.002)
+        (self.dir / "up").touch()
+        wait_for(lambda: all(self.track(check) == "0" for check in CHECKS), 5, "the checks healthy again", poll=0.002)
+        return {check: seen - failed for check, seen in detected.items()}
+
+    def last_run(self, check: str) -> tuple[int, float]:
         """The check's runs so far, and when the last one ran (status.json, written each heartbeat)."""
-        state = self.status()["checks"]["up"]
+        state = self.status()["checks"][check]
         return state["runs"], state["last"]["time"]
 
 
@@ -308,7 +320,7 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
 
             # A flood of forged adverts on the segment: lb1's heartbeat keeps its pace, its memory its size, its
             # check its schedule and its detection time. The same measure first without the flood.
-            wait_for(lambda: lb1.track() == "0", 5, "lb1's check healthy")
+            wait_for(lambda: all(lb1.track(check) == "0" for check in CHECKS), 5, "lb1's checks healthy")
             calm = timed_check(lb1, 1.2)
             rss_before = rss(lb1)
             flooded: dict = {}
@@ -327,18 +339,24 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
             # Written every 0.5 s: a steady heartbeat. Seen with the state on tmpfs: at most 0.74 s under a load of
             # 12 on 2 cores, the same with the wire off (keepalived itself takes up to half a core answering the
             # forgeries); 1.63 s once with two suites in parallel beside five other test runs, and 2.8 s once
-            # in CI's parallel legs: the whole daemon stalled, not the observer (suspected: os.posix_spawnp holds
-            # the GIL until a command's exec, slow under load, as the exec channel delivers the flood's alerts;
-            # measured 0.7 s of stall per 0.7 s of exec with strace; not yet mended: issue 27's note). The bound
-            # is the guard's: ka-check-heartbeat --max-age 3 of the examples.
-            assert max(beats) < 3.0, beats
+            # in CI's parallel legs: the whole daemon stalled while os.posix_spawnp held the GIL through a slow
+            # exec (the exec channel delivers the flood's alerts). Since commands start without the GIL: 0.53 to
+            # 0.66 s in ten runs under loads of 5 to 17 on 2 cores, 1.12 and 1.61 s in two more (load 9; the 1.61 s
+            # the first gap, at the flood's onset): stalls that are not a command's start (open). The bound leaves
+            # CI's parallel legs a margin over those.
+            assert max(beats) < 2.5, beats
             assert rss(lb1) - rss_before < 8 * 1024, (rss_before, rss(lb1))  # kB
             assert len(wire["vrids"]) <= 65 and all(len(vrid["sources"]) <= 16 for vrid in wire["vrids"])
-            # The check keeps its interval (the mean gap between its runs, by their own times), and a failure is
+            # Each check keeps its interval (the mean gap between its runs, by their own times), and a failure is
             # seen as soon as without the flood: within an interval and the probe, with a generous margin.
-            assert flooded["gap"] < CHECK_INTERVAL * 1.25, (calm, flooded)
-            assert flooded["detection"] < calm["detection"] + 0.5, (calm, flooded)
-            assert flooded["detection"] < CHECK_INTERVAL + 0.5, (calm, flooded)
+            assert flooded["gap"]["up"] < CHECK_INTERVAL * 1.25, (calm, flooded)
+            assert flooded["detection"]["up"] < calm["detection"]["up"] + 0.5, (calm, flooded)
+            assert flooded["detection"]["up"] < CHECK_INTERVAL + 0.5, (calm, flooded)
+            # The exec check's probes are longer and vary more (a child to start and wait for under load, then a
+            # sweep that reads /proc; 9 ms median, 120 ms at worst, on this machine): its mean gap was 0.255 to
+            # 0.301 s under the flood in five runs (0.250 to 0.270 calm), its detection at most 0.47 s.
+            assert flooded["gap"]["exec"] < CHECK_INTERVAL * 1.5, (calm, flooded)
+            assert flooded["detection"]["exec"] < CHECK_INTERVAL + 0.75, (calm, flooded)
             # VRRP has no authentication: keepalived itself may yield to a forged higher priority during the
             # flood (seen with 2.3.3), and takes the VIP back once the forgeries stop. Nothing kahooks does moves it.
             wait_for(lambda: lb1.state() == "MASTER", 10, "lb1 MASTER again after the flood")
@@ -378,13 +396,17 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
                         process.wait(5)
 
 
-def timed_check(balancer: Balancer, seconds: float) -> dict[str, float]:
-    """For about `seconds`: the mean gap between the check's runs, and its detection time of a failure."""
-    runs, since = balancer.last_run()
+def timed_check(balancer: Balancer, seconds: float) -> dict[str, dict[str, float]]:
+    """For about `seconds`: the mean gap between each check's runs, and its detection time of a failure."""
+    before = {check: balancer.last_run(check) for check in CHECKS}
     detection = balancer.detection()
-    wait_for(lambda: balancer.last_run()[1] - since >= seconds, 5, "the check's runs", poll=0.05)
-    later, until = balancer.last_run()
-    return {"gap": (until - since) / max(1, later - runs), "detection": detection}
+    wait_for(lambda: all(balancer.last_run(check)[1] - since >= seconds for check, (_, since) in before.items()), 5,
+             "the checks' runs", poll=0.05)
+    gap = {}
+    for check, (runs, since) in before.items():
+        later, until = balancer.last_run(check)
+        gap[check] = (until - since) / max(1, later - runs)
+    return {"gap": gap, "detection": detection}
 
 
 def daemon_pid(balancer: Balancer) -> str:
