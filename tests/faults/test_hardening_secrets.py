@@ -126,7 +126,7 @@ def test_a_backtracking_cmdline_pattern_fails_the_check_in_time_not_after_minute
     check (and the daemon) for minutes; now a failed probe with its reason, within --timeout."""
     crafted = _crafted_process()
     try:
-        # --timeout 4: the match gets its share (0.4 of what is left) and regex may overshoot it twofold on
+        # --timeout 4: the match gets its share (0.25 of what is left) and regex may overshoot it threefold on
         # a loaded machine; with 2 s the check's own deadline came first there and named no pattern.
         outcome = run("ka-check-process", "--cmdline", EVIL, "--timeout", "4", timeout=20)
     finally:
