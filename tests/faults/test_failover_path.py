@@ -93,11 +93,10 @@ def test_fifo_and_delivery_survive_a_spool_that_breaks_for_a_while(tmp_path: Pat
         wait_for(lambda: served.log_text().count("fifo: cannot record") >= 2, 10, "two failed recordings")
         incoming.unlink()
         os.rename(tmp_path / "incoming.away", incoming)
-        # Recording still fails while queue/ is a file (the spool is made whole first), and so does each
-        # channel's pass over its queue: both are retried, in one line each, no traceback.
-        failed = served.log_text().count("fifo: cannot record")
-        wait_for(lambda: served.log_text().count("fifo: cannot record") >= failed + 2
-                 and served.log_text().count("cannot read its queue") >= 2, 10, "failures retried")
+        # The line is recorded once incoming/ is back (a write makes only the folders it needs, since the
+        # event path's one-way rework); each pass over the queue still fails while queue/ is a file, and is
+        # retried, in one line each, no traceback.
+        wait_for(lambda: served.log_text().count("cannot read its queue") >= 2, 10, "failures retried")
         queue.unlink()
         os.rename(tmp_path / "queue.away", queue)
         wait_for(lambda: out.exists() and out.read_text().split() == ["MASTER"], 20, "MASTER delivered")
