@@ -212,6 +212,11 @@ measured("token", ["/bin/sh", "-c", f"sleep 0.3; setsid sleep {marker}4 & exit 0
 print("token-left", len(alive(4)))
 rebind.join()
 print("kept", len(alive(3)))
+
+# A kernel without children lists (CONFIG_PROC_CHILDREN): every process is looked at, as before.
+procfs._children_files = False
+measured("scanned", ["/bin/sh", "-c", f"setsid env -i sleep {marker}5 & exit 0"])
+print("scanned-left", len(alive(5)))
 """
 
 
@@ -236,5 +241,6 @@ def test_a_subreaper_sweep_reads_the_commands_tree_not_every_process() -> None:
             assert int(rows[name][2]) <= 8, result.stdout
         assert rows["orphaned-left"] == rows["timeout-left"] == rows["token-left"] == ["0"], result.stdout
         assert rows["kept"] == ["1"], result.stdout
+        assert rows["scanned"][3] == "True" and rows["scanned-left"] == ["0"], result.stdout
     finally:
         kill_mentioning("sleep", marker)
