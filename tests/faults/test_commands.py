@@ -212,6 +212,10 @@ measured("token", ["/bin/sh", "-c", f"sleep 0.3; setsid sleep {marker}4 & exit 0
 print("token-left", len(alive(4)))
 rebind.join()
 print("kept", len(alive(3)))
+# A shell forking while it is killed: its children come to us as it dies, each round finds the new ones.
+measured("forking", ["/bin/sh", "-c", f"trap '' TERM; while :; do sleep {marker}6 & done"], timeout=0.3,
+         thread=True, kill_grace=0.05)
+print("forking-left", len(alive(6)))
 
 # A kernel without children lists (CONFIG_PROC_CHILDREN): every process is looked at, as before.
 procfs._children_files = False
@@ -239,7 +243,9 @@ def test_a_subreaper_sweep_reads_the_commands_tree_not_every_process() -> None:
         for name in ("orphaned", "timeout", "token"):
             assert rows[name][1] in ("SIGTERM", "SIGKILL") and rows[name][3] == "False", result.stdout
             assert int(rows[name][2]) <= 8, result.stdout
-        assert rows["orphaned-left"] == rows["timeout-left"] == rows["token-left"] == ["0"], result.stdout
+        assert rows["forking"][1] == "SIGKILL" and rows["forking"][3] == "False", result.stdout
+        for name in ("orphaned", "timeout", "forking", "token"):
+            assert rows[f"{name}-left"] == ["0"], result.stdout
         assert rows["kept"] == ["1"], result.stdout
         assert rows["scanned"][3] == "True" and rows["scanned-left"] == ["0"], result.stdout
     finally:
