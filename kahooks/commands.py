@@ -9,7 +9,8 @@
 - `sweep=True` (checks, the exec channel): whatever it left running is stopped too, even
   what escaped with setsid(), found by a token in its environment, and, in a program that
   is a child subreaper (ka-check-exec, `kahooks serve`), by parentage: what was re-parented
-  to us, even with a cleared environment. `sweep=False` (rebind): a service the command
+  to us, even with a cleared environment. A subreaper finds all of it in the command's own
+  tree (a few /proc reads for a command that left nothing); another process looks at every one. `sweep=False` (rebind): a service the command
   started stays up; only a timeout stops anything.
 - Every wait has a deadline, the leader's reaping included; stop_all() ends every wait at once.
 - A command starts with neither the GIL nor a lock held (posix_spawnp through ctypes): an exec that is
@@ -418,12 +419,15 @@ def _leftovers_in_tree(leader: int, include_leader: bool, marker: bytes) -> list
     - every process found has its stat read, and a live one is a target, so an answer is empty only when
       each process found was dead: and a dead (zombie) process has no children, they were moved to a
       reaper before it became one;
-    - a list that hides a child is one whose owner was reaping it, so that owner is alive and a target;
+    - a list that hides a child is one whose owner was reaping it (or whose thread was exiting), so that
+      owner was alive when its stat was read, just before its list: it is a target;
     - what moves to us while we walk is caught by reading our own lists again until they bring nothing new;
       our own lists change under us only by our reaps, which take _lock, as this read does;
-    - orphans go to our first living thread (Linux 3.19+; before, to the thread that started the command):
-      the main thread's list and the calling thread's are read, not one per thread of the daemon (one per
-      check). Another thread's children are its own commands' leaders, none of them ours.
+    - an orphan goes to our first living thread (find_new_reaper(): find_alive_thread() of the subreaper;
+      kernels before 2015 gave it to the subreaper's thread it descends from, the one that started the
+      command), and so do the children of a thread of ours that exits: the main thread's list and the
+      calling thread's are read, not one per thread of the daemon (one per check); another thread's
+      children are its own commands' leaders, none of them ours.
     Past TREE_ROUNDS reads that keep bringing new orphans, every process is looked at as before.
     """
     leader_info = procfs.read_stat(leader)
