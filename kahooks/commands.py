@@ -10,8 +10,8 @@
   what escaped with setsid(), found by a token in its environment, and, in a program that
   is a child subreaper (ka-check-exec, `kahooks serve`), by parentage: what was re-parented
   to us, even with a cleared environment. A subreaper finds all of it in the command's own
-  tree (a few /proc reads for a command that left nothing); another process looks at every one. `sweep=False` (rebind): a service the command
-  started stays up; only a timeout stops anything.
+  tree (a few /proc reads for a command that left nothing); another process looks at every one.
+  `sweep=False` (rebind): a service the command started stays up; only a timeout stops anything.
 - Every wait has a deadline, the leader's reaping included; stop_all() ends every wait at once.
 - A command starts with neither the GIL nor a lock held (posix_spawnp through ctypes): an exec that is
   slow under load pauses no other thread of the daemon.
