@@ -9,8 +9,9 @@
 - `sweep=True` (checks, the exec channel): whatever it left running is stopped too, even
   what escaped with setsid(), found by a token in its environment, and, in a program that
   is a child subreaper (ka-check-exec, `kahooks serve`), by parentage: what was re-parented
-  to us, even with a cleared environment. `sweep=False` (rebind): a service the command
-  started stays up; only a timeout stops anything.
+  to us, even with a cleared environment. A subreaper finds all of it in the command's own
+  tree (a few /proc reads for a command that left nothing); another process looks at every one.
+  `sweep=False` (rebind): a service the command started stays up; only a timeout stops anything.
 - Every wait has a deadline, the leader's reaping included; stop_all() ends every wait at once.
 - A command starts with neither the GIL nor a lock held (posix_spawnp through ctypes): an exec that is
   slow under load pauses no other thread of the daemon.
@@ -118,7 +119,8 @@ def _reap_leader(pid: int) -> int | None:
     is stuck in the kernel still: then it is left to reap() (a subreaper) or to init."""
     end = time.monotonic() + KILL_WAIT
     while True:
-        reaped, status = os.waitpid(pid, os.WNOHANG)
+        with _lock:  # no child of ours is reaped while another thread reads our children lists (_own_children)
+            reaped, status = os.waitpid(pid, os.WNOHANG)
         if reaped or time.monotonic() >= end:
             return status if reaped else None
         time.sleep(0.005)
@@ -355,15 +357,29 @@ def stop_process_tree(leader: int, grace: float, leader_alive: bool, marker: byt
 def _leftovers(leader: int, include_leader: bool, marker: bytes) -> list[int]:
     """Live processes the command left: its session and group, its descendants, any process
     carrying its token in the environment (one that escaped with setsid() and was re-parented
-    to init), and, in a subreaper, the orphans it left (see _orphans_of) with their descendants."""
+    to init), and, in a subreaper, the orphans it left (see _orphans_of) with their descendants.
+
+    A subreaper that can read children lists walks the command's own tree (_leftovers_in_tree): a few
+    /proc reads for a command that left nothing. Otherwise every process is looked at (_leftovers_scanned)."""
+    if _subreaper and procfs.has_children_files():
+        return _leftovers_in_tree(leader, include_leader, marker)
+    return _leftovers_scanned(leader, include_leader, marker)
+
+
+def _since(leader: int, leader_info: procfs.ProcInfo | None) -> int:
+    """When the command started, in /proc's clock ticks."""
+    return leader_info.start if leader_info is not None else _running.get(leader, (0, True))[0]
+
+
+def _leftovers_scanned(leader: int, include_leader: bool, marker: bytes) -> list[int]:
+    """_leftovers by a look at every process on the machine (not a subreaper, or no children lists)."""
     own = os.getpid()
     processes = [info for info in procfs.iter_processes() if not info.zombie]
     children: dict[int, list[int]] = {}
     for info in processes:
         children.setdefault(info.ppid, []).append(info.pid)
     found = {info.pid for info in processes if leader in (info.pgrp, info.session)}
-    leader_info = procfs.read_stat(leader)
-    since = leader_info.start if leader_info is not None else _running.get(leader, (0, True))[0]
+    since = _since(leader, procfs.read_stat(leader))
     stack = [leader, *_orphans_of(since, [info for info in processes if info.ppid == own])]
     found.update(stack)
     while stack:
@@ -382,7 +398,93 @@ def _leftovers(leader: int, include_leader: bool, marker: bytes) -> list[int]:
     return sorted(found)
 
 
-def _orphans_of(since: int, adopted: list[procfs.ProcInfo]) -> list[int]:
+# How many times _leftovers_in_tree reads our children lists before it gives up on the tree and looks at
+# every process (a command that keeps orphaning processes faster than we read).
+TREE_ROUNDS = 16
+
+
+def _leftovers_in_tree(leader: int, include_leader: bool, marker: bytes) -> list[int]:
+    """_leftovers in a subreaper, from the command's own tree: its cost follows what the command left,
+    not how many processes the machine runs.
+
+    Why the tree holds everything: a process the command started descends from its leader, and we are a
+    subreaper above the leader, so when any of its ancestors dies it is re-parented to the nearest living
+    subreaper among them, or to us: it is always under the leader, under a subreaper in the tree, or one of
+    our adopted children (started after the command did: _orphans_of). Its session and group are the
+    leader's or new ones it made (a session or group cannot be joined from outside), and its token came
+    from its parent: so no whole-/proc search by group, session or token is needed.
+
+    Why no race hides a live process (proc(5): a children list may miss entries while children are reaped
+    or threads exit under it), when the answer is "nothing left":
+    - every process found has its stat read, and a live one is a target, so an answer is empty only when
+      each process found was dead: and a dead (zombie) process has no children, they were moved to a
+      reaper before it became one;
+    - a list that hides a child is one whose owner was reaping it (or whose thread was exiting), so that
+      owner was alive when its stat was read, just before its list: it is a target;
+    - what moves to us while we walk is caught by reading our own lists again until they bring nothing new;
+      our own lists change under us only by our reaps, which take _lock, as this read does;
+    - an orphan goes to our first living thread (find_new_reaper(): find_alive_thread() of the subreaper;
+      kernels before 2015 gave it to the subreaper's thread it descends from, the one that started the
+      command), and so do the children of a thread of ours that exits: the main thread's list and the
+      calling thread's are read, not one per thread of the daemon (one per check); another thread's
+      children are its own commands' leaders, none of them ours.
+    Past TREE_ROUNDS reads that keep bringing new orphans, every process is looked at as before.
+    """
+    leader_info = procfs.read_stat(leader)
+    since = _since(leader, leader_info)
+    live: set[int] = set()
+    visited: set[int] = set()
+    _walk([leader], visited, live, {leader: leader_info})
+    seen = {leader}
+    for _ in range(TREE_ROUNDS):
+        with _lock:
+            adopted = [pid for pid in _own_children() if pid not in seen and pid not in _running]
+        if not adopted:
+            break
+        seen.update(adopted)
+        infos = {pid: procfs.read_stat(pid) for pid in adopted}
+        orphans = _orphans_of(since, [info for info in infos.values() if info is not None and not info.zombie],
+                              leader, marker)
+        _walk(orphans, visited, live, infos)
+    else:
+        return _leftovers_scanned(leader, include_leader, marker)
+    live.discard(os.getpid())
+    if include_leader:
+        live.add(leader)
+    else:
+        live.discard(leader)
+    return sorted(live)
+
+
+def _own_children() -> list[int]:
+    """This process's children on the lists of its main thread (where orphans go) and of the calling one
+    (its own command's leader; an older kernel's orphans). Read with _lock held."""
+    own, tid = os.getpid(), _thread.get_native_id()
+    return procfs.children(own, [own] if tid == own else [own, tid])
+
+
+def _walk(roots: list[int], visited: set[int], live: set[int], known: dict[int, procfs.ProcInfo | None]) -> None:
+    """Add to `live` the live processes among roots and their descendants (children lists, every task's)."""
+    stack = list(roots)
+    for _ in range(1 << 22):  # bounded: pid_max
+        if not stack:
+            return
+        pid = stack.pop()
+        if pid in visited:
+            continue
+        visited.add(pid)
+        info = known[pid] if pid in known else procfs.read_stat(pid)
+        if info is None:
+            continue
+        if not info.zombie:
+            live.add(pid)
+        elif info.threads <= 1:
+            continue  # a dead process has no children left: they were re-parented when it died
+        # One list when it has one thread; with several, each thread's (a thread's children are its own).
+        stack.extend(procfs.children(pid, [pid] if info.threads == 1 else None))
+
+
+def _orphans_of(since: int, adopted: list[procfs.ProcInfo], leader: int = 0, marker: bytes = b"") -> list[int]:
     """Which of this subreaper's adopted children a command that started at `since` left behind.
 
     An orphan re-parented to us carries nothing of its command (setsid left the group, `env -i` the
@@ -390,7 +492,10 @@ def _orphans_of(since: int, adopted: list[procfs.ProcInfo]) -> list[int]:
     command that keeps what it starts (sweep=False: a service a rebind started) ran at that moment.
     A child that started while another command was being started may be that command's leader, not yet
     registered (_spawn): it is judged once those starts are over, waiting for them at most KILL_WAIT; one
-    still unsure then is left alone (the token and the group still find what a command left).
+    still unsure then is left alone. With `leader` and `marker` (the tree walk, which does not search the
+    whole of /proc for them), one that started in such a window or is still unsure is the command's all
+    the same when it is in the leader's group or session or carries the token (its descendants inherit
+    those, or lost them as it did).
     """
     if not _subreaper:
         return []
@@ -400,19 +505,25 @@ def _orphans_of(since: int, adopted: list[procfs.ProcInfo]) -> list[int]:
             leaders = set(_running)
             kept = _kept_windows()
             starting = min(_starting.values(), default=FOREVER)
-        found, unsure = [], False
+        found, unsure, doubtful = [], False, []
         for info in adopted:
             if info.pid in leaders or info.start < since:
                 continue
             if any(begin <= info.start <= end for begin, end in kept):
-                continue  # maybe a service a sweep=False command started: never ours to stop
+                doubtful.append(info)  # maybe a service a sweep=False command started: never ours to stop
+                continue
             if info.start >= starting:
                 unsure = True
+                doubtful.append(info)
                 continue
             found.append(info.pid)
         if not unsure or time.monotonic() >= deadline:
-            return found
+            break
         time.sleep(0.005)
+    if leader:
+        found.extend(info.pid for info in doubtful if info.pid not in leaders
+                     and (leader in (info.pgrp, info.session) or (marker and procfs.environ_has(info.pid, marker))))
+    return found
 
 
 def _signal_all(pids: list[int], signum: int) -> None:
@@ -440,8 +551,12 @@ def _reap_orphans() -> None:
     own = os.getpid()
     with _lock:
         starting = min(_starting.values(), default=FOREVER)
-        for info in list(procfs.iter_processes()):
-            if info.ppid == own and info.zombie and info.pid not in _running and info.start < starting:
+        if procfs.has_children_files():  # our own children, not every process (see _own_children)
+            infos = [procfs.read_stat(pid) for pid in _own_children() if pid not in _running]
+        else:
+            infos = [info for info in procfs.iter_processes() if info.ppid == own]
+        for info in infos:
+            if info is not None and info.zombie and info.pid not in _running and info.start < starting:
                 try:
                     os.waitpid(info.pid, os.WNOHANG)
                 except ChildProcessError:

@@ -22,10 +22,10 @@ GONE_STATES = frozenset("ZXx")
 class ProcInfo:
     """The few facts about one process that a check matches on."""
 
-    __slots__ = ("pid", "comm", "state", "ppid", "pgrp", "session", "start")
+    __slots__ = ("pid", "comm", "state", "ppid", "pgrp", "session", "start", "threads")
 
     def __init__(self, pid: int, comm: str, state: str, ppid: int, pgrp: int, session: int,
-                 start: int = 0) -> None:
+                 start: int = 0, threads: int = 0) -> None:
         self.pid = pid
         self.comm = comm
         self.state = state
@@ -33,6 +33,7 @@ class ProcInfo:
         self.pgrp = pgrp
         self.session = session
         self.start = start
+        self.threads = threads  # 0: not known
 
     @property
     def zombie(self) -> bool:
@@ -60,9 +61,59 @@ def read_stat(pid: int, proc: str = "/proc") -> ProcInfo | None:
     right = data.rfind(b")")
     comm = data[left + 1:right].decode("utf-8", "surrogateescape")
     fields = data[right + 2:].split()
-    # Field 22 of stat (index 19 after comm): the start time in clock ticks since boot.
+    # Field 22 of stat (index 19 after comm): the start time in clock ticks since boot; field 20, the threads.
     start = int(fields[19]) if len(fields) > 19 else 0
-    return ProcInfo(pid, comm, fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]), start)
+    threads = int(fields[17]) if len(fields) > 17 else 0
+    return ProcInfo(pid, comm, fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]), start, threads)
+
+
+# /proc/PID/task/TID/children lists a task's children by pid, one page (about 500 of them) per read.
+CHILDREN_READS = 8192
+
+
+def children(pid: int, tasks: list[int] | None = None, proc: str = "/proc") -> list[int]:
+    """The children of process `pid` (of the given tasks of it; of every task by default), [] when it is gone.
+
+    The kernel keeps children per thread (the thread that forked them), so every task's list is read unless
+    the caller knows which ones matter. proc(5): a list is exact only while nothing is created or reaped under
+    it (a child reaped while its parent's list is read may hide the one after it; a thread's exit moves its
+    children to another thread): the caller must allow for that. Needs CONFIG_PROC_CHILDREN
+    (see has_children_files)."""
+    if tasks is None:
+        try:
+            tasks = [int(entry) for entry in os.listdir(f"{proc}/{pid}/task")]
+        except (FileNotFoundError, ProcessLookupError):
+            return []
+    found: list[int] = []
+    for tid in tasks:
+        try:
+            fd = os.open(f"{proc}/{pid}/task/{tid}/children", os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # that thread (or the whole process) is gone
+        try:
+            data = b""
+            for _ in range(CHILDREN_READS):  # bounded: pid_max (4M) children at 500 a page
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                data += chunk
+        except ProcessLookupError:
+            continue
+        finally:
+            os.close(fd)
+        found.extend(int(child) for child in data.split())
+    return found
+
+
+_children_files: bool | None = None
+
+
+def has_children_files(proc: str = "/proc") -> bool:
+    """Whether this kernel has /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN, Linux 3.5+), looked at once."""
+    global _children_files
+    if _children_files is None:
+        _children_files = os.path.exists(f"{proc}/self/task/{os.getpid()}/children")
+    return _children_files
 
 
 # What a --cmdline regex is matched against: the first 4 KiB of argv, as most `ps` columns show.

@@ -148,3 +148,105 @@ def test_a_slow_exec_freezes_no_other_thread() -> None:
     # Ticking every 10 ms: a generous bound (0.26 s seen under a load of 13 on 2 cores), far below the exec's
     # delay, which the old os.posix_spawnp stalled it for (2.16 s).
     assert float(stall) < EXEC_DELAY / 2, result.stdout
+
+
+# A subreaper (as `kahooks serve` and ka-check-exec are) with procfs counting the processes it reads.
+SWEEP_COST = """
+import os, sys, threading, time
+from kahooks import commands, procfs
+
+assert commands.become_subreaper()
+marker = sys.argv[1]
+touched = []
+def counting(name):
+    real = getattr(procfs, name)
+    def wrapper(pid, *args, **kwargs):
+        touched.append(pid)
+        return real(pid, *args, **kwargs)
+    setattr(procfs, name, wrapper)
+for name in ("read_stat", "environ_has", "children", "read_cmdline", "effective_uid"):
+    if hasattr(procfs, name):
+        counting(name)
+whole = procfs.iter_processes
+procfs.iter_processes = lambda *args, **kwargs: (touched.append("every process"), whole(*args, **kwargs))[1]
+
+def alive(length):  # not through procfs: what is counted is commands' reading
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            argv = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"sleep") and f"{marker}{length}".encode() in argv:
+            found.append(int(entry))
+    return found
+
+def measured(name, argv, timeout=10.0, thread=False, **kwargs):
+    touched.clear()
+    if thread:  # a command run by another thread than the main one (a check's, a channel's)
+        done = []
+        worker = threading.Thread(target=lambda: done.append(commands.run(argv, timeout, **kwargs)))
+        worker.start()
+        worker.join()
+        result = done[0]
+    else:
+        result = commands.run(argv, timeout, **kwargs)
+    print(name, result.code, result.stopped_with or "-", len(set(touched)), "every process" in touched)
+
+measured("true", ["/bin/true"])
+measured("thread", ["/bin/sh", "-c", "exit 3"], thread=True)
+# Re-parented to us while its command still runs (the subshell that started it is gone), found at its end.
+measured("orphaned", ["/bin/sh", "-c", f"(setsid env -i sleep {marker}1 &); sleep 0.3"], thread=True)
+print("orphaned-left", len(alive(1)))
+# Still running at the timeout: the leader, and the orphan on the main thread's list.
+measured("timeout", ["/bin/sh", "-c", f"(setsid env -i sleep {marker}2 &); sleep {marker}2"], timeout=0.5, thread=True)
+print("timeout-left", len(alive(2)))
+
+# During a sweep=False command (a rebind) whose service starts after the check did: that service is kept,
+# while what the check left with its token (setsid, same environment) is stopped.
+rebind = threading.Thread(target=commands.run, kwargs=dict(
+    argv=["/bin/sh", "-c", f"sleep 0.2; setsid env -i sleep {marker}3 & sleep 1"], timeout=10, sweep=False))
+rebind.start()
+time.sleep(0.1)
+measured("token", ["/bin/sh", "-c", f"sleep 0.3; setsid sleep {marker}4 & exit 0"], thread=True)
+print("token-left", len(alive(4)))
+rebind.join()
+print("kept", len(alive(3)))
+# A shell forking while it is killed: its children come to us as it dies, each round finds the new ones.
+measured("forking", ["/bin/sh", "-c", f"trap '' TERM; while :; do sleep {marker}6 & done"], timeout=0.3,
+         thread=True, kill_grace=0.05)
+print("forking-left", len(alive(6)))
+
+# A kernel without children lists (CONFIG_PROC_CHILDREN): every process is looked at, as before.
+procfs._children_files = False
+measured("scanned", ["/bin/sh", "-c", f"setsid env -i sleep {marker}5 & exit 0"])
+print("scanned-left", len(alive(5)))
+"""
+
+
+def test_a_subreaper_sweep_reads_the_commands_tree_not_every_process() -> None:
+    """A subreaper's sweep after each command read every process in /proc (stat, and environ of the newer
+    ones), 600 of them on a busy host, ~50 ms per command: now the command's own tree and our own children.
+    Each leftover is still stopped: an orphan re-parented to us while its command runs, one still running at
+    a timeout (found on the main thread's list though its command ran on another), and one whose start falls
+    in a rebind's window but carries the command's token; the rebind's service is left running."""
+    marker = f"{random.randint(10**8, 10**9)}.4"
+    try:
+        result = subprocess.run([sys.executable, "-c", SWEEP_COST, marker], capture_output=True, text=True,
+                                timeout=60, cwd="/")
+        assert result.returncode == 0, result.stderr[-2000:]
+        rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+        assert rows["true"][:2] == ["0", "-"] and rows["thread"][:2] == ["3", "-"], result.stdout
+        # The leader, our main thread's few children: a handful of /proc entries, whatever the machine runs.
+        for name in ("true", "thread"):
+            assert int(rows[name][2]) <= 4 and rows[name][3] == "False", result.stdout
+        for name in ("orphaned", "timeout", "token"):
+            assert rows[name][1] in ("SIGTERM", "SIGKILL") and rows[name][3] == "False", result.stdout
+            assert int(rows[name][2]) <= 8, result.stdout
+        assert rows["forking"][1] == "SIGKILL" and rows["forking"][3] == "False", result.stdout
+        for name in ("orphaned", "timeout", "forking", "token"):
+            assert rows[f"{name}-left"] == ["0"], result.stdout
+        assert rows["kept"] == ["1"], result.stdout
+        assert rows["scanned"][3] == "True" and rows["scanned-left"] == ["0"], result.stdout
+    finally:
+        kill_mentioning("sleep", marker)
