@@ -25,8 +25,16 @@ from kahooks.lab.diffgen import generate
 from kahooks.lab.netns import existing_namespaces, wait_for
 from tests.support.programs import program, quiet_env
 
+
 # The keepalived the sample runs on: this machine's (2.2.7 on Debian 12; 2.3.3 in CI's trixie root leg).
-RULES = differential.Keepalived().rules() or "2.2.7"
+def _local_rules() -> str:
+    try:
+        return differential.Keepalived().rules() or "2.2.7"
+    except OSError:  # no keepalived here: the sample's tests fail on their own, collection must not
+        return "2.2.7"
+
+
+RULES = _local_rules()
 
 # Per modelled version, seed: the known issue-23 disagreement it shows today (None: it must agree).
 SAMPLES: dict[str, dict[int, str | None]] = {
