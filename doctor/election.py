@@ -287,6 +287,12 @@ def _elect_units(all_units: list[Unit], state: dict[Member, Standing], current: 
 # How late a weight-0 script's first result can come (a fork and exec as script_user; more under load):
 # until it does, the instance waits in INIT/FAULT and only then starts its full down timer.
 SCRIPT_START_SLACK_S = 0.5
+# Two keepalived started "together" (a boot, a restart of both, the lab's) start some milliseconds
+# apart: first down timers closer than this end in either order (vrrp_scheduler.c vrrp_init_state
+# starts each timer when its own keepalived reads its config). A lower priority at 99 against
+# nopreempt at 100 differs by 1/256 advert_int (0.8 ms at VRRPv3 advert_int 0.2): a race, not a
+# decision (seen in the lab on 2.2.7 and 2.3.3, seed 83: n1 at 99 started first and kept it).
+START_SPREAD_S = 0.05
 
 
 def start_delay(member: Member, unit: Unit, state: dict[Member, Standing]) -> tuple[float, float]:
@@ -321,7 +327,7 @@ def _first_units(all_units: list[Unit], state: dict[Member, Standing]) -> Unit |
     # A sync group goes MASTER when its last member wants to (vrrp_sync.c vrrp_sync_can_goto_master).
     spans = {id(unit): (max(start_delay(member, unit, state)[0] for member in unit.values()),
                         max(start_delay(member, unit, state)[1] for member in unit.values())) for unit in alive}
-    latest_first = min(span[1] for span in spans.values())
+    latest_first = min(span[1] for span in spans.values()) + START_SPREAD_S
     possible = [unit for unit in alive if spans[id(unit)][0] <= latest_first + 1e-9]
     outcomes: list[Unit | Undecided | None] = []
     for unit in possible:
@@ -331,9 +337,12 @@ def _first_units(all_units: list[Unit], state: dict[Member, Standing]) -> Unit |
     if len(outcomes) == 1:
         return outcomes[0]
     tied = len({spans[id(unit)] for unit in possible}) == 1
+    held = any(spans[id(unit)][0] != spans[id(unit)][1] for unit in possible)
     why = ("equal priorities: the node whose keepalived starts first takes it, and a tie never takes it back"
            if tied else "a weight-0 script's first result holds an instance back for an unknown moment at start, "
-                        "and the later node does not preempt")
+                        "and the later node does not preempt" if held else
+           f"first down timers less than {START_SPREAD_S:g} s apart (close priorities): the node whose keepalived "
+           "starts first takes it, and the other does not preempt (nopreempt)")
     return Undecided(tuple(member for unit in outcomes if isinstance(unit, dict) for member in unit.values()), why)
 
 

@@ -273,3 +273,25 @@ def test_the_local_version_is_read_from_keepalived() -> None:
     assert versions.rules_for((2, 3, 1)) == "2.3.3" and versions.rules_for((2, 1, 5)) == "2.2.7"
     assert versions.parse("nonsense") is None and versions.parse("") is None
     assert versions.local().rules in versions.MODELLED
+
+
+def test_close_down_timers_at_start_race_when_the_higher_node_does_not_preempt(tmp_path: Path) -> None:
+    # vrrp_scheduler.c vrrp_init_state: each keepalived starts its down timer when it starts; 99 against
+    # 100 differ by 1/256 advert_int (0.8 ms with VRRPv3 advert_int 0.2), less than two starts "together"
+    # are apart: lb2 at 99 may time out first, and lb1's nopreempt keeps it there (seed 83, both versions).
+    v3 = "    advert_int 0.2\n    version 3\n"
+    (tmp_path / "lb1.conf").write_text(instance(v3 + "    nopreempt\n", priority="    priority 100\n"))
+    (tmp_path / "lb2.conf").write_text(instance(v3, priority="    priority 99\n"))
+    for rules in versions.MODELLED:
+        members = [election.Member(node, node.instances[0]) for node in
+                   (node_of(tmp_path, (tmp_path / f"{name}.conf").read_text(), rules, f"{name}-x.conf")
+                    for name in ("lb1", "lb2"))]
+        state = {member: election.Standing(False, member.instance.priority, ()) for member in members}
+        first = election.first_master(members, state)
+        assert isinstance(first, election.Undecided) and "nopreempt" in first.why, rules
+    # Without nopreempt lb1 takes it back whoever starts first: decided. Far apart (250: 0.12 s sooner), lb1 times out first.
+    members[0].instance.nopreempt = False
+    assert election.first_master(members, state) is members[0]
+    members[0].instance.nopreempt, members[0].instance.priority = True, 250
+    state = {member: election.Standing(False, member.instance.priority, ()) for member in members}
+    assert election.first_master(members, state) is members[0]

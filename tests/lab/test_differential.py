@@ -1,6 +1,7 @@
 """The differential test (issue 23): generated pairs, real keepalived, the doctor's predictions.
 
-A small seeded sample runs in CI, its pairs in parallel (one lab network each); the full run
+A small seeded sample runs in CI, its pairs in parallel (one lab network each), on the keepalived
+where the suite runs: 2.2.7 on the host, 2.3.3 in the trixie root leg (its own sample); the full run
 is `kahooks lab diff --pairs 200` by hand (README). A sample pair that disagrees today because
 of a disagreement issue 23 names is a strict xfail naming it: it must start passing when the
 model learns it, and then the mark goes.
@@ -24,25 +25,45 @@ from kahooks.lab.diffgen import generate
 from kahooks.lab.netns import existing_namespaces, wait_for
 from tests.support.programs import program, quiet_env
 
-# seed: the known issue-23 disagreement it shows today (None: it must agree)
-# (chosen for speed and spread: a track interface, a script and a track file moving the VIP, sync groups)
-SAMPLE: dict[int, str | None] = {
-    3: None,
-    7: None,
-    13: None,
-    15: None,
-    16: None,
-    20: None,
-    9: None,  # a weighted track_interface in a sync group: 2.2.7 keeps its weight (the model says so now)
-    8: None,  # a sync group whose other member stays MASTER holds the group on one node (vrrp_sync_can_goto_master)
-    32: None,  # equal priorities: the first keepalived to start wins, not the higher address (undecided, compared)
-}
 
+# The keepalived the sample runs on: this machine's (2.2.7 on Debian 12; 2.3.3 in CI's trixie root leg).
+def _local_rules() -> str:
+    try:
+        return differential.Keepalived().rules() or "2.2.7"
+    except OSError:  # no keepalived here: the sample's tests fail on their own, collection must not
+        return "2.2.7"
+
+
+RULES = _local_rules()
+
+# Per modelled version, seed: the known issue-23 disagreement it shows today (None: it must agree).
+SAMPLES: dict[str, dict[int, str | None]] = {
+    # chosen for speed and spread: a track interface, a script and a track file moving the VIP, sync groups
+    "2.2.7": {
+        3: None,
+        7: None,
+        13: None,
+        15: None,
+        16: None,
+        20: None,
+        9: None,  # a weighted track_interface in a sync group: 2.2.7 keeps its weight (the model says so now)
+        8: None,  # a sync group whose other member stays MASTER holds the group on one node (vrrp_sync_can_goto_master)
+        32: None,  # equal priorities: the first keepalived to start wins, not the higher address (undecided, compared)
+    },
+    # CI's trixie leg: one tracked item each (about 25 s a pair), all at once, on what 2.3.3 reads otherwise
+    "2.3.3": {
+        53: None,  # a fractional script interval: 2.3.3 keeps the milliseconds (2.2.7 reads whole seconds)
+        57: None,  # a weighted track_interface in a sync group (the weight applies, as in 2.2.7)
+        113: None,  # a track file failed with a value other than 1, in a sync group with nopreempt
+        146: None,  # state MASTER without priority: the address owner, 255
+        38: None,  # VRRPv3, equal priorities in a sync group: the first to start wins
+    },
+}
+SAMPLE = SAMPLES[RULES]
 
 # All at once (CI); KAHOOKS_DIFF_JOBS=3: fewer at a time on a shared machine, the time limit grown to match.
 JOBS = min(max(1, int(os.environ.get("KAHOOKS_DIFF_JOBS", str(len(SAMPLE))))), len(SAMPLE))
 SAMPLE_TIMEOUT_S = 150 * math.ceil(len(SAMPLE) / JOBS)  # the longest pair takes about 100 s under load
-
 
 def test_a_seed_gives_the_same_pair_byte_for_byte() -> None:
     # In fresh interpreters with different hash seeds: nothing but the seed may steer the choices.
