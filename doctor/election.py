@@ -23,7 +23,8 @@ The rules are keepalived's, the same in 2.2.7 and 2.3.3 (vrrp.c vrrp_state_backu
 - a BACKUP whose priority is above the MASTER's discards its adverts (unless `nopreempt`)
   and takes over when its down timer ends: down_timer_adverts (3) adverts + skew after the last
   advert it accepted (vrrp.h VRRP_MS_DOWN_TIMER), so 2..3 advert intervals + skew after the
-  change (+ `preempt_delay`); the intervals are the effective ones (VRRPv2 whole seconds);
+  change; with `preempt_delay` it still accepts the adverts that come before the delay ends
+  (accepted_after_change); the intervals are the effective ones (VRRPv2 whole seconds);
 - a script's failure is seen after `fall` runs: (fall-1)..fall intervals after it fails, with the
   interval keepalived uses (2.2.7: whole seconds); track files (inotify), interfaces (netlink),
   processes (proc connector) and BFD sessions at once.
@@ -32,6 +33,7 @@ The rules are keepalived's, the same in 2.2.7 and 2.3.3 (vrrp.c vrrp_state_backu
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -389,9 +391,30 @@ def takeover(before: Member, after: Member, state: dict[Member, Standing]) -> tu
     if state[before].fault:
         return new_skew, new_skew  # the old MASTER's priority-0 advert cuts the down timer to the skew
     advert = before.instance.advert_int if after.instance.version == 3 else after.instance.advert_int
-    delay = after.instance.preempt_delay
     adverts = after.instance.down_timer_adverts
-    return delay + (adverts - 1) * advert + new_skew, delay + adverts * advert + new_skew
+    first, last = accepted_after_change(after.instance.preempt_delay, advert)
+    # The first advert that shows the change comes within an interval (a change of priority sends none at
+    # once: vrrp_set_effective_priority); the down timer runs from the last advert accepted after it.
+    return first * advert + adverts * advert + new_skew, advert + last * advert + adverts * advert + new_skew
+
+
+def accepted_after_change(preempt_delay: float, advert: float) -> tuple[int, int]:
+    """How many adverts after the first lower-priority one a BACKUP still accepts, (fewest, most).
+
+    vrrp.c vrrp_state_backup (2.2.7 and 2.3.3 alike): without preempt_delay a lower-priority advert is
+    discarded, so the down timer runs from the advert before it (-1). With one, the first starts the delay
+    (preempt_time = timer_now() + preempt_delay) and is accepted, as is every advert while `preempt_time >
+    time_now`: those k intervals after the first with k * advert < preempt_delay. One landing on preempt_time
+    itself (a delay a whole number of intervals) is accepted or not by microseconds: seen accepted on both
+    versions (the lab's seed 96: delay 2, advert_int 1, takeover 6.3-6.6 s), so both are possible.
+    """
+    if preempt_delay <= 0:
+        return -1, -1
+    ratio = preempt_delay / advert
+    whole = round(ratio)
+    if abs(ratio - whole) < 1e-6:
+        return whole - 1, whole
+    return math.ceil(ratio) - 1, math.ceil(ratio) - 1
 
 
 def _branch(node: Node, item: Tracked, keys: list[str], key: str, all_units: list[Unit], start: Unit,

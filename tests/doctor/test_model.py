@@ -125,6 +125,23 @@ def test_failover_times_follow_the_rounded_timers(tmp_path: Path) -> None:
         assert (mine.failover_min_s, mine.failover_max_s) == (low, high), rules
 
 
+def test_a_preempt_delay_keeps_the_backup_accepting_adverts_until_it_ends(tmp_path: Path) -> None:
+    """vrrp.c vrrp_state_backup: the adverts that come before preempt_time are accepted and restart the down
+    timer; one landing on it is accepted or not (delay 2, advert_int 1: seen 6.3-6.6 s, the lab's seed 96,
+    where the doctor said at most 5.6 s)."""
+    body = SCRIPT.format(body="    interval 1\n    weight -60\n")
+    track = "    track_script {\n        chk\n    }\n"
+    (tmp_path / "lb1.conf").write_text(body + instance("", track))
+    # detection 0..1 s (fall 1, interval 1); skew (256 - 100) / 256 = 0.609 s
+    for delay, low, high in (("2", 4.609, 7.609), ("0.5", 3.609, 5.609), ("1", 3.609, 6.609)):
+        (tmp_path / "lb2.conf").write_text(body + instance(f"    preempt_delay {delay}\n", track,
+                                                           priority="    priority 100\n"))
+        report = diagnose(str(tmp_path / "lb1.conf"), [str(tmp_path / "lb2.conf")], "lb1", False,
+                          versions.asked("2.2.7"))
+        mine = next(s for s in report.scenarios if s.node == str(tmp_path / "lb1.conf"))
+        assert (mine.failover_min_s, mine.failover_max_s) == (low, high), delay
+
+
 def test_script_weights_clamped_kept_or_refused_as_keepalived_does(tmp_path: Path) -> None:
     text = (SCRIPT.format(body="    weight 300\n") + instance(tracks="    track_script {\n        chk\n    }\n"))
     script_weight = node_of(tmp_path, text).instances[0].tracked[0]
