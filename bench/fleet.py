@@ -257,7 +257,7 @@ def daemon(seconds: float) -> dict[str, float]:
             hammered += mean / rounds
             hammer_timings += more
         status = json.loads((work / "state" / "status.json").read_text())
-        from kahooks.spool import Spool
+        from kahooks.notify.spool import Spool
 
         spool = Spool(str(work / "spool")).depth() if (work / "spool").is_dir() else None
         from prometheus_client import CollectorRegistry, generate_latest

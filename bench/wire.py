@@ -44,7 +44,7 @@ keepalived_conf = "{work}/keepalived.conf"
 """
 SEND = """
 import socket, struct, sys, time
-from kahooks.vrrp_wire import checksum
+from kahooks.system.vrrp_wire import checksum
 body = struct.pack("!BBBBBBH", 0x21, 51, 150, 1, 0, 1, 0) + socket.inet_aton("192.0.2.100") + bytes(8)
 body = body[:6] + struct.pack("!H", checksum(body)) + body[8:]
 sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)

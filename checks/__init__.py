@@ -48,7 +48,7 @@ def build(kind: str, argv: Sequence[str], prog: str,
     program's own rules on its output modes). Raises UsageError, for an unknown kind too."""
     from kahooks.checks.base import COMMON_OPTIONS
     from kahooks.errors import UsageError
-    from kahooks.options import parse_argv
+    from kahooks.settings.options import parse_argv
 
     try:
         check_class = load_check_class(kind)

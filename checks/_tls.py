@@ -11,7 +11,7 @@ import ssl
 import time
 
 from kahooks.errors import KahooksError, ProbeTimeout
-from kahooks.tls import client_context  # noqa: F401 (the checks' name for it)
+from kahooks.system.tls import client_context  # noqa: F401 (the checks' name for it)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

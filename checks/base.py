@@ -10,30 +10,30 @@ from __future__ import annotations
 
 from kahooks.deadline import Deadline
 from kahooks.errors import KahooksError
-from kahooks.options import Option, positive_float, positive_int
-from kahooks.result import CheckResult, unhealthy
+from kahooks.output.result import CheckResult, unhealthy
+from kahooks.settings.options import Option, positive_float, positive_int
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from kahooks.patterns import Pattern
+    from kahooks.settings.patterns import Pattern
 
 # Below keepalived's default interval (and default timeout) of 1 s, leaving room
 # for interpreter start-up and the kill grace.
 DEFAULT_TIMEOUT = 0.8
 
 def _range(raw: str) -> Any:
-    from kahooks.thresholds import parse_range  # only a --nagios run with thresholds pays for it
+    from kahooks.settings.thresholds import parse_range  # only a --nagios run with thresholds pays for it
 
     return parse_range(raw)
 
 
 def pattern(raw: str) -> Pattern:
     """The converter of a check's regex option (--cmdline, --regex, --expect-output): a time-bounded
-    kahooks.patterns Pattern. Imported here, not at the top: only a run given a pattern pays for it."""
-    from kahooks.patterns import compile_pattern
+    kahooks.settings.patterns Pattern. Imported here, not at the top: only a run given a pattern pays for it."""
+    from kahooks.settings.patterns import compile_pattern
 
     return compile_pattern(raw)
 

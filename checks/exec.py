@@ -1,7 +1,7 @@
 """ka-check-exec: run a command (`squid -k check`) under a deadline and judge its exit code.
 
 What a hand-written track script gets wrong, done right (the running itself is
-kahooks.commands, shared with the exec channel and rebind):
+kahooks.system.commands, shared with the exec channel and rebind):
 - a command that cannot be started is a failure (keepalived counts it a success);
 - the command runs in its own session; on timeout the whole group gets SIGTERM,
   then SIGKILL after a short grace;
@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import signal
 
-from kahooks import commands
 from kahooks.checks.base import Check, pattern
 from kahooks.deadline import format_seconds
 from kahooks.errors import UsageError, os_words
-from kahooks.options import Option, in_ranges, int_ranges, positive_float
-from kahooks.result import CheckResult, healthy, unhealthy
+from kahooks.output.result import CheckResult, healthy, unhealthy
+from kahooks.settings.options import Option, in_ranges, int_ranges, positive_float
+from kahooks.system import commands
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from kahooks.deadline import Deadline
-    from kahooks.patterns import Pattern
+    from kahooks.settings.patterns import Pattern
 
 DEFAULT_KILL_GRACE = 0.2
 
@@ -40,7 +40,7 @@ class ExecCheck(Check):
         ("ka-check-exec -t 3 -- squid -k check", "squid's own check, killed with everything it started after 3 s"),
         ("ka-check-exec --expect-output running -- systemctl is-active slapd", "exit 0 and the output matches"),
     )
-    STARTUP_IMPORTS = frozenset({"signal", "select", "ctypes", "kahooks.commands", "kahooks.procfs"})
+    STARTUP_IMPORTS = frozenset({"signal", "select", "ctypes", "kahooks.system.commands", "kahooks.system.procfs"})
     OPTIONS = (
         Option("COMMAND", rest=True, required=True, help="the command and its arguments (after --)"),
         Option("--ok-codes", convert=int_ranges, default="0", metavar="LIST",
@@ -88,8 +88,8 @@ class ExecCheck(Check):
             return unhealthy(f"{self.display} exited {code} in {took}{detail}", exit_code=code)
         if self.expect_output is not None:
             # The command's output may echo what others wrote (a log line, a peer's answer): a
-            # backtracking match is bounded by the probe's deadline (kahooks.patterns), never a hang.
-            from kahooks.patterns import PatternTimeout  # loaded already: the option's converter made the regex
+            # backtracking match is bounded by the probe's deadline (kahooks.settings.patterns), never a hang.
+            from kahooks.settings.patterns import PatternTimeout  # loaded already: the option's converter made the regex
 
             try:
                 matched = self.expect_output.search(done.output, deadline, "the output")

@@ -15,8 +15,8 @@ import time
 
 from kahooks.checks.base import Check
 from kahooks.errors import os_words
-from kahooks.options import Option, positive_float
-from kahooks.result import CheckResult, healthy, unhealthy
+from kahooks.output.result import CheckResult, healthy, unhealthy
+from kahooks.settings.options import Option, positive_float
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -10,19 +10,21 @@ from __future__ import annotations
 import http.client
 from urllib.parse import urljoin, urlsplit
 
-from kahooks import __version__, netaddr, redact
+from kahooks import __version__
 from kahooks.checks.base import Check, pattern
 from kahooks.deadline import format_seconds
 from kahooks.errors import KahooksError, ProbeTimeout, UsageError
-from kahooks.options import Option, in_ranges, int_ranges, non_negative_int
-from kahooks.result import CheckResult, healthy, unhealthy
+from kahooks.output import redact
+from kahooks.output.result import CheckResult, healthy, unhealthy
+from kahooks.settings.options import Option, in_ranges, int_ranges, non_negative_int
+from kahooks.system import netaddr
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from kahooks.deadline import Deadline
-    from kahooks.patterns import Pattern
+    from kahooks.settings.patterns import Pattern
 
 BODY_LIMIT = 1 << 20  # read at most 1 MiB of a body for --contains/--regex
 MAX_REDIRECTS = 5
@@ -82,7 +84,7 @@ class HttpCheck(Check):
         ("ka-check-http --host www.example.org --contains OK https://127.0.0.1/", "a virtual host's body"),
         ("ka-check-http --nagios -w 0.5 -c 1 http://127.0.0.1/", "monitoring-plugins output with perfdata"),
     )
-    STARTUP_IMPORTS = frozenset({"http.client", "urllib.parse", "kahooks.netaddr"})
+    STARTUP_IMPORTS = frozenset({"http.client", "urllib.parse", "kahooks.system.netaddr"})
     OPTIONS = (
         Option("URL", convert=parse_url, required=True, help="http:// or https:// URL to request"),
         Option("--status", convert=int_ranges, default=DEFAULT_STATUS, metavar="LIST",
@@ -165,9 +167,9 @@ class HttpCheck(Check):
                 return unhealthy(f"{found}, but the body lacks {self.contains!r}", **metrics)
             notes.append(f"body contains {self.contains!r}")
         if self.regex is not None:
-            from kahooks.patterns import PatternTimeout  # loaded already: the option's converter made the regex
+            from kahooks.settings.patterns import PatternTimeout  # loaded already: the option's converter made the regex
 
-            try:  # the server chose the body: a backtracking match is bounded (kahooks.patterns)
+            try:  # the server chose the body: a backtracking match is bounded (kahooks.settings.patterns)
                 matched = self.regex.search(response.body, deadline, "the body")
             except PatternTimeout as exc:
                 return unhealthy(f"{found}, but {exc}", **metrics)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import socket
 
-from kahooks import netaddr
 from kahooks.checks.base import Check
 from kahooks.deadline import format_seconds
 from kahooks.errors import KahooksError, ProbeTimeout, UsageError
-from kahooks.options import Option, non_negative_int, unescape
-from kahooks.result import CheckResult, healthy, unhealthy
+from kahooks.output.result import CheckResult, healthy, unhealthy
+from kahooks.settings.options import Option, non_negative_int, unescape
+from kahooks.system import netaddr
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ class PortCheck(Check):
         ("ka-check-port --listening 0.0.0.0:3128", "squid listens here; nothing connects"),
         ("ka-check-port --nagios -w 0.2 -c 0.5 127.0.0.1:80", "for Nagios or Icinga, with response-time thresholds"),
     )
-    STARTUP_IMPORTS = frozenset({"socket", "kahooks.netaddr"})
+    STARTUP_IMPORTS = frozenset({"socket", "kahooks.system.netaddr"})
     OPTIONS = (
         Option("HOST:PORT", convert=netaddr.parse_hostport, required=True, dest="address",
                help="address to check; IPv6 as [addr]:port"),
@@ -142,7 +142,7 @@ class PortCheck(Check):
         return reply
 
     def _probe_listening(self, deadline: Deadline) -> CheckResult:
-        from kahooks import procfs  # only --listening reads the socket table
+        from kahooks.system import procfs  # only --listening reads the socket table
 
         wanted = netaddr.resolve(self.host, self.port, deadline)
         for family, sockaddr in wanted:

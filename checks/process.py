@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import os
 
-from kahooks import procfs
 from kahooks.checks.base import Check, pattern
 from kahooks.errors import UsageError, os_words
-from kahooks.options import Option, positive_int
-from kahooks.result import CheckResult, healthy, unhealthy
+from kahooks.output.result import CheckResult, healthy, unhealthy
+from kahooks.settings.options import Option, positive_int
+from kahooks.system import procfs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from kahooks.deadline import Deadline
-    from kahooks.patterns import Pattern
+    from kahooks.settings.patterns import Pattern
 
 
 def user_id(raw: str) -> int:
@@ -44,7 +44,7 @@ class ProcessCheck(Check):
         ("ka-check-process --cmdline 'slapd.*ldap:///' --user openldap slapd", "narrowed by command line and user"),
     )
     watches_processes = True
-    STARTUP_IMPORTS = frozenset({"kahooks.procfs"})
+    STARTUP_IMPORTS = frozenset({"kahooks.system.procfs"})
     OPTIONS = (
         Option("NAME", help="process name as killall sees it (optional with --pidfile or --cmdline)"),
         Option("--cmdline", convert=pattern, metavar="REGEX",
@@ -92,7 +92,7 @@ class ProcessCheck(Check):
         if self.name is not None and not procfs.name_matches(self.name, info, self.proc):
             return False
         if self.cmdline is not None:
-            # Any user's command line: time-bounded (kahooks.patterns), a crafted one fails the probe.
+            # Any user's command line: time-bounded (kahooks.settings.patterns), a crafted one fails the probe.
             argv = procfs.read_cmdline(info.pid, self.proc)
             if not self.cmdline.search(" ".join(argv), deadline, f"pid {info.pid}'s command line"):
                 return False

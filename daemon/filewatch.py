@@ -1,7 +1,7 @@
 """Hearing at once that a pidfile or a maintenance file appeared, changed or went.
 
 Each file's directory is watched (a file that does not exist yet cannot be watched
-itself), through the one watcher of kahooks.watching, and a callback runs for
+itself), through the one watcher of kahooks.files.watching, and a callback runs for
 changes that name the file, including renames onto it, which is how daemons and
 operators usually replace one.
 """
@@ -29,7 +29,7 @@ class FileWatch:
     def start(self) -> None:
         if not self.callbacks:
             return
-        from kahooks.watching import observe
+        from kahooks.files.watching import observe
 
         def dispatch(path: str) -> None:
             for callback in self.callbacks.get(path, ()):

@@ -18,7 +18,7 @@ from prometheus_client.utils import floatToGoString
 
 from kahooks.daemon.verdict import LATENCY_BUCKETS
 from kahooks.errors import os_words
-from kahooks.event import VRRP_STATES
+from kahooks.events.event import VRRP_STATES
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator

@@ -1,6 +1,6 @@
 """The daemon's notification half: keepalived's notify FIFO and the delivery worker, in one process.
 
-The FIFO is read in order (kahooks.fifo) and every line recorded in the spool; the same Worker as
+The FIFO is read in order (kahooks.notify.fifo) and every line recorded in the spool; the same Worker as
 ka-notify delivers it, holding the spool's worker lock so no handler starts a worker of its own.
 Both run as Supervised threads: an error restarts them with backoff. A reload stops the old ones
 without waiting for them (a delivery may be in a 10 s timeout; the heartbeat must not wait).
@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING
 
 from kahooks.daemon.threads import Supervised
 from kahooks.errors import os_words
-from kahooks.event import DELETED, VRRP_STATES
+from kahooks.events.event import DELETED, VRRP_STATES
 
 if TYPE_CHECKING:
     from typing import Any
 
-    from kahooks.config import Config
     from kahooks.daemon.snapshot import NotificationState, ThreadState
-    from kahooks.event import Event
-    from kahooks.fifo import Recorder
-    from kahooks.spool import Spool
+    from kahooks.events.event import Event
+    from kahooks.notify.fifo import Recorder
+    from kahooks.notify.spool import Spool
+    from kahooks.settings.config import Config
 
 log = logging.getLogger("kahooks.serve")
 LAST_TRANSITIONS = 20
@@ -76,7 +76,7 @@ class Notifications:
         rules nothing) until the next transition. What keepalived wrote while the daemon was down waits
         in the FIFO (keepalived holds it open) and is read next, replacing these.
         """
-        from kahooks.options import LATEST_TIME, number_problem
+        from kahooks.settings.options import LATEST_TIME, number_problem
 
         if not isinstance(instances, dict):
             return
@@ -125,8 +125,8 @@ class Notifications:
 
     def _deliver(self, config: Config, stop: threading.Event) -> None:
         """Hold the spool's worker lock (so ka-notify starts no worker of its own) and deliver until stopped."""
-        from kahooks.delivery import Worker
-        from kahooks.spool import Spool
+        from kahooks.notify.delivery import Worker
+        from kahooks.notify.spool import Spool
 
         spool = Spool(config.spool_dir).ensure()
         lock = spool.take_worker_lock()
@@ -147,8 +147,8 @@ class Notifications:
 
     def use_spool(self, spool_dir: str) -> None:
         """Record in `spool_dir` from now on (a reload may move it), the running FIFO reader too. Nothing
-        is made here: a write makes the folders it needs (kahooks.spooldir), in the thread that writes."""
-        from kahooks.spool import Spool
+        is made here: a write makes the folders it needs (kahooks.notify.spooldir), in the thread that writes."""
+        from kahooks.notify.spool import Spool
 
         if spool_dir != self.spool_dir or self.recording_spool is None:
             self.spool_dir = spool_dir
@@ -190,7 +190,7 @@ class Notifications:
         if not stat.S_ISFIFO(info.st_mode):
             log.error("notify_fifo %s exists and is not a FIFO; not reading it", path)
             return
-        from kahooks.fifo import Recorder, record_fifo
+        from kahooks.notify.fifo import Recorder, record_fifo
 
         self.fifo_identity = (path, info.st_ino)
         # The reader is handed what it records into and what it sets: it never calls back into the daemon.

@@ -12,18 +12,18 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-from kahooks import redact
 from kahooks.daemon import trackfile
 from kahooks.daemon.snapshot import redacted
 from kahooks.daemon.status import process_start
 from kahooks.errors import os_words
+from kahooks.output import redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from kahooks.config import Config
     from kahooks.daemon.service import Daemon
     from kahooks.daemon.snapshot import CheckState, Snapshot, ThreadState
+    from kahooks.settings.config import Config
 
 log = logging.getLogger("kahooks.serve")
 # A burst of check changes is written as status.json at most this often (the heartbeat writes it anyway).
@@ -114,7 +114,7 @@ class StatusWrites:
 
 def metrics_text(daemon: Daemon) -> str:
     from kahooks.daemon.metrics import render
-    from kahooks.spool import Spool
+    from kahooks.notify.spool import Spool
 
     spool = None
     if daemon.config is not None and os.path.isdir(daemon.config.spool_dir):

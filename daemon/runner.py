@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from kahooks.checks.base import probe_safely
 from kahooks.daemon.verdict import Verdict, next_due
 from kahooks.errors import os_words
-from kahooks.result import CheckResult, unhealthy
+from kahooks.output.result import CheckResult, unhealthy
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from kahooks.vrrp_wire import Advert, Arp
+from kahooks.system.vrrp_wire import Advert, Arp
 
 KINDS = ("blocked", "two_masters", "collision", "duplicate_vip", "mismatch", "master_gone")
 SOURCES = 16

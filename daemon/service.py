@@ -25,21 +25,21 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from kahooks import commands, sdnotify
-from kahooks.config import ConfigError
 from kahooks.daemon import reporting, trackfile
 from kahooks.daemon.notifications import Notifications
 from kahooks.daemon.publishing import TrackFiles
 from kahooks.daemon.runner import CheckRunner, ProcessWatcher
 from kahooks.daemon.wire import Wire
 from kahooks.errors import KahooksError, counted, os_words
-from kahooks.signals import SignalPipe
+from kahooks.settings.config import ConfigError
+from kahooks.system import commands, sdnotify
+from kahooks.system.signals import SignalPipe
 
 if TYPE_CHECKING:
     from typing import Any
 
-    from kahooks.config import Config
     from kahooks.daemon.settings import CheckSpec, ServeSettings
+    from kahooks.settings.config import Config
 
 log = logging.getLogger("kahooks.serve")
 
@@ -61,7 +61,7 @@ class Daemon:
         self.watcher = ProcessWatcher()
         self.files: Any = None
         self.stopping = threading.Event()
-        # Signals come through kahooks.signals (no lock taken in a handler); the main loop reads them.
+        # Signals come through kahooks.system.signals (no lock taken in a handler); the main loop reads them.
         self.signals: SignalPipe | None = None
         self.stop_requested = False
         self.reload_requested = False
@@ -131,7 +131,7 @@ class Daemon:
 
     def preflight(self, config: Config) -> None:
         """Refuse to start, in one line, where the daemon could not do its job: systemd then sees it."""
-        from kahooks.spool import Spool
+        from kahooks.notify.spool import Spool
 
         serve: ServeSettings = config.sections["serve"]
         probe = os.path.join(serve.state_dir, f".preflight.{os.getpid()}")

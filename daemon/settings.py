@@ -20,9 +20,9 @@ import os
 import re
 from typing import TYPE_CHECKING
 
-from kahooks import redact
 from kahooks.errors import UsageError
-from kahooks.options import number_problem
+from kahooks.output import redact
+from kahooks.settings.options import number_problem
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -152,7 +152,7 @@ def _heartbeat_interval(value: Any) -> float:
 def _listen_address(value: Any) -> tuple[str, int] | None:
     if not isinstance(value, str):
         return None
-    from kahooks import netaddr
+    from kahooks.system import netaddr
 
     try:
         return netaddr.parse_hostport(value)
@@ -245,7 +245,7 @@ def build_check(run: Any, problem: Complain) -> tuple[str, list[str], Check] | N
 
     from kahooks.checks import build
     from kahooks.checks.base import PROGRAM_ONLY
-    from kahooks.options import HelpRequested
+    from kahooks.settings.options import HelpRequested
 
     if isinstance(run, str):
         try:

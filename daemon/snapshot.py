@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, TypedDict, TypeVar
 
-from kahooks import redact
+from kahooks.output import redact
 
 T = TypeVar("T")
 

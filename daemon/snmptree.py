@@ -1,7 +1,7 @@
 """The KAHOOKS-MIB tree: what `kahooks serve` reports (its status snapshot and the spool's depth) as OIDs.
 
 Pure: a Snapshot, a spool depth and the daemon's liveness in, a sorted list of (OID, type, value) out.
-`kahooks snmp` (hooks/snmp.py) serves that list to snmpd over the pass_persist protocol; the shape
+`kahooks snmp` (admin/snmp.py) serves that list to snmpd over the pass_persist protocol; the shape
 below is the one contrib/snmp/KAHOOKS-MIB.txt describes (keep them together). OIDs here are relative
 to the base the operator chooses; types are pass_persist's words (integer, gauge, counter, string).
 
@@ -11,7 +11,7 @@ A cell with no value (a check whose track file holds nothing yet) is left out, a
 
 The wire observer's finding kinds are numbered from daemon/segment.py's KINDS (1, 2, ... in its
 order; 0 a kind this version does not know), and named in the MIB by `mib_label`: a kind is added at
-the end of KINDS, and tests/hooks/test_snmp.py holds the MIB's enumeration to this one.
+the end of KINDS, and tests/admin/test_snmp.py holds the MIB's enumeration to this one.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 
 def process_start(pid: int) -> int | None:
-    """The process's start time in clock ticks (from kahooks.procfs): tells a reused pid apart."""
-    from kahooks.procfs import read_stat
+    """The process's start time in clock ticks (from kahooks.system.procfs): tells a reused pid apart."""
+    from kahooks.system.procfs import read_stat
 
     info = read_stat(pid)
     return info.start if info is not None else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from kahooks import atomicfile
+from kahooks.files import atomicfile
 
 
 def write_atomic(path: str, text: str, mode: int = 0o644) -> None:

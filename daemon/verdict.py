@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from kahooks.daemon.snapshot import VerdictState
-    from kahooks.result import CheckResult
+    from kahooks.output.result import CheckResult
 
 
 # Upper bounds (seconds) of the probe-duration histogram: a loopback probe takes about a millisecond,

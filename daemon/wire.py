@@ -21,13 +21,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from kahooks.config import Config
     from kahooks.daemon.notifications import Notifications
     from kahooks.daemon.segment import Local
     from kahooks.daemon.settings import WireSettings
     from kahooks.daemon.snapshot import WireState
     from kahooks.daemon.wire_observer import Observer
-    from kahooks.event import Event
+    from kahooks.events.event import Event
+    from kahooks.settings.config import Config
 
 log = logging.getLogger("kahooks.serve")
 

@@ -14,7 +14,7 @@ import socket
 import struct
 import time
 
-from kahooks.vrrp_wire import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMPV6, IPPROTO_VRRP, NEIGHBOR_ADVERTISEMENT
+from kahooks.system.vrrp_wire import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, IPPROTO_ICMPV6, IPPROTO_VRRP, NEIGHBOR_ADVERTISEMENT
 
 ETH_P_ALL = 0x0003
 SO_ATTACH_FILTER = 26
@@ -357,7 +357,7 @@ def _without_counters(words: list[str]) -> list[str]:
 
 def _output(argv: list[str], timeout: float) -> str | None:
     """The output of a ruleset's reader, None when it is missing or fails."""
-    from kahooks import commands
+    from kahooks.system import commands
 
     try:
         finished = commands.run(argv, timeout)

@@ -16,8 +16,8 @@ import json
 import logging
 import os
 
-from kahooks import atomicfile
-from kahooks.event import Event
+from kahooks.events.event import Event
+from kahooks.files import atomicfile
 
 log = logging.getLogger("kahooks.serve")
 

@@ -26,13 +26,13 @@ from kahooks.daemon.wire_kernel import (
     local_macs,
     open_socket,
 )
-from kahooks.vrrp_wire import Advert, decode
+from kahooks.system.vrrp_wire import Advert, decode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kahooks.daemon.segment import Finding
-    from kahooks.event import Event
+    from kahooks.events.event import Event
 
 log = logging.getLogger("kahooks.serve")
 

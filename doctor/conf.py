@@ -21,9 +21,9 @@ import socket
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from kahooks import safefs
 from kahooks.errors import os_words
-from kahooks.options import number_problem
+from kahooks.files import safefs
+from kahooks.settings.options import number_problem
 
 N = TypeVar("N", int, float)
 # A keepalived.conf is kilobytes. These are runaway guards, each reported as FILE:LINE: keepalived

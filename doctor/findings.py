@@ -14,8 +14,8 @@ import shlex
 import stat
 from dataclasses import dataclass
 
-from kahooks import safefs
 from kahooks.doctor.model import Node, Script
+from kahooks.files import safefs
 
 SEVERITIES = ("error", "warning", "hint")
 
@@ -212,12 +212,12 @@ def _script_findings(node: Node, script: Script, security: bool, user: str, on_t
 
 def own_timeout(command: str) -> float | None:
     """A kahooks check's own time limit (-t/--timeout, else its default), read by the check's own
-    options (kahooks.options) from the words keepalived passes it; None for other programs, and for
+    options (kahooks.settings.options) from the words keepalived passes it; None for other programs, and for
     a command line the check would refuse (it then fails at once, and keepalived's timeout is the bound)."""
     from kahooks.checks import PROGRAM_PREFIX, load_check_class
     from kahooks.checks.base import COMMON_OPTIONS
     from kahooks.errors import UsageError
-    from kahooks.options import HelpRequested, parse_argv
+    from kahooks.settings.options import HelpRequested, parse_argv
 
     words = script_words(command)
     program = os.path.basename(words[0]) if words else ""

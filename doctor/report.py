@@ -17,11 +17,11 @@ import json
 import sys
 from dataclasses import dataclass, field
 
-from kahooks import reality
 from kahooks.doctor import conf, election, findings, peers, running, versions
 from kahooks.doctor.findings import SEVERITIES, Finding
 from kahooks.doctor.model import Node, build
 from kahooks.errors import KahooksError, os_words
+from kahooks.system import reality
 
 
 @dataclass

@@ -16,9 +16,10 @@ import shutil
 import time
 from dataclasses import dataclass
 
-from kahooks import commands, safefs
 from kahooks.doctor.findings import Finding
 from kahooks.errors import KahooksError
+from kahooks.files import safefs
+from kahooks.system import commands
 
 COMPLAINT = re.compile(r"^\((?P<file>[^:]+): Line (?P<line>\d+)\) (?P<message>.*)$")
 STATES = {0: "INIT", 1: "BACKUP", 2: "MASTER", 3: "FAULT", 97: "DELETED", 98: "STOP"}
@@ -73,7 +74,7 @@ def config_test(path: str, timeout: float = 20) -> list[Finding] | None:
 
 
 def _run_isolated(command: list[str], timeout: float) -> commands.Finished:
-    """Run `command` (kahooks.commands: its output's tail, stdout and stderr together) in its own pid
+    """Run `command` (kahooks.system.commands: its output's tail, stdout and stderr together) in its own pid
     namespace where it can be made (as root), else as is.
 
     In a chroot or a container unshare may fail to remount /proc ("cannot change root filesystem

@@ -11,7 +11,7 @@ import os
 import shutil
 from dataclasses import dataclass
 
-from kahooks import commands
+from kahooks.system import commands
 
 MODELLED = ("2.2.7", "2.3.3")
 DEFAULT = "2.2.7"  # no keepalived here: Debian 12's

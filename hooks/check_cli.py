@@ -75,12 +75,12 @@ if sys.argv and sys.argv[0].rpartition("/")[2].startswith("ka-check-"):
 import os  # after the handlers, on purpose (E402 is allowed for this file in pyproject.toml)
 import time
 
-from kahooks import redact
 from kahooks.checks import PROGRAM_PREFIX, build
 from kahooks.checks.base import probe_safely
 from kahooks.errors import UsageError
-from kahooks.options import HelpRequested
-from kahooks.result import CheckResult, unhealthy
+from kahooks.output import redact
+from kahooks.output.result import CheckResult, unhealthy
+from kahooks.settings.options import HelpRequested
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ if TYPE_CHECKING:
 # `Check.STARTUP_IMPORTS`; tests/hooks/test_startup.py holds both). Everything else is imported where used.
 STARTUP_IMPORTS = frozenset({"_signal", "atexit", "time", "__future__", "kahooks", "kahooks.hooks", "kahooks.hooks.check_cli",
                              "kahooks.checks", "kahooks.checks.base", "kahooks.deadline", "kahooks.errors",
-                             "kahooks.options", "kahooks.redact", "kahooks.result"})
+                             "kahooks.settings.options", "kahooks.output.redact", "kahooks.output.result"})
 
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
@@ -250,7 +250,7 @@ def _perfdata(metrics: dict[str, float], thresholds: tuple[Any, Any, float] | No
 
 def _syslog(message: str) -> None:
     """keepalived discards a check's output: syslog is where an operator sees why it failed."""
-    from kahooks import localsyslog
+    from kahooks.output import localsyslog
 
     localsyslog.send("ka-check", message)
 

@@ -1,7 +1,7 @@
 """What each program is, in one place: the prose of --help, the man pages and shell completion.
 
 Options are never written twice: they are read from the programs' own specs
-(kahooks.options.Option tuples for ka-check-* and ka-notify, click's commands for
+(kahooks.settings.options.Option tuples for ka-check-* and ka-notify, click's commands for
 `kahooks`), so a new option shows up in --help, man and completion alike. This
 module adds what specs do not say: a description, examples and the exit status (a check's
 description is its module's docstring and its examples are its class's EXAMPLES).
@@ -159,7 +159,7 @@ def notify_program() -> Program:
 
 
 def kahooks_program() -> Program:
-    from kahooks.hooks.kahooks_cli import cli
+    from kahooks.admin.kahooks_cli import cli
 
     program = _from_click("kahooks", cli)
     program.summary = "the kahooks daemon and the operator's commands for keepalived"

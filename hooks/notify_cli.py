@@ -10,10 +10,10 @@ import os
 import sys
 
 from kahooks import __version__
-from kahooks.defaults import DEFAULT_PATH
 from kahooks.errors import ConfigError, KahooksError, UsageError, os_words
-from kahooks.event import Event
-from kahooks.options import HelpRequested, Option, parse_argv, positive_float
+from kahooks.events.event import Event
+from kahooks.settings.defaults import DEFAULT_PATH
+from kahooks.settings.options import HelpRequested, Option, parse_argv, positive_float
 
 # keepalived waits for this program at every transition: what its argv path imports is kept to
 # STARTUP_IMPORTS (tests/hooks/test_notify_startup.py). typing is for mypy alone.
@@ -21,17 +21,18 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from kahooks.config import Config
-    from kahooks.spool import Spool
+    from kahooks.notify.spool import Spool
+    from kahooks.settings.config import Config
 
 PROG = "ka-notify"
 # What a fresh interpreter may hold after `ka-notify TYPE NAME STATE PRIORITY` once the configuration
 # passed (validated_spool): kahooks' own modules, and standard ones (with what each imports itself).
 # Not tomllib, jinja2, logging, typing nor a channel: the configuration is known good by its stamp.
 STARTUP_IMPORTS = frozenset({
-    "kahooks", "kahooks.hooks", "kahooks.hooks.notify_cli", "kahooks.defaults", "kahooks.errors",
-    "kahooks.options", "kahooks.event", "kahooks.spool", "kahooks.spooldir", "kahooks.atomicfile",
-    "kahooks.safefs", "kahooks.fragments", "kahooks.tomlfile",
+    "kahooks", "kahooks.hooks", "kahooks.hooks.notify_cli", "kahooks.settings.defaults", "kahooks.errors",
+    "kahooks.settings.options", "kahooks.events.event", "kahooks.notify.spool", "kahooks.notify.spooldir",
+    "kahooks.files.atomicfile",
+    "kahooks.files.safefs", "kahooks.settings.fragments", "kahooks.settings.tomlfile",
     "__future__", "_json", "errno", "stat", "fcntl", "time",
 })
 WORKER_LOG_LIMIT = 1 << 20  # then it becomes worker.log.1, replacing the one before
@@ -102,14 +103,14 @@ def main() -> None:
 def _complain(line: str) -> None:
     """stderr for a person; syslog for keepalived's runs, whose output is discarded. Secrets hidden:
     an error can quote a channel's URL or the command line."""
-    from kahooks import redact
+    from kahooks.output import redact
 
     line = redact.in_argv(line, sys.argv[1:])
     try:
         print(line, file=sys.stderr, flush=True)
     except OSError:
         pass
-    from kahooks import localsyslog
+    from kahooks.output import localsyslog
 
     localsyslog.send(PROG, line.removeprefix(f"{PROG}: "), localsyslog.SEVERITY_WARNING)
 
@@ -188,8 +189,8 @@ def server_event_from_flags(values: dict, source: str) -> Event:
 
 
 def spool_for(values: dict) -> Spool:
-    from kahooks.config import spool_dir_of
-    from kahooks.spool import Spool
+    from kahooks.notify.spool import Spool
+    from kahooks.settings.config import spool_dir_of
 
     return Spool(values["spool"] or spool_dir_of(values["config"])).ensure()
 
@@ -204,8 +205,8 @@ def validated_spool(values: dict) -> Spool | None:
     identity and to its own path is that configuration's spool. Where that spool is comes from
     a guess (guess_spool_dir) that the stamp confirms, so a wrong guess costs time, never an event.
     """
-    from kahooks import fragments
-    from kahooks.spool import BadEntry, Spool, SpoolError
+    from kahooks.notify.spool import BadEntry, Spool, SpoolError
+    from kahooks.settings import fragments
 
     path = values["config"]
     expected = f"{path} {__version__} {fragments.identity(path)} "
@@ -228,9 +229,10 @@ def guess_spool_dir(path: str) -> str | None:
 
     Only a guess for validated_spool (the stamp confirms it). Linear, over capped reads through
     safefs; None when a file cannot be read (the full path then says why)."""
-    from kahooks import fragments, safefs
-    from kahooks.defaults import DEFAULT_SPOOL
-    from kahooks.tomlfile import MAX_TOML
+    from kahooks.files import safefs
+    from kahooks.settings import fragments
+    from kahooks.settings.defaults import DEFAULT_SPOOL
+    from kahooks.settings.tomlfile import MAX_TOML
 
     found = DEFAULT_SPOOL
     try:
@@ -278,7 +280,7 @@ def record(values: dict, make_event: Callable[[], Event]) -> int:
     The event is stamped and written under the spool's recording lock, so its id (which
     starts with the time) orders it correctly against handlers racing this one.
     """
-    from kahooks.config import spool_dir_of
+    from kahooks.settings.config import spool_dir_of
 
     root = values["spool"] or spool_dir_of(values["config"])
     spool = record_in(None, root, make_event)
@@ -289,7 +291,7 @@ def record(values: dict, make_event: Callable[[], Event]) -> int:
 
 def record_in(spool: Spool | None, root: str, make_event: Callable[[], Event]) -> Spool:
     """Stamp the event and write it durably in `spool` (made at `root` when None), under the recording lock."""
-    from kahooks.spool import Spool, SpoolError
+    from kahooks.notify.spool import Spool, SpoolError
 
     try:
         if spool is None:
@@ -311,12 +313,12 @@ def check_config(spool: Spool, path: str) -> None:
     the handler only pays that after the file changed. The worker validates in
     full whenever it starts.
     """
-    from kahooks import fragments
+    from kahooks.settings import fragments
 
     # The main file and every conf.d drop-in: editing, adding or removing any of them revalidates.
     # The stamp ends with the spool_dir the file names: validated_spool finds the spool by it.
     expected = f"{path} {__version__} {fragments.identity(path)} "
-    from kahooks.spool import BadEntry
+    from kahooks.notify.spool import BadEntry
 
     try:
         if spool.read(("state",), "config-ok").decode(errors="replace").startswith(expected):
@@ -340,10 +342,10 @@ def ensure_worker(spool: Spool, values: dict) -> bool:
         argv.append("--verbose")
     if values["log_format"] != "text":
         argv += ["--log-format", values["log_format"]]
-    from kahooks.spool import SpoolError
+    from kahooks.notify.spool import SpoolError
 
     # Its stderr is a log in the spool: where there is no syslog, delivery failures are still seen.
-    # open_log never blocks nor reuses an inode linked in from elsewhere (kahooks.safefs.open_owned).
+    # open_log never blocks nor reuses an inode linked in from elsewhere (kahooks.files.safefs.open_owned).
     try:
         log_fd = spool.open_log("worker.log", WORKER_LOG_LIMIT)
     except (OSError, SpoolError):
@@ -363,7 +365,7 @@ def run_spool_tool(command: str, values: dict) -> int:
     """queue, retry-dead, purge: the operator's view of the spool and what to do with what is stuck."""
     import time
 
-    from kahooks import spooltools
+    from kahooks.notify import spooltools
 
     if command == "purge" and not values["older_than"]:
         raise UsageError("purge needs --older-than AGE (only dead letters are purged)")
@@ -401,9 +403,10 @@ def run_worker(values: dict) -> int:
     import signal
     import threading
 
-    from kahooks import fragments, logs
-    from kahooks.delivery import Worker
-    from kahooks.signals import set_on_signals
+    from kahooks.notify.delivery import Worker
+    from kahooks.output import logs
+    from kahooks.settings import fragments
+    from kahooks.system.signals import set_on_signals
 
     log = logs.setup("ka-notify", values["verbose"], to_stderr=values["foreground"], log_format=values["log_format"])
     path = values["config"]
@@ -445,9 +448,9 @@ def run_fifo(values: dict, path: str) -> int:
     import stat
     import threading
 
-    from kahooks import logs
-    from kahooks.fifo import Recorder, record_fifo
-    from kahooks.signals import set_on_signals
+    from kahooks.notify.fifo import Recorder, record_fifo
+    from kahooks.output import logs
+    from kahooks.system.signals import set_on_signals
 
     log = logs.setup("ka-notify", values["verbose"], to_stderr=values["verbose"], log_format=values["log_format"])
     try:
@@ -478,8 +481,8 @@ def run_send(values: dict, event: Event) -> int:
         ensure_worker(spool, values)
         print(f"recorded {event.name} {event.state} as event {event.id} for: {', '.join(channels) or 'no channel'}")
         return 0
-    from kahooks.delivery import acts_on, compose
-    from kahooks.spool import Delivery, previous_state
+    from kahooks.notify.delivery import acts_on, compose
+    from kahooks.notify.spool import Delivery, previous_state
 
     previous = previous_state(spool_for(values).instance_states(), event) if values["spool"] else None
     if not channels:

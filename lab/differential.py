@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kahooks import atomicfile
+from kahooks.files import atomicfile
 from kahooks.lab.addrwatch import AddressWatch
 from kahooks.lab.diffgen import NODES, Item, Spec, generate
 from kahooks.lab.netns import LabError, Network, Node, wait_for

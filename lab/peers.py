@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kahooks.signals import set_on_signals
+from kahooks.system.signals import set_on_signals
 
 SMTP_PORT = 2525
 SLACK_PORT = 8081

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-    from kahooks.config import Config
     from kahooks.notifiers.base import Channel
+    from kahooks.settings.config import Config
 
 
 def kinds() -> list[str]:
@@ -40,6 +40,6 @@ def channel_types() -> dict[str, Callable[[str, dict[str, Any], Path], Channel]]
 def load_config(path: str, sections: dict[str, Callable[..., Any]] | None = None) -> Config:
     """kahooks.toml with every channel built: the one load path of ka-notify and the daemon
     (which passes the parsers of its [serve] and [checks] tables). Raises ConfigError."""
-    from kahooks import config
+    from kahooks.settings import config
 
     return config.load(path, channel_types(), sections)

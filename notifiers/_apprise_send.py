@@ -1,4 +1,4 @@
-"""The apprise channel's child: `python -P -m kahooks.notifiers._apprise_send`, run through kahooks.commands.
+"""The apprise channel's child: `python -P -m kahooks.notifiers._apprise_send`, run through kahooks.system.commands.
 
 Apprise reads whole answers into memory and waits as long as its services let it; so it runs
 here, in a process of its own, under an address-space limit (RLIMIT_AS), a deadline and an

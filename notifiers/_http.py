@@ -15,8 +15,8 @@ import email.utils
 import time
 from typing import TYPE_CHECKING
 
-from kahooks import redact
 from kahooks.notifiers.base import ChannelConfigError, PermanentFailure, TemporaryFailure
+from kahooks.output import redact
 
 if TYPE_CHECKING:
     from typing import Any

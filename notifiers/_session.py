@@ -13,7 +13,7 @@ alive; every `exchange()` on it has one deadline over everything:
 - the body is streamed, at most BODY_LIMIT bytes kept, the deadline checked between chunks.
 
 Proxies: HTTPS_PROXY/HTTP_PROXY/NO_PROXY, read by requests' own `get_environ_proxies`. Nothing
-else comes from the environment (no ~/.netrc, no REQUESTS_CA_BUNDLE): trust is kahooks.tls's.
+else comes from the environment (no ~/.netrc, no REQUESTS_CA_BUNDLE): trust is kahooks.system.tls's.
 No message built here contains the URL, a proxy URL or a library's text that could.
 """
 
@@ -156,7 +156,7 @@ POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 class _Adapter(HTTPAdapter):
-    """Watched pools, no retries, and kahooks.tls's context for every TLS connection (proxied too)."""
+    """Watched pools, no retries, and kahooks.system.tls's context for every TLS connection (proxied too)."""
 
     def __init__(self, context: ssl.SSLContext) -> None:
         self.context = context
@@ -180,7 +180,7 @@ class _Adapter(HTTPAdapter):
 
 def session(verify: bool | str) -> requests.Session:
     """A session for one channel: `verify` is True (system CAs), False (insecure) or a CA file."""
-    from kahooks.tls import client_context
+    from kahooks.system.tls import client_context
 
     try:
         context = client_context(verify is False, verify if isinstance(verify, str) else None, what="ca")

@@ -3,7 +3,7 @@
 One reading for all of them: `insecure = true` turns verification off (and wins over `ca`); `ca`,
 a file relative to kahooks.toml, is checked as a setting whenever it is given; otherwise the
 system's CAs. The result is what requests takes as `verify`; email turns it into a context
-(`kahooks.tls.client_context`) with `insecure_and_ca`.
+(`kahooks.system.tls.client_context`) with `insecure_and_ca`.
 """
 
 from __future__ import annotations
@@ -24,5 +24,5 @@ def verify(channel: Channel, settings: dict[str, Any]) -> bool | str:
 
 
 def insecure_and_ca(verified: bool | str) -> tuple[bool, str | None]:
-    """What verify() said, as `kahooks.tls.client_context` takes it."""
+    """What verify() said, as `kahooks.system.tls.client_context` takes it."""
     return verified is False, verified if isinstance(verified, str) else None

@@ -31,16 +31,16 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from kahooks import redact
 from kahooks.errors import KahooksError
 from kahooks.notifiers import _tls
 from kahooks.notifiers._http import Http, check_url
 from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message, PermanentFailure, TemporaryFailure
+from kahooks.output import redact
 
 if TYPE_CHECKING:
     from typing import Any
 
-    from kahooks.spool import ChannelState
+    from kahooks.notify.spool import ChannelState
 
 log = logging.getLogger("kahooks.alertmanager")
 LABEL_NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_"

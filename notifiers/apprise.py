@@ -17,7 +17,7 @@ worker's life). A URL Apprise cannot parse is a permanent failure.
 
 Bounds: Apprise reads whole answers into memory and waits as long as each service lets it, and
 the worker may be `kahooks serve` itself. So each delivery runs Apprise in a child process
-(`_apprise_send`, through kahooks.commands): at most `timeout` seconds for all its URLs (30 by
+(`_apprise_send`, through kahooks.system.commands): at most `timeout` seconds for all its URLs (30 by
 default; then it is stopped, and the URLs it had not done are retried), at most MEMORY bytes of
 address space, and only the tail of its output kept.
 """
@@ -86,9 +86,9 @@ class AppriseChannel(Channel):
         import os
         import sys
 
-        from kahooks import commands
         from kahooks.errors import os_words
         from kahooks.notifiers._apprise_send import MARK, VARIABLE
+        from kahooks.system import commands
 
         request = {"urls": self.urls, "indexes": indexes, "title": message.subject[:TEXT_LIMIT],
                    "body": message.body[:TEXT_LIMIT], "memory": MEMORY}

@@ -10,15 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from kahooks.config import ChannelConfigError
-from kahooks.delivery import Message, PermanentFailure, TemporaryFailure
-from kahooks.templates import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplates
+from kahooks.notify.delivery import Message, PermanentFailure, TemporaryFailure
+from kahooks.notify.templates import DEFAULT_BODY, DEFAULT_SUBJECT, MessageTemplates
+from kahooks.settings.config import ChannelConfigError
 
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-    from kahooks.spool import ChannelState
+    from kahooks.notify.spool import ChannelState
 
 __all__ = ["Channel", "ChannelConfigError", "Contract", "Message", "PermanentFailure", "TemporaryFailure",
            "Undriven"]
@@ -102,7 +102,7 @@ class Channel:
     def number(settings: dict[str, Any], key: str, default: float, minimum: float = 0.0,
                maximum: float = 3600.0) -> float:
         """A number above `minimum`, at most `maximum` (an hour, for the timeouts most channels take)."""
-        from kahooks.options import number_problem
+        from kahooks.settings.options import number_problem
 
         value = settings.get(key, default)
         why = number_problem(value, minimum, maximum)
@@ -112,7 +112,7 @@ class Channel:
 
     def secret(self, settings: dict[str, Any], key: str, required: bool = True) -> str | None:
         """`key` inline, or `key_file` naming a file only its owner may read (keeps secrets out of the config)."""
-        from kahooks.config import secret_from_file
+        from kahooks.settings.config import secret_from_file
 
         file_key = f"{key}_file"
         if key in settings and file_key in settings:
@@ -152,7 +152,7 @@ class Channel:
         interface of this node right now). Channels that change things act on this, not on the event."""
         import ipaddress
 
-        from kahooks.reality import vips_present
+        from kahooks.system.reality import vips_present
 
         wanted = own or [str(ipaddress.ip_address(vip.split("/")[0])) for vip in message.context["vips"]]
         return wanted, vips_present(wanted)

@@ -25,8 +25,8 @@ import re
 from typing import TYPE_CHECKING
 
 from kahooks.errors import os_words
-from kahooks.netaddr import parse_hostport
 from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message, PermanentFailure, TemporaryFailure, Undriven
+from kahooks.system.netaddr import parse_hostport
 
 if TYPE_CHECKING:
     from typing import Any
@@ -237,7 +237,7 @@ class DnsChannel(Channel):
 
 def parse_key_file(path: str) -> tuple[str, str, str]:
     """(name, algorithm, secret) from a BIND key file, as `tsig-keygen -a hmac-sha256 NAME` writes it."""
-    from kahooks.config import secret_from_file
+    from kahooks.settings.config import secret_from_file
 
     try:
         text = secret_from_file(path)

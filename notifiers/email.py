@@ -14,9 +14,9 @@ import ssl
 from typing import TYPE_CHECKING
 
 from kahooks.errors import os_words
-from kahooks.netaddr import format_hostport, parse_hostport
 from kahooks.notifiers import _tls
 from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message, PermanentFailure, TemporaryFailure
+from kahooks.system.netaddr import format_hostport, parse_hostport
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -65,7 +65,7 @@ class EmailChannel(Channel):
         self.pending_recipients: dict[str, list[str]] = {}
 
     def tls_context(self) -> ssl.SSLContext:
-        from kahooks.tls import client_context
+        from kahooks.system.tls import client_context
 
         return client_context(self.insecure, self.ca, what="ca")
 

@@ -1,6 +1,6 @@
 """The exec channel: run any command with the transition in its environment.
 
-The command runs through kahooks.commands: its own session, a timeout (the
+The command runs through kahooks.system.commands: its own session, a timeout (the
 whole group is stopped when it overruns), only the tail of its output kept (a
 background grandchild cannot hold the channel hostage, `yes` cannot fill
 memory), and what it leaves running is stopped. Exit 0 is success. Other exit codes are retried, except those listed as permanent.
@@ -66,12 +66,12 @@ def split_command(command: object, key: str) -> list[str]:
 
 def run_command(command: list[str], timeout: float, env: dict[str, str] | None,
                 sweep: bool = True) -> tuple[int, str]:
-    """Run `command` (kahooks.commands: own session, output tail only); (exit code, last line of output).
+    """Run `command` (kahooks.system.commands: own session, output tail only); (exit code, last line of output).
 
     On timeout the command and what it started are stopped and TemporaryFailure raised.
     `sweep=False` leaves running what the command started once it exits (a service).
     """
-    from kahooks import commands
+    from kahooks.system import commands
 
     try:
         done = commands.run(command, timeout, env, kill_grace=KILL_GRACE, sweep=sweep)

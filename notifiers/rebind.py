@@ -24,7 +24,7 @@ import time
 
 from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message, TemporaryFailure
 from kahooks.notifiers.exec import run_command, split_command
-from kahooks.reality import vips_present
+from kahooks.system.reality import vips_present
 
 log = logging.getLogger("kahooks.rebind")
 POLL = 0.05
@@ -93,7 +93,7 @@ class RebindChannel(Channel):
         return [(vip, port) for vip in vips for port in self.ports]
 
     def not_listening(self, vips: list[str]) -> list[tuple[str, int]]:
-        from kahooks.procfs import find_listener
+        from kahooks.system.procfs import find_listener
 
         return [(vip, port) for vip, port in self.wanted(vips)
                 if find_listener(socket.AF_INET6 if ":" in vip else socket.AF_INET, vip, port) is None]

@@ -13,9 +13,9 @@ import os
 import socket
 from typing import TYPE_CHECKING
 
-from kahooks import localsyslog
 from kahooks.errors import os_words
 from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message, TemporaryFailure, Undriven
+from kahooks.output import localsyslog
 
 if TYPE_CHECKING:
     from typing import Any
@@ -65,7 +65,7 @@ class SyslogChannel(Channel):
         scheme, sep, rest = address.partition("://")
         if scheme not in ("udp", "tcp") or not sep:
             raise ChannelConfigError("address", "must be a socket path, udp://HOST:PORT or tcp://HOST:PORT")
-        from kahooks.netaddr import parse_hostport
+        from kahooks.system.netaddr import parse_hostport
 
         try:
             host, port = parse_hostport(rest, 514)

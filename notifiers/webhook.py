@@ -2,7 +2,7 @@
 
 The request body is a jinja2 template over the same variables as a message,
 plus `subject` and `body`; use `|tojson` for strings. Without a template the
-body is a JSON object with every field of the transition (kahooks.transition). Each request carries
+body is a JSON object with every field of the transition (kahooks.events.transition). Each request carries
 the event id (X-Kahooks-Event-Id, Idempotency-Key) so a receiver can drop the
 duplicates that at-least-once delivery can produce.
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from kahooks.notifiers import _tls
 from kahooks.notifiers._http import Http, check_url
 from kahooks.notifiers.base import Channel, ChannelConfigError, Contract, Message
-from kahooks.templates import sample_context
+from kahooks.notify.templates import sample_context
 
 if TYPE_CHECKING:
     from typing import Any
@@ -51,7 +51,7 @@ class WebhookChannel(Channel):
     def _compile(self, source: str) -> Any:
         import jinja2
 
-        from kahooks.templates import environment
+        from kahooks.notify.templates import environment
 
         try:
             template = environment().from_string(source)

@@ -84,20 +84,22 @@ def test_tests_share_helpers_through_the_support_package() -> None:
 # it may import. Data flows one way, fifo -> event -> spool -> delivery -> transition: the event model
 # imports none of the path, the spool neither the FIFO reader nor the delivery, the reader not the delivery.
 PATH_ALLOWED = {
-    "kahooks.event": {"kahooks.errors", "kahooks.options", "kahooks.lvs"},
-    "kahooks.lvs": {"kahooks.errors"},
-    "kahooks.fifo": {"kahooks.event", "kahooks.spool"},
-    "kahooks.spool": {"kahooks.defaults", "kahooks.event", "kahooks.options", "kahooks.spooldir", "kahooks.redact"},
-    "kahooks.spooldir": {"kahooks.atomicfile", "kahooks.safefs", "kahooks.errors"},
-    "kahooks.atomicfile": set(),
-    "kahooks.delivery": {"kahooks.config", "kahooks.errors", "kahooks.event", "kahooks.redact", "kahooks.spool",
-                         "kahooks.spooldir", "kahooks.transition", "kahooks.watching"},
-    "kahooks.transition": {"kahooks.event"},
+    "kahooks.events.event": {"kahooks.errors", "kahooks.settings.options", "kahooks.events.lvs"},
+    "kahooks.events.lvs": {"kahooks.errors"},
+    "kahooks.notify.fifo": {"kahooks.events.event", "kahooks.notify.spool"},
+    "kahooks.notify.spool": {"kahooks.settings.defaults", "kahooks.events.event", "kahooks.settings.options",
+                             "kahooks.notify.spooldir", "kahooks.output.redact"},
+    "kahooks.notify.spooldir": {"kahooks.files.atomicfile", "kahooks.files.safefs", "kahooks.errors"},
+    "kahooks.files.atomicfile": set(),
+    "kahooks.notify.delivery": {"kahooks.settings.config", "kahooks.errors", "kahooks.events.event", "kahooks.output.redact",
+                                "kahooks.notify.spool",
+                         "kahooks.notify.spooldir", "kahooks.events.transition", "kahooks.files.watching"},
+    "kahooks.events.transition": {"kahooks.events.event"},
 }
 
 
 def kahooks_modules(names: set[str]) -> set[str]:
-    """The kahooks modules among imported names (`from kahooks.event import Event` names kahooks.event)."""
+    """The kahooks modules among imported names (`from kahooks.events.event import Event` names kahooks.events.event)."""
     import importlib.util
 
     found = set()
@@ -106,7 +108,7 @@ def kahooks_modules(names: set[str]) -> set[str]:
             continue
         try:
             spec = importlib.util.find_spec(name)
-        except ModuleNotFoundError:  # a name inside a module (kahooks.event.Event)
+        except ModuleNotFoundError:  # a name inside a module (kahooks.events.event.Event)
             continue
         if spec is not None and spec.origin and spec.origin.endswith(".py"):
             found.add(name)

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from kahooks.event import Event
+from kahooks.events.event import Event
 from kahooks.lab.netns import free_port, wait_for
 from kahooks.lab.rsyslog import Rsyslog
 from tests.support.notify import worker_for, write_config

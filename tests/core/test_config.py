@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.config import ChannelConfigError, ConfigError, load, secret_from_file
 from kahooks.notifiers import channel_types
+from kahooks.settings.config import ChannelConfigError, ConfigError, load, secret_from_file
 
 GOOD = """\
 spool_dir = "/var/spool/kahooks"
@@ -40,7 +40,7 @@ channels = ["page", "log"]
 
 def picks(config, name: str, state: str) -> list[str]:
     """The channels the rules pick for an instance's transition (or kahooks' alert about it)."""
-    from kahooks.event import Event
+    from kahooks.events.event import Event
 
     event = Event.alert(name, "test", "test") if state == "ALERT" else Event.new("INSTANCE", name, state, 100, "test")
     return config.channels_for(event)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from kahooks.config import load
-from kahooks.delivery import PermanentFailure, TemporaryFailure, Worker
-from kahooks.event import Event
+from kahooks.events.event import Event
 from kahooks.notifiers import channel_types
 from kahooks.notifiers.base import Channel
-from kahooks.spool import Spool
+from kahooks.notify.delivery import PermanentFailure, TemporaryFailure, Worker
+from kahooks.notify.spool import Spool
+from kahooks.settings.config import load
 
 
 class Recorder(Channel):
@@ -223,7 +223,7 @@ def test_the_spool_works_under_keepalived_umask(tmp_path: Path) -> None:
     import os
     import stat
 
-    from kahooks.spool import Spool
+    from kahooks.notify.spool import Spool
 
     old = os.umask(0o177)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kahooks.errors import UsageError
-from kahooks.event import Event
+from kahooks.events.event import Event
 
 
 def test_from_argv() -> None:

@@ -133,8 +133,8 @@ def test_a_fifo_line_is_stamped_and_recorded_under_the_record_lock(tmp_path: Pat
     """The FIFO's reader (`ka-notify fifo` and `kahooks serve` alike) records as every recorder does, in
     Spool.record under the record lock: while the worker's side of it is held (listing incoming/), a line
     read from the FIFO waits, and is stamped and written once the lock is let go, never before."""
-    from kahooks.fifo import Recorder, record_fifo
-    from kahooks.spool import RecordLock, Spool
+    from kahooks.notify.fifo import Recorder, record_fifo
+    from kahooks.notify.spool import RecordLock, Spool
 
     spool = Spool(tmp_path / "spool").ensure()
     woken, stop = threading.Event(), threading.Event()

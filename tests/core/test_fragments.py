@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kahooks import fragments
-from kahooks.config import ConfigError, load
 from kahooks.notifiers import channel_types
+from kahooks.settings import fragments
+from kahooks.settings.config import ConfigError, load
 
 MAIN = """\
 spool_dir = "/var/spool/kahooks"
@@ -43,7 +43,7 @@ def test_drop_ins_add_channels_and_rules_in_name_order(tmp_path: Path) -> None:
     assert config.files == [path, str(tmp_path / "conf.d/a_host.toml"), str(tmp_path / "conf.d/b_page.toml")]
     assert set(config.channels) == {"log", "page"} and config.host == "lb9"
     assert config.delivery["max_attempts"] == 3 and config.delivery["backoff_max"] == 300.0  # table merged
-    from kahooks.event import Event
+    from kahooks.events.event import Event
 
     assert config.channels_for(Event.new("INSTANCE", "VI_1", "FAULT", 100, "t")) == ["log", "page"]
 

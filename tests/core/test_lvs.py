@@ -1,9 +1,9 @@
 """Every LVS line keepalived 2.2.7 and 2.3.3 can write, read through the real FIFO reader; addresses checked.
 
-The forms, and where keepalived makes them, are in kahooks/lvs.py's docstring (check/ipwrapper.c
+The forms, and where keepalived makes them, are in kahooks/events/lvs.py's docstring (check/ipwrapper.c
 notify_fifo_vs/_rs, check/check_data.c format_vs/format_rs and validate_check_config, lib/utils.c
 inet_sockaddrtotrio_r). Each line goes into a real FIFO, written the way keepalived writes it (one
-write per line, non-blocking), and comes out of kahooks.fifo.serve_fifo and kahooks.event.fifo_event: the
+write per line, non-blocking), and comes out of kahooks.notify.fifo.serve_fifo and kahooks.events.event.fifo_event: the
 path `ka-notify fifo` and `kahooks serve` take.
 """
 
@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from kahooks.errors import UsageError
-from kahooks.event import Event
-from kahooks.event import fifo_event as event_from_line
-from kahooks.fifo import serve_fifo
+from kahooks.events.event import Event
+from kahooks.events.event import fifo_event as event_from_line
+from kahooks.events.lvs import key
 from kahooks.lab.netns import wait_for
-from kahooks.lvs import key
+from kahooks.notify.fifo import serve_fifo
 from tests.support.programs import run
 
 # (line, its event: name, virtual_server, state, and the keys rules match the two servers on)
@@ -85,7 +85,7 @@ NOT_KEEPALIVES = [
     "RS [10.0.0.1]:?:80 [192.0.2.50]:tcp:80 UP",  # proto_handler never sets another protocol
     "RS [web]:0 [192.0.2.50]:tcp:80 UP",  # a real server is an address
     "VS FWM 0 UP",  # format_vs writes FWM only for a mark that is set
-    "VS [10.0.0.300]:0 UP",  # named like an address: not supported as a group (kahooks/lvs.py)
+    "VS [10.0.0.300]:0 UP",  # named like an address: not supported as a group (kahooks/events/lvs.py)
     "RS [10.0.0.1]:tcp:80 UP",
     "VS [192.0.2.50]:tcp:80 SIDEWAYS",
     "VS UP",

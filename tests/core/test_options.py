@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kahooks.errors import UsageError
-from kahooks.options import HelpRequested, Option, int_ranges, parse_argv, positive_float, positive_int, unescape
+from kahooks.settings.options import HelpRequested, Option, int_ranges, parse_argv, positive_float, positive_int, unescape
 
 OPTIONS = (
     Option("-t", "--timeout", convert=positive_float, default=0.8, metavar="SECONDS"),

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from kahooks.reality import vip_present, vips_present
+from kahooks.system.reality import vip_present, vips_present
 
 
 def test_loopback_is_here_and_a_documentation_address_is_not() -> None:
@@ -28,7 +28,7 @@ def test_a_vip_added_and_removed_in_a_namespace() -> None:
 
         def present() -> bool:
             out = subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c",
-                                  "from kahooks.reality import vip_present; print(vip_present('192.0.2.10'))"],
+                                  "from kahooks.system.reality import vip_present; print(vip_present('192.0.2.10'))"],
                                  capture_output=True, text=True, check=True)
             return out.stdout.strip() == "True"
 
@@ -47,7 +47,7 @@ def test_a_vip_added_and_removed_in_a_namespace() -> None:
 def test_the_doctor_and_the_channels_read_addresses_here_alike() -> None:
     """`kahooks doctor --live` compares keepalived's VIPs with the same reading as the channels: an
     address with or without its prefix, and a word that is no address never present."""
-    from kahooks.reality import addresses_here
+    from kahooks.system.reality import addresses_here
 
     here = addresses_here()
     assert vips_present(["192.0.2.10", "127.0.0.1/8", "not an address", "::1"], here) == ["127.0.0.1/8", "::1"]

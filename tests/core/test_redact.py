@@ -1,4 +1,4 @@
-"""kahooks.redact: what it hides, what it keeps for the operator, and that hiding twice changes nothing."""
+"""kahooks.output.redact: what it hides, what it keeps for the operator, and that hiding twice changes nothing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from kahooks import redact
+from kahooks.output import redact
 
 CASES = [
     # (text, what must go, what must stay)
@@ -81,7 +81,7 @@ def test_in_argv_hides_a_word_a_usage_error_quotes() -> None:
 
 def test_a_line_with_nothing_to_hide_never_imports_re() -> None:
     """A check's line goes through text(): one with no hint of a secret must cost no import."""
-    script = ("import sys; from kahooks import redact; redact.text('haproxy running (pid 1)'); "
+    script = ("import sys; from kahooks.output import redact; redact.text('haproxy running (pid 1)'); "
               "redact.text('127.0.0.1:80: connection refused'); print('re' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == "False", out

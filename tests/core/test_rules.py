@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.config import ConfigError, load
-from kahooks.event import Event
-from kahooks.lvs import key
+from kahooks.events.event import Event
+from kahooks.events.lvs import key
 from kahooks.notifiers import channel_types
+from kahooks.settings.config import ConfigError, load
 
 CONFIG = """spool_dir = "/tmp/kahooks-rules-test"
 [channels.mail]

@@ -1,4 +1,4 @@
-"""kahooks.safefs, the one way to read or update a path another user can write (ARCHITECTURE.md, rule 1)."""
+"""kahooks.files.safefs, the one way to read or update a path another user can write (ARCHITECTURE.md, rule 1)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kahooks import safefs
+from kahooks.files import safefs
 
 NOBODY = pwd.getpwnam("nobody")
 

@@ -1,4 +1,4 @@
-"""kahooks.spooldir.hand_over, what the package's postinst runs on a spool an earlier root run left:
+"""kahooks.notify.spooldir.hand_over, what the package's postinst runs on a spool an earlier root run left:
 root's folders and single-link files go to the spool's user; a hard link or a symlink the user planted
 to a file of root's, a FIFO, and what is already the user's are left as they are."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.spooldir import hand_over
+from kahooks.notify.spooldir import hand_over
 
 pytestmark = pytest.mark.root
 USER = "nobody"
@@ -50,13 +50,13 @@ def test_roots_folders_and_files_go_to_the_user_but_nothing_planted(spool: Path,
 
 
 def test_the_postinst_command(spool: Path) -> None:
-    """`python3 -m kahooks.spooldir hand-over SPOOL USER`, as debian/kahooks.postinst runs it."""
-    done = subprocess.run([sys.executable, "-P", "-m", "kahooks.spooldir", "hand-over", str(spool), USER],
+    """`python3 -m kahooks.notify.spooldir hand-over SPOOL USER`, as debian/kahooks.postinst runs it."""
+    done = subprocess.run([sys.executable, "-P", "-m", "kahooks.notify.spooldir", "hand-over", str(spool), USER],
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (0, "")
     assert (spool / "queue" / "mail" / "entry.json").stat().st_uid == pwd.getpwnam(USER).pw_uid
-    bad = subprocess.run([sys.executable, "-P", "-m", "kahooks.spooldir", "hand-over", str(spool), "no-such-user"],
+    bad = subprocess.run([sys.executable, "-P", "-m", "kahooks.notify.spooldir", "hand-over", str(spool), "no-such-user"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "not handed over" in bad.stderr, bad
-    usage = subprocess.run([sys.executable, "-P", "-m", "kahooks.spooldir"], capture_output=True, text=True, timeout=60)
+    usage = subprocess.run([sys.executable, "-P", "-m", "kahooks.notify.spooldir"], capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2 and "usage" in usage.stderr

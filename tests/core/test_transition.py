@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from kahooks.event import Event
-from kahooks.templates import sample_context
-from kahooks.transition import EVENT_ONLY, FIELDS, Transition
+from kahooks.events.event import Event
+from kahooks.events.transition import EVENT_ONLY, FIELDS, Transition
+from kahooks.notify.templates import sample_context
 
 
 def burst() -> Transition:

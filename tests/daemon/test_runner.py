@@ -17,7 +17,7 @@ from kahooks.checks.base import Check
 from kahooks.daemon.runner import CheckRunner, ProcessWatcher
 from kahooks.daemon.settings import CheckSpec, build_check
 from kahooks.lab.netns import wait_for
-from kahooks.result import healthy
+from kahooks.output.result import healthy
 
 
 class Recorder:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.config import ConfigError
 from kahooks.daemon.service import load_config
 from kahooks.daemon.settings import daemon_programs
+from kahooks.settings.config import ConfigError
 from tests.support.daemon_config import problems, write
 from tests.support.programs import run
 
@@ -149,8 +149,8 @@ def test_validate_counts_checks_and_ka_notify_ignores_the_daemon_tables(tmp_path
     path = write(tmp_path, '[checks.haproxy]\nrun = "ka-check-process haproxy"\n')
     outcome = run("kahooks", "validate", "-c", str(path))
     assert outcome.code == 0 and "1 check," in outcome.stdout, outcome
-    from kahooks.config import load
     from kahooks.notifiers import channel_types
+    from kahooks.settings.config import load
 
     assert load(str(path), channel_types()).sections == {}  # ka-notify's loader: accepted, unread
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kahooks.daemon.verdict import Verdict, next_due
-from kahooks.result import healthy, unhealthy
+from kahooks.output.result import healthy, unhealthy
 
 OK = healthy("up")
 DOWN = unhealthy("down")

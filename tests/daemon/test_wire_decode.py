@@ -1,4 +1,4 @@
-"""kahooks.vrrp_wire: VRRPv2/v3 adverts over IPv4 and IPv6, ARP and IPv6 Neighbor Advertisements, decoded
+"""kahooks.system.vrrp_wire: VRRPv2/v3 adverts over IPv4 and IPv6, ARP and IPv6 Neighbor Advertisements, decoded
 byte for byte;
 truncated, hostile and random packets are ignored, never raised on."""
 
@@ -10,7 +10,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kahooks.vrrp_wire import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, Advert, Arp, checksum, decode
+from kahooks.system.vrrp_wire import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, Advert, Arp, checksum, decode
 from tests.support.packets import icmpv6
 
 

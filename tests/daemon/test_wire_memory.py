@@ -10,7 +10,7 @@ from pathlib import Path
 from kahooks.daemon import wire_memory
 from kahooks.daemon.segment import KINDS, Local
 from kahooks.daemon.wire_observer import Observer
-from kahooks.event import Event
+from kahooks.events.event import Event
 from tests.support.packets import LOCAL, PEER, advert
 
 

@@ -112,13 +112,13 @@ def test_the_observer_never_sends_on_the_wire_nor_writes_a_track_file() -> None:
     import kahooks.daemon.wire
     import kahooks.daemon.wire_kernel
     import kahooks.daemon.wire_observer
-    import kahooks.vrrp_wire
+    import kahooks.system.vrrp_wire
 
     for module in (kahooks.daemon.wire, kahooks.daemon.wire_kernel, kahooks.daemon.wire_observer,
-                   kahooks.daemon.segment, kahooks.vrrp_wire):
+                   kahooks.daemon.segment, kahooks.system.vrrp_wire):
         tree = ast.parse(Path(module.__file__).read_text())  # type: ignore[arg-type]
         imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-        assert not imported & {"kahooks.daemon.trackfile", "kahooks.daemon.publishing", "kahooks.atomicfile"}
+        assert not imported & {"kahooks.daemon.trackfile", "kahooks.daemon.publishing", "kahooks.files.atomicfile"}
         sending = []
         for function in [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]:
             for call in ast.walk(function):
@@ -134,8 +134,8 @@ def test_a_finding_is_recorded_as_an_alert_and_its_clearing_as_cleared_of_the_sa
     import time
 
     from kahooks.daemon.wire_observer import Observer
-    from kahooks.templates import DEFAULT_BODY, DEFAULT_SUBJECT, environment
-    from kahooks.transition import Transition
+    from kahooks.events.transition import Transition
+    from kahooks.notify.templates import DEFAULT_BODY, DEFAULT_SUBJECT, environment
     from tests.support.packets import LOCAL, PEER, advert
 
     recorded = []
@@ -165,7 +165,7 @@ def test_a_finding_is_recorded_as_an_alert_and_its_clearing_as_cleared_of_the_sa
 def test_doctor_live_shows_the_wires_view_from_the_daemons_status(tmp_path: Path) -> None:
     import json
 
-    from kahooks.hooks.keepalived_cli import _wire_view
+    from kahooks.admin.keepalived_cli import _wire_view
 
     state = tmp_path / "state"
     toml = write(tmp_path, "")  # state_dir = tmp_path/state
@@ -186,6 +186,6 @@ def test_the_daemon_loads_the_observer_only_when_it_starts_one() -> None:
 
     probe = ("import sys, kahooks.daemon.service\n"
              "print(sorted(m for m in ('kahooks.daemon.wire_observer', 'kahooks.daemon.wire_kernel', "
-             "'kahooks.daemon.segment', 'kahooks.vrrp_wire') if m in sys.modules))")
+             "'kahooks.daemon.segment', 'kahooks.system.vrrp_wire') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]", loaded

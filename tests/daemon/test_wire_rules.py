@@ -26,7 +26,7 @@ import json, time
 from kahooks.daemon.segment import Local
 from kahooks.daemon.wire_kernel import dropping_rules
 from kahooks.daemon.wire_observer import Observer
-from kahooks.vrrp_wire import Advert
+from kahooks.system.vrrp_wire import Advert
 rules = dropping_rules(interface="eth0", family=4)
 local = Local("VI_1", "eth0", 51, 4, 100, 1.0, 2, frozenset({"192.0.2.100"}))
 observer = Observer([local], lambda: {"VI_1": ("MASTER", 100)}, lambda event: None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from kahooks.daemon.segment import AGE, ARP_MACS, FOREIGN_KEYS, SOURCES, Local, Segment
-from kahooks.vrrp_wire import Advert, Arp
+from kahooks.system.vrrp_wire import Advert, Arp
 from tests.support.packets import HERE, LOCAL, PEER, VIP, advert
 
 

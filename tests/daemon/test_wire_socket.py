@@ -18,7 +18,7 @@ pytestmark = pytest.mark.root
 LISTEN = """
 import json, select, sys, time
 from kahooks.daemon.wire_kernel import kernel_addresses, open_socket
-from kahooks.vrrp_wire import decode, Advert, Arp
+from kahooks.system.vrrp_wire import decode, Advert, Arp
 sock = open_socket("eth0")
 print("ready", flush=True)
 wakes = packets = adverts = arps = 0
@@ -43,7 +43,7 @@ print(json.dumps({"wakes": wakes, "packets": packets, "adverts": adverts, "arps"
 
 SEND = """
 import socket, struct, sys
-from kahooks.vrrp_wire import checksum
+from kahooks.system.vrrp_wire import checksum
 target = sys.argv[1]
 udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for index in range(int(sys.argv[2])):
@@ -116,7 +116,7 @@ def test_an_arp_this_node_sends_is_its_own_one_from_a_neighbour_a_duplicate_vip(
 LISTEN6 = """
 import json, select, sys, time
 from kahooks.daemon.wire_kernel import open_socket
-from kahooks.vrrp_wire import decode, Arp
+from kahooks.system.vrrp_wire import decode, Arp
 sock = open_socket("eth0")
 print("ready", flush=True)
 sys.stdin.readline()  # all has been sent

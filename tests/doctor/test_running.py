@@ -1,4 +1,4 @@
-"""`keepalived -t` as the doctor runs it: through kahooks.commands, like every command kahooks runs."""
+"""`keepalived -t` as the doctor runs it: through kahooks.system.commands, like every command kahooks runs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kahooks import procfs
 from kahooks.doctor import running
+from kahooks.system import procfs
 
 
 def test_keepalived_t_is_read_and_what_it_left_running_is_stopped(tmp_path: Path,

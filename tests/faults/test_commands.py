@@ -57,11 +57,11 @@ command = ["/bin/sh", "-c", "head -c 400000000 /dev/zero | tr '\\\\0' x; echo; e
 timeout = 20
 """, delivery="flap_window = 0\nmax_attempts = 1")
     script = f"""
-from kahooks.config import load
-from kahooks.delivery import Worker
-from kahooks.event import Event
+from kahooks.settings.config import load
+from kahooks.notify.delivery import Worker
+from kahooks.events.event import Event
 from kahooks.notifiers import channel_types
-from kahooks.spool import Spool
+from kahooks.notify.spool import Spool
 config = load({str(config)!r}, channel_types())
 spool = Spool(config.spool_dir).ensure()
 worker = Worker(config, spool)
@@ -97,7 +97,7 @@ def test_rebind_leaves_a_service_that_did_not_detach_running(tmp_path: Path) -> 
 # serve` is).
 SLOW_EXECS = """
 import sys, threading, time
-from kahooks import commands
+from kahooks.system import commands
 
 assert commands.become_subreaper()
 ticks, results, stop = [], {}, threading.Event()
@@ -153,7 +153,7 @@ def test_a_slow_exec_freezes_no_other_thread() -> None:
 # A subreaper (as `kahooks serve` and ka-check-exec are) with procfs counting the processes it reads.
 SWEEP_COST = """
 import os, sys, threading, time
-from kahooks import commands, procfs
+from kahooks.system import commands, procfs
 
 assert commands.become_subreaper()
 marker = sys.argv[1]

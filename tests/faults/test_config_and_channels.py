@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.delivery import TemporaryFailure
 from kahooks.lab.netns import wait_for
+from kahooks.notify.delivery import TemporaryFailure
 from tests.support.netservers import RawPeer
 from tests.support.notify import worker_for, write_config
 from tests.support.programs import assert_one_line_failure, kill_mentioning, run
@@ -66,7 +66,7 @@ def test_retry_after_is_honoured_past_backoff_max(tmp_path: Path) -> None:
         config = write_config(tmp_path, f'[channels.chat]\ntype = "slack"\nurl = "http://127.0.0.1:{server.port}/x"\n',
                               delivery="flap_window = 0\nbackoff_max = 1")
         _, spool, worker = worker_for(config)
-        from kahooks.event import Event
+        from kahooks.events.event import Event
 
         spool.record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))
         worker.fan_out_pending()

@@ -25,8 +25,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kahooks.admin.pools import pools
 from kahooks.doctor import conf, model
-from kahooks.doctor.pools import pools
 from tests.support.fuzzing import (
     as_json_bytes,
     budget,
@@ -87,7 +87,7 @@ def bounded_python(code: str, timeout: float, memory_mib: int = 1024) -> subproc
                           timeout=timeout, preexec_fn=limit)
 
 
-# keepalived.conf: doctor/conf.py reads, doctor/model.py builds a Node, doctor/pools.py finds the pools ------------
+# keepalived.conf: doctor/conf.py reads, doctor/model.py builds a Node, admin/pools.py finds the pools ------------
 
 INCLUDES = ("b.conf", "?.conf", "b*.conf", "sub", "sub/*", "missing*.conf", "/nonexistent/x.conf", '"b.conf"',
             "../{folder}/b.conf", "")
@@ -236,14 +236,14 @@ def test_conf_reading_time_is_linear_in_the_input(tmp_path: Path, shape: str) ->
     assert_linear(make, read, 5_000)
 
 
-# FIFO lines: kahooks/fifo.py reads them, kahooks/event.py (and kahooks/lvs.py) parse them ---------------------
+# FIFO lines: kahooks/notify/fifo.py reads them, kahooks/events/event.py (and kahooks/events/lvs.py) parse them ------------------
 
 @budget(400)
 @given(line=fifo_line())
 def test_fifo_line_is_an_event_or_a_usage_error(line: str) -> None:
     from kahooks.errors import UsageError
-    from kahooks.event import Event
-    from kahooks.event import fifo_event as event_from_line
+    from kahooks.events.event import Event
+    from kahooks.events.event import fifo_event as event_from_line
 
     try:
         event = Event.from_fifo_line(line)
@@ -266,16 +266,16 @@ FIFO_SHAPES = {
 
 @pytest.mark.parametrize("shape", sorted(FIFO_SHAPES))
 def test_fifo_line_parsing_time_is_linear(shape: str) -> None:
-    from kahooks.event import fifo_event as event_from_line
+    from kahooks.events.event import fifo_event as event_from_line
 
     assert_linear(FIFO_SHAPES[shape], lambda line: [event_from_line(line) for _ in range(20)], 5_000)
 
 
-# Spool records: kahooks/spool.py Delivery.from_json and Event.from_dict, written by keepalived_script -----------
+# Spool records: kahooks/notify/spool.py Delivery.from_json and Event.from_dict, written by keepalived_script -----------
 
 def _usable(event) -> None:
     """What the worker does with a parsed event: it becomes a Transition (times made readable)."""
-    from kahooks.transition import Transition
+    from kahooks.events.transition import Transition
 
     Transition.of("lb1", [], [event], None).context()
 
@@ -283,9 +283,9 @@ def _usable(event) -> None:
 @budget(200)
 @given(raw=as_json_bytes(event_record()))
 def test_spooled_event_is_read_or_refused_with_value_error(raw: bytes) -> None:
-    from kahooks.event import Event
-    from kahooks.spool import _json_object
-    from kahooks.spooldir import BadEntry
+    from kahooks.events.event import Event
+    from kahooks.notify.spool import _json_object
+    from kahooks.notify.spooldir import BadEntry
 
     try:
         event = Event.from_dict(_json_object(raw))
@@ -298,8 +298,8 @@ def test_spooled_event_is_read_or_refused_with_value_error(raw: bytes) -> None:
 @budget(200)
 @given(raw=as_json_bytes(delivery_record()))
 def test_spooled_delivery_is_read_or_refused_with_value_error(raw: bytes) -> None:
-    from kahooks.spool import Delivery
-    from kahooks.spooldir import BadEntry
+    from kahooks.notify.spool import Delivery
+    from kahooks.notify.spooldir import BadEntry
 
     try:
         delivery = Delivery.from_json(Path("/nonexistent/queue/mail/1.json"), "mail", raw)
@@ -314,7 +314,7 @@ def test_spooled_delivery_is_read_or_refused_with_value_error(raw: bytes) -> Non
 
 @pytest.mark.parametrize("stamp", [1e300, -1e300, 1e20])
 def test_spooled_event_with_an_absurd_time_is_refused_or_usable(stamp: float) -> None:
-    from kahooks.event import Event
+    from kahooks.events.event import Event
 
     record = {"type": "INSTANCE", "name": "VI_1", "state": "MASTER", "priority": 100, "time": stamp, "host": "lb1",
               "id": "18c0a1b2c3d4e5f6-0a1b2c3d4e5f", "source": "fifo"}
@@ -329,7 +329,7 @@ def test_spooled_event_with_an_absurd_time_is_refused_or_usable(stamp: float) ->
 @given(raw=as_json_bytes(delivery_record()))
 def test_spool_queue_reads_any_file_or_moves_it_to_dead(tmp_path: Path, raw: bytes) -> None:
     """The worker's own read of queue/CHANNEL/: whatever keepalived_script left there, the rest flows on."""
-    from kahooks.spool import Spool
+    from kahooks.notify.spool import Spool
 
     spool = Spool(tempfile.mkdtemp(dir=tmp_path)).ensure()
     (spool.queue_dir / "mail").mkdir(parents=True)
@@ -341,7 +341,7 @@ def test_spool_queue_reads_any_file_or_moves_it_to_dead(tmp_path: Path, raw: byt
     assert len(found) + len(dead) == 1
 
 
-# kahooks.toml: kahooks/fragments.py merges it with conf.d, kahooks/config.py validates, notifiers.load_config
+# kahooks.toml: kahooks/settings/fragments.py merges it with conf.d, kahooks/settings/config.py validates, notifiers.load_config
 # builds each channel, daemon/settings.py parses [serve] and [checks.NAME] ---------------------------------------
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -359,9 +359,9 @@ def _toml_seeds() -> list[str]:
 
 
 def load_kahooks_toml(folder: Path, main: bytes, fragment: bytes | None) -> None:
-    from kahooks.config import ConfigError
     from kahooks.daemon.settings import SECTIONS
     from kahooks.notifiers import load_config
+    from kahooks.settings.config import ConfigError
 
     (folder / "kahooks.toml").write_bytes(main)
     if fragment is not None:
@@ -398,7 +398,7 @@ def test_kahooks_toml_of_any_bytes_is_a_config_error(tmp_path: Path, raw: bytes)
     load_kahooks_toml(Path(tempfile.mkdtemp(dir=tmp_path)), raw, None)
 
 
-# argv: kahooks/options.py parse_argv with each check's OPTIONS, then its constructor; ka-notify's argv -> Event;
+# argv: kahooks/settings/options.py parse_argv with each check's OPTIONS, then its constructor; ka-notify's argv -> Event;
 # the daemon's `run = "ka-check-KIND ARGS"` words ------------------------------------------------------------------
 
 def _check_kinds() -> list[str]:
@@ -412,7 +412,7 @@ def test_check_argv_is_a_check_or_a_usage_error(kind: str) -> None:
     from kahooks.checks import load_check_class
     from kahooks.checks.base import COMMON_OPTIONS
     from kahooks.errors import UsageError
-    from kahooks.options import HelpRequested, parse_argv
+    from kahooks.settings.options import HelpRequested, parse_argv
     from tests.support.fuzzing import argv_words
 
     check_class = load_check_class(kind)
@@ -437,9 +437,9 @@ def test_check_argv_is_a_check_or_a_usage_error(kind: str) -> None:
 @given(argv=st.data())
 def test_ka_notify_argv_is_an_event_or_a_usage_error(argv: st.DataObject) -> None:
     from kahooks.errors import UsageError
-    from kahooks.event import Event
+    from kahooks.events.event import Event
     from kahooks.hooks import notify_cli
-    from kahooks.options import HelpRequested, parse_argv
+    from kahooks.settings.options import HelpRequested, parse_argv
     from tests.support.fuzzing import argv_words, fifo_name, fifo_priority, fifo_server, fifo_state
 
     names = tuple(name for option in notify_cli.OPTIONS for name in option.names if name.startswith("-"))
@@ -489,8 +489,8 @@ def test_daemon_run_words_are_a_check_or_a_problem(run: st.DataObject) -> None:
 @pytest.mark.parametrize("raw", [b"a = " + b"[" * 5000 + b"]" * 5000, b"a = " + b"{b = " * 5000 + b"1" + b"}" * 5000])
 def test_kahooks_toml_nested_too_deep_is_a_config_error(tmp_path: Path, raw: bytes) -> None:
     """Found by the fuzzer: tomllib's RecursionError came out of loading kahooks.toml (or a drop-in)."""
-    from kahooks.config import ConfigError
-    from kahooks.fragments import read
+    from kahooks.settings.config import ConfigError
+    from kahooks.settings.fragments import read
 
     (tmp_path / "kahooks.toml").write_text("host = 'lb1'\n")
     (tmp_path / "conf.d").mkdir()
@@ -502,8 +502,8 @@ def test_kahooks_toml_nested_too_deep_is_a_config_error(tmp_path: Path, raw: byt
 @pytest.mark.parametrize("make", ["not utf-8", "a folder"])
 def test_kahooks_toml_not_utf8_or_a_folder_is_a_config_error(tmp_path: Path, make: str) -> None:
     """Found by the fuzzer: UnicodeDecodeError (and IsADirectoryError) came out of read_toml."""
-    from kahooks.config import ConfigError
-    from kahooks.tomlfile import read_toml
+    from kahooks.settings.config import ConfigError
+    from kahooks.settings.tomlfile import read_toml
 
     path = tmp_path / "kahooks.toml"
     if make == "a folder":
@@ -514,7 +514,7 @@ def test_kahooks_toml_not_utf8_or_a_folder_is_a_config_error(tmp_path: Path, mak
         read_toml(str(path))
 
 
-# The FIFO's bytes: kahooks/fifo.py read_lines makes lines of whatever keepalived (or anyone) wrote -------------
+# The FIFO's bytes: kahooks/notify/fifo.py read_lines makes lines of whatever keepalived (or anyone) wrote -------------
 
 def feed_fifo_reader(chunks: list[bytes]) -> list[str]:
     """Run read_lines on a real pipe, each chunk written once the reader took the one before; its lines."""
@@ -523,7 +523,7 @@ def feed_fifo_reader(chunks: list[bytes]) -> list[str]:
     import termios
     import threading
 
-    from kahooks.fifo import read_lines
+    from kahooks.notify.fifo import read_lines
 
     read_end, write_end = os.pipe()
     os.set_blocking(read_end, False)
@@ -554,7 +554,7 @@ def feed_fifo_reader(chunks: list[bytes]) -> list[str]:
 
 
 def expected_fifo_lines(chunks: list[bytes]) -> list[str]:
-    from kahooks.fifo import LINE_LIMIT
+    from kahooks.notify.fifo import LINE_LIMIT
 
     *complete, _ = b"".join(chunks).split(b"\n")
     return [raw.decode("utf-8", "replace") for raw in complete if len(raw) <= LINE_LIMIT]
@@ -657,14 +657,14 @@ def test_keepalived_dump_of_any_shape_is_read_or_refused(keepalived_here, raw: b
     assert_live_instances(found)
 
 
-# Drain: doctor/drain.py (the SERVER argument, the drain folder) and `kahooks drain --list` ------------------------
+# Drain: admin/drain.py (the SERVER argument, the drain folder) and `kahooks drain --list` ------------------------
 
 @budget(300)
 @given(text=st.one_of(st.sampled_from(("192.0.2.1:80", "[2001:db8::1]:443", "10.0.0.1:0", "10.0.0.1:65536",
                                        "fwmark 5", "G:80", "[G]:80", "fe80::1%eth0:80", "[::ffff:1.2.3.4]:1")),
                       mutated(st.sampled_from(("192.0.2.1:80", "[2001:db8::1]:443"))), raw_text(60)))
 def test_drain_server_argument_is_a_server_or_a_usage_error(text: str) -> None:
-    from kahooks.doctor.drain import real_server
+    from kahooks.admin.drain import real_server
     from kahooks.errors import UsageError
 
     try:
@@ -685,7 +685,7 @@ drain_name = st.text(st.characters(exclude_characters="/\0", exclude_categories=
 def test_drain_list_shows_any_drain_files(tmp_path: Path, entries: dict[str, bytes]) -> None:
     from click.testing import CliRunner
 
-    from kahooks.hooks.kahooks_cli import cli
+    from kahooks.admin.kahooks_cli import cli
 
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     for name, content in entries.items():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.event import Event
+from kahooks.events.event import Event
 from tests.support.netservers import RawPeer
 from tests.support.notify import worker_for, write_config
 from tests.support.proxy import ForwardProxy

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.event import Event
+from kahooks.events.event import Event
 from kahooks.lab.rsyslog import Rsyslog
 from tests.support.notify import worker_for, write_config
 from tests.support.programs import run
@@ -131,7 +131,7 @@ def test_kahooks_config_errors_show_no_url_password_nor_a_malformed_headers_valu
 
 def test_a_redirects_target_is_shown_as_its_origin_only() -> None:
     """The one helper now holds what notifiers/_http.py's where() did."""
-    from kahooks import redact
+    from kahooks.output import redact
 
     assert redact.origin("https://hooks.slack.com/services/T0/B0/xyz?x=1") == "https://hooks.slack.com/…"
     assert redact.origin("http://[2001:db8::1]:8080/") == "http://[2001:db8::1]:8080/"

@@ -181,7 +181,7 @@ def test_ka_check_exec_leaves_no_setsid_env_cleared_child() -> None:
 
 KEEPS_ITS_SERVICE = """
 import sys, threading, time
-from kahooks import commands
+from kahooks.system import commands
 
 kept, left = sys.argv[1], sys.argv[2]
 commands.become_subreaper()
@@ -216,7 +216,7 @@ def test_a_subreaper_stops_what_a_check_left_but_not_the_service_a_rebind_starte
 def test_a_command_that_keeps_forking_is_gone_when_run_returns() -> None:
     """SIGKILL once is not enough: a shell forking in a loop makes children between the look and
     the kill. run() kills again until none is left, in a bounded wait."""
-    from kahooks import commands
+    from kahooks.system import commands
 
     length = unique_length()
     try:

@@ -56,7 +56,7 @@ def test_a_probe_line_with_a_secret_in_a_commands_output_is_redacted() -> None:
 
 LOGGING = """
 import logging, sys
-from kahooks import logs
+from kahooks.output import logs
 log = logs.setup("kh-redact-test", to_stderr=True, log_format=sys.argv[1])
 log.error("webhook %s failed: %s", "http://127.0.0.1:9/hooks/xkb7ps5u3fbhxqp1wn8q6iijbr", "Authorization: Bearer b3arer-tok")
 try:
@@ -246,7 +246,7 @@ def test_ranges_alert_where_the_monitoring_plugins_alert() -> None:
     WARNING when -w RANGE alerts; our Range must say the same for N = 0..3, for every well-formed range.
     Where check_procs refuses a range, so do we; where its strtod reads garbage leniently ('1_0' as 1),
     we refuse (the test above)."""
-    from kahooks.thresholds import parse_range
+    from kahooks.settings.thresholds import parse_range
 
     marker = f"kh-range-{os.getpid()}"
     sleepers: list[subprocess.Popen] = []

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.event import Event
+from kahooks.events.event import Event
 from kahooks.lab.netns import wait_for
 from tests.support.notify import worker_for, write_config
 from tests.support.programs import program, quiet_env
@@ -259,7 +259,7 @@ def test_events_stamped_in_the_future_do_not_hold_a_flapping_instance(tmp_path: 
 # 6. The operator's tools read the spool through spooldir too ----------------------------------------
 
 def test_purge_ages_unreadable_dead_letters_by_their_own_time(tmp_path: Path) -> None:
-    from kahooks.spooltools import purge_dead
+    from kahooks.notify.spooltools import purge_dead
 
     _, spool, _ = worker_for(exec_config(tmp_path))
     dead = spool.dead_dir / "out"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.event import Event
-from kahooks.spool import Spool, SpoolError
+from kahooks.events.event import Event
+from kahooks.notify.spool import Spool, SpoolError
 from tests.support.notify import worker_for, write_config
 from tests.support.programs import program, quiet_env
 

@@ -38,8 +38,8 @@ def test_the_daemon_logs_json_lines(tmp_path: Path) -> None:
 
 
 def test_the_worker_logs_json_lines(tmp_path: Path) -> None:
-    from kahooks.event import Event
-    from kahooks.spool import Spool
+    from kahooks.events.event import Event
+    from kahooks.notify.spool import Spool
 
     config = write_config(tmp_path, '[channels.log]\ntype = "exec"\ncommand = ["true"]')
     Spool(tmp_path / "spool").ensure().record(Event.new("INSTANCE", "VI_1", "MASTER", 100, "test"))

@@ -67,7 +67,7 @@ channels = ["log"{am}]
 {checks}"""
 # lb1's checks, timed with and without the flood, both run in the daemon's own process: a port that listens
 # while the file `up` exists, and an exec check of that file, a command started every interval (through
-# kahooks/commands.py, which lets go of the GIL while the child execs: tests/faults/test_commands.py).
+# kahooks/system/commands.py, which lets go of the GIL while the child execs: tests/faults/test_commands.py).
 CHECK_INTERVAL = 0.25
 CHECKS = ("up", "exec")
 CHECK = f"""
@@ -100,7 +100,7 @@ AM_CHANNEL = f'[channels.am]\ntype = "alertmanager"\nurls = ["{AM_URL}"]\ntimeou
 
 FLOOD = """
 import random, socket, struct, sys, time
-from kahooks.vrrp_wire import checksum
+from kahooks.system.vrrp_wire import checksum
 raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 rng = random.Random(7)
 per_second, seconds = int(sys.argv[1]), float(sys.argv[2])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.event import Event
+from kahooks.events.event import Event
 from kahooks.lab.netns import wait_for
 from tests.support.notify import worker_for, write_config
 from tests.support.prometheus import ALERTMANAGER, Alertmanager
@@ -111,7 +111,7 @@ def test_a_firing_alert_is_sent_again_to_an_alertmanager_that_restarted_and_not_
     import time
     import urllib.request
 
-    from kahooks.delivery import Worker
+    from kahooks.notify.delivery import Worker
 
     table = channel(alertmanager.url) + "resend_interval = 0.3\n"
     config, spool, _ = worker_for(write_config(tmp_path, table, delivery=FAST_RETRY))
@@ -148,7 +148,7 @@ def test_the_next_worker_takes_up_a_firing_alert_and_no_worker_idles_out_while_i
     import threading
     import time
 
-    from kahooks.delivery import Worker
+    from kahooks.notify.delivery import Worker
 
     path = write_config(tmp_path, channel(alertmanager.url) + "resend_interval = 0.3\n", delivery=FAST_RETRY)
     _, spool, first = worker_for(path)

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kahooks.event import Event
+from kahooks.events.event import Event
+from kahooks.events.transition import Transition
 from kahooks.notifiers import channel_class, kinds
 from kahooks.notifiers.base import FAILURES, Contract, Message, PermanentFailure, TemporaryFailure, Undriven
-from kahooks.transition import Transition
 from tests.support.netservers import RawPeer, free_port, make_certificate
 from tests.support.smtp import SmtpServer
 from tests.support.webhooks import WebhookServer

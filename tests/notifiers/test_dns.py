@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.config import ConfigError
-from kahooks.event import Event
+from kahooks.events.event import Event
 from kahooks.lab.bind import Bind
+from kahooks.settings.config import ConfigError
 from tests.support.notify import run_worker_in, worker_for, write_config
 
 FAST_RETRY = "flap_window = 0\nbackoff_initial = 0.05\nbackoff_max = 0.2\nmax_attempts = 1000"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.event import Event
-from kahooks.spool import Spool
+from kahooks.events.event import Event
+from kahooks.notify.spool import Spool
 from tests.support.notify import run_worker_in, worker_for, write_config
 
 VIP1, VIP2 = "192.0.2.100", "192.0.2.101"

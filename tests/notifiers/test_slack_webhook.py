@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.config import ConfigError
-from kahooks.event import Event
+from kahooks.events.event import Event
+from kahooks.settings.config import ConfigError
 from tests.support.notify import worker_for, write_config
 from tests.support.webhooks import WebhookServer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kahooks.event import Event
+from kahooks.events.event import Event
 from kahooks.lab.rsyslog import Rsyslog
 from tests.support.netservers import free_port
 from tests.support.notify import worker_for, write_config

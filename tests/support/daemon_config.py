@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.config import ConfigError
 from kahooks.daemon.service import load_config
+from kahooks.settings.config import ConfigError
 
 HEAD = 'spool_dir = "{spool}"\n\n[serve]\nstate_dir = "{state}"\n\n'
 

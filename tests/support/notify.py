@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kahooks.config import Config, load
-from kahooks.delivery import Worker
 from kahooks.notifiers import channel_types
-from kahooks.spool import Spool
+from kahooks.notify.delivery import Worker
+from kahooks.notify.spool import Spool
+from kahooks.settings.config import Config, load
 
 
 def write_config(directory: Path, channels: str, delivery: str = "flap_window = 0",

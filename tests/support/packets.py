@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 
 from kahooks.daemon.segment import Local
-from kahooks.vrrp_wire import Advert
+from kahooks.system.vrrp_wire import Advert
 
 HERE, PEER, VIP = "192.0.2.12", "192.0.2.11", "192.0.2.100"
 LOCAL = Local("VI_1", "eth0", 51, 4, 100, 1.0, 2, frozenset({VIP}), auth_type="PASS")
@@ -37,7 +37,7 @@ def icmpv6(kind: str, target: str, mac: str = "", source: str = "fe80::99", dest
     import socket
     import struct
 
-    from kahooks.vrrp_wire import checksum
+    from kahooks.system.vrrp_wire import checksum
 
     def raw(address: str) -> bytes:
         return socket.inet_pton(socket.AF_INET6, address)

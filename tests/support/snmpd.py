@@ -1,4 +1,4 @@
-"""A real snmpd on loopback with kahooks snmp as its pass_persist handler (tests/hooks/test_snmp.py,
+"""A real snmpd on loopback with kahooks snmp as its pass_persist handler (tests/admin/test_snmp.py,
 tests/lab/test_snmp_wire.py)."""
 
 from __future__ import annotations

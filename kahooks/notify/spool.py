@@ -17,9 +17,9 @@ written is ever renamed into place.
 
 The spool belongs to `keepalived_script` (the handlers run as that user) and is
 read by root (the daemon, a worker started by root). So its owner is not
-trusted, and this module with kahooks.spooldir (the file work) guarantees:
+trusted, and this module with kahooks.notify.spooldir (the file work) guarantees:
 - Nothing is followed or blocked on: folders are opened relative to the spool's
-  descriptor with O_NOFOLLOW, entries are read through kahooks.safefs (regular
+  descriptor with O_NOFOLLOW, entries are read through kahooks.files.safefs (regular
   files only, capped), and the locks and worker.log are opened with
   safefs.open_owned (a FIFO, a link, a hard link to a file elsewhere is replaced,
   never chowned or appended to). No path is ever built from file content (a
@@ -28,7 +28,7 @@ trusted, and this module with kahooks.spooldir (the file work) guarantees:
   for ever, so a lock not had within LOCK_WAIT is gone on without (logged), and
   `depth()` (the daemon's heartbeat, /metrics, `kahooks status`) takes none at
   all and never fails for what the owner put in the spool.
-- Every number read back is finite and in range (kahooks.options.number_problem,
+- Every number read back is finite and in range (kahooks.settings.options.number_problem,
   the one check): an entry that is not, cannot be read, or has wrong-typed
   fields goes to dead/ with a log line, and the rest flows on.
 What root creates in the spool is given to the spool's owner, so a later
@@ -40,10 +40,10 @@ from __future__ import annotations
 import os
 import time
 
-from kahooks.defaults import DELIVERY_RANGES
-from kahooks.event import Event
-from kahooks.options import LATEST_TIME, number_problem
-from kahooks.spooldir import BadEntry, SpoolDirectory, SpoolError
+from kahooks.events.event import Event
+from kahooks.notify.spooldir import BadEntry, SpoolDirectory, SpoolError
+from kahooks.settings.defaults import DELIVERY_RANGES
+from kahooks.settings.options import LATEST_TIME, number_problem
 
 # typing, logging and json cost ka-notify's handler start-up more than its fsyncs: typing is for
 # mypy alone, logging is imported when something goes wrong (_log), json where an entry is read or written
@@ -304,7 +304,7 @@ class Spool(SpoolDirectory):
     def bury(self, delivery: Delivery, reason: str) -> Path:
         """Move a delivery that gave up to dead/CHANNEL/, with the reason recorded in it, its secrets
         hidden: the spool's owner reads it, and so does every `ka-notify queue`."""
-        from kahooks import redact
+        from kahooks.output import redact
 
         delivery.last_error = redact.text(reason)
         self.save(delivery)
@@ -396,7 +396,7 @@ def flock_within(fd: int, operation: int, seconds: float) -> bool:
 def _log() -> logging.Logger:
     import logging
 
-    return logging.getLogger("kahooks.spool")
+    return logging.getLogger("kahooks.notify.spool")
 
 
 def notice(kind: str, message: str, *args: object) -> None:

@@ -13,15 +13,15 @@ from __future__ import annotations
 import fnmatch
 from typing import TYPE_CHECKING
 
-from kahooks import lvs
 from kahooks.errors import UsageError
-from kahooks.event import RULE_STATES
+from kahooks.events import lvs
+from kahooks.events.event import RULE_STATES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from kahooks.event import Event
+    from kahooks.events.event import Event
 
 KEYS = ("instances", "virtual_servers", "real_servers", "states", "channels")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kahooks import safefs
-from kahooks.config import ChannelConfigError
 from kahooks.errors import os_words
-from kahooks.transition import Transition
+from kahooks.events.transition import Transition
+from kahooks.files import safefs
+from kahooks.settings.config import ChannelConfigError
 
 if TYPE_CHECKING:
     from typing import Any

@@ -10,9 +10,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from kahooks import lvs
 from kahooks.doctor.conf import ConfError, Statement, checked, read
 from kahooks.errors import UsageError
+from kahooks.events import lvs
 
 QUORUM = (1, 2**32 - 1, True)  # check_parser.c
 WEIGHT = (0, 65535, True)      # IPVS_WEIGHT_LIMIT
@@ -34,7 +34,7 @@ class VirtualServer:
 
 
 def server_key(words: list[str]) -> str | None:
-    """`IP PORT`, `fwmark N` or `group NAME` as kahooks.lvs keys them; None when it is neither.
+    """`IP PORT`, `fwmark N` or `group NAME` as kahooks.events.lvs keys them; None when it is neither.
     An address that is no IP address (10.0.0.300) is never taken for a group's name."""
     if len(words) >= 2 and words[0] == "fwmark":
         return f"FWM {words[1]}"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from kahooks.event import Event
+    from kahooks.events.event import Event
 
 
 def describe_time(epoch: float) -> str:

@@ -25,7 +25,7 @@ import select
 import signal
 import time
 
-from kahooks import procfs
+from kahooks.system import procfs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

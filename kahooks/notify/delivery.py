@@ -20,18 +20,18 @@ import time
 from typing import TYPE_CHECKING
 
 from kahooks.errors import KahooksError, os_words
-from kahooks.spooldir import SpoolError
-from kahooks.transition import Transition
+from kahooks.events.transition import Transition
+from kahooks.notify.spooldir import SpoolError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from kahooks.config import Config
-    from kahooks.event import Event
-    from kahooks.spool import Delivery, Spool
+    from kahooks.events.event import Event
+    from kahooks.notify.spool import Delivery, Spool
+    from kahooks.settings.config import Config
 
-log = logging.getLogger("kahooks.delivery")
+log = logging.getLogger("kahooks.notify.delivery")
 
 
 class TemporaryFailure(KahooksError):
@@ -62,7 +62,7 @@ class Message:
         self.context = transition.context()  # the template variables, for channels that read a few
         self.events = events
         # A newer event for this instance is already queued for this channel: a channel that
-        # changes state (DNS, rebind) should act on reality (kahooks.reality), not on this event.
+        # changes state (DNS, rebind) should act on reality (kahooks.system.reality), not on this event.
         self.superseded = superseded
 
     @property
@@ -112,7 +112,7 @@ class Worker:
         self.last_sent: dict[tuple[str, str], float] = {}
         self.wake = wake or threading.Event()  # set by whoever records (the daemon's FIFO reader, an alert)
         self._channel_wakers = {name: threading.Event() for name in config.channels}
-        from kahooks.spool import ChannelState
+        from kahooks.notify.spool import ChannelState
 
         for name, channel in config.channels.items():
             channel.remember_in(ChannelState(spool, name))
@@ -244,8 +244,8 @@ class Worker:
         """Record an ALERT event about the instance: the rules send it to people like a transition.
         The reason is a channel's error, which can quote its URL or a command's output: redacted, as the
         other channels (a chat room, a pager) must not learn this one's credentials."""
-        from kahooks import redact
-        from kahooks.event import Event
+        from kahooks.events.event import Event
+        from kahooks.output import redact
 
         if message.event.is_alert:
             return  # never an alert about an alert
@@ -375,7 +375,7 @@ class Worker:
 
 def _watch(directory: Any, wake: threading.Event) -> Any:
     """inotify on incoming/, so a newly recorded event is picked up at once; None: poll."""
-    from kahooks.watching import observe
+    from kahooks.files.watching import observe
 
     try:
         return observe([str(directory)], lambda path: wake.set())

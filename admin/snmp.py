@@ -3,7 +3,7 @@
 snmpd starts it once (`pass_persist BASE /usr/bin/kahooks snmp`) and writes requests on its stdin:
 `PING` -> `PONG`; `get` / `getnext` and an OID line -> OID, type and value lines, or `NONE`;
 `set` and two lines -> `not-writable`. Nothing here touches the daemon: the values come from
-status.json (read through kahooks.safefs, capped) and the spool's depth, as `kahooks status` shows
+status.json (read through kahooks.files.safefs, capped) and the spool's depth, as `kahooks status` shows
 them, read again at most once a second however many requests come (a walk, or a flood), so
 snmpd's questions never reach `kahooks serve`. Every request line is capped and every OID checked
 before it is looked at: a malformed request gets `NONE` and the next one is answered as usual.
@@ -131,9 +131,9 @@ def serve(stdin: IO[bytes], stdout: IO[bytes], tree: Tree) -> int:
 
 def read_status(state_dir: str) -> tuple[Snapshot | None, str]:
     """status.json through safefs (no planted link followed, capped, never a FIFO); (None, why) without one."""
-    from kahooks import safefs
     from kahooks.daemon.snapshot import redacted
     from kahooks.errors import os_words
+    from kahooks.files import safefs
 
     path = os.path.join(state_dir, "status.json")
     try:
@@ -151,7 +151,7 @@ def read_status(state_dir: str) -> tuple[Snapshot | None, str]:
 
 
 def spool_depth(status: Snapshot) -> dict[str, Any] | None:
-    from kahooks.spool import Spool, SpoolError
+    from kahooks.notify.spool import Spool, SpoolError
 
     spool_dir = status.get("spool_dir")
     if not isinstance(spool_dir, str) or not os.path.isdir(spool_dir):

@@ -9,15 +9,15 @@ path may be the secret (a redirect's target).
 
 The ways out that go through here (each has a test in tests/faults):
 - a check's line and usage error (hooks/check_cli.py: `text`, `in_argv`);
-- every log record, text and json (kahooks/logs.py formatters);
+- every log record, text and json (kahooks/output/logs.py formatters);
 - everything the daemon reports: status.json, `kahooks status`, /metrics (daemon/snapshot.py `redacted`,
   the check's `run` through `words` in daemon/reporting.py);
 - `[checks.NAME] run` errors quoting the command line (daemon/settings.py: `in_argv`);
-- `kahooks validate|serve|status` configuration and start-up errors (hooks/kahooks_cli.py);
+- `kahooks validate|serve|status` configuration and start-up errors (admin/kahooks_cli.py);
 - ka-notify's complaints, on stderr and to syslog (hooks/notify_cli.py `_complain`), and its spool
-  listing (kahooks/spooltools.py `describe`, dead letters written before this rule included);
-- a dead letter's `last_error` in the spool (kahooks/spool.py `bury`) and the ALERT event a failing
-  channel raises for the other channels (kahooks/delivery.py `raise_alert`);
+  listing (kahooks/notify/spooltools.py `describe`, dead letters written before this rule included);
+- a dead letter's `last_error` in the spool (kahooks/notify/spool.py `bury`) and the ALERT event a failing
+  channel raises for the other channels (kahooks/notify/delivery.py `raise_alert`);
 - an HTTP channel's error: the answer's text (`text`), a redirect's target (`origin`) and an
   Alertmanager member (`url`) (notifiers/_http.py, notifiers/alertmanager.py).
 

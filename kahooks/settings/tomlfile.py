@@ -1,6 +1,6 @@
 """Reading kahooks.toml as a file: parsing it, finding the line a key is on, and reading secret files.
 
-Apart from validation (kahooks.config): these know TOML text and files, not what the settings mean.
+Apart from validation (kahooks.settings.config): these know TOML text and files, not what the settings mean.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 import stat
 
-from kahooks import safefs
 from kahooks.errors import ChannelConfigError, ConfigError, Problem, os_words
+from kahooks.files import safefs
 
 TYPE_CHECKING = False  # typing costs ka-notify's handler start-up; only mypy needs it
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def read_toml(path: str) -> dict[str, Any]:
     """The TOML at `path`, read through safefs (no planted link, no FIFO waited on, capped)."""
     import tomllib
 
-    from kahooks import safefs
+    from kahooks.files import safefs
 
     try:
         # Non-blocking and regular files only: a FIFO put in the config's place must not hang a reload.

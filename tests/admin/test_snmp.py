@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from kahooks.admin import snmp
 from kahooks.daemon import snmptree
-from kahooks.hooks import snmp
 from kahooks.lab.netns import wait_for
 from tests.support.programs import program, quiet_env, run
 from tests.support.serve import Served, head

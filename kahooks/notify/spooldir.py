@@ -1,4 +1,4 @@
-"""The spool's file layer: every access through the spool's own directory descriptors and kahooks.safefs.
+"""The spool's file layer: every access through the spool's own directory descriptors and kahooks.files.safefs.
 
 The spool belongs to `keepalived_script` and root reads it, so its owner is not trusted. What this
 module guarantees to the handlers, the worker and the daemon:
@@ -10,8 +10,8 @@ module guarantees to the handlers, the worker and the daemon:
   symlink, a folder or an inode with more than one link (a hard link to a file outside the spool)
   is replaced by a fresh file, so root never blocks on, appends to, chowns or chmods it. Only a
   file made fresh here is given to the spool's owner, so a later handler can still use it.
-- Nothing here waits: no open blocks, and no lock is taken (kahooks.spool takes them, with deadlines).
-kahooks.spool builds the handlers' and the worker's operations on these.
+- Nothing here waits: no open blocks, and no lock is taken (kahooks.notify.spool takes them, with deadlines).
+kahooks.notify.spool builds the handlers' and the worker's operations on these.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import errno
 import os
 import stat
 
-from kahooks import atomicfile, safefs
 from kahooks.errors import KahooksError
+from kahooks.files import atomicfile, safefs
 
 TYPE_CHECKING = False  # typing costs ka-notify's handler start-up; annotations need it for mypy alone
 if TYPE_CHECKING:
@@ -291,7 +291,7 @@ HAND_OVER_LIMIT = 1_000_000  # entries looked at, at most
 def hand_over(root: str | Path, uid: int, gid: int) -> int:
     """Give what root left in the spool (an earlier root run: the venv route, ka-notify run by hand)
     to its owner, so that the handlers keepalived runs as that user can record again. The package's
-    postinst calls it (`python3 -m kahooks.spooldir hand-over`) instead of walking the spool with
+    postinst calls it (`python3 -m kahooks.notify.spooldir hand-over`) instead of walking the spool with
     find and chown, which lintian rightly calls a recursive privilege change.
 
     Only root's own folders and root's regular files with one link are given, each through the
@@ -341,13 +341,13 @@ def hand_over(root: str | Path, uid: int, gid: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python3 -m kahooks.spooldir hand-over SPOOL USER`: hand_over, for the package's postinst."""
+    """`python3 -m kahooks.notify.spooldir hand-over SPOOL USER`: hand_over, for the package's postinst."""
     import pwd
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 3 or args[0] != "hand-over":
-        print("usage: python3 -m kahooks.spooldir hand-over SPOOL USER", file=sys.stderr)
+        print("usage: python3 -m kahooks.notify.spooldir hand-over SPOOL USER", file=sys.stderr)
         return 2
     try:
         user = pwd.getpwnam(args[2])

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from kahooks.doctor import drain
-from kahooks.doctor.pools import pools
-from kahooks.procfs import established_to
+from kahooks.admin import drain
+from kahooks.admin.pools import pools
+from kahooks.system.procfs import established_to
 from tests.support.netservers import HttpServer
 from tests.support.programs import program, quiet_env, run
 

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from kahooks.spool import Spool
+    from kahooks.notify.spool import Spool
 
-log = logging.getLogger("kahooks.fifo")
+log = logging.getLogger("kahooks.notify.fifo")
 MAX_BUFFERED_LINES = 100_000
 LINE_LIMIT = 4096
 
@@ -109,7 +109,7 @@ def serve_fifo(path: str, handle: Callable[[str], None], stop: threading.Event, 
 
 class Recorder:
     """Each FIFO line recorded in `spool`, then `wake()` (whoever delivers). The line is parsed by the
-    event model (kahooks.event.fifo_event: garbage is logged and skipped) inside Spool.record, under
+    event model (kahooks.events.event.fifo_event: garbage is logged and skipped) inside Spool.record, under
     its record lock, like every other recorder's. `spool` may be replaced while the FIFO is read (a
     reload that moves spool_dir): the next line goes to the new one."""
 
@@ -118,7 +118,7 @@ class Recorder:
         self.wake = wake
 
     def __call__(self, line: str) -> None:
-        from kahooks.event import fifo_event
+        from kahooks.events.event import fifo_event
 
         if self.spool.record(lambda: fifo_event(line)) is not None:
             self.wake()

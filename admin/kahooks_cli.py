@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from kahooks import __version__
-from kahooks.config import DEFAULT_PATH, ConfigError
 from kahooks.errors import KahooksError, counted, os_words
+from kahooks.settings.config import DEFAULT_PATH, ConfigError
 
 
 class _Documented(click.Group):
@@ -35,7 +35,7 @@ def _report_config_error(path: str, exc: ConfigError) -> None:
 
 def _redacted(line: str) -> str:
     """An error line with its secrets hidden: a configuration error can quote a channel's URL."""
-    from kahooks import redact
+    from kahooks.output import redact
 
     return redact.text(line)
 
@@ -53,8 +53,8 @@ def _state_dir(path: str) -> str:
 def state_dir_of(path: str) -> str:
     """Where the daemon of kahooks.toml `path` writes; ConfigError for a bad file. No channel is built, so
     no secret file must be readable."""
-    from kahooks.config import read_settings
     from kahooks.daemon.settings import DEFAULT_STATE_DIR
+    from kahooks.settings.config import read_settings
 
     data = read_settings(path)
     serve: dict = data["serve"] if isinstance(data.get("serve"), dict) else {}
@@ -90,8 +90,8 @@ def serve(path: str, verbose: bool, log_format: str) -> None:
     the configuration (an invalid one is refused and the running one kept);
     SIGTERM stops, keeping undelivered notifications in the spool.
     """
-    from kahooks import logs
     from kahooks.daemon.service import Daemon
+    from kahooks.output import logs
 
     logs.setup("kahooks-serve", verbose, to_stderr=True, log_format=log_format)
     try:
@@ -122,10 +122,10 @@ def status(path: str, as_json: bool, max_age: float) -> None:
     import json
 
     from kahooks.daemon import status as daemon_status
-    from kahooks.spool import Spool
+    from kahooks.notify.spool import Spool
 
     state_dir = _state_dir(path)
-    from kahooks.spool import SpoolError
+    from kahooks.notify.spool import SpoolError
 
     try:
         current = daemon_status.read(state_dir)
@@ -166,8 +166,8 @@ def snmp(path: str, base: str, max_age: float) -> None:
     Run by snmpd, never by hand: `pass_persist OID /usr/bin/kahooks snmp` in snmpd.conf.
     Reads status.json and the spool at most once a second; never asks the daemon.
     """
-    from kahooks.hooks import snmp as passing
-    from kahooks.options import number_problem
+    from kahooks.admin import snmp as passing
+    from kahooks.settings.options import number_problem
 
     arcs = passing.parse_oid(base)
     if arcs is None or len(arcs) < 2:
@@ -202,7 +202,7 @@ def _keepalived_view() -> list[dict] | None:
 
 
 def _add_keepalived_commands() -> None:
-    from kahooks.hooks.keepalived_cli import COMMANDS
+    from kahooks.admin.keepalived_cli import COMMANDS
 
     for command in COMMANDS:
         cli.add_command(command)

@@ -1,8 +1,8 @@
-"""kahooks.toml's defaults and ranges that the handler's fast path needs without kahooks.config.
+"""kahooks.toml's defaults and ranges that the handler's fast path needs without kahooks.settings.config.
 
 ka-notify runs for every transition keepalived reports and keepalived waits for it: importing
-kahooks.config (rules, their patterns, typing) costs more than recording the event. These names are
-declared here once; kahooks.config re-exports them for everyone else.
+kahooks.settings.config (rules, their patterns, typing) costs more than recording the event. These names are
+declared here once; kahooks.settings.config re-exports them for everyone else.
 """
 
 DEFAULT_PATH = "/etc/kahooks/kahooks.toml"

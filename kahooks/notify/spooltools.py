@@ -1,7 +1,7 @@
 """What an operator does with the spool: see what waits and why, send dead letters again, purge old ones.
 
 `ka-notify queue`, `ka-notify retry-dead [--channel C]` and `ka-notify purge --older-than AGE`.
-Everything goes through the spool's own safe file layer (kahooks.spooldir: no link followed, capped
+Everything goes through the spool's own safe file layer (kahooks.notify.spooldir: no link followed, capped
 reads, files kept owned by the spool's owner; numbers checked by Delivery.from_json), and nothing
 here deletes a message that is still on its way: `purge` only touches dead letters.
 """
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kahooks.errors import UsageError
-from kahooks.spool import Delivery
-from kahooks.spooldir import BadEntry
+from kahooks.notify.spool import Delivery
+from kahooks.notify.spooldir import BadEntry
 
 if TYPE_CHECKING:
-    from kahooks.spool import Spool
+    from kahooks.notify.spool import Spool
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -64,7 +64,7 @@ def letters(spool: Spool, place: str, channel: str | None = None) -> list[Letter
 def describe(letter: Letter, now: float) -> str:
     """One line about a queued or dead letter, its secrets hidden (a letter buried before `bury`
     redacted, or a retry's error as the worker saved it, can hold one)."""
-    from kahooks import redact
+    from kahooks.output import redact
 
     return redact.text(_describe(letter, now))
 

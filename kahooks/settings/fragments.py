@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 
-from kahooks import safefs
-from kahooks.tomlfile import MAX_TOML, locate, read_toml
+from kahooks.files import safefs
+from kahooks.settings.tomlfile import MAX_TOML, locate, read_toml
 
 TYPE_CHECKING = False  # typing costs ka-notify's handler start-up; only mypy needs it
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def read(path: str) -> Merged:
         try:
             data = read_toml(name)
         except RecursionError:  # tomllib nests arrays and inline tables by recursion, with no limit of its own
-            from kahooks.tomlfile import config_error
+            from kahooks.settings.tomlfile import config_error
 
             raise config_error(name, "syntax", "arrays or inline tables nested too deeply") from None
         merged.add(name, data)

@@ -5,7 +5,7 @@ keepalived reports a transition three ways: four appended argv words
 it), or a FIFO line (`INSTANCE "VI_1" MASTER 100`). LVS events come as FIFO lines
 (`RS [10.0.0.1]:tcp:80 [192.0.2.50]:tcp:80 DOWN`) or through flags (notify_up and
 quorum_down get no arguments): type RS or VS, state UP or DOWN, the real server as
-`name` and its virtual server as `virtual_server` (kahooks.lvs). Each is parsed once,
+`name` and its virtual server as `virtual_server` (kahooks.events.lvs). Each is parsed once,
 here; nothing downstream looks at argv or FIFO text again.
 """
 
@@ -97,7 +97,7 @@ class Event:
     @classmethod
     def lvs(cls, type: str, server: str, virtual_server: str, state: str, source: str) -> Event:
         """A real server (RS) or a virtual server's quorum (VS) going UP or DOWN."""
-        from kahooks import lvs
+        from kahooks.events import lvs
 
         type, state = type.upper(), state.upper()
         if type not in LVS_EVENT_TYPES:
@@ -159,7 +159,7 @@ class Event:
         line = line.strip()
         kind = line.split(" ", 1)[0]
         if kind in LVS_EVENT_TYPES:
-            from kahooks import lvs
+            from kahooks.events import lvs
 
             type, server, virtual, state = lvs.parse_fifo_line(line)
             return cls.lvs(type, server, virtual, state, source="fifo")
@@ -207,10 +207,10 @@ class Event:
         """An event read back from the spool: every field of the right type, or ValueError.
 
         The spool is written by keepalived_script and read by root: nothing is trusted. Numbers
-        go through the one range check (kahooks.options.number_problem): a time of 1e300 would
+        go through the one range check (kahooks.settings.options.number_problem): a time of 1e300 would
         break every date shown of it, and every delivery behind it.
         """
-        from kahooks.options import LATEST_TIME, number_problem
+        from kahooks.settings.options import LATEST_TIME, number_problem
 
         fields: dict[str, Any] = {slot: data.get(slot) for slot in cls.__slots__}
         fields["detail"] = data.get("detail", "")
@@ -247,5 +247,5 @@ def fifo_event(line: str) -> Event | None:
     except UsageError as exc:
         import logging
 
-        logging.getLogger("kahooks.fifo").warning("fifo: skipping a line: %s", exc)
+        logging.getLogger("kahooks.notify.fifo").warning("fifo: skipping a line: %s", exc)
     return None

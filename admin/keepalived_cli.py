@@ -10,8 +10,8 @@ from typing import NoReturn
 
 import click
 
-from kahooks.config import DEFAULT_PATH, ConfigError
 from kahooks.errors import KahooksError, counted, os_words
+from kahooks.settings.config import DEFAULT_PATH, ConfigError
 
 
 def _fail(command: str, message: str, code: int) -> NoReturn:
@@ -87,9 +87,9 @@ def _wire_view(kahooks_config: str) -> tuple[dict | None, list[str]]:
     beside keepalived's own: (its JSON or None, its lines). Never fails the doctor."""
     import time
 
+    from kahooks.admin.kahooks_cli import state_dir_of
     from kahooks.daemon import status
     from kahooks.errors import KahooksError
-    from kahooks.hooks.kahooks_cli import state_dir_of
 
     try:
         state_dir = state_dir_of(kahooks_config)
@@ -107,7 +107,7 @@ def _wire_view(kahooks_config: str) -> tuple[dict | None, list[str]]:
 def _file_values(pairs: tuple[str, ...]) -> dict[str, int]:
     """--file-value NAME=VALUE: a whole number keepalived reads from a track file (it ignores what is
     outside -2^31..2^31, track_file.c process_track_file)."""
-    from kahooks.options import number_problem
+    from kahooks.settings.options import number_problem
 
     values: dict[str, int] = {}
     for pair in pairs:
@@ -173,9 +173,10 @@ def init(source: str, output: str, email_to: str | None, smtp_server: str | None
     """
     import os
 
-    from kahooks import atomicfile
-    from kahooks.doctor import conf, starter
+    from kahooks.admin import starter
+    from kahooks.doctor import conf
     from kahooks.doctor.model import build
+    from kahooks.files import atomicfile
 
     if os.path.exists(output) and not force:
         _fail("init", f"{output} exists; --force replaces it", 1)
@@ -214,8 +215,8 @@ def _check_and_write(output: str, text: str) -> None:
     import os
     import tempfile
 
-    from kahooks import atomicfile
     from kahooks.daemon.service import load_config
+    from kahooks.files import atomicfile
 
     folder = os.path.dirname(os.path.abspath(output))
     with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".kahooks-init-", suffix=".toml") as draft:
@@ -244,9 +245,9 @@ def drain(server: str | None, path: str, directory: str, wait_connections: bool,
     decide one after the other. Exit status: 0 drained, 1 refused or connections still open,
     2 bad arguments or an unreadable keepalived.conf.
     """
+    from kahooks.admin import drain as draining
+    from kahooks.admin.pools import pools
     from kahooks.doctor import conf
-    from kahooks.doctor import drain as draining
-    from kahooks.doctor.pools import pools
     from kahooks.errors import UsageError
 
     if list_only:
@@ -284,7 +285,7 @@ def drain(server: str | None, path: str, directory: str, wait_connections: bool,
 @click.option("--dir", "directory", default="/run/kahooks/drain", show_default=True, help="where drain files live")
 def undrain(server: str, directory: str) -> None:
     """Put a drained real server (IP:PORT) back: its checks pass again once it is healthy."""
-    from kahooks.doctor import drain as draining
+    from kahooks.admin import drain as draining
     from kahooks.errors import UsageError
 
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from kahooks import localsyslog, redact
+from kahooks.output import localsyslog, redact
 
 SEVERITIES = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Declared in kahooks.defaults (ka-notify's fast path reads them without this module); re-exported here.
-from kahooks.defaults import DEFAULT_PATH, DEFAULT_SPOOL, DELIVERY_DEFAULTS, DELIVERY_RANGES
 from kahooks.errors import ChannelConfigError, ConfigError, Problem
-from kahooks.rules import Rule, parse_rules
-from kahooks.tomlfile import read_toml, secret_from_file
+from kahooks.events.rules import Rule, parse_rules
+
+# Declared in kahooks.settings.defaults (ka-notify's fast path reads them without this module); re-exported here.
+from kahooks.settings.defaults import DEFAULT_PATH, DEFAULT_SPOOL, DELIVERY_DEFAULTS, DELIVERY_RANGES
+from kahooks.settings.tomlfile import read_toml, secret_from_file
 
 __all__ = ["DEFAULT_PATH", "DEFAULT_SPOOL", "DELIVERY_DEFAULTS", "DELIVERY_RANGES", "ChannelConfigError", "Config",
            "ConfigError", "Problem", "Rule", "load", "read_settings", "read_toml",
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any
 
-    from kahooks.event import Event
+    from kahooks.events.event import Event
 
 
 
@@ -63,7 +64,7 @@ class Config:
 
 def read_settings(path: str) -> dict[str, Any]:
     """The settings of `path` merged with its conf.d/*.toml drop-ins, unvalidated."""
-    from kahooks import fragments
+    from kahooks.settings import fragments
 
     return fragments.read(path).data
 
@@ -89,7 +90,7 @@ def load(path: str, channel_types: Mapping[str, Callable[..., Any]],
     parser(value, problem, data) (value None when the table is absent); what it
     returns lands in Config.sections. Without one, the daemon's tables are accepted unread.
     """
-    from kahooks import fragments
+    from kahooks.settings import fragments
 
     merged = fragments.read(path)
     data = merged.data
@@ -125,7 +126,7 @@ def _delivery(table: Any, problem: Callable[[str, str], None]) -> dict[str, floa
     if not isinstance(table, dict):
         problem("delivery", "must be a table")
         return values
-    from kahooks.options import number_problem
+    from kahooks.settings.options import number_problem
 
     for key, value in table.items():
         if key not in DELIVERY_DEFAULTS:

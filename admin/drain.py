@@ -18,14 +18,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kahooks import atomicfile, lvs, safefs
 from kahooks.errors import KahooksError, UsageError
-from kahooks.options import MAX_SECONDS, number_problem
+from kahooks.events import lvs
+from kahooks.files import atomicfile, safefs
+from kahooks.settings.options import MAX_SECONDS, number_problem
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from kahooks.doctor.pools import VirtualServer
+    from kahooks.admin.pools import VirtualServer
 
 DEFAULT_DIR = "/run/kahooks/drain"
 LOCK = ".lock"
@@ -159,7 +160,7 @@ def undrain(server: str, directory: str = DEFAULT_DIR) -> Outcome:
 
 def wait_connections(server: str, timeout: float, poll: float = 0.2, proc_net: str = "/proc/net") -> int:
     """Wait until no established connection to `server` remains; return how many are left at the end."""
-    from kahooks.procfs import established_to
+    from kahooks.system.procfs import established_to
 
     check_timeout(timeout)
     _, address, port = real_server(server)
