@@ -1,4 +1,4 @@
-"""Imports point one way: hooks -> daemon -> doctor, checks, notifiers -> the core, kahooks/ (ARCHITECTURE.md).
+"""Imports point one way: hooks, admin -> daemon -> doctor, checks, notifiers -> the core, kahooks/ (ARCHITECTURE.md).
 
 An allow-list per layer: each folder names the layers its modules may import, so an import nobody
 thought of (a new family, a check reaching into the daemon, the lab into the doctor) fails here.
@@ -20,8 +20,14 @@ ALLOWED = {
     "lab": {"kahooks", "doctor"},  # doctor.versions: the differential harness names the rules the doctor models
     "doctor": {"kahooks", "checks"},  # checks.base: a kahooks check's own timeout
     "daemon": {"kahooks", "checks", "notifiers", "doctor"},  # doctor: the wire observer reads keepalived.conf
-    "hooks": {"kahooks", "checks", "notifiers", "daemon", "doctor", "lab"},
+    # The two kinds of entry point: keepalived's (hooks/) and the operator's (admin/). Each program's
+    # manual (hooks/manual.py) describes the `kahooks` command too, and that command's --help is read from it.
+    "hooks": {"kahooks", "checks", "notifiers", "daemon", "doctor", "lab", "admin"},
+    "admin": {"kahooks", "checks", "notifiers", "daemon", "doctor", "lab", "hooks"},
 }
+# The core's modules live in its concept folders (kahooks/notify/, kahooks/settings/ ...); only these stay
+# at its top, because every folder imports them.
+FLAT_CORE = {"__init__", "errors", "deadline"}
 
 
 @functools.cache
@@ -59,7 +65,7 @@ def test_every_layer_has_its_allow_list() -> None:
 def test_imports_point_one_way() -> None:
     wrong = []
     for folder, allowed in ALLOWED.items():
-        for path in sorted((ROOT / folder).glob("*.py")):
+        for path in sorted((ROOT / folder).rglob("*.py")):
             for name in imported(path):
                 if name.startswith("relative import"):
                     wrong.append(name)
@@ -68,6 +74,22 @@ def test_imports_point_one_way() -> None:
                 if layer is not None and layer != folder and layer not in allowed:
                     wrong.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not wrong, wrong
+
+
+def test_the_core_is_grouped_into_installed_packages_that_import_nothing() -> None:
+    """kahooks/ holds concept folders, not modules; each is installed, and its `__init__` is a docstring
+    alone (a check crosses some of them at every start: tests/hooks/test_startup.py)."""
+    assert {path.stem for path in (ROOT / "kahooks").glob("*.py")} <= FLAT_CORE, "a new core module goes in a folder"
+    installed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = sorted(path.parent for path in (ROOT / "kahooks").glob("*/*.py"))
+    assert folders
+    for folder in folders:
+        init = folder / "__init__.py"
+        assert init.exists(), f"{folder.relative_to(ROOT)} is not a package"
+        body = ast.parse(init.read_text()).body
+        assert len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str), f"{init.relative_to(ROOT)}: a docstring alone"
+        assert f"kahooks.{folder.name}" in installed, f"pyproject's packages misses kahooks.{folder.name}"
 
 
 def test_tests_share_helpers_through_the_support_package() -> None:

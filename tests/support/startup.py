@@ -24,6 +24,13 @@ def fresh_modules(*names: str) -> set[str]:
 
 
 def allowed_modules(allow_list: frozenset[str] | set[str]) -> set[str]:
-    """An allow-list as modules: its kahooks names, and its standard names with what each imports itself."""
+    """An allow-list as modules: its kahooks names with the packages that hold them, and its standard
+    names with what each imports itself.
+
+    A package comes with any module of it (kahooks.output with kahooks.output.redact), so the lists name
+    modules only; whatever a package's `__init__` imported would still show as a module of its own.
+    """
     stdlib = sorted(name for name in allow_list if name.partition(".")[0] != "kahooks")
-    return fresh_modules(*stdlib) | {name for name in allow_list if name.partition(".")[0] == "kahooks"}
+    ours = {name for name in allow_list if name.partition(".")[0] == "kahooks"}
+    packages = {name.rsplit(".", depth)[0] for name in ours for depth in range(1, name.count(".") + 1)}
+    return fresh_modules(*stdlib) | ours | packages
