@@ -59,10 +59,18 @@ def interpreter() -> str:
                    f"install Debian's python3 and python3-venv")
 
 
+def package_folders(checkout: Path) -> list[str]:
+    """The folders the package is built from: the core and every family pyproject's package-dir joins."""
+    import tomllib
+
+    package_dir = tomllib.loads((checkout / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    return ["kahooks", *sorted(package_dir.values())]
+
+
 def source_digest(checkout: Path) -> str:
     """A digest of what gets installed, so an unchanged checkout is not reinstalled."""
     digest = hashlib.sha256()
-    for folder in ("kahooks", "checks", "notifiers", "hooks", "daemon", "doctor", "lab"):
+    for folder in package_folders(checkout):
         for path in sorted((checkout / folder).rglob("*.py")):
             digest.update(str(path.relative_to(checkout)).encode())
             digest.update(path.read_bytes())

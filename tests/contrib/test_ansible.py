@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kahooks.lab.install import package_folders
 from tests.support.ansible import ANSIBLE, BIN, CHECKOUT, ansible_venv, env_for, playbook, recap
 
 ROLE = ANSIBLE / "roles" / "kahooks"
@@ -95,7 +96,7 @@ def kahooks_wheel(out: Path) -> Path:
     source.mkdir(parents=True)
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(CHECKOUT / name, source / name)
-    for folder in ("kahooks", "checks", "notifiers", "hooks", "daemon", "doctor", "lab", "contrib"):
+    for folder in (*package_folders(CHECKOUT), "contrib"):
         shutil.copytree(CHECKOUT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     built = subprocess.run([str(BIN / "pip"), "wheel", "-q", "--disable-pip-version-check", "--no-deps",
                             "--no-build-isolation", "--no-index", "-w", str(out), str(source)],
