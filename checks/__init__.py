@@ -29,7 +29,7 @@ def kinds() -> list[str]:
 
 
 def load_check_class(kind: str) -> type[Check]:
-    """The Check subclass for `kind` ('process', 'port', 'http', 'exec', 'heartbeat'); KeyError if none."""
+    """The Check subclass for `kind` (one of kinds()); KeyError if none."""
     if not kind.isidentifier() or kind.startswith("_") or kind == "base":
         raise KeyError(kind)
     try:

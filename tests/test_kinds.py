@@ -69,3 +69,29 @@ def test_the_package_test_runs_every_kind_under_keepalived() -> None:
     tracked = set(re.findall(r"^        (chk_\S+)$", text, re.MULTILINE))
     assert tracked == set(scripts), (tracked, scripts)
     assert scripts["chk_closed"] == "/usr/bin/ka-check-port"
+
+
+def _table_keys(text: str, header: str) -> set[str]:
+    """The backquoted first cells of the README table under `header` (its first line)."""
+    lines = text[text.index(header):].splitlines()[2:]
+    rows = []
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return {match.group(1) for row in rows if (match := re.match(r"\| `([^` ]+)", row))}
+
+
+def test_the_readme_tables_and_layout_name_only_real_kinds() -> None:
+    """The README's tables and layout present kinds; like the prose above, they may only name real ones (a
+    renamed or removed check or channel shows here). What lists every kind is generated: the manual, the
+    man pages, completion (hooks/manual.py) and the package's programs."""
+    text = (ROOT / "README.md").read_text()
+    programs = _table_keys(text, "| program | replaces | healthy when |")
+    assert programs and programs <= {f"ka-check-{kind}" for kind in checks.kinds()}, programs
+    channels = _table_keys(text, "| type | what it does | retried | permanent |")
+    assert channels and channels <= set(notifiers.kinds()), channels
+    layout = {folder: set(re.findall(r"[a-z]+", names)) for folder, names in
+              re.findall(r"^(checks|notifiers)/ .*\((.*)\)$", text, re.M)}
+    assert layout.keys() == {"checks", "notifiers"}, layout
+    assert layout["checks"] <= set(checks.kinds()) and layout["notifiers"] <= set(notifiers.kinds()), layout
