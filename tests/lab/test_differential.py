@@ -22,7 +22,7 @@ import pytest
 
 from kahooks.lab import differential
 from kahooks.lab.diffgen import generate
-from kahooks.lab.netns import existing_namespaces, wait_for
+from kahooks.lab.netns import existing_namespaces, teardown_tag, wait_for
 from tests.support.programs import program, quiet_env
 
 
@@ -145,13 +145,22 @@ def test_the_doctor_agrees_with_keepalived_on_generated_pair(sample: dict[int, d
     assert result.agrees, differential.describe(result, differential.Keepalived())
 
 
+def _ctrl_c_heard() -> None:
+    """A terminal's Ctrl-C reaches the harness whoever started the suite: a shell that ran it in the
+    background (`cmd &` without job control) left SIGINT ignored, and Python keeps an ignored SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.root
 def test_every_namespace_and_process_is_gone_after_ctrl_c() -> None:
-    # Not the sample's tag: this one interrupts its own run of two pairs as they start.
+    # Not the sample's tag: this one interrupts its own run of two pairs as they start. What a run of this
+    # test killed on its timeout left (its slots' namespaces, their keepalived) would read as started at once.
+    for slot in range(2):
+        teardown_tag(f"khldtc{slot}")
     seed = random.Random().randrange(10**6)
     process = subprocess.Popen([program("kahooks"), "lab", "diff", "--seed", str(seed), "--pairs", "2", "--jobs", "2",
                                 "--tag", "khldtc"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=quiet_env())
+                               env=quiet_env(), preexec_fn=_ctrl_c_heard)
     pids: set[str] = set()
 
     def keepalived_running() -> bool:
