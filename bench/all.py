@@ -17,7 +17,6 @@ README embeds. Run with `./run bench all [--markdown]` as root (the wire observe
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shutil
 import statistics
@@ -28,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.benches import sibling
+
 HERE = Path(__file__).parent
 # Counts for this run: each bench's own defaults are larger (in brackets), the whole run here stays short.
 COUNTS = {"checks_runs": 15, "notify_runs": 60, "kills": 60, "metrics_seconds": 5.0, "fifo_lines": 60,
@@ -36,17 +37,8 @@ DEFAULTS = {"checks_runs": 40, "notify_runs": 200, "kills": 200, "metrics_second
             "scale_trials": 50, "scale_seconds": 20}
 
 
-def load(name: str) -> Any:
-    """A sibling bench script as a module (benches are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", HERE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-rows = load("rows")
-checks, notify, daemon, fleet, scale = (load(name) for name in ("checks", "notify", "daemon", "fleet", "scale"))
+rows = sibling("rows")
+checks, notify, daemon, fleet, scale = (sibling(name) for name in ("checks", "notify", "daemon", "fleet", "scale"))
 percentile = daemon.percentile
 Result = tuple[str, str, bool]  # measured, reference, met
 

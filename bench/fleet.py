@@ -37,6 +37,7 @@ from typing import Any
 from kahooks.daemon.metrics import render
 from kahooks.daemon.verdict import LATENCY_BUCKETS
 from kahooks.lab.netns import free_port
+from tests.support.benches import sibling
 
 BIN = Path(sys.executable).parent
 RULES = Path(__file__).resolve().parents[1] / "contrib" / "prometheus" / "kahooks-rules.yml"
@@ -178,20 +179,9 @@ def fleet(nodes: int, interval: float, seconds: float) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def daemon_bench() -> object:
-    """bench/daemon.py, for its HTTP server, service stand-ins and daemon stop (benches are scripts, not a package)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("daemon_bench", Path(__file__).with_name("daemon.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def daemon(seconds: float) -> dict[str, float]:
     """The daemon's part: printed, and its render figures returned (ms) for `./run bench all`."""
-    helpers: Any = daemon_bench()
+    helpers: Any = sibling("daemon")  # its HTTP server, service stand-ins and daemon stop
     service_binary, start_http_server, stop = helpers.service_binary, helpers.start_http_server, helpers.stop
 
     work = Path(tempfile.mkdtemp(prefix="kahooks-bench-metrics-"))

@@ -19,7 +19,6 @@ deaths, --seconds of idle per size; everything on loopback and stopped at the en
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shutil
 import signal
@@ -32,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.benches import sibling
+
 INSTANCES = 100
 SIZES = (10, 500)
 # Idle CPU per check may grow this much from 10 to 500 checks and still count as unchanged (the
@@ -39,16 +40,7 @@ SIZES = (10, 500)
 SCALE_SLACK = 1.5
 
 
-def daemon_bench() -> Any:
-    """bench/daemon.py, for its inotify timer, serve/stop, service copies and /proc readers."""
-    spec = importlib.util.spec_from_file_location("daemon_bench", Path(__file__).with_name("daemon.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = daemon_bench()
+helpers = sibling("daemon")  # its inotify timer, serve/stop, service copies and /proc readers
 
 
 def listen_forever() -> int:
