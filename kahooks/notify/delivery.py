@@ -135,6 +135,9 @@ class Worker:
             if queued is None:
                 continue
             event, channels = queued
+            # Heard before any channel can act on it: what a delivered transition's receiver asks the daemon
+            # next (/metrics, status) already knows it, not only once the fsyncs below are done.
+            self.on_event(event)
             for channel in channels:
                 waker = self._channel_wakers.get(channel)
                 if waker is not None:
@@ -142,7 +145,6 @@ class Worker:
             self.spool.settle(path, event, channels)
             count += 1
             log.debug("queued %s %s for %s", event.name, event.state, ", ".join(channels) or "no channel")
-            self.on_event(event)
         return count
 
     # One pass over a channel's queue ----------------------------------------------------

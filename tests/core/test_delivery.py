@@ -285,3 +285,19 @@ def test_a_recording_stays_until_its_deliveries_are_settled(tmp_path: Path) -> N
     run_pass(worker)
     assert [message.event.state for message in rec.sent] == ["MASTER"]
     assert spool.idle() and spool.instance_states() == {"VI_1": "MASTER"}
+
+
+def test_an_event_is_heard_before_its_channel_is_woken(tmp_path: Path) -> None:
+    """The daemon's /metrics and status hear an event (on_event) before a channel can deliver it: a receiver
+    that asks the daemon once a transition arrives (the package test's /metrics) found the state missing."""
+    worker, spool, _, clock = make(tmp_path)
+    heard: list[str] = []
+    worker.on_event = lambda event: heard.append(event.state)
+
+    class Waker:
+        def set(self) -> None:
+            assert heard == ["MASTER"], "a channel was woken before the event was heard"
+
+    worker._channel_wakers["rec"] = Waker()  # type: ignore[assignment]
+    record(spool, clock, "VI_1", "MASTER")
+    assert worker.fan_out_pending() == 1 and heard == ["MASTER"]
