@@ -40,7 +40,8 @@ def test_a_dead_letter_is_seen_retried_once_fixed_and_delivered(tmp_path: Path) 
         retried = notify(config, "retry-dead", "--channel", "page")
         assert retried.returncode == 0 and "1 dead letter queued again" in retried.stdout, retried
         wait_for(lambda: out.exists() and out.read_text().split() == ["FAULT"], 15, "the retried page")
-        assert "0 queued; 0 dead" in notify(config, "queue").stdout
+        # The command's output comes before the worker removes its queue entry: waited for, not raced.
+        wait_for(lambda: "0 queued; 0 dead" in notify(config, "queue").stdout, 5, "the delivered page gone from the queue")
     finally:
         stop_workers(spool)
 
