@@ -66,7 +66,11 @@ class Daemon:
         self.stop_requested = False
         self.reload_requested = False
         self.notifications = Notifications()
-        self.status_writes = reporting.StatusWrites(lambda: reporting.write_status(self))
+        # status.json and the metrics textfile are O(checks + wire sources): written by their own thread,
+        # never by the heartbeat's (a forged VRRP flood filling the wire's table made each write take
+        # hundreds of milliseconds, and the heartbeat waited for them, up to 3 s in CI).
+        self.status_writes = reporting.StatusWrites(self._write_reports)
+        self.textfile_due = False
         self.wire = Wire()
         self.metrics_server: Any = None
         self.started = time.time()
@@ -97,12 +101,16 @@ class Daemon:
         log.info("serving %s from %s (pid %d)", counted(len(self.runners), "check"), self.config_path, os.getpid())
         sdnotify.notify(f"READY=1\nSTATUS=serving {counted(len(self.runners), 'check')}")
         try:
+            next_beat = time.monotonic()
             while not self.stop_requested:
                 if self.reload_requested:
                     self.reload_requested = False
                     self.reload()
                 self.housekeeping()
-                self._sleep(self.serve.heartbeat_interval)
+                # A fixed cadence: the time housekeeping took is not added to the gap between beats.
+                now = time.monotonic()
+                next_beat = max(next_beat + self.serve.heartbeat_interval, now)
+                self._sleep(next_beat - now)
         finally:
             self.stopping.set()
             self.shutdown()
@@ -301,8 +309,14 @@ class Daemon:
             trackfile.write_atomic(self.serve.heartbeat_file, f"{os.getpid()} {self.heartbeat_time:.3f}\n")
         except OSError as exc:
             log.error("cannot write the heartbeat %s: %s", self.serve.heartbeat_file, os_words(exc))
+        self.textfile_due = True
+        self.status_writes.request()
+
+    def _write_reports(self) -> None:
+        """status.json after a change or a heartbeat; the metrics textfile once a heartbeat (status-writer)."""
         reporting.write_status(self)
-        if self.serve.metrics_textfile:
+        if self.serve.metrics_textfile and self.textfile_due:
+            self.textfile_due = False
             try:
                 trackfile.write_atomic(self.serve.metrics_textfile, reporting.metrics_text(self))
             except OSError as exc:
