@@ -15,6 +15,25 @@ from kahooks.lab.netns import wait_for
 from tests.support.programs import program, quiet_env
 
 
+def heartbeat_time(path: Path) -> float:
+    """When a daemon last wrote its heartbeat file (0.0: none yet)."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def heartbeat_gaps(path: Path, seconds: float) -> list[float]:
+    """Watch a heartbeat file for `seconds`; the gaps between the moments it was rewritten."""
+    beats = set()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        beats.add(heartbeat_time(path))
+        time.sleep(0.05)
+    stamps = sorted(beats)
+    return [later - earlier for earlier, later in zip(stamps, stamps[1:])]
+
+
 class Served:
     """`kahooks serve -c CONFIG` with its stderr in a file; stopped (SIGTERM, then SIGKILL) by stop()."""
 
@@ -39,10 +58,7 @@ class Served:
         return self
 
     def heartbeat(self) -> float:
-        try:
-            return (self.state / "heartbeat").stat().st_mtime
-        except FileNotFoundError:
-            return 0.0
+        return heartbeat_time(self.state / "heartbeat")
 
     def track(self, name: str) -> str | None:
         try:
@@ -56,14 +72,7 @@ class Served:
                         f"track file {name} to hold {value} (holds {self.track(name)!r})", poll=0.002)
 
     def heartbeat_gaps(self, seconds: float) -> list[float]:
-        """Watch the heartbeat for `seconds`; the gaps between the moments it was rewritten."""
-        beats = set()
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            beats.add(self.heartbeat())
-            time.sleep(0.05)
-        stamps = sorted(beats)
-        return [later - earlier for earlier, later in zip(stamps, stamps[1:])]
+        return heartbeat_gaps(self.state / "heartbeat", seconds)
 
     def runs(self, check: str) -> int:
         """How many probes the check has run, as status.json says."""
