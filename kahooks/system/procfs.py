@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -131,14 +132,57 @@ def read_cmdline(pid: int, proc: str = "/proc", limit: int = CMDLINE_LIMIT) -> l
     return [part.decode("utf-8", "surrogateescape") for part in data.rstrip(b"\0").split(b"\0")] if data else []
 
 
-def environ_has(pid: int, entry: bytes, proc: str = "/proc") -> bool:
-    """Does the process's environment start with (or hold, in its first 64 KiB) `entry` (NAME=VALUE)?"""
+def environ_has(pid: int, entry: bytes, proc: str = "/proc", settle: float = 0.5) -> bool:
+    """Does the process's environment start with (or hold, in its first 64 KiB) `entry` (NAME=VALUE)?
+
+    A process caught in an exec can read as having none: the file reads the image it was opened on, gone
+    once the exec replaces it, and the new image's loader sets env_end only once it has laid every string
+    out (create_elf_tables(), fs/binfmt_elf.c; about 2 reads in 100 of a process that keeps exec'ing, as
+    `setsid cmd` does once: a CI run's sweep missed such an orphan's token). So a "no" is only given for an
+    environment read whole (as long as stat's env_start..env_end says), and an empty one must stay empty
+    over two looks a millisecond apart (as it does for `env -i`); until then it is read again, for at most
+    `settle` seconds."""
+    deadline = time.monotonic() + settle
+    previous: tuple[int, int] | None = None
+    while True:
+        try:
+            with open(f"{proc}/{pid}/environ", "rb") as handle:
+                data = handle.read(ENVIRON_CAP)
+        except OSError:  # gone, or another user's
+            return False
+        if data.startswith(entry + b"\0") or (b"\0" + entry + b"\0") in data:
+            return True
+        extent = _environment_extent(pid, proc)
+        if extent is None:
+            return False  # gone, a zombie or a kernel thread: no environment to wait for
+        start, end = extent
+        whole = end != 0 and len(data) == min(end - start, ENVIRON_CAP)
+        if whole and (data or extent == previous):
+            return False
+        previous = extent if whole else None
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.001)
+
+
+ENVIRON_CAP = 65536
+# /proc/PID/stat's flags, env_start and env_end (fields 9, 50 and 51 of proc(5)), counted after the state.
+FLAGS_FIELD, ENV_START_FIELD, ENV_END_FIELD = 6, 47, 48
+PF_KTHREAD = 0x00200000
+
+
+def _environment_extent(pid: int, proc: str) -> tuple[int, int] | None:
+    """Where the process's environment lies now (env_end 0: an exec is laying it out); None when it has
+    none to wait for (gone, a zombie, a kernel thread)."""
     try:
-        with open(f"{proc}/{pid}/environ", "rb") as handle:
-            data = handle.read(65536)
-    except OSError:  # gone, or another user's
-        return False
-    return data.startswith(entry + b"\0") or (b"\0" + entry + b"\0") in data
+        data = _read(f"{proc}/{pid}/stat", 4096)
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    if (len(fields) <= ENV_END_FIELD or fields[0].decode() in GONE_STATES
+            or int(fields[FLAGS_FIELD]) & PF_KTHREAD):
+        return None
+    return int(fields[ENV_START_FIELD]), int(fields[ENV_END_FIELD])
 
 
 def effective_uid(pid: int, proc: str = "/proc") -> int | None:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from kahooks.lab.netns import wait_for
+from kahooks.system import procfs
 from tests.support.notify import write_config
 from tests.support.programs import kill_mentioning, pids_mentioning
 from tests.support.serve import Served, head
@@ -149,6 +150,38 @@ def test_a_slow_exec_freezes_no_other_thread() -> None:
     # delay, which the old os.posix_spawnp stalled it for (2.16 s).
     assert float(stall) < EXEC_DELAY / 2, result.stdout
 
+
+
+def test_a_token_is_read_from_a_process_caught_in_an_exec(tmp_path: Path) -> None:
+    """A sweep looks for its token in an orphan's environment, and `setsid cmd` execs twice: read while
+    the exec replaced the image it was opened on, or while the loader laid the new one out, the environment
+    read empty or cut short (2 reads in 100 of a process that keeps exec'ing; a CI run's sweep left such an
+    orphan running). The token is seen on every read; a process with no environment, or a kernel thread,
+    is still a prompt no."""
+    chain = tmp_path / "reexec"
+    chain.write_text('#!/bin/sh\n[ "$1" -gt 0 ] && exec "$0" $(($1 - 1))\nexec sleep 30\n')
+    chain.chmod(0o755)
+    marker = f"KAHOOKS_TEST_TOKEN={random.randint(10**8, 10**9)}"
+    name, value = marker.split("=")
+    execing = subprocess.Popen([str(chain), "3000"], env={name: value, "PATH": "/usr/bin:/bin"})
+    bare = subprocess.Popen(["env", "-i", "sleep", "30"])
+    try:
+        reads, missed = 0, 0
+        end = time.monotonic() + 20  # bounded, whatever the machine's pace
+        while time.monotonic() < end:
+            info = procfs.read_stat(execing.pid)
+            if info is None or info.comm == "sleep":
+                break
+            reads += 1
+            missed += not procfs.environ_has(execing.pid, marker.encode())
+        assert reads >= 1000 and missed == 0, (reads, missed)
+        wait_for(lambda: procfs.read_stat(bare.pid).comm == "sleep", 10, "env -i to exec sleep")
+        assert not procfs.environ_has(bare.pid, marker.encode())
+        assert not procfs.environ_has(2, marker.encode())  # kthreadd
+    finally:
+        for process in (execing, bare):
+            process.kill()
+            process.wait()
 
 # A subreaper (as `kahooks serve` and ka-check-exec are) with procfs counting the processes it reads.
 SWEEP_COST = """
