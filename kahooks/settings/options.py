@@ -127,6 +127,9 @@ def _parse(options: Sequence[Option], argv: Sequence[str], prog: str, values: di
         else:
             values[opt.dest] = value
     _assign_positionals(positionals, bare, values)
+    for opt in options:  # an option a check cannot run without (a positional's is checked above)
+        if opt.required and not opt.positional and values[opt.dest] in (None, []):
+            raise UsageError(f"missing {opt.label()} {opt.metavar}")
     return values
 
 
@@ -160,7 +163,7 @@ def _is_number(arg: str) -> bool:
 
 def format_help(options: Iterable[Option], prog: str) -> str:
     options = list(options)
-    words = []
+    words = [f"{opt.label()} {opt.metavar}" for opt in options if opt.required and not opt.positional]
     for opt in options:
         if opt.positional:
             word = opt.metavar + ("..." if opt.rest else "")

@@ -14,6 +14,9 @@ OPTIONS = (
     Option("--count", convert=positive_int, default=1),
     Option("TARGET", required=True),
 )
+# An option declared required is enforced as a positional is (it was only for positionals: a check with
+# a required --path ran without one and failed on None inside its probe).
+WITH_REQUIRED = (Option("--path", required=True, metavar="FILE"), Option("--tag", repeat=True, required=True))
 REST = (Option("--ok-codes", default="0"), Option("COMMAND", rest=True, required=True))
 
 
@@ -70,3 +73,14 @@ def test_unescape() -> None:
     for bad in (r"\q", r"\x4", r"\xzz"):
         with pytest.raises(ValueError):
             unescape(bad)
+
+
+def test_a_required_option_is_enforced_and_shown_as_required() -> None:
+    with pytest.raises(UsageError, match="^missing --path FILE$"):
+        parse_argv(WITH_REQUIRED, ["--tag", "a"], "p")
+    with pytest.raises(UsageError, match="^missing --tag TAG$"):
+        parse_argv(WITH_REQUIRED, ["--path", "/x"], "p")
+    assert parse_argv(WITH_REQUIRED, ["--path", "/x", "--tag", "a"], "p") == {"path": "/x", "tag": ["a"]}
+    with pytest.raises(HelpRequested) as shown:
+        parse_argv(WITH_REQUIRED, ["--help"], "p")
+    assert str(shown.value).splitlines()[0] == "usage: p [options] --path FILE --tag TAG"
