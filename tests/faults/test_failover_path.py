@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from kahooks.lab.netns import wait_for
+from tests.support.programs import running
 from tests.support.serve import Served, Service, head, heartbeat_gaps, svc_check
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -111,10 +112,8 @@ def test_fifo_and_delivery_survive_a_spool_that_breaks_for_a_while(tmp_path: Pat
 def test_a_reload_while_a_delivery_waits_does_not_stall_the_heartbeat(tmp_path: Path) -> None:
     with Served(tmp_path, notify_config(tmp_path, "sleep 6")) as served:
         write_fifo(served.state / "notify.fifo", 'INSTANCE "VI_1" MASTER 100')
-        wait_for(lambda: "sleep 6" in " ".join(Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
-                                                for pid in os.listdir("/proc") if pid.isdigit()
-                                                and os.path.exists(f"/proc/{pid}/cmdline")), 5,
-                 "the delivery to start")
+        # running() reads /proc without an exists-then-read race (a CI run lost a process in between).
+        wait_for(lambda: running("sleep 6"), 5, "the delivery to start")
         served.signal(1)  # SIGHUP, a valid configuration
         gaps = served.heartbeat_gaps(4)
         assert gaps and max(gaps) < 1.0, f"heartbeat gaps {gaps}"

@@ -67,6 +67,22 @@ def pids_mentioning(*fragments: str) -> list[int]:
     return found
 
 
+def running(command: str) -> bool:
+    """Is a process running whose command line (its argv joined by spaces) contains `command`? A process
+    that ends while /proc is read is not (its files vanish between the listing and the read)."""
+    wanted = command.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if wanted in argv.replace(b"\0", b" "):
+            return True
+    return False
+
+
 def kill_mentioning(*fragments: str) -> None:
     """SIGKILL what a test started in the background (a delivery worker, say), found by its argv."""
     import signal
