@@ -28,8 +28,11 @@ class Entry:
     lb2: str
 
 
+SCRIPT_INTERVAL = 1  # every corpus script's interval, in seconds
+
+
 def script(name: str, weight: int | None = None, reverse: bool = False, fall: int = 1) -> str:
-    lines = [f'vrrp_script {name} {{', f'    script "{{work}}/check {name}"', "    interval 1", "    timeout 1",
+    lines = [f'vrrp_script {name} {{', f'    script "{{work}}/check {name}"', f"    interval {SCRIPT_INTERVAL}", "    timeout 1",
              f"    fall {fall}", "    rise 1"]
     if weight is not None:
         lines.append(f"    weight {weight}{' reverse' if reverse else ''}")
