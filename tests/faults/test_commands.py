@@ -151,7 +151,6 @@ def test_a_slow_exec_freezes_no_other_thread() -> None:
     assert float(stall) < EXEC_DELAY / 2, result.stdout
 
 
-
 def test_a_token_is_read_from_a_process_caught_in_an_exec(tmp_path: Path) -> None:
     """A sweep looks for its token in an orphan's environment, and `setsid cmd` execs twice: read while
     the exec replaced the image it was opened on, or while the loader laid the new one out, the environment
@@ -182,6 +181,7 @@ def test_a_token_is_read_from_a_process_caught_in_an_exec(tmp_path: Path) -> Non
         for process in (execing, bare):
             process.kill()
             process.wait()
+
 
 # A subreaper (as `kahooks serve` and ka-check-exec are) with procfs counting the processes it reads.
 SWEEP_COST = """

@@ -226,9 +226,9 @@ def settled_holders(lab: Lab, mine: list[dict]) -> dict[str, str | None]:
 def instance_lines(lab: Lab, instance: str) -> str:
     """What each node's keepalived said of one instance (and of its scripts), for a disagreement's message."""
     said = []
+    entry = instance.rsplit("_", 1)[0]  # its scripts and files are named after the corpus entry
     for node, stamped in lab.keepalived.items():
-        name = instance.rsplit("_", 1)[0]
-        lines = [f"{stamp:.2f} {line}" for stamp, line in stamped.lines if f"({instance})" in line or f"{name}_" in line]
+        lines = [f"{stamp:.2f} {line}" for stamp, line in stamped.lines if f"({instance})" in line or f"{entry}_" in line]
         said.append(f"{node}: " + " | ".join(lines)[-900:])
     return "; ".join(said)
 

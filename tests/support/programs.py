@@ -8,6 +8,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 BIN = Path(sys.executable).parent
 
@@ -52,9 +56,9 @@ def assert_one_line_failure(outcome: Outcome, *fragments: str) -> None:
         assert fragment in outcome.line, (fragment, outcome.line)
 
 
-def pids_mentioning(*fragments: str) -> list[int]:
-    """Live processes whose argv contains every fragment (as a substring of some word)."""
-    found = []
+def _command_lines() -> Iterator[tuple[int, bytes]]:
+    """Each live process's pid and raw argv (NUL-separated); one that ends while /proc is read is skipped
+    (its files vanish between the listing and the read)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -62,25 +66,18 @@ def pids_mentioning(*fragments: str) -> list[int]:
             argv = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        if all(fragment.encode() in argv for fragment in fragments):
-            found.append(int(entry))
-    return found
+        yield int(entry), argv
+
+
+def pids_mentioning(*fragments: str) -> list[int]:
+    """Live processes whose argv contains every fragment (as a substring of some word)."""
+    return [pid for pid, argv in _command_lines() if all(fragment.encode() in argv for fragment in fragments)]
 
 
 def running(command: str) -> bool:
-    """Is a process running whose command line (its argv joined by spaces) contains `command`? A process
-    that ends while /proc is read is not (its files vanish between the listing and the read)."""
+    """Is a process running whose command line (its argv joined by spaces) contains `command`?"""
     wanted = command.encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if wanted in argv.replace(b"\0", b" "):
-            return True
-    return False
+    return any(wanted in argv.replace(b"\0", b" ") for _, argv in _command_lines())
 
 
 def kill_mentioning(*fragments: str) -> None:
