@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -443,14 +443,27 @@ def run_many(seeds: list[int], tag_prefix: str, keepalived: Keepalived | None = 
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
         futures = [pool.submit(one, seed) for seed in seeds]
-        for future in futures:
-            results.append(future.result())
+        results.extend(results_heeding_signals(futures))
     except BaseException:
         abort.set()
         pool.shutdown(wait=True, cancel_futures=True)  # each running pair cleans up at its next step
         raise
     pool.shutdown(wait=True)
     return results
+
+
+SIGNAL_LATENCY = 0.2  # how soon the main thread runs a signal's handler that another thread caught
+
+
+def results_heeding_signals(futures: list[Future]) -> list:
+    """The futures' results in order, waited for in short slices. The kernel hands a process's signal to
+    any thread that does not block it: a Ctrl-C caught by a pair's thread only flags the handler, and a
+    main thread asleep on a future's lock without a timeout would run it once that pair ended (a CI
+    run: SIGINT sent, one pair ran on to "agrees" 31 s later, the harness still there 60 s on)."""
+    pending = set(futures)
+    while pending:
+        _, pending = wait(pending, timeout=SIGNAL_LATENCY, return_when=FIRST_COMPLETED)
+    return [future.result() for future in futures]
 
 
 def default_doctor() -> str:

@@ -151,6 +151,32 @@ def _ctrl_c_heard() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+CAUGHT_BY_A_PAIR = """
+import signal, threading, time
+from concurrent.futures import ThreadPoolExecutor
+from kahooks.lab.differential import results_heeding_signals
+release = threading.Event()
+def pair():
+    time.sleep(0.5)  # the main thread asleep on the pair by now
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)  # the kernel's pick: a pair's thread catches it
+    release.wait(60)
+    return "ran on"
+try:
+    print(results_heeding_signals([ThreadPoolExecutor(1).submit(pair)]))
+except KeyboardInterrupt:
+    print("interrupted")
+release.set()
+"""
+
+
+def test_a_ctrl_c_caught_by_a_pairs_thread_interrupts_the_run() -> None:
+    # The harness's main thread waits for the pairs; a signal the kernel gave a pair's thread must reach it
+    # while the pair still runs (before: it slept on the future until the pair ended, here 60 s).
+    out = subprocess.run([sys.executable, "-c", CAUGHT_BY_A_PAIR], capture_output=True, text=True, timeout=20,
+                         env=quiet_env())
+    assert out.stdout.strip() == "interrupted", (out.stdout, out.stderr)
+
+
 @pytest.mark.root
 def test_every_namespace_and_process_is_gone_after_ctrl_c() -> None:
     # Not the sample's tag: this one interrupts its own run of two pairs as they start. What a run of this
