@@ -244,3 +244,79 @@ def test_maintenance_file_drains(spawn, unique_name: str, tmp_path: Path) -> Non
     flag.touch()
     assert_one_line_failure(run("ka-check-process", unique_name, "--maintenance-file", str(flag)),
                             f"maintenance file {flag} exists")
+
+
+# A probe repeated in one process (the daemon's check thread): it confirms what it found from those
+# processes' own entries, and looks at every process again when one of them no longer answers.
+
+def _repeatable(*words: str):
+    from kahooks.daemon.settings import build_check
+
+    built = build_check(["ka-check-process", *words], lambda key, message: pytest.fail(message))
+    assert built is not None
+    return built[2]
+
+
+def _probe(check):
+    from kahooks.deadline import Deadline
+
+    return check.probe(Deadline(5))
+
+
+def test_a_repeated_healthy_probe_confirms_its_pids_without_looking_at_every_process(
+        spawn, unique_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kahooks.system import procfs
+
+    first = spawn(unique_name)
+    wait_for(lambda: _comm(first.pid) == unique_name, 5, "its exec")
+    check = _repeatable(unique_name)
+    assert _probe(check).ok and check.pids() == [first.pid]
+    second = spawn(unique_name)  # started since: the count catches up at the next whole look
+    wait_for(lambda: _comm(second.pid) == unique_name, 5, "the second one's exec")
+
+    def no_whole_look(*args, **kwargs):
+        raise AssertionError("looked at every process")
+
+    monkeypatch.setattr(procfs, "iter_processes", no_whole_look)
+    again = _probe(check)
+    assert again.ok and check.pids() == [first.pid], again
+    monkeypatch.undo()
+    monkeypatch.setattr("kahooks.checks.process.FULL_LOOK", 0.0)  # the whole look is due
+    assert _probe(check).ok and len(check.pids()) == 2
+
+
+def test_a_repeated_probe_looks_again_when_a_pid_died_became_a_zombie_or_another_program(
+        spawn, unique_name: str, tmp_path: Path) -> None:
+    first = spawn(unique_name)
+    second = spawn(unique_name)
+    wait_for(lambda: _comm(second.pid) == unique_name, 5, "the second one's exec")
+    check = _repeatable(unique_name, "--min-count", "2")
+    assert _probe(check).ok
+    second.kill()
+    second.wait()
+    failed = _probe(check)
+    assert not failed.ok and "only 1" in failed.summary, failed
+
+    check = _repeatable(unique_name)
+    assert _probe(check).ok
+    first.kill()  # not reaped: a zombie
+    wait_for(lambda: _state(first.pid) == "Z", 5, "the zombie")
+    zombie = _probe(check)
+    assert not zombie.ok and "zombie" in zombie.summary, zombie
+
+    # A confirmed pid that execs another program (its command line no longer matches).
+    marker = "kh-marker-" + uuid.uuid4().hex
+    flag = tmp_path / "exec-now"
+    replaced = subprocess.Popen(["python3", "-c", "import os, sys, time\n"
+                                 "while not os.path.exists(sys.argv[1]): time.sleep(0.01)\n"
+                                 f"os.execv({SLEEP!r}, ['sleep', '60'])", str(flag), marker])
+    try:
+        check = _repeatable("--cmdline", marker)
+        wait_for(lambda: _probe(check).ok, 5, "the marked process to be found")
+        flag.touch()
+        wait_for(lambda: _comm(replaced.pid) == "sleep", 5, "the exec")
+        after = _probe(check)
+        assert not after.ok and "not running" in after.summary, after
+    finally:
+        replaced.kill()
+        replaced.wait()
