@@ -219,6 +219,19 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def with_observer(pid: int) -> list[int]:
+    """The daemon and its wire observer's process (daemon/wire_process.py): the daemon's cost is both."""
+    family = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                if b"kahooks.daemon.wire_process" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    family.append(int(child))
+            except OSError:
+                continue
+    return family
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     values = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -8,9 +8,10 @@ as for 500 and what differs is the daemon alone. Measured:
 
 - detection: a watched process killed with SIGKILL, until its track file is renamed into place
   (inotify-timed, as keepalived sees it), p50/p99 over --trials deaths of different checks;
-- idle CPU per check: the daemon's user + system time from /proc/PID/stat over --seconds, divided by
+- idle CPU per check: the daemon's user + system time from /proc/PID/stat (its wire observer's process
+  counted in) over --seconds, divided by
   the checks; target: the same at 500 as at 10 (within 1.5x, and the 10 checks' figure is the reference);
-- RSS: VmRSS after the window; the growth per check between the sizes is printed.
+- RSS: VmRSS after the window (the daemon's and its observer's); the growth per check between the sizes is printed.
 
 Run with `./run bench scale` (root: the wire observer opens packet sockets). Bounded: --trials
 deaths, --seconds of idle per size; everything on loopback and stopped at the end.
@@ -115,10 +116,11 @@ def measure(work: Path, fleet: Fleet, count: int, trials: int, seconds: float) -
         os.close(fifo)
         wait_healthy(track_dir, [name for name, _ in checks], 20)
         time.sleep(3)  # the first runs, the FIFO's events and their deliveries are not idle
-        before, started = helpers.process_cpu(daemon.pid), time.monotonic()
+        family = helpers.with_observer(daemon.pid)
+        before, started = sum(map(helpers.process_cpu, family)), time.monotonic()
         time.sleep(seconds)
-        share = (helpers.process_cpu(daemon.pid) - before) / (time.monotonic() - started)
-        rss, peak = helpers.rss_mb(daemon.pid)
+        share = (sum(map(helpers.process_cpu, family)) - before) / (time.monotonic() - started)
+        rss, peak = (sum(figures) for figures in zip(*map(helpers.rss_mb, family)))
         processes = count - count // 5
         latencies = []
         for trial in range(trials):

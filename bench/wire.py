@@ -60,11 +60,13 @@ print(sent)
 
 
 def cpu_and_rss(node: Node, pid: str) -> tuple[float, int]:
-    """CPU seconds the process's threads have run (schedstat: nanoseconds, not sampled ticks), and its RSS in kB."""
-    script = (f"cat /proc/{pid}/task/*/schedstat | awk '{{s += $1}} END {{print s}}'; "
-              f"grep VmRSS: /proc/{pid}/status")
-    ran, rss_line = node.run(["sh", "-c", script]).stdout.splitlines()[:2]
-    return int(ran) / 1e9, int(rss_line.split()[1])
+    """CPU seconds the daemon's threads and its wire observer's process have run (schedstat: nanoseconds, not
+    sampled ticks), and their RSS in kB."""
+    family = f"{pid} $(pgrep -P {pid} -f kahooks.daemon.wire_process)"
+    script = (f"for p in {family}; do cat /proc/$p/task/*/schedstat; done | awk '{{s += $1}} END {{print s}}'; "
+              f"for p in {family}; do grep VmRSS: /proc/$p/status; done | awk '{{s += $2}} END {{print s}}'")
+    ran, rss = node.run(["sh", "-c", script]).stdout.splitlines()[:2]
+    return int(ran) / 1e9, int(rss)
 
 
 def serve(node: Node, work: Path, enabled: bool) -> tuple[subprocess.Popen, str]:

@@ -3,7 +3,9 @@ instances when [wire] asks, stopped, shown in the snapshot.
 
 The parts: `wire_kernel` reads what the kernel tells (a packet socket per interface behind a BPF
 filter, so that no other packet wakes Python; netlink's addresses; the ruleset), `wire_observer` is
-the thread that decodes and judges, `segment` the picture and its findings. Findings are logged,
+the loop that decodes and judges, `segment` the picture and its findings, `wire_process` the process
+they run in (a flood of packets must not hold the daemon's interpreter lock) and its channel to the
+daemon, whose side is `ObserverProcess` here. Findings are logged,
 reported in status.json and /metrics, and recorded once as ALERT events the channels deliver, then
 as CLEARED events when they go (the alertmanager channel resolves the alert; the topic "wire KIND"
 tells one finding's alert from another's). Nothing here sends a packet or writes a track file: a
@@ -15,9 +17,11 @@ observer left open: turning the wire off, or dropping an instance, resolves them
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable
     from typing import Any
 
@@ -25,13 +29,13 @@ if TYPE_CHECKING:
     from kahooks.daemon.segment import Local
     from kahooks.daemon.settings import WireSettings
     from kahooks.daemon.snapshot import WireState
-    from kahooks.daemon.wire_observer import Observer
     from kahooks.events.event import Event
     from kahooks.settings.config import Config
 
 log = logging.getLogger("kahooks.serve")
 
-STOP_WAIT = 2.0  # the observer's thread ends within JUDGE_EVERY s of being asked; this is the deadline
+STOP_WAIT = 2.0  # the observer's process ends within JUDGE_EVERY s of being asked; this is the deadline
+STOP_HEARD = 0.1  # how soon the observer's thread here hears that it is to stop
 
 
 # keepalived.conf -> what the wire needs ----------------------------------------------------------
@@ -74,7 +78,7 @@ class Wire:
     """The daemon's side: start the observer for a configuration, stop it, show it."""
 
     def __init__(self) -> None:
-        self.observer: Observer | None = None
+        self.observer: ObserverProcess | None = None
         self.thread: Any = None
         self.why_off = "not started"
 
@@ -89,8 +93,8 @@ class Wire:
         from kahooks.daemon import wire_memory
 
         previous = self.observer
-        # Waited for (it wakes every JUDGE_EVERY s): its open alerts are read once it can change them no more.
-        self.stop(wait=STOP_WAIT)
+        # Waited for: its open alerts are read once it can change them no more.
+        self.stop(wait=STOP_HEARD + STOP_WAIT + 0.5)
         serve = config.sections["serve"]
         state_dir = serve.state_dir
         settings: WireSettings = config.sections["wire"]
@@ -120,10 +124,9 @@ class Wire:
             return
 
         from kahooks.daemon.threads import Supervised
-        from kahooks.daemon.wire_observer import Observer
 
-        observer = Observer(locals_, lambda: instance_states(notifications), record, left_open,
-                            lambda alerts: wire_memory.save(state_dir, alerts))
+        observer = ObserverProcess(locals_, lambda: instance_states(notifications), record, left_open,
+                                   lambda alerts: wire_memory.save(state_dir, alerts))
         self.observer = observer
         self.why_off = ""
         self.thread = Supervised("wire", observer.run).start()
@@ -151,6 +154,7 @@ class Wire:
         return kept
 
     def stop(self, wait: float = 0.0) -> None:
+        """Stop the observer's process; with `wait`, return once it is gone and its last words are taken."""
         if self.thread is not None:
             self.thread.stop()
             if wait:
@@ -162,6 +166,122 @@ class Wire:
             return {"enabled": False, "why": self.why_off, "interfaces": {}, "packets": 0, "adverts": 0, "arps": 0,
                     "ignored": 0, "dropped": 0, "vrids": [], "findings": [], "instances": []}
         return {"enabled": True, "why": "", **self.observer.snapshot()}  # type: ignore[typeddict-item]
+
+
+class ObserverProcess:
+    """The daemon's side of the observer's process (daemon/wire_process.py): starts it, tells it keepalived's
+    states, takes its snapshot, logs its lines, remembers its open alerts and records its events. Run in a
+    Supervised thread: a process that ends by itself is started again, with the open alerts it left."""
+
+    def __init__(self, locals_: list[Local], states: Callable[[], dict[str, tuple[str, int]]],
+                 record: Callable[[Event], None], remembered: dict[tuple[str, str], str],
+                 remember: Callable[[dict[tuple[str, str], str]], None]) -> None:
+        self.locals = locals_
+        self.interfaces = sorted({local.interface for local in locals_})
+        self.states = states
+        self.record = record
+        self.remember = remember
+        self.open: dict[tuple[str, str], str] = dict(remembered)
+        self.latest: dict | None = None
+        self.pid = 0
+
+    def run(self, stop: threading.Event) -> None:
+        import select
+        import socket
+        import sys
+        import time
+
+        from kahooks.daemon.wire_observer import JUDGE_EVERY
+        from kahooks.daemon.wire_process import Channel, serialised_locals
+        from kahooks.system import commands
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.pid = commands.start_helper([sys.executable, "-I", "-m", "kahooks.daemon.wire_process"],
+                                             theirs.fileno())
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        channel = Channel(ours)
+        ended = False
+        readable = select.poll()  # not select(): a daemon at scale holds over a thousand descriptors (pidfds)
+        readable.register(ours, select.POLLIN)
+        try:
+            channel.send({"locals": serialised_locals(self.locals), "level": log.getEffectiveLevel(),
+                          "open": [[kind, instance, sentence] for (kind, instance), sentence in self.open.items()]})
+            next_states = 0.0
+            while not stop.is_set() and not ended:
+                now = time.monotonic()
+                if now >= next_states:
+                    states = {name: list(value) for name, value in self.states().items()}
+                    channel.send({"states": states}, wait=False)  # a full buffer: the next round's
+                    next_states = now + JUDGE_EVERY
+                if readable.poll(STOP_HEARD * 1000):
+                    ended = self._take(channel)
+            if not ended:
+                # Told to stop: the end of our stream stops it; what it said until then is taken, within STOP_WAIT.
+                ours.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + STOP_WAIT
+                while not ended and readable.poll(max(0.0, deadline - time.monotonic()) * 1000):
+                    ended = self._take(channel)
+        except OSError as exc:  # the process went with data unread (ECONNRESET), or the pair broke
+            log.debug("wire: the observer's channel: %s", exc)
+        finally:
+            ours.close()
+            status = commands.end_helper(self.pid, 0.0 if ended else 0.2)
+        if not stop.is_set():  # it ended by itself: Supervised starts it again, with the open alerts it left
+            log.error("wire: the observer's process ended (%s)", _ended(status))
+
+    def _take(self, channel: Any) -> bool:
+        """Handle the lines that have come; True when the process closed its end."""
+        from kahooks.daemon.wire_process import decode
+        from kahooks.events.event import Event
+
+        lines, ended = channel.receive()
+        for line in lines:
+            message = decode(line)
+            if message is None:
+                log.error("wire: %s", line[:2000].decode("utf-8", "replace"))
+            elif isinstance(message.get("snapshot"), dict):
+                self.latest = message["snapshot"]
+            elif isinstance(message.get("open"), list):
+                self.open = {(kind, instance): sentence for kind, instance, sentence in message["open"]}
+                try:  # before the events: a crash between leaves a clearing too many, never one too few
+                    self.remember(dict(self.open))
+                except OSError as exc:
+                    log.error("wire: cannot remember the open alerts: %s", exc)
+            elif isinstance(message.get("record"), dict):
+                try:
+                    self.record(Event.from_dict(message["record"]))
+                except Exception as exc:  # the report stays in status and /metrics; the log says why it went nowhere
+                    log.error("wire: cannot record %s: %s", message["record"].get("topic", "an alert"), exc)
+            elif isinstance(message.get("log"), list) and len(message["log"]) == 2:
+                level, text = message["log"]
+                log.log(level if level in LEVELS else logging.ERROR, "%s", text)
+        return ended
+
+    def snapshot(self) -> dict:
+        if self.latest is not None:
+            return self.latest
+        return {"interfaces": {name: "starting" for name in self.interfaces}, "packets": 0, "adverts": 0, "arps": 0,
+                "ignored": 0, "dropped": 0, "vrids": [], "findings": [],
+                "instances": [{"instance": local.name, "interface": local.interface, "vrid": local.vrid}
+                              for local in self.locals]}
+
+
+def _ended(status: int | None) -> str:
+    import signal
+
+    if status is None:
+        return "not reaped yet"
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
 
 
 def instance_states(notifications: Notifications) -> dict[str, tuple[str, int]]:

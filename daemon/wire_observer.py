@@ -1,8 +1,10 @@
-"""The wire observer's thread: it reads what the kernel's filter lets through, feeds the segment,
-judges it every JUDGE_EVERY s, and records an ALERT when a finding begins and a CLEARED when it goes.
+"""The wire observer's loop (the main thread of its own process, daemon/wire_process.py): it reads what
+the kernel's filter lets through, feeds the segment, judges it every JUDGE_EVERY s, and records an ALERT
+when a finding begins and a CLEARED when it goes.
 
 At most BUDGET packets a second are decoded; a flood beyond that stays in the kernel, which drops
-it (counted as `dropped`). The snapshot (status.json, /metrics) reads under `lock` what the thread writes.
+it (counted as `dropped`). The snapshot (sent to the daemon for status.json and /metrics) reads under `lock`
+what the loop writes.
 """
 
 from __future__ import annotations
@@ -72,11 +74,20 @@ class Observer:
         self.remember = remember
         # A left-open alert that does not hold is cleared only once every finding could have been seen again:
         # the longest wait of any (master gone: the master-down interval and one more advert interval).
+        self.control: socket.socket | None = None
+        self.on_control: Callable[[], None] | None = None
+        self.on_judged: Callable[[], None] | None = None
         self.settle = max(4 * local.interval_seen() + max(local.interval_seen(), 1.0) for local in locals_) \
             + JUDGE_EVERY
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, control: socket.socket | None = None,
+            on_control: Callable[[], None] | None = None, on_judged: Callable[[], None] | None = None) -> None:
+        """Observe until `stop`. `control` (the daemon's channel) is waited on with the packet sockets, and
+        `on_control` called when it is readable; `on_judged` after each judgement. One thread does it all:
+        a second one would wait for the interpreter lock for as long as packets keep coming (see
+        daemon/wire_process.py), and the snapshot it was to send would lag the flood it describes."""
         self.stopping = stop
+        self.control, self.on_control, self.on_judged = control, on_control, on_judged
         events = address_events()
         try:
             self._loop(stop, events)
@@ -99,15 +110,19 @@ class Observer:
             if now >= next_judge:
                 self.judge(time.time())
                 next_judge = now + JUDGE_EVERY
+                if self.on_judged is not None:
+                    self.on_judged()
             if now - window >= 1.0:
                 window, used = now, 0
             if used >= BUDGET:  # the rest of this second's packets wait in (or are dropped by) the kernel
                 stop.wait(max(0.0, min(next_judge, window + 1.0) - now))
                 continue
-            waiting = [*self.sockets.values(), *([events] if events is not None else [])]
+            waiting = [*self.sockets.values(), *(sock for sock in (events, self.control) if sock is not None)]
             ready, _, _ = select.select(waiting, [], [], max(0.0, min(next_judge, next_addresses) - now))
             for sock in ready:
-                if sock is events:
+                if sock is self.control and self.on_control is not None:
+                    self.on_control()
+                elif sock is events:
                     self._drain(events)
                     next_addresses = min(next_addresses, time.monotonic() + 0.05)
                 else:

@@ -15,6 +15,8 @@
 - Every wait has a deadline, the leader's reaping included; stop_all() ends every wait at once.
 - A command starts with neither the GIL nor a lock held (posix_spawnp through ctypes): an exec that is
   slow under load pauses no other thread of the daemon.
+- start_helper()/end_helper(): a long-lived helper of the daemon (the wire observer's process), started
+  the same way and registered as a running command, so that no sweep takes it for an orphan.
 """
 
 from __future__ import annotations
@@ -163,33 +165,67 @@ def stop_all() -> None:
 
 
 def _spawn(argv: list[str], environment: Mapping[str, str], sweep: bool) -> tuple[int, int]:
-    """Start argv in a session of its own, stdout and stderr into a pipe: (pid, the pipe's read end).
-
-    Neither the GIL nor the lock is held while the child starts (glibc's posix_spawn waits until it has
-    exec'd, and an exec waits for a CPU under load): the start is announced in _starting first, and the
-    leader moves to _running under the same hold of the lock that ends that announcement, so reap() never
-    takes its exit status and no other command's sweep takes it for an orphan (see _orphans_of)."""
+    """Start argv in a session of its own, stdout and stderr into a pipe: (pid, the pipe's read end)."""
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
-    key = object()
-    with _lock:
-        _starting[key] = _now_ticks() - 2  # at or before the child's start time, in /proc's unit
     try:
-        try:
-            pid = _posix_spawnp(argv, environment, write_end)
-            info = procfs.read_stat(pid)
-        except BaseException:
-            with _lock:
-                del _starting[key]
-            raise
-        with _lock:
-            del _starting[key]
-            _running[pid] = (info.start if info is not None else _now_ticks(), sweep)
+        pid = _registered_spawn(argv, environment, sweep, write_end)
     except BaseException:
         os.close(read_end)
         raise
     finally:
         os.close(write_end)
     return pid, read_end
+
+
+def _registered_spawn(argv: list[str], environment: Mapping[str, str], sweep: bool, output: int,
+                      stdin: int | None = None) -> int:
+    """Start argv, registered as a running command.
+
+    Neither the GIL nor the lock is held while the child starts (glibc's posix_spawn waits until it has
+    exec'd, and an exec waits for a CPU under load): the start is announced in _starting first, and the
+    leader moves to _running under the same hold of the lock that ends that announcement, so reap() never
+    takes its exit status and no other command's sweep takes it for an orphan (see _orphans_of)."""
+    key = object()
+    with _lock:
+        _starting[key] = _now_ticks() - 2  # at or before the child's start time, in /proc's unit
+    try:
+        pid = _posix_spawnp(argv, environment, output, stdin)
+        info = procfs.read_stat(pid)
+    except BaseException:
+        with _lock:
+            del _starting[key]
+        raise
+    with _lock:
+        del _starting[key]
+        _running[pid] = (info.start if info is not None else _now_ticks(), sweep)
+    return pid
+
+
+def start_helper(argv: list[str], channel: int, env: Mapping[str, str] | None = None) -> int:
+    """Start a helper process that outlives this call (the wire observer's): stdin, stdout and stderr on
+    `channel` (one end of a socket pair), its own session. It is registered as a running command, so no
+    check's sweep takes it for an orphan and reap() leaves its exit status to end_helper()."""
+    return _registered_spawn(argv, os.environ if env is None else env, True, channel, stdin=channel)
+
+
+def end_helper(pid: int, wait: float) -> int | None:
+    """Wait at most `wait` s for a helper to exit by itself (it was told to), then SIGKILL it; reap it and
+    return its wait status (None: stuck in the kernel still, left to reap())."""
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            with _lock:
+                reaped, status = os.waitpid(pid, os.WNOHANG)
+            if reaped:
+                return status
+            if time.monotonic() >= deadline:
+                _signal_all([pid], signal.SIGKILL)
+                return _reap_leader(pid)
+            time.sleep(0.01)
+    except ChildProcessError:
+        return None
+    finally:
+        _forget(pid, True)
 
 
 # glibc's <spawn.h> (musl's values are the same).
@@ -231,11 +267,11 @@ def _c_strings(items: list[bytes]) -> Any:
     return (ctypes.c_char_p * (len(items) + 1))(*items, None)
 
 
-def _posix_spawnp(argv: list[str], environment: Mapping[str, str], output: int) -> int:
+def _posix_spawnp(argv: list[str], environment: Mapping[str, str], output: int, stdin: int | None = None) -> int:
     """posix_spawnp(3) through ctypes, which lets go of the GIL for the call: os.posix_spawnp holds it until
     the child has exec'd, freezing every other thread of the daemon (heartbeat, checks, the wire observer)
     for as long as an exec waits under load (0.7 s of stall per 0.7 s of exec, strace-delayed). The child:
-    stdin on /dev/null, stdout and stderr into `output`, its own session, RESET_SIGNALS at their default,
+    stdin on /dev/null (or `stdin`), stdout and stderr into `output`, its own session, RESET_SIGNALS at their default,
     no signal blocked (the caller blocks SIGTERM while it starts us), fds closed by their O_CLOEXEC."""
     import ctypes
 
@@ -260,7 +296,8 @@ def _posix_spawnp(argv: list[str], environment: Mapping[str, str], output: int) 
             libc.sigemptyset(mask)
             for signum in RESET_SIGNALS:
                 libc.sigaddset(default, signum)
-            failed = (libc.posix_spawn_file_actions_addopen(actions, 0, os.fsencode(os.devnull), os.O_RDONLY, 0)
+            failed = ((libc.posix_spawn_file_actions_addopen(actions, 0, os.fsencode(os.devnull), os.O_RDONLY, 0)
+                       if stdin is None else libc.posix_spawn_file_actions_adddup2(actions, stdin, 0))
                       or libc.posix_spawn_file_actions_adddup2(actions, output, 1)
                       or libc.posix_spawn_file_actions_adddup2(actions, output, 2)
                       or libc.posix_spawnattr_setsigdefault(attributes, default)

@@ -105,17 +105,23 @@ def test_metrics_carry_every_kind_for_every_instance_and_status_the_sentences() 
 
 def test_the_observer_never_sends_on_the_wire_nor_writes_a_track_file() -> None:
     """What it hears can raise a report, never move a VIP: no send on a packet socket (only the netlink
-    request for the kernel's addresses), and no import of what writes track files."""
+    request for the kernel's addresses, and the lines between the observer's process and the daemon, on
+    their socket pair), and no import of what writes track files."""
     import ast
 
     import kahooks.daemon.segment
     import kahooks.daemon.wire
     import kahooks.daemon.wire_kernel
     import kahooks.daemon.wire_observer
+    import kahooks.daemon.wire_process
     import kahooks.system.vrrp_wire
 
+    def receiver(call: ast.Call) -> str:
+        target = call.func.value  # type: ignore[attr-defined]
+        return target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "?")
+
     for module in (kahooks.daemon.wire, kahooks.daemon.wire_kernel, kahooks.daemon.wire_observer,
-                   kahooks.daemon.segment, kahooks.system.vrrp_wire):
+                   kahooks.daemon.wire_process, kahooks.daemon.segment, kahooks.system.vrrp_wire):
         tree = ast.parse(Path(module.__file__).read_text())  # type: ignore[arg-type]
         imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not imported & {"kahooks.daemon.trackfile", "kahooks.daemon.publishing", "kahooks.files.atomicfile"}
@@ -124,8 +130,13 @@ def test_the_observer_never_sends_on_the_wire_nor_writes_a_track_file() -> None:
             for call in ast.walk(function):
                 if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and \
                         call.func.attr in ("send", "sendto", "sendmsg", "sendall"):
-                    sending.append(function.name)
-        assert sending == (["kernel_addresses"] if module is kahooks.daemon.wire_kernel else []), sending
+                    sending.append((function.name, receiver(call)))
+        channel = [(name, on) for name, on in sending if on == "channel"]  # Channel.send, on the socket pair
+        expected = {kahooks.daemon.wire_kernel: [("kernel_addresses", "sock")],
+                    kahooks.daemon.wire_process: [("send", "sock"), ("send", "sock"), ("send", "sock")]}
+        assert [entry for entry in sending if entry not in channel] == expected.get(module, []), sending
+    pair = ast.parse(Path(kahooks.daemon.wire.__file__).read_text())  # type: ignore[arg-type]
+    assert "socketpair" in {node.attr for node in ast.walk(pair) if isinstance(node, ast.Attribute)}
 
 
 def test_a_finding_is_recorded_as_an_alert_and_its_clearing_as_cleared_of_the_same_topic() -> None:

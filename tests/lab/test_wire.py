@@ -350,14 +350,21 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
             heartbeat = lb1.node.popen([sys.executable, "-c", HEARTBEAT_WATCH, str(lb1.state_dir / "heartbeat"), "3.3"],
                                        stdout=subprocess.PIPE, text=True)
             sending = lb3.node.popen(["nice", "-n", "19", sys.executable, "-c", FLOOD, "10000", "2.5"],
-                                     stdout=subprocess.DEVNULL)
+                                     stdout=subprocess.PIPE, text=True)
             time.sleep(0.3)  # the flood under way
             flooded = timed_check(lb1, 1.2)
-            sending.wait(20)
+            sent = int(sending.communicate(timeout=20)[0] or 0)
             daemon_gap, node_stall = (float(word) for word in heartbeat.communicate(timeout=20)[0].split())
-            wire = lb1.status()["wire"]
-            print("flood:", daemon_gap, node_stall, rss(lb1) - rss_before, wire["packets"], wire["dropped"],
-                  "calm:", calm, "flooded:", flooded)
+            # The flood reached lb1's observer: read, or dropped by the kernel over its budget (its figures reach
+            # status.json within a judgement and a heartbeat).
+            def heard() -> dict | None:
+                seen = lb1.status()["wire"]
+                return seen if seen["packets"] + seen["dropped"] >= sent // 2 else None
+
+            assert sent >= 10000, f"the flood's sender sent {sent} adverts in 2.5 s"
+            wire = wait_for(heard, 5, "lb1's observer to count the flood", poll=0.1)
+            print("flood:", sent, "sent;", daemon_gap, node_stall, rss(lb1) - rss_before, wire["packets"],
+                  wire["dropped"], "calm:", calm, "flooded:", flooded)
             assert rss(lb1) - rss_before < 8 * 1024, (rss_before, rss(lb1))  # kB
             assert len(wire["vrids"]) <= 65 and all(len(vrid["sources"]) <= 16 for vrid in wire["vrids"])
             # Written every 0.5 s: a steady heartbeat, within five intervals of the node's own stalls (2.5 s here
@@ -366,12 +373,12 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
             # within an interval and the probe, with a generous margin. The exec check's probes are longer and
             # vary more (a child to start and wait for, then a sweep that reads /proc): its mean gap was 0.255
             # to 0.301 s under the flood in five runs (0.250 to 0.270 calm), its detection at most 0.47 s.
-            # KNOWN OPEN (issue 26's note): in about one run in five on this 2-vCPU machine, with the flood
-            # delivered whole (10000 a second, both CPUs saturated), the daemon stalls 2.2 to 3.1 s while the
-            # bare process does not, its main thread waiting for an interpreter lock whose holder does not run,
-            # with or without the wire (status.json is off the heartbeat's thread since). Those runs end XFAIL
-            # with their figures, after every other step of this test has been asserted; a run that holds every
-            # bound passes.
+            # KNOWN OPEN (issue 27's note): the observer reading a flood in the daemon's own interpreter handed its
+            # lock over at every packet's system call, and the daemon's other threads never got it back: the
+            # daemon stalled 2.1 to 3.1 s in 5 of 19 runs. The observer is now a process of its own, one thread
+            # (daemon/wire_process.py): no heartbeat stall over 1.5 s in 11 runs; one run's exec check was seen
+            # 1.43 s late. A run that crosses a stall bound ends XFAIL with its figures, after every other step
+            # of this test has been asserted; a run that holds every bound passes.
             stalls = [problem for problem, holds in (
                 (f"heartbeat gap {daemon_gap:.2f} s (node {node_stall:.2f} s)", daemon_gap < 2.5 + node_stall),
                 ("up's gap", flooded["gap"]["up"] < CHECK_INTERVAL * 1.25 + node_stall / 4),
@@ -439,6 +446,15 @@ def daemon_pid(balancer: Balancer) -> str:
     return balancer.node.run(["pgrep", "-f", "kahooks serve"]).stdout.split()[0]
 
 
+def observer_pid(balancer: Balancer) -> str:
+    """The pid of the daemon's wire observer, a process of its own (daemon/wire_process.py)."""
+    return balancer.node.run(["pgrep", "-f", "kahooks.daemon.wire_process"]).stdout.split()[0]
+
+
 def rss(balancer: Balancer) -> int:
-    status = balancer.node.run(["cat", f"/proc/{daemon_pid(balancer)}/status"]).stdout
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    """The daemon's resident memory with its observer's, in kB."""
+    total = 0
+    for pid in (daemon_pid(balancer), observer_pid(balancer)):
+        status = balancer.node.run(["cat", f"/proc/{pid}/status"]).stdout
+        total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    return total

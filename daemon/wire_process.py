@@ -1,0 +1,187 @@
+"""The wire observer in a process of its own, and the one line-based channel between it and the daemon.
+
+Why a process: reading packets is a system call each, and CPython hands its interpreter lock over at
+every one. A waiting thread is woken at each hand-over, finds the lock taken again before it runs,
+and so never asks for it to be dropped: under a flood of forged adverts the observer's thread kept
+the lock for as long as the flood lasted (a lab run: the daemon's main thread waited 2.7 s for it,
+the observer's thread running, 1.1 s of it in the kernel), and the heartbeat and every check waited
+with it. In a process of its own, its reads share nothing with the daemon's threads but the CPUs.
+
+The channel: one stream socket pair, one JSON object per line, both ways.
+- daemon -> observer: first {"locals": [...], "level": N, "open": [[kind, instance, sentence], ...]}, then
+  {"states": {instance: [state, priority]}} every JUDGE_EVERY s. The end of the stream means stop.
+- observer -> daemon: {"snapshot": {...}} every JUDGE_EVERY s; {"open": [...]} before the events of a
+  change of its open alerts; {"record": event} for each ALERT and CLEARED; {"log": [level, text]}.
+  A line that is not JSON (a traceback on stderr) is logged as it is.
+The daemon's side never blocks on the observer: it sends without waiting (a full buffer skips a round
+of states) and reads what has come, each line capped at MAX_LINE.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from kahooks.daemon.segment import Local
+
+log = logging.getLogger("kahooks.serve")
+
+MAX_LINE = 4 << 20  # a snapshot is at most a few hundred KiB (65 VRIDs of 16 sources of 32 addresses)
+
+
+class Channel:
+    """One end of the socket pair: send a JSON line, read the lines that have come."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pending = bytearray()
+        self.discarding = False  # the rest of a line over MAX_LINE
+
+    def send(self, message: dict, wait: bool = True) -> bool:
+        """Send one line; without `wait`, only if the socket takes it at once (False: it did not)."""
+        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+        if wait:
+            self.sock.sendall(data)
+            return True
+        try:
+            sent = self.sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        if sent < len(data):  # the rest must follow, or the line is torn: a short wait, bounded by the timeout
+            self.sock.settimeout(1.0)
+            try:
+                self.sock.sendall(data[sent:])
+            finally:
+                self.sock.settimeout(None)
+        return True
+
+    def receive(self) -> tuple[list[bytes], bool]:
+        """The complete lines that have come (one read), and whether the other end closed its side. Each
+        byte is looked at once; a line over MAX_LINE is dropped whole."""
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            return [], True
+        first, newline, rest = chunk.partition(b"\n")
+        if not self.discarding:
+            self.pending += first
+        if not newline:
+            if len(self.pending) > MAX_LINE:
+                log.error("wire: a line from the observer's channel is over %d bytes; dropped", MAX_LINE)
+                self.pending.clear()
+                self.discarding = True
+            return [], False
+        lines = [] if self.discarding else [bytes(self.pending)]
+        self.discarding = False
+        *middle, tail = rest.split(b"\n")
+        self.pending = bytearray(tail)
+        return [line for line in (*lines, *middle) if line], False
+
+
+def decode(line: bytes) -> dict | None:
+    """A line as the JSON object it should be; None when it is not one."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def serialised_locals(locals_: list[Local]) -> list[dict]:
+    return [{key: sorted(value) if isinstance(value, frozenset) else value for key, value in asdict(local).items()}
+            for local in locals_]
+
+
+def parsed_locals(listed: list[dict]) -> list[Local]:
+    from kahooks.daemon.segment import Local
+
+    fields: list[dict[str, Any]] = [{key: frozenset(value) if isinstance(value, list) else value
+                                     for key, value in item.items()} for item in listed]
+    return [Local(**item) for item in fields]
+
+
+# The observer's side -----------------------------------------------------------------------------
+
+class _ToDaemon(logging.Handler):
+    """The observer's log lines, sent to the daemon, which logs them as its own."""
+
+    def __init__(self, channel: Channel) -> None:
+        super().__init__()
+        self.channel = channel
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.channel.send({"log": [record.levelno, record.getMessage()]})
+        except OSError:
+            pass  # the daemon is gone: the observer stops on the stream's end
+
+
+def main() -> int:
+    """`python -I -m kahooks.daemon.wire_process`, started by the daemon with the channel as stdin and stdout.
+    One thread: the observer's loop also reads the daemon's lines and sends the snapshot after each judgement."""
+    from kahooks.daemon.wire_observer import Observer
+    from kahooks.system import commands
+
+    sock = socket.socket(fileno=os.dup(0))
+    channel = Channel(sock)
+    logger = logging.getLogger("kahooks")
+    logger.handlers[:] = [_ToDaemon(channel)]
+    logger.propagate = False
+    commands.become_subreaper()  # the ruleset's readers (nft, iptables) are this process's commands
+    first = _first(channel)
+    if first is None:
+        return 2
+    level = first.get("level")
+    logger.setLevel(level if isinstance(level, int) and 0 <= level <= 50 else logging.INFO)  # the daemon's own
+    states: list[dict[str, tuple[str, int]]] = [{}]  # replaced whole by each message, never changed in place
+    stop = threading.Event()
+
+    def record(event: object) -> None:
+        channel.send({"record": event.as_dict()})  # type: ignore[attr-defined]
+
+    def remember(alerts: dict[tuple[str, str], str]) -> None:
+        channel.send({"open": [[kind, instance, sentence] for (kind, instance), sentence in alerts.items()]})
+
+    observer = Observer(parsed_locals(first["locals"]), lambda: states[0], record,
+                        {(kind, instance): sentence for kind, instance, sentence in first.get("open", [])}, remember)
+
+    def from_daemon() -> None:
+        lines, ended = channel.receive()
+        for line in lines:
+            message = decode(line)
+            if message is not None and isinstance(message.get("states"), dict):
+                states[0] = {name: (value[0], value[1]) for name, value in message["states"].items()}
+        if ended:
+            stop.set()
+
+    def judged() -> None:
+        channel.send({"snapshot": observer.snapshot()})
+
+    try:
+        observer.run(stop, control=sock, on_control=from_daemon, on_judged=judged)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the daemon is gone
+    return 0
+
+
+def _first(channel: Channel) -> dict | None:
+    """The daemon's first line (the instances and the open alerts); None when the stream ends before it."""
+    while True:
+        lines, ended = channel.receive()
+        if lines:
+            first = decode(lines[0])
+            return first if first is not None and isinstance(first.get("locals"), list) else None
+        if ended:
+            return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The wire observer in a process of its own (daemon/wire_process.py), with a real `kahooks serve`: the daemon
+holds no packet socket (its observer does), an observer that dies is started again, and none outlives the
+daemon. The flood that made it a process is tests/lab/test_wire.py's."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from kahooks.lab.netns import wait_for
+from tests.support.serve import Served, head
+
+KEEPALIVED_CONF = """
+vrrp_instance VI_1 {
+    interface lo
+    virtual_router_id 51
+    advert_int 1
+    virtual_ipaddress { 192.0.2.100 }
+}
+"""
+
+def served(tmp_path: Path) -> Served:
+    (tmp_path / "keepalived.conf").write_text(KEEPALIVED_CONF)
+    return Served(tmp_path, head(tmp_path) + f'\n[wire]\nkeepalived_conf = "{tmp_path}/keepalived.conf"\n')
+
+
+def observers(parent: int) -> list[int]:
+    """The wire observer processes whose parent is `parent`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if b"kahooks.daemon.wire_process" in argv and int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found.append(int(entry))
+    return found
+
+
+def packet_sockets(pid: int) -> set[str]:
+    """The inodes of the AF_PACKET sockets `pid` holds."""
+    lines = Path("/proc/net/packet").read_text().splitlines()[1:]
+    packet = {line.split()[-1] for line in lines}
+    held = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            held.add(target[8:-1])
+    return held & packet
+
+
+def gone(pid: int) -> bool:
+    """Ended (a zombie whose new parent has not reaped it yet has ended too)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def listening(daemon: Served) -> bool:
+    try:
+        status = json.loads((daemon.state / "status.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return status["wire"]["interfaces"].get("lo") == "listening"
+
+
+@pytest.mark.root  # a packet socket needs CAP_NET_RAW
+def test_the_daemon_holds_no_packet_socket_its_observer_process_does(tmp_path: Path) -> None:
+    with served(tmp_path) as daemon:
+        assert daemon.process is not None
+        wait_for(lambda: listening(daemon), 10, "the observer to listen on lo (status.json)")
+        [observer] = observers(daemon.process.pid)
+        assert packet_sockets(observer), "the observer holds the packet socket"
+        assert not packet_sockets(daemon.process.pid), "the daemon holds none"
+        assert daemon.stop() == 0
+        wait_for(lambda: gone(observer), 5, "the observer to end with the daemon")
+
+
+@pytest.mark.root
+def test_an_observer_that_dies_is_started_again_and_none_outlives_a_killed_daemon(tmp_path: Path) -> None:
+    with served(tmp_path) as daemon:
+        assert daemon.process is not None
+        wait_for(lambda: observers(daemon.process.pid), 10, "the observer's process")
+        [first] = observers(daemon.process.pid)
+        os.kill(first, signal.SIGKILL)
+        second = wait_for(lambda: [pid for pid in observers(daemon.process.pid) if pid != first], 10,
+                          "the observer started again")
+        assert "wire: the observer's process ended (killed by SIGKILL)" in daemon.log_text()
+        wait_for(lambda: listening(daemon), 10, "the new observer to listen")
+        daemon.process.kill()  # no clean-up at all: the observer hears its channel close
+        daemon.process.wait()
+        wait_for(lambda: gone(second[0]), 5, "the observer to end with its daemon")
+
+
+def test_the_channel_splits_lines_across_reads_and_drops_a_line_over_its_cap_whole(monkeypatch) -> None:
+    import select
+    import socket
+
+    from kahooks.daemon import wire_process
+
+    monkeypatch.setattr(wire_process, "MAX_LINE", 100_000)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        channel = wire_process.Channel(ours)
+
+        def received() -> list[bytes]:
+            lines = []
+            while select.select([ours], [], [], 0.1)[0]:
+                more, ended = channel.receive()
+                assert not ended
+                lines += more
+            return lines
+
+        theirs.sendall(b'{"a": 1}\n{"b": ')  # a line cut between two reads
+        assert received() == [b'{"a": 1}']
+        theirs.sendall(b'2}\n')
+        assert received() == [b'{"b": 2}']
+        for _ in range(5):  # 300 kB without a newline, over the cap: dropped whole, kept nowhere
+            theirs.sendall(b"x" * 60_000)
+            assert received() == []
+        assert len(channel.pending) <= 100_000 + 65_536
+        theirs.sendall(b'x\n{"c": 3}\n')
+        assert received() == [b'{"c": 3}'] and not channel.pending
+        theirs.close()
+        assert channel.receive() == ([], True)
