@@ -34,6 +34,13 @@ class TrackFiles:
         self.node_maintenance: str | None = None  # [serve] maintenance_file: drains every check
         self.maintenance_seen: frozenset[str] = frozenset()
 
+    def drained_in(self, spec: CheckSpec, present: frozenset[str]) -> str | None:
+        """drained_by, with the maintenance files that exist now already looked up (maintenance_now)."""
+        for path in (self.node_maintenance, spec.maintenance_file):
+            if path and path in present:
+                return path
+        return None
+
     def drained_by(self, spec: CheckSpec) -> str | None:
         """The maintenance file that drains this check's node now, if any."""
         for path in (self.node_maintenance, spec.maintenance_file):
