@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kahooks.lab.netns import wait_for
+from tests.support.programs import pids_mentioning
 from tests.support.serve import Served, head
 
 KEEPALIVED_CONF = """
@@ -31,16 +32,12 @@ def served(tmp_path: Path) -> Served:
 def observers(parent: int) -> list[int]:
     """The wire observer processes whose parent is `parent`."""
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in pids_mentioning("kahooks.daemon.wire_process"):
         try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{entry}/stat").read_text()
+            if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(pid)
         except OSError:
-            continue
-        if b"kahooks.daemon.wire_process" in argv and int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-            found.append(int(entry))
+            continue  # ended meanwhile
     return found
 
 
