@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("kahooks.serve")
 
 STOP_WAIT = 2.0  # the observer's process ends within JUDGE_EVERY s of being asked; this is the deadline
-STOP_HEARD = 0.1  # how soon the observer's thread here hears that it is to stop
 
 
 # keepalived.conf -> what the wire needs ----------------------------------------------------------
@@ -94,7 +93,7 @@ class Wire:
 
         previous = self.observer
         # Waited for: its open alerts are read once it can change them no more.
-        self.stop(wait=STOP_HEARD + STOP_WAIT + 0.5)
+        self.stop(wait=STOP_WAIT + 1.5)  # heard within JUDGE_EVERY, its last words within STOP_WAIT
         serve = config.sections["serve"]
         state_dir = serve.state_dir
         settings: WireSettings = config.sections["wire"]
@@ -211,14 +210,15 @@ class ObserverProcess:
         try:
             channel.send({"locals": serialised_locals(self.locals), "level": log.getEffectiveLevel(),
                           "open": [[kind, instance, sentence] for (kind, instance), sentence in self.open.items()]})
-            next_states = 0.0
+            sent: dict | None = None
             while not stop.is_set() and not ended:
-                now = time.monotonic()
-                if now >= next_states:
-                    states = {name: list(value) for name, value in self.states().items()}
-                    channel.send({"states": states}, wait=False)  # a full buffer: the next round's
-                    next_states = now + JUDGE_EVERY
-                if readable.poll(STOP_HEARD * 1000):
+                # keepalived's states go when they change (the observer judges with the last ones it was told).
+                states = {name: list(value) for name, value in self.states().items()}
+                if states != sent and channel.send({"states": states}, wait=False):  # a full buffer: next round
+                    sent = states
+                # Woken by the observer's snapshot (every SNAPSHOT_EVERY s) or its other lines; a stop is heard
+                # within JUDGE_EVERY s.
+                if readable.poll(JUDGE_EVERY * 1000):
                     ended = self._take(channel)
             if not ended:
                 # Told to stop: the end of our stream stops it; what it said until then is taken, within STOP_WAIT.

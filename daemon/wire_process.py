@@ -9,12 +9,13 @@ with it. In a process of its own, its reads share nothing with the daemon's thre
 
 The channel: one stream socket pair, one JSON object per line, both ways.
 - daemon -> observer: first {"locals": [...], "level": N, "open": [[kind, instance, sentence], ...]}, then
-  {"states": {instance: [state, priority]}} every JUDGE_EVERY s. The end of the stream means stop.
-- observer -> daemon: {"snapshot": {...}} every JUDGE_EVERY s; {"open": [...]} before the events of a
-  change of its open alerts; {"record": event} for each ALERT and CLEARED; {"log": [level, text]}.
+  {"states": {instance: [state, priority]}} when they change. The end of the stream means stop.
+- observer -> daemon: {"snapshot": {...}} every SNAPSHOT_EVERY s, and at once when the findings change;
+  {"open": [...]} before the events of a change of its open alerts; {"record": event} for each ALERT and
+  CLEARED; {"log": [level, text]}.
   A line that is not JSON (a traceback on stderr) is logged as it is.
-The daemon's side never blocks on the observer: it sends without waiting (a full buffer skips a round
-of states) and reads what has come, each line capped at MAX_LINE.
+The daemon's side never blocks on the observer: it sends without waiting (a full buffer leaves the states
+for the next round) and reads what has come, each line capped at MAX_LINE.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kahooks.serve")
 
 MAX_LINE = 4 << 20  # a snapshot is at most a few hundred KiB (65 VRIDs of 16 sources of 32 addresses)
+SNAPSHOT_EVERY = 1.0  # seconds between snapshots sent while the findings stay the same
 
 
 class Channel:
@@ -162,8 +165,16 @@ def main() -> int:
         if ended:
             stop.set()
 
+    sent_at = [0.0]  # when the snapshot last went
+    sent_findings: list[list[tuple[str, str]]] = [[]]  # and the findings it carried
+
     def judged() -> None:
-        channel.send({"snapshot": observer.snapshot()})
+        # status.json is written each heartbeat (1 s by default): a snapshot a second, and one at once when the
+        # findings change. Each costs a JSON text on both sides of the channel.
+        findings = [(finding.kind, finding.instance) for finding in observer.findings]
+        if time.monotonic() - sent_at[0] >= SNAPSHOT_EVERY or findings != sent_findings[0]:
+            channel.send({"snapshot": observer.snapshot()})
+            sent_at[0], sent_findings[0] = time.monotonic(), findings
 
     try:
         observer.run(stop, control=sock, on_control=from_daemon, on_judged=judged)
