@@ -54,6 +54,7 @@ _running: dict[int, tuple[int, bool]] = {}
 # known until it has exec'd (see _spawn).
 _starting: dict[object, int] = {}
 _kept_ended: list[tuple[int, int]] = []
+_helpers: set[int] = set()  # leaders in _running started by start_helper
 FOREVER = 1 << 62
 # Written to by stop_all(): every wait returns at once (its command stopped as on a timeout), nothing new starts.
 _abort_read, _abort_write = -1, -1
@@ -134,7 +135,9 @@ def _forget(pid: int, sweep: bool) -> None:
         if not sweep:
             _kept_ended.append((begin, _now_ticks()))
         # A window matters while a command that started before it ended runs: only those can be given its orphans.
-        oldest = min((*(start for start, _ in _running.values()), *_starting.values()), default=FOREVER)
+        # A helper (start_helper) runs as long as the daemon and starts nothing: it would keep every window.
+        oldest = min((*(start for leader, (start, _) in _running.items() if leader not in _helpers),
+                      *_starting.values()), default=FOREVER)
         _kept_ended[:] = [window for window in _kept_ended if window[1] >= oldest]
 
 
@@ -205,7 +208,10 @@ def start_helper(argv: list[str], channel: int, env: Mapping[str, str] | None = 
     """Start a helper process that outlives this call (the wire observer's): stdin, stdout and stderr on
     `channel` (one end of a socket pair), its own session. It is registered as a running command, so no
     check's sweep takes it for an orphan and reap() leaves its exit status to end_helper()."""
-    return _registered_spawn(argv, os.environ if env is None else env, True, channel, stdin=channel)
+    pid = _registered_spawn(argv, os.environ if env is None else env, True, channel, stdin=channel)
+    with _lock:
+        _helpers.add(pid)
+    return pid
 
 
 def end_helper(pid: int, wait: float) -> int | None:
@@ -225,6 +231,8 @@ def end_helper(pid: int, wait: float) -> int | None:
     except ChildProcessError:
         return None
     finally:
+        with _lock:
+            _helpers.discard(pid)
         _forget(pid, True)
 
 

@@ -283,3 +283,22 @@ def test_a_subreaper_sweep_reads_the_commands_tree_not_every_process() -> None:
         assert rows["scanned"][3] == "True" and rows["scanned-left"] == ["0"], result.stdout
     finally:
         kill_mentioning("sleep", marker)
+
+HELPER_AND_KEPT_COMMANDS = """
+import socket
+from kahooks.system import commands
+ours, theirs = socket.socketpair()
+helper = commands.start_helper(["sleep", "30"], theirs.fileno())
+for _ in range(3):
+    commands.run(["true"], 5, sweep=False)
+print(len(commands._kept_ended))
+commands.end_helper(helper, 0.0)
+"""
+
+
+def test_a_helper_running_for_good_does_not_keep_every_ended_commands_window() -> None:
+    # The windows of ended sweep=False commands are kept while a command that started before them runs; a
+    # helper (the wire observer's process) runs as long as the daemon: it kept each window for good (3 here).
+    out = subprocess.run([sys.executable, "-c", HELPER_AND_KEPT_COMMANDS], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["0"], (out.stdout, out.stderr)
