@@ -73,7 +73,9 @@ def _configured(spec: Any) -> dict:
     if cached is None or cached[0] is not spec:
         if len(_CONFIGURED) > 4096:  # specs of configurations reloaded away
             _CONFIGURED.clear()
-        cached = (spec, {"kind": redact.text(spec.kind), "run": " ".join(redact.words(spec.words)), "interval": spec.interval,
+        # The words redacted as words, then the line as a line (a header name and its value are two words).
+        run = redact.text(" ".join(redact.words(spec.words)))
+        cached = (spec, {"kind": redact.text(spec.kind), "run": run, "interval": spec.interval,
                          "rise": spec.rise, "fall": spec.fall, "track_file": redact.text(spec.track_file)})
         _CONFIGURED[id(spec)] = cached
     return cached[1]

@@ -147,9 +147,18 @@ def words(argv: Sequence[str]) -> list[str]:
     secret (--password X, --api-key=X), a curl-style `-u user:password`, and URLs."""
     shown: list[str] = []
     previous = ""
+    # A secret header's value given as words of its own after its name (`-H X-Api-Key: VALUE`): 1 hides the
+    # value's first word, 2 the credential after a scheme (`Authorization: Bearer TOKEN`).
+    hide = 0
     for word in argv:
         name, equals, value = word.partition("=") if word.startswith("--") else (word, "", "")
-        if previous in HEADER_OPTIONS:
+        if hide:
+            shown.append(HIDDEN)
+            hide = 2 if hide == 1 and word.lower() in AUTH_SCHEMES else 0
+        elif previous in HEADER_OPTIONS and word.endswith(":") and " " not in word and is_secret_name(word[:-1]):
+            shown.append(word)
+            hide = 1
+        elif previous in HEADER_OPTIONS:
             shown.append(header(word))
         elif previous in USER_OPTIONS and ":" in word:
             shown.append(word.partition(":")[0] + ":" + HIDDEN)

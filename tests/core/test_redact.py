@@ -73,6 +73,15 @@ def test_words_hide_header_values_option_secrets_and_url_passwords() -> None:
     assert "Authorization: ***" in shown and "bob:***" in shown and "http://a:***@h/?token=***" in shown
 
 
+def test_words_hide_a_header_value_given_as_words_after_its_name() -> None:
+    # curl -H 'X-Api-Key:' VALUE in an exec check's argv: the name is a word, its value the next one (found by
+    # a review: status.json showed the value).
+    shown = redact.words(["curl", "-H", "X-Api-Key:", "tok1", "-H", "Authorization:", "Bearer", "tok2",
+                          "-H", "Accept:", "text/plain", "http://h/"])
+    assert shown == ["curl", "-H", "X-Api-Key:", "***", "-H", "Authorization:", "***", "***",
+                     "-H", "Accept:", "text/plain", "http://h/"]
+
+
 def test_in_argv_hides_a_word_a_usage_error_quotes() -> None:
     message = "ka-check-http: --header 'X-Api-Key abc123': expected 'Name: value'"
     shown = redact.in_argv(message, ["--header", "X-Api-Key abc123", "http://h/"])

@@ -55,3 +55,14 @@ def test_a_write_that_raises_does_not_end_the_writes() -> None:
         wait_for(lambda: writes.writes == 2, 10, "a write after the failed one")
     finally:
         writes.stop(5)
+
+
+def test_a_checks_command_line_in_the_status_is_redacted_as_words_and_as_a_line() -> None:
+    from types import SimpleNamespace
+
+    from kahooks.daemon.reporting import _configured
+
+    spec = SimpleNamespace(kind="exec", words=["ka-check-exec", "--", "curl", "-H", "X-Api-Key:", "zzz-secret"],
+                           interval=1.0, rise=1, fall=1, track_file="/run/kahooks/track/api")
+    shown = _configured(spec)
+    assert "zzz-secret" not in shown["run"] and shown["run"].startswith("ka-check-exec -- curl -H"), shown
