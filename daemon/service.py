@@ -29,7 +29,7 @@ from kahooks.daemon import reporting, trackfile
 from kahooks.daemon.notifications import Notifications
 from kahooks.daemon.publishing import TrackFiles
 from kahooks.daemon.runner import CheckRunner, ProcessWatcher
-from kahooks.daemon.wire import Wire
+from kahooks.daemon.wire import STOP_JOIN, Wire
 from kahooks.errors import KahooksError, counted, os_words
 from kahooks.settings.config import ConfigError
 from kahooks.system import commands, sdnotify
@@ -236,7 +236,7 @@ class Daemon:
             runner.join(2)
         if self.files is not None:
             self.files.stop()
-        self.wire.stop(wait=1)
+        self.wire.stop(wait=STOP_JOIN)  # its last events recorded
         self.notifications.stop_delivery(wait=10)
         if self.metrics_server is not None:
             self.metrics_server.stop()

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kahooks.serve")
 
 STOP_WAIT = 2.0  # the observer's process ends within JUDGE_EVERY s of being asked; this is the deadline
+STOP_JOIN = STOP_WAIT + 1.5  # the stop heard within JUDGE_EVERY, the last words taken within STOP_WAIT
 
 
 # keepalived.conf -> what the wire needs ----------------------------------------------------------
@@ -93,7 +94,7 @@ class Wire:
 
         previous = self.observer
         # Waited for: its open alerts are read once it can change them no more.
-        self.stop(wait=STOP_WAIT + 1.5)  # heard within JUDGE_EVERY, its last words within STOP_WAIT
+        self.stop(wait=STOP_JOIN)
         serve = config.sections["serve"]
         state_dir = serve.state_dir
         settings: WireSettings = config.sections["wire"]
@@ -204,18 +205,24 @@ class ObserverProcess:
         finally:
             theirs.close()
         channel = Channel(ours)
+        self.latest = None  # a dead observer's picture is not shown while its successor starts
         ended = False
         readable = select.poll()  # not select(): a daemon at scale holds over a thousand descriptors (pidfds)
         readable.register(ours, select.POLLIN)
         try:
+            ours.settimeout(STOP_WAIT)  # the first line, whole; a process that does not read it is broken
             channel.send({"locals": serialised_locals(self.locals), "level": log.getEffectiveLevel(),
                           "open": [[kind, instance, sentence] for (kind, instance), sentence in self.open.items()]})
+            ours.settimeout(None)
             sent: dict | None = None
             while not stop.is_set() and not ended:
                 # keepalived's states go when they change (the observer judges with the last ones it was told).
                 states = {name: list(value) for name, value in self.states().items()}
-                if states != sent and channel.send({"states": states}, wait=False):  # a full buffer: next round
-                    sent = states
+                try:
+                    if states != sent and channel.send({"states": states}, wait=False):  # a full buffer: next round
+                        sent = states
+                except OSError as exc:  # the rest of a line it could not take within 1 s: what it says is still read
+                    log.debug("wire: cannot tell the observer keepalived's states: %s", exc)
                 # Woken by the observer's snapshot (every SNAPSHOT_EVERY s) or its other lines; a stop is heard
                 # within JUDGE_EVERY s.
                 if readable.poll(JUDGE_EVERY * 1000):
@@ -224,7 +231,8 @@ class ObserverProcess:
                 # Told to stop: the end of our stream stops it; what it said until then is taken, within STOP_WAIT.
                 ours.shutdown(socket.SHUT_WR)
                 deadline = time.monotonic() + STOP_WAIT
-                while not ended and readable.poll(max(0.0, deadline - time.monotonic()) * 1000):
+                while not ended and time.monotonic() < deadline and \
+                        readable.poll(max(0.0, deadline - time.monotonic()) * 1000):
                     ended = self._take(channel)
         except OSError as exc:  # the process went with data unread (ECONNRESET), or the pair broke
             log.debug("wire: the observer's channel: %s", exc)
@@ -246,17 +254,17 @@ class ObserverProcess:
                 log.error("wire: %s", line[:2000].decode("utf-8", "replace"))
             elif isinstance(message.get("snapshot"), dict):
                 self.latest = message["snapshot"]
-            elif isinstance(message.get("open"), list):
+            elif isinstance(message.get("open"), list):  # one judgement's change, whole (wire_process.py)
                 self.open = {(kind, instance): sentence for kind, instance, sentence in message["open"]}
-                try:  # before the events: a crash between leaves a clearing too many, never one too few
+                try:  # before the events, as the observer did in the daemon's process
                     self.remember(dict(self.open))
                 except OSError as exc:
                     log.error("wire: cannot remember the open alerts: %s", exc)
-            elif isinstance(message.get("record"), dict):
-                try:
-                    self.record(Event.from_dict(message["record"]))
-                except Exception as exc:  # the report stays in status and /metrics; the log says why it went nowhere
-                    log.error("wire: cannot record %s: %s", message["record"].get("topic", "an alert"), exc)
+                for record in message.get("records", []):
+                    try:
+                        self.record(Event.from_dict(record))
+                    except Exception as exc:  # the report stays in status and /metrics; the log says why
+                        log.error("wire: cannot record %s: %s", record.get("topic", "an alert"), exc)
             elif isinstance(message.get("log"), list) and len(message["log"]) == 2:
                 level, text = message["log"]
                 log.log(level if level in LEVELS else logging.ERROR, "%s", text)

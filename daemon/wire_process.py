@@ -11,8 +11,8 @@ The channel: one stream socket pair, one JSON object per line, both ways.
 - daemon -> observer: first {"locals": [...], "level": N, "open": [[kind, instance, sentence], ...]}, then
   {"states": {instance: [state, priority]}} when they change. The end of the stream means stop.
 - observer -> daemon: {"snapshot": {...}} every SNAPSHOT_EVERY s, and at once when the findings change;
-  {"open": [...]} before the events of a change of its open alerts; {"record": event} for each ALERT and
-  CLEARED; {"log": [level, text]}.
+  {"open": [...], "records": [event, ...]} for a judgement that changed its open alerts (one line: the
+  daemon remembers them, then records each ALERT and CLEARED); {"log": [level, text]}.
   A line that is not JSON (a traceback on stderr) is logged as it is.
 The daemon's side never blocks on the observer: it sends without waiting (a full buffer leaves the states
 for the next round) and reads what has come, each line capped at MAX_LINE.
@@ -147,11 +147,15 @@ def main() -> int:
     states: list[dict[str, tuple[str, int]]] = [{}]  # replaced whole by each message, never changed in place
     stop = threading.Event()
 
+    # A judgement's change of the open alerts and its events go as one line ({"open", "records"}), after the
+    # judgement: a stream cut in between (a crash, a kill at the daemon's deadline) loses both or neither.
+    change: dict = {}
+
     def record(event: object) -> None:
-        channel.send({"record": event.as_dict()})  # type: ignore[attr-defined]
+        change.setdefault("records", []).append(event.as_dict())  # type: ignore[attr-defined]
 
     def remember(alerts: dict[tuple[str, str], str]) -> None:
-        channel.send({"open": [[kind, instance, sentence] for (kind, instance), sentence in alerts.items()]})
+        change["open"] = [[kind, instance, sentence] for (kind, instance), sentence in alerts.items()]
 
     observer = Observer(parsed_locals(first["locals"]), lambda: states[0], record,
                         {(kind, instance): sentence for kind, instance, sentence in first.get("open", [])}, remember)
@@ -169,6 +173,9 @@ def main() -> int:
     sent_findings: list[list[tuple[str, str]]] = [[]]  # and the findings it carried
 
     def judged() -> None:
+        if change:
+            channel.send(dict(change))
+            change.clear()
         # status.json is written each heartbeat (1 s by default): a snapshot a second, and one at once when the
         # findings change. Each costs a JSON text on both sides of the channel.
         findings = [(finding.kind, finding.instance) for finding in observer.findings]
