@@ -162,10 +162,11 @@ class Wire:
         self.thread = self.observer = None
 
     def snapshot(self) -> WireState:
-        if self.observer is None:
+        observer = self.observer  # once: a reload may set it to None meanwhile (another thread)
+        if observer is None:
             return {"enabled": False, "why": self.why_off, "interfaces": {}, "packets": 0, "adverts": 0, "arps": 0,
                     "ignored": 0, "dropped": 0, "vrids": [], "findings": [], "instances": []}
-        return {"enabled": True, "why": "", **self.observer.snapshot()}  # type: ignore[typeddict-item]
+        return {"enabled": True, "why": "", **observer.snapshot()}  # type: ignore[typeddict-item]
 
 
 class ObserverProcess:

@@ -139,7 +139,7 @@ def main() -> int:
     logger.handlers[:] = [_ToDaemon(channel)]
     logger.propagate = False
     commands.become_subreaper()  # the ruleset's readers (nft, iptables) are this process's commands
-    first = _first(channel)
+    first, more = _first(channel)
     if first is None:
         return 2
     level = first.get("level")
@@ -160,14 +160,19 @@ def main() -> int:
     observer = Observer(parsed_locals(first["locals"]), lambda: states[0], record,
                         {(kind, instance): sentence for kind, instance, sentence in first.get("open", [])}, remember)
 
-    def from_daemon() -> None:
-        lines, ended = channel.receive()
+    def take(lines: list[bytes]) -> None:
         for line in lines:
             message = decode(line)
             if message is not None and isinstance(message.get("states"), dict):
                 states[0] = {name: (value[0], value[1]) for name, value in message["states"].items()}
+
+    def from_daemon() -> None:
+        lines, ended = channel.receive()
+        take(lines)
         if ended:
             stop.set()
+
+    take(more)  # the states sent right after the first line, read with it
 
     sent_at = [0.0]  # when the snapshot last went
     sent_findings: list[list[tuple[str, str]]] = [[]]  # and the findings it carried
@@ -190,15 +195,16 @@ def main() -> int:
     return 0
 
 
-def _first(channel: Channel) -> dict | None:
-    """The daemon's first line (the instances and the open alerts); None when the stream ends before it."""
+def _first(channel: Channel) -> tuple[dict | None, list[bytes]]:
+    """The daemon's first line (the instances and the open alerts), and the lines that came with it; None
+    when the stream ends before it."""
     while True:
         lines, ended = channel.receive()
         if lines:
             first = decode(lines[0])
-            return first if first is not None and isinstance(first.get("locals"), list) else None
+            return (first if first is not None and isinstance(first.get("locals"), list) else None), lines[1:]
         if ended:
-            return None
+            return None, []
 
 
 if __name__ == "__main__":

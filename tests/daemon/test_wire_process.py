@@ -131,3 +131,16 @@ def test_the_channel_splits_lines_across_reads_and_drops_a_line_over_its_cap_who
         assert received() == [b'{"c": 3}'] and not channel.pending
         theirs.close()
         assert channel.receive() == ([], True)
+
+
+def test_the_observer_keeps_the_lines_that_came_with_the_daemons_first() -> None:
+    import socket
+
+    from kahooks.daemon import wire_process
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(b'{"locals": [], "open": []}\n{"states": {"VI_1": ["MASTER", 100]}}\n')
+        first, more = wire_process._first(wire_process.Channel(ours))
+        assert first == {"locals": [], "open": []}
+        assert [wire_process.decode(line) for line in more] == [{"states": {"VI_1": ["MASTER", 100]}}]
