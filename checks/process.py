@@ -81,7 +81,6 @@ class ProcessCheck(Check):
         # What the last whole look found healthy (pid -> its start, so a reused pid is not taken for it), and when.
         self.confirmable: dict[int, int] = {}
         self.looked_at = 0.0
-        self.starts: dict[int, int] = {}  # the last look's matches: pid -> start
         if not (self.name or self.cmdline or self.pidfile):
             raise UsageError("give a process NAME, --cmdline or --pidfile")
         if self.name is not None and (not self.name or "/" in self.name):
@@ -115,24 +114,22 @@ class ProcessCheck(Check):
             return False
         return True
 
-    def find(self, deadline: Deadline) -> list[int]:
-        """Pids of live (non-zombie) matching processes, excluding this checker itself.
+    def find(self, deadline: Deadline) -> dict[int, int]:
+        """Live (non-zombie) matching processes, excluding this checker itself: pid -> its start time.
 
         The deadline is asked between processes and bounds each --cmdline match: thousands of
         processes with long command lines make a slow probe, never one that outlives its --timeout.
         """
         own = os.getpid()
-        found = []
+        found: dict[int, int] = {}
         self.zombies = []
-        self.starts = {}
         for info in procfs.iter_processes(self.proc, comm=self.name):
             deadline.require(f"looking through processes (at pid {info.pid})")
             if info.zombie:
                 if self.name is not None and procfs.name_matches(self.name, info, self.proc):
                     self.zombies.append(info.pid)  # for the failure's note, without a second scan
             elif info.pid != own and self.matches(info, deadline):
-                found.append(info.pid)
-                self.starts[info.pid] = info.start
+                found[info.pid] = info.start
         return found
 
     def confirmed(self, deadline: Deadline) -> list[int] | None:
@@ -155,11 +152,11 @@ class ProcessCheck(Check):
         if pids is not None:
             self.last_pids = pids
             return healthy(f"{label} running ({_pid_list(pids)})", count=len(pids))
+        found = self.find(deadline)
+        pids = self.last_pids = list(found)
         self.confirmable = {}
-        pids = self.find(deadline)
-        self.last_pids = pids
         if len(pids) >= self.min_count:
-            self.confirmable, self.looked_at = self.starts, time.monotonic()
+            self.confirmable, self.looked_at = found, time.monotonic()
             return healthy(f"{label} running ({_pid_list(pids)})", count=len(pids))
         if not pids:
             return unhealthy(f"{label} not running{self._zombie_note()}", count=0)

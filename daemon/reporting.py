@@ -20,7 +20,6 @@ from kahooks.output import redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from kahooks.daemon.service import Daemon
     from kahooks.daemon.snapshot import CheckState, Snapshot, ThreadState
@@ -38,7 +37,7 @@ def snapshot(daemon: Daemon) -> Snapshot:
     redact.text, and a maintenance file looked up for each check, took about 20 ms (up to 40), and a death's
     probe that ran meanwhile waited for it (its /proc reads hand the lock over at each one). So a check's
     entry is built from what changes (its verdict, the two texts a probe wrote redacted) and what does not
-    (its configuration, redacted once per configuration); the maintenance files are looked up once; the
+    (CheckSpec.shown, redacted once per configuration); the maintenance files are looked up once; the
     redacting walk covers the rest."""
     specs = daemon.specs()
     maintenance = daemon.tracks.maintenance_now(specs)
@@ -47,7 +46,7 @@ def snapshot(daemon: Daemon) -> Snapshot:
         verdict = runner.verdict.as_dict()
         verdict["why"] = redact.text(verdict["why"])
         verdict["last"]["summary"] = redact.text(verdict["last"]["summary"])
-        checks[name] = {**verdict, **_configured(runner.spec),  # type: ignore[typeddict-item]
+        checks[name] = {**verdict, **runner.spec.shown,  # type: ignore[typeddict-item]
                         "value": daemon.tracks.written.get(runner.spec.track_file),
                         "drained_by": _redacted_path(daemon.tracks.drained_in(runner.spec, maintenance)),
                         "watched": runner.watched}
@@ -62,23 +61,6 @@ def snapshot(daemon: Daemon) -> Snapshot:
     shown["checks"] = checks
     shown["threads"].update(check_thread_states(daemon))
     return shown
-
-
-_CONFIGURED: dict[int, tuple[object, dict]] = {}  # id(spec) -> (the spec, its entry's configured part)
-
-
-def _configured(spec: Any) -> dict:
-    """What a check's entry shows of its configuration, built (and its command line redacted) once per spec."""
-    cached = _CONFIGURED.get(id(spec))
-    if cached is None or cached[0] is not spec:
-        if len(_CONFIGURED) > 4096:  # specs of configurations reloaded away
-            _CONFIGURED.clear()
-        # The words redacted as words, then the line as a line (a header name and its value are two words).
-        run = redact.text(" ".join(redact.words(spec.words)))
-        cached = (spec, {"kind": redact.text(spec.kind), "run": run, "interval": spec.interval,
-                         "rise": spec.rise, "fall": spec.fall, "track_file": redact.text(spec.track_file)})
-        _CONFIGURED[id(spec)] = cached
-    return cached[1]
 
 
 def _redacted_path(path: str | None) -> str | None:

@@ -16,6 +16,7 @@ its key path and line, found before the daemon (or a reload) starts anything.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import TYPE_CHECKING
@@ -76,6 +77,14 @@ class CheckSpec:
         self.track_file = track_file
         self.ok_value = ok_value
         self.fail_value = fail_value
+
+    @functools.cached_property
+    def shown(self) -> dict[str, Any]:
+        """What status.json shows of this table, built once: the command line redacted as words, then as a
+        line (a header's name and its value may be two words)."""
+        return {"kind": redact.text(self.kind), "run": redact.text(" ".join(redact.words(self.words))),
+                "interval": self.interval, "rise": self.rise, "fall": self.fall,
+                "track_file": redact.text(self.track_file)}
 
     @property
     def maintenance_file(self) -> str | None:

@@ -127,6 +127,50 @@ class _ToDaemon(logging.Handler):
             pass  # the daemon is gone: the observer stops on the stream's end
 
 
+class _Relay:
+    """The observer's end of the channel: keepalived's states as the daemon last told them, the open alerts
+    and events of the judgement under way, and when the snapshot last went."""
+
+    def __init__(self, channel: Channel, stop: threading.Event) -> None:
+        self.channel = channel
+        self.stop = stop
+        self.states: dict[str, tuple[str, int]] = {}  # replaced whole by each message, never changed in place
+        # A judgement's change of the open alerts and its events go as one line ({"open", "records"}), after the
+        # judgement: a stream cut in between (a crash, a kill at the daemon's deadline) loses both or neither.
+        self.change: dict[str, Any] = {}
+        self.sent_at = 0.0
+        self.sent_findings: list[tuple[str, str]] = []
+
+    def record(self, event: Any) -> None:
+        self.change.setdefault("records", []).append(event.as_dict())
+
+    def remember(self, alerts: dict[tuple[str, str], str]) -> None:
+        self.change["open"] = [[kind, instance, sentence] for (kind, instance), sentence in alerts.items()]
+
+    def take(self, lines: list[bytes]) -> None:
+        for line in lines:
+            message = decode(line)
+            if message is not None and isinstance(message.get("states"), dict):
+                self.states = {name: (value[0], value[1]) for name, value in message["states"].items()}
+
+    def from_daemon(self) -> None:
+        lines, ended = self.channel.receive()
+        self.take(lines)
+        if ended:
+            self.stop.set()
+
+    def judged(self, observer: Any) -> None:
+        if self.change:
+            self.channel.send(self.change)
+            self.change = {}
+        # status.json is written each heartbeat (1 s by default): a snapshot a second, and one at once when the
+        # findings change. Each costs a JSON text on both sides of the channel.
+        findings = [(finding.kind, finding.instance) for finding in observer.findings]
+        if time.monotonic() - self.sent_at >= SNAPSHOT_EVERY or findings != self.sent_findings:
+            self.channel.send({"snapshot": observer.snapshot()})
+            self.sent_at, self.sent_findings = time.monotonic(), findings
+
+
 def main() -> int:
     """`python -I -m kahooks.daemon.wire_process`, started by the daemon with the channel as stdin and stdout.
     One thread: the observer's loop also reads the daemon's lines and sends the snapshot after each judgement."""
@@ -144,52 +188,14 @@ def main() -> int:
         return 2
     level = first.get("level")
     logger.setLevel(level if isinstance(level, int) and 0 <= level <= 50 else logging.INFO)  # the daemon's own
-    states: list[dict[str, tuple[str, int]]] = [{}]  # replaced whole by each message, never changed in place
     stop = threading.Event()
-
-    # A judgement's change of the open alerts and its events go as one line ({"open", "records"}), after the
-    # judgement: a stream cut in between (a crash, a kill at the daemon's deadline) loses both or neither.
-    change: dict = {}
-
-    def record(event: object) -> None:
-        change.setdefault("records", []).append(event.as_dict())  # type: ignore[attr-defined]
-
-    def remember(alerts: dict[tuple[str, str], str]) -> None:
-        change["open"] = [[kind, instance, sentence] for (kind, instance), sentence in alerts.items()]
-
-    observer = Observer(parsed_locals(first["locals"]), lambda: states[0], record,
-                        {(kind, instance): sentence for kind, instance, sentence in first.get("open", [])}, remember)
-
-    def take(lines: list[bytes]) -> None:
-        for line in lines:
-            message = decode(line)
-            if message is not None and isinstance(message.get("states"), dict):
-                states[0] = {name: (value[0], value[1]) for name, value in message["states"].items()}
-
-    def from_daemon() -> None:
-        lines, ended = channel.receive()
-        take(lines)
-        if ended:
-            stop.set()
-
-    take(more)  # the states sent right after the first line, read with it
-
-    sent_at = [0.0]  # when the snapshot last went
-    sent_findings: list[list[tuple[str, str]]] = [[]]  # and the findings it carried
-
-    def judged() -> None:
-        if change:
-            channel.send(dict(change))
-            change.clear()
-        # status.json is written each heartbeat (1 s by default): a snapshot a second, and one at once when the
-        # findings change. Each costs a JSON text on both sides of the channel.
-        findings = [(finding.kind, finding.instance) for finding in observer.findings]
-        if time.monotonic() - sent_at[0] >= SNAPSHOT_EVERY or findings != sent_findings[0]:
-            channel.send({"snapshot": observer.snapshot()})
-            sent_at[0], sent_findings[0] = time.monotonic(), findings
-
+    relay = _Relay(channel, stop)
+    relay.take(more)  # the states sent right after the first line, read with it
+    observer = Observer(parsed_locals(first["locals"]), lambda: relay.states, relay.record,
+                        {(kind, instance): sentence for kind, instance, sentence in first.get("open", [])},
+                        relay.remember)
     try:
-        observer.run(stop, control=sock, on_control=from_daemon, on_judged=judged)
+        observer.run(stop, control=sock, on_control=relay.from_daemon, on_judged=lambda: relay.judged(observer))
     except (BrokenPipeError, ConnectionResetError):
         pass  # the daemon is gone
     return 0

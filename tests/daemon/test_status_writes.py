@@ -58,11 +58,9 @@ def test_a_write_that_raises_does_not_end_the_writes() -> None:
 
 
 def test_a_checks_command_line_in_the_status_is_redacted_as_words_and_as_a_line() -> None:
-    from types import SimpleNamespace
+    from kahooks.daemon.settings import CheckSpec
 
-    from kahooks.daemon.reporting import _configured
-
-    spec = SimpleNamespace(kind="exec", words=["ka-check-exec", "--", "curl", "-H", "X-Api-Key:", "zzz-secret"],
-                           interval=1.0, rise=1, fall=1, track_file="/run/kahooks/track/api")
-    shown = _configured(spec)
+    spec = CheckSpec("api", "exec", ["ka-check-exec", "--", "curl", "-H", "X-Api-Key:", "zzz-secret"], None,  # type: ignore[arg-type]
+                     1.0, 1, 1, "/run/kahooks/track/api", 0, 1)
+    shown = spec.shown
     assert "zzz-secret" not in shown["run"] and shown["run"].startswith("ka-check-exec -- curl -H"), shown
