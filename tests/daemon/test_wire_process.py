@@ -144,3 +144,26 @@ def test_the_observer_keeps_the_lines_that_came_with_the_daemons_first() -> None
         first, more = wire_process._first(wire_process.Channel(ours))
         assert first == {"locals": [], "open": []}
         assert [wire_process.decode(line) for line in more] == [{"states": {"VI_1": ["MASTER", 100]}}]
+
+
+def test_a_judgements_open_alerts_and_events_cross_the_channel_as_one_line() -> None:
+    # Two lines could be cut between (a crash, a kill at the daemon's deadline): the memory of an alert kept,
+    # its event lost. One line carries both, after the judgement.
+    import socket
+    import threading
+    from types import SimpleNamespace
+
+    from kahooks.daemon import wire_process
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        relay = wire_process._Relay(wire_process.Channel(ours), threading.Event())
+        relay.remember({("master_gone", "VI_1"): "master gone"})
+        relay.record(SimpleNamespace(as_dict=lambda: {"state": "ALERT", "name": "VI_1"}))
+        relay.judged(SimpleNamespace(findings=[], snapshot=lambda: {"packets": 0}))
+        lines = theirs.recv(1 << 16).split(b"\n")
+        change = wire_process.decode(lines[0])
+        assert change == {"open": [["master_gone", "VI_1", "master gone"]],
+                          "records": [{"state": "ALERT", "name": "VI_1"}]}
+        assert wire_process.decode(lines[1]) == {"snapshot": {"packets": 0}}
+        assert relay.change == {}
