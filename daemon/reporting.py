@@ -21,6 +21,7 @@ from kahooks.output import redact
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from kahooks.daemon.runner import CheckRunner
     from kahooks.daemon.service import Daemon
     from kahooks.daemon.snapshot import CheckState, Snapshot, ThreadState
     from kahooks.settings.config import Config
@@ -31,36 +32,86 @@ STATUS_GAP = 0.05
 
 
 def snapshot(daemon: Daemon) -> Snapshot:
-    """The daemon as status.json and /metrics show it, every string that can carry a secret redacted.
-
-    Built every heartbeat, in the daemon's interpreter: at 500 checks a walk of the whole snapshot through
-    redact.text, and a maintenance file looked up for each check, took about 20 ms (up to 40), and a death's
-    probe that ran meanwhile waited for it (its /proc reads hand the lock over at each one). So a check's
-    entry is built from what changes (its verdict, the two texts a probe wrote redacted) and what does not
-    (CheckSpec.shown, redacted once per configuration); the maintenance files are looked up once; the
-    redacting walk covers the rest."""
-    specs = daemon.specs()
-    maintenance = daemon.tracks.maintenance_now(specs)
-    checks: dict[str, CheckState] = {}
-    for name, runner in sorted(list(daemon.runners.items())):
-        verdict = runner.verdict.as_dict()
-        verdict["why"] = redact.text(verdict["why"])
-        verdict["last"]["summary"] = redact.text(verdict["last"]["summary"])
-        checks[name] = {**verdict, **runner.spec.shown,  # type: ignore[typeddict-item]
-                        "value": daemon.tracks.written.get(runner.spec.track_file),
-                        "drained_by": _redacted_path(daemon.tracks.drained_in(runner.spec, maintenance)),
-                        "watched": runner.watched}
-    # Typed as the Snapshot it is once its checks and check threads are in (below).
-    shown: Snapshot = redacted({"pid": os.getpid(), "pid_start": process_start(os.getpid()),  # type: ignore[assignment]
-                                "stopped": daemon.stopped_at, "config": daemon.config_path, "started": daemon.started,
-                                "heartbeat": daemon.heartbeat_time, "maintenance": bool(maintenance),
-                                "checks": {}, **daemon.notifications.snapshot(),
-                                "spool_dir": daemon.config.spool_dir if daemon.config else None,
-                                "notify_fifo": daemon.serve.notify_fifo, "threads": supervised_states(daemon),
-                                "wire": daemon.wire.snapshot()})
-    shown["checks"] = checks
+    """The daemon as /metrics (and, serialized by status_text, status.json) shows it, every string that
+    can carry a secret redacted: a check's entry from what changes (its verdict, the two texts a probe
+    wrote redacted) and what does not (CheckSpec.shown, redacted once per configuration), the
+    maintenance files looked up once, the redacting walk over the rest."""
+    maintenance = daemon.tracks.maintenance_now(daemon.specs())
+    shown = _head(daemon, maintenance)
+    shown["checks"] = {name: check_entry(daemon, runner, maintenance)
+                       for name, runner in sorted(list(daemon.runners.items()))}
     shown["threads"].update(check_thread_states(daemon))
     return shown
+
+
+def check_entry(daemon: Daemon, runner: CheckRunner, maintenance: frozenset[str]) -> CheckState:
+    verdict = runner.verdict.as_dict()
+    verdict["why"] = redact.text(verdict["why"])
+    verdict["last"]["summary"] = redact.text(verdict["last"]["summary"])
+    return {**verdict, **runner.spec.shown,  # type: ignore[typeddict-item]
+            "value": daemon.tracks.written.get(runner.spec.track_file),
+            "drained_by": _redacted_path(daemon.tracks.drained_in(runner.spec, maintenance)),
+            "watched": runner.watched}
+
+
+def _head(daemon: Daemon, maintenance: frozenset[str]) -> Snapshot:
+    """Everything but the checks and their threads, through the redacting walk."""
+    # Typed as the Snapshot it is once its checks and check threads are in.
+    return redacted({"pid": os.getpid(), "pid_start": process_start(os.getpid()),  # type: ignore[return-value]
+                     "stopped": daemon.stopped_at, "config": daemon.config_path, "started": daemon.started,
+                     "heartbeat": daemon.heartbeat_time, "maintenance": bool(maintenance),
+                     "checks": {}, **daemon.notifications.snapshot(),
+                     "spool_dir": daemon.config.spool_dir if daemon.config else None,
+                     "notify_fifo": daemon.serve.notify_fifo, "threads": supervised_states(daemon),
+                     "wire": daemon.wire.snapshot()})
+
+
+class StatusText:
+    """status.json's text, each check's part serialized again only when something in it changed.
+
+    Written every heartbeat: at 500 checks, building every entry and json.dumps of the whole took about
+    7 ms each, the encoder's half without ever letting go of the interpreter, and a death's probe that ran
+    meanwhile waited for both (the scale bench's detection p99). Most checks' parts do not change between
+    two writes (a healthy watched process check probes every 30 s): each is kept as JSON text, keyed by
+    what it is made of, and the document is joined from the texts."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # the status writer, and the shutdown's last write
+        self.parts: dict[str, tuple[CheckRunner, tuple, str, str]] = {}  # name -> runner, key, entry, thread
+
+    def text(self, daemon: Daemon) -> str:
+        maintenance = daemon.tracks.maintenance_now(daemon.specs())
+        head = _head(daemon, maintenance)
+        del head["checks"]  # type: ignore[misc]
+        supervised = head.pop("threads")  # type: ignore[misc]
+        runners = sorted(list(daemon.runners.items()))
+        with self.lock:
+            for name in set(self.parts).difference(name for name, _ in runners):
+                del self.parts[name]
+            entries, threads = [], []
+            for name, runner in runners:
+                entry, thread = self._part(daemon, name, runner, maintenance)
+                entries.append(entry)
+                threads.append(thread)
+        supervised_text = json.dumps(supervised, sort_keys=True)
+        threads_text = supervised_text[:-1] + (", " if supervised and threads else "") + ", ".join(threads) + "}"
+        return (json.dumps(head, sort_keys=True)[:-1] + ', "checks": {' + ", ".join(entries) + '}, "threads": '
+                + threads_text + "}")
+
+    def _part(self, daemon: Daemon, name: str, runner: CheckRunner, maintenance: frozenset[str]) -> tuple[str, str]:
+        verdict = runner.verdict
+        drained = daemon.tracks.drained_in(runner.spec, maintenance)
+        alive = runner.thread is not None and runner.thread.is_alive()
+        key = (verdict.runs, verdict.ok, daemon.tracks.written.get(runner.spec.track_file), drained, runner.watched,
+               alive, daemon.started)
+        kept = self.parts.get(name)
+        if kept is not None and kept[0] is runner and kept[1] == key:
+            return kept[2], kept[3]
+        quoted = json.dumps(name)
+        entry = quoted + ": " + json.dumps(check_entry(daemon, runner, maintenance), sort_keys=True)
+        thread = json.dumps(f"check-{name}") + ": " + json.dumps(_thread_state(daemon, runner), sort_keys=True)
+        self.parts[name] = (runner, key, entry, thread)
+        return entry, thread
 
 
 def _redacted_path(path: str | None) -> str | None:
@@ -78,20 +129,19 @@ def supervised_states(daemon: Daemon) -> dict[str, ThreadState]:
 
 def check_thread_states(daemon: Daemon) -> dict[str, ThreadState]:
     """One per check thread: nothing in them comes from outside (nothing to redact)."""
-    states: dict[str, ThreadState] = {}
-    for name, runner in sorted(list(daemon.runners.items())):
-        alive = runner.thread is not None and runner.thread.is_alive()
-        states[f"check-{name}"] = {"state": "running" if alive else "stopped", "restarts": 0,
-                                   "last_error": "", "since": daemon.started}
-    return states
+    return {f"check-{name}": _thread_state(daemon, runner) for name, runner in sorted(list(daemon.runners.items()))}
+
+
+def _thread_state(daemon: Daemon, runner: CheckRunner) -> ThreadState:
+    alive = runner.thread is not None and runner.thread.is_alive()
+    return {"state": "running" if alive else "stopped", "restarts": 0, "last_error": "", "since": daemon.started}
 
 
 def write_status(daemon: Daemon) -> None:
     try:
-        # 0640: check results can name hosts and paths an unprivileged user need not see. Compact: json's
-        # C encoder (indent= takes the pure-Python one, about ten times slower on 500 checks).
-        trackfile.write_atomic(daemon.serve.status_file, json.dumps(snapshot(daemon), sort_keys=True),
-                               mode=0o640)
+        # 0640: check results can name hosts and paths an unprivileged user need not see. Not indented:
+        # json's C encoder (indent= takes the pure-Python one, about ten times slower on 500 checks).
+        trackfile.write_atomic(daemon.serve.status_file, daemon.status_text.text(daemon), mode=0o640)
     except OSError as exc:
         log.error("cannot write %s: %s", daemon.serve.status_file, os_words(exc))
 

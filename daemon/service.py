@@ -70,6 +70,7 @@ class Daemon:
         # never by the heartbeat's (a forged VRRP flood filling the wire's table made each write take
         # hundreds of milliseconds, and the heartbeat waited for them, up to 3 s in CI).
         self.status_writes = reporting.StatusWrites(self._write_reports)
+        self.status_text = reporting.StatusText()
         self.textfile_due = False
         self.wire = Wire()
         self.metrics_server: Any = None
