@@ -58,7 +58,8 @@ class Keepalived:
     @classmethod
     def in_root(cls, root: str) -> Keepalived:
         """keepalived of another Debian root (2.3.x from a Debian 13 debootstrap), run by chroot."""
-        return cls(("chroot", root, "/usr/sbin/keepalived"), root)
+        # Without a lab node's TMPDIR (netns.NODE_TMPDIR), a folder of the node's /run the root does not have.
+        return cls(("env", "-u", "TMPDIR", "chroot", root, "/usr/sbin/keepalived"), root)
 
     def prepare(self, node: Node, work: Path) -> None:
         """Inside the node's own mount namespace: the root's /proc, /dev and a private /run; and, where the

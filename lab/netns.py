@@ -58,6 +58,12 @@ def existing_namespaces() -> set[str]:
     return {line.split()[0] for line in ip("netns", "list").stdout.splitlines() if line.strip()}
 
 
+# A node's own TMPDIR, on its private /run: keepalived writes its JSON dump to $TMPDIR/keepalived.json
+# (set_tmp_dir in main.c, 2.2.7 and 2.3.3), and `kahooks status`/`doctor --live` read it there. With one /tmp
+# for every node, a lab test's `doctor --live` dump was read by another test's `kahooks status` (a CI run).
+NODE_TMPDIR = "/run/tmp"
+
+
 class Node:
     """One namespace: its own network stack and, with `own_pids`, its own pid and mount namespaces
     (so a process check there sees only that node's processes, and /run is private)."""
@@ -75,7 +81,8 @@ class Node:
         self.init = subprocess.Popen(
             ["ip", "netns", "exec", self.namespace, "unshare", "--pid", "--fork", "--mount-proc",
              "--kill-child", "--propagation", "private", "sh", "-c",
-             "mount -t tmpfs -o mode=755 tmpfs /run && mkdir -p /run/lock && exec sleep 1000000"],
+             f"mount -t tmpfs -o mode=755 tmpfs /run && mkdir -p /run/lock && mkdir -m 1777 {NODE_TMPDIR} "
+             "&& exec sleep 1000000"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
@@ -92,7 +99,7 @@ class Node:
     def prefix(self) -> list[str]:
         """argv prefix that runs a command inside this node."""
         if self.init_pid:
-            return ["nsenter", "-t", str(self.init_pid), "-n", "-p", "-m", "--"]
+            return ["nsenter", "-t", str(self.init_pid), "-n", "-p", "-m", "--", "env", f"TMPDIR={NODE_TMPDIR}"]
         return ["ip", "netns", "exec", self.namespace]
 
     def run(self, argv: Sequence[str], check: bool = True, timeout: float = 60,

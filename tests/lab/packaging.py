@@ -38,7 +38,8 @@ class System:
         return self.root / str(inside).lstrip("/")
 
     def argv(self, argv: Sequence[str]) -> list[str]:
-        return list(argv) if self.root == Path("/") else ["chroot", str(self.root), *argv]
+        # Without a lab node's TMPDIR (lab/netns.py NODE_TMPDIR): that folder is the node's, not the root's.
+        return list(argv) if self.root == Path("/") else ["env", "-u", "TMPDIR", "chroot", str(self.root), *argv]
 
     def run(self, argv: Sequence[str], timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(self.argv(argv), capture_output=True, text=True, env=clean_env(), timeout=timeout)
