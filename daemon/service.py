@@ -106,12 +106,15 @@ class Daemon:
             while not self.stop_requested:
                 if self.reload_requested:
                     self.reload_requested = False
-                    self.reload()
-                self.housekeeping()
-                # A fixed cadence: the time housekeeping took is not added to the gap between beats.
-                now = time.monotonic()
-                next_beat = max(next_beat + self.serve.heartbeat_interval, now)
-                self._sleep(next_beat - now)
+                    self.reload()  # one applied beats at its end (apply)
+                if time.monotonic() >= next_beat:
+                    self.housekeeping()
+                    # A fixed cadence: the time housekeeping took is not added to the gap between beats.
+                    # Only a beat moves it: a signal's early wake used to add an interval each time, and a
+                    # burst of SIGHUPs put the next beat that many intervals away (the heartbeat guard's
+                    # --max-age crossed, on a node that only reloaded).
+                    next_beat = max(next_beat + self.serve.heartbeat_interval, time.monotonic())
+                self._sleep(max(0.0, next_beat - time.monotonic()))
         finally:
             self.stopping.set()
             self.shutdown()

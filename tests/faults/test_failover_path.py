@@ -192,6 +192,25 @@ def test_a_storm_of_signals_never_deadlocks_the_main_loop(tmp_path: Path, servic
         assert served.stop(timeout=10) == 0
 
 
+def test_a_burst_of_reloads_keeps_the_heartbeats_cadence(tmp_path: Path, service: Service) -> None:
+    """Each early wake of the main loop (a signal) moved the next beat an interval further: 25 SIGHUPs,
+    each heard on its own, put it 25 intervals (5 s) away, and the heartbeat guard (--max-age) would have
+    failed a node that only reloaded. Seen in CI as the storm test above waiting 5 s for a beat, whenever
+    the daemon had heard the storm's last signal before the test looked."""
+    import signal
+
+    service.start()
+    with Served(tmp_path, head(tmp_path) + svc_check(service)) as served:
+        served.wait_track("svc", "0")
+        for _ in range(25):
+            served.signal(signal.SIGHUP)
+            time.sleep(0.04)  # each heard by itself: a wake and a reload apiece
+        wait_for(lambda: served.log_text().count("reloaded ") >= 25, 10, "the 25 reloads")
+        gaps = served.heartbeat_gaps(1.5)
+        assert len(gaps) >= 5 and max(gaps) < 0.5, gaps  # every 0.2 s, as before the burst
+        assert served.stop(timeout=10) == 0
+
+
 SLOW_STATUS = """
 import sys, time
 from kahooks.daemon import reporting, service
