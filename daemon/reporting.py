@@ -102,13 +102,17 @@ class StatusText:
         verdict = runner.verdict
         drained = daemon.tracks.drained_in(runner.spec, maintenance)
         alive = runner.thread is not None and runner.thread.is_alive()
-        key = (verdict.runs, verdict.ok, daemon.tracks.written.get(runner.spec.track_file), drained, runner.watched,
-               alive, daemon.started)
-        kept = self.parts.get(name)
-        if kept is not None and kept[0] is runner and kept[1] == key:
-            return kept[2], kept[3]
-        quoted = json.dumps(name)
-        entry = quoted + ": " + json.dumps(check_entry(daemon, runner, maintenance), sort_keys=True)
+        # The key and the entry read under the lock a result is recorded with: a verdict caught half-way
+        # through record() (runs counted, the rest not yet) would otherwise be kept, and shown, until the
+        # check's next run, 30 s for a healthy watched process.
+        with runner.lock:
+            key = (verdict.runs, verdict.ok, daemon.tracks.written.get(runner.spec.track_file), drained,
+                   runner.watched, alive, daemon.started)
+            kept = self.parts.get(name)
+            if kept is not None and kept[0] is runner and kept[1] == key:
+                return kept[2], kept[3]
+            shown = check_entry(daemon, runner, maintenance)
+        entry = json.dumps(name) + ": " + json.dumps(shown, sort_keys=True)
         thread = json.dumps(f"check-{name}") + ": " + json.dumps(_thread_state(daemon, runner), sort_keys=True)
         self.parts[name] = (runner, key, entry, thread)
         return entry, thread

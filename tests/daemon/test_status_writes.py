@@ -101,6 +101,19 @@ def test_status_json_reserializes_only_the_checks_that_changed(tmp_path, monkeyp
         text = status.text(daemon)
         assert built == ["c3"]
         assert json.loads(text)["checks"]["c3"]["runs"] == 2
+        # A result caught half-way through record() (runs counted, the rest not yet) is never kept: the
+        # part waits for the lock the result is recorded with, and shows the finished record.
+        runner, texts = daemon.runners["c0"], []
+        with runner.lock:
+            runner.verdict.runs += 1
+            writer = threading.Thread(target=lambda: texts.append(status.text(daemon)))
+            writer.start()
+            writer.join(0.3)
+            assert writer.is_alive(), "a half-recorded verdict was serialized"
+            runner.verdict.last_summary = "the finished record"
+        writer.join(5)
+        assert json.loads(texts[0])["checks"]["c0"]["last"]["summary"] == "the finished record"
+        assert json.loads(status.text(daemon))["checks"]["c0"]["last"]["summary"] == "the finished record"
         del daemon.runners["c1"]
         shown = json.loads(status.text(daemon))
         assert "c1" not in shown["checks"] and "check-c1" not in shown["threads"] and "check-c2" in shown["threads"]

@@ -372,7 +372,8 @@ def test_the_wire_names_blocked_vrrp_duplicates_collisions_mismatches_and_a_mast
                                         "2.0"], stdout=subprocess.PIPE, text=True)
             flooded = timed_check(lb1, 1.2)
             sent = int(sending.communicate(timeout=20)[0] or 0)
-            exec_reference = float(reference.communicate(timeout=20)[0])
+            # A loop that printed nothing (it died) leaves the interval as the exec check's reference.
+            exec_reference = float(reference.communicate(timeout=20)[0].strip() or CHECK_INTERVAL)
             daemon_gap, node_stall = (float(word) for word in heartbeat.communicate(timeout=20)[0].split())
             # The flood reached lb1's observer: read, or dropped by the kernel over its budget (its figures reach
             # status.json within a judgement and a heartbeat).
