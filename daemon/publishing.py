@@ -34,17 +34,12 @@ class TrackFiles:
         self.node_maintenance: str | None = None  # [serve] maintenance_file: drains every check
         self.maintenance_seen: frozenset[str] = frozenset()
 
-    def drained_in(self, spec: CheckSpec, present: frozenset[str]) -> str | None:
-        """drained_by, with the maintenance files that exist now already looked up (maintenance_now)."""
+    def drained_by(self, spec: CheckSpec, present: frozenset[str] | None = None) -> str | None:
+        """The maintenance file that drains this check's node now, if any; `present`: the maintenance files
+        that exist, already looked up for every check (maintenance_now), else each is looked up here."""
+        exists = os.path.exists if present is None else present.__contains__
         for path in (self.node_maintenance, spec.maintenance_file):
-            if path and path in present:
-                return path
-        return None
-
-    def drained_by(self, spec: CheckSpec) -> str | None:
-        """The maintenance file that drains this check's node now, if any."""
-        for path in (self.node_maintenance, spec.maintenance_file):
-            if path and os.path.exists(path):
+            if path and exists(path):
                 return path
         return None
 

@@ -50,7 +50,7 @@ def check_entry(daemon: Daemon, runner: CheckRunner, maintenance: frozenset[str]
     verdict["last"]["summary"] = redact.text(verdict["last"]["summary"])
     return {**verdict, **runner.spec.shown,  # type: ignore[typeddict-item]
             "value": daemon.tracks.written.get(runner.spec.track_file),
-            "drained_by": _redacted_path(daemon.tracks.drained_in(runner.spec, maintenance)),
+            "drained_by": _redacted_path(daemon.tracks.drained_by(runner.spec, maintenance)),
             "watched": runner.watched}
 
 
@@ -100,7 +100,7 @@ class StatusText:
 
     def _part(self, daemon: Daemon, name: str, runner: CheckRunner, maintenance: frozenset[str]) -> tuple[str, str]:
         verdict = runner.verdict
-        drained = daemon.tracks.drained_in(runner.spec, maintenance)
+        drained = daemon.tracks.drained_by(runner.spec, maintenance)
         alive = runner.thread is not None and runner.thread.is_alive()
         # The key and the entry read under the lock a result is recorded with: a verdict caught half-way
         # through record() (runs counted, the rest not yet) would otherwise be kept, and shown, until the
