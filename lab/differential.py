@@ -37,7 +37,7 @@ from pathlib import Path
 from kahooks.files import atomicfile
 from kahooks.lab.addrwatch import AddressWatch
 from kahooks.lab.diffgen import NODES, Item, Spec, generate
-from kahooks.lab.netns import LabError, Network, Node, wait_for
+from kahooks.lab.netns import LabError, Network, Node, chroot, wait_for
 
 TOLERANCE = 0.3
 UNDECIDED = "undecided"  # the doctor's word for a holder no configuration decides (never None, nobody)
@@ -58,8 +58,7 @@ class Keepalived:
     @classmethod
     def in_root(cls, root: str) -> Keepalived:
         """keepalived of another Debian root (2.3.x from a Debian 13 debootstrap), run by chroot."""
-        # Without a lab node's TMPDIR (netns.NODE_TMPDIR), a folder of the node's /run the root does not have.
-        return cls(("env", "-u", "TMPDIR", "chroot", root, "/usr/sbin/keepalived"), root)
+        return cls((*chroot(root), "/usr/sbin/keepalived"), root)
 
     def prepare(self, node: Node, work: Path) -> None:
         """Inside the node's own mount namespace: the root's /proc, /dev and a private /run; and, where the

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
 TAG_PATTERN = re.compile(r"^khl[a-z0-9]{1,8}$")
 
@@ -62,6 +63,12 @@ def existing_namespaces() -> set[str]:
 # (set_tmp_dir in main.c, 2.2.7 and 2.3.3), and `kahooks status`/`doctor --live` read it there. With one /tmp
 # for every node, a lab test's `doctor --live` dump was read by another test's `kahooks status` (a CI run).
 NODE_TMPDIR = "/run/tmp"
+
+
+def chroot(root: str | Path) -> list[str]:
+    """argv prefix that runs a command in another Debian root from a node: without the node's TMPDIR, a
+    folder of the node's /run that the root does not have (apt's mktemp failed there)."""
+    return ["env", "-u", "TMPDIR", "chroot", str(root)]
 
 
 class Node:

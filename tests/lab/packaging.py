@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kahooks import checks
-from kahooks.lab.netns import Node, wait_for
+from kahooks.lab.netns import Node, chroot, wait_for
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 USER = "keepalived_script"
@@ -38,8 +38,7 @@ class System:
         return self.root / str(inside).lstrip("/")
 
     def argv(self, argv: Sequence[str]) -> list[str]:
-        # Without a lab node's TMPDIR (lab/netns.py NODE_TMPDIR): that folder is the node's, not the root's.
-        return list(argv) if self.root == Path("/") else ["env", "-u", "TMPDIR", "chroot", str(self.root), *argv]
+        return list(argv) if self.root == Path("/") else [*chroot(self.root), *argv]
 
     def run(self, argv: Sequence[str], timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(self.argv(argv), capture_output=True, text=True, env=clean_env(), timeout=timeout)
