@@ -71,3 +71,19 @@ def test_daemon_pair_fails_over_notifies_through_the_fifo_and_its_guard_faults_a
         assert "haproxy" in status.stdout and "healthy" in status.stdout
         log = (work / "lb1" / "serve.log").read_text()
         assert "Traceback" not in log
+
+
+def test_each_node_keeps_keepalived_s_dump_in_its_own_tmpdir() -> None:
+    """keepalived writes its JSON dump to $TMPDIR/keepalived.json, and `kahooks status` reads it there: with
+    one /tmp for every node, a CI run's test_daemon read a dump test_doctor's lab had asked for. Each node
+    with its own namespaces has its own TMPDIR; a chroot from it runs without (the root has no such folder)."""
+    from kahooks.lab.netns import Network, chroot
+
+    with Network("khltmpd") as network:
+        one, other = network.add_node("a", 11), network.add_node("b", 12)
+        written = one.run(["sh", "-c", 'echo "{}" > "$TMPDIR/keepalived.json" && echo "$TMPDIR"']).stdout.strip()
+        assert written.startswith("/run/")
+        assert one.run(["test", "-e", f"{written}/keepalived.json"], check=False).returncode == 0
+        assert other.run(["test", "-e", f"{written}/keepalived.json"], check=False).returncode == 1
+        assert other.run(["sh", "-c", 'test ! -e "${TMPDIR:-/tmp}/keepalived.json"'], check=False).returncode == 0
+    assert "TMPDIR" in chroot("/srv/root")[:3] and chroot("/srv/root")[-2:] == ["chroot", "/srv/root"]
