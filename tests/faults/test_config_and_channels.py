@@ -54,7 +54,7 @@ def test_a_hostile_http_endpoint_is_bounded_in_time_and_memory(behave) -> None:
         took = time.monotonic() - started
     finally:
         server.close()
-    assert took < 2.0, f"the channel was held {took:.1f} s with a 1 s timeout"
+    assert took < 1 + 2.0, f"the channel was held {took:.1f} s with a 1 s timeout"  # 20-40 s without it
 
 
 def test_retry_after_is_honoured_past_backoff_max(tmp_path: Path) -> None:

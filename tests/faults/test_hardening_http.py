@@ -71,7 +71,8 @@ def test_a_body_trickled_after_the_headers_is_cut_at_the_deadline(tmp_path: Path
                                   f'url = "http://127.0.0.1:{peer.port}/hook"\ntimeout = 1\n', "out")
     finally:
         peer.close()
-    assert took < 1.5, f"a 1 s deadline held the channel {took:.1f} s"
+    # Without the deadline the trickle holds it 10 s; 1.9 s was seen with suites running beside this one.
+    assert took < 1 + 2.0, f"a 1 s deadline held the channel {took:.1f} s"
     assert last_error(spool, "out") == "no complete answer within 1 s"
 
 
@@ -88,7 +89,7 @@ def test_trickled_headers_are_cut_at_the_deadline(tmp_path: Path) -> None:
                                   f'url = "http://127.0.0.1:{peer.port}/hook"\ntimeout = 1\n', "out")
     finally:
         peer.close()
-    assert took < 1.5 and last_error(spool, "out") == "no complete answer within 1 s", took
+    assert took < 1 + 2.0 and last_error(spool, "out") == "no complete answer within 1 s", took  # 20 s without it
 
 
 # 2. Proxies from the environment, through a real forward proxy ---------------------------------

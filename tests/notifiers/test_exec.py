@@ -68,7 +68,9 @@ def test_a_hanging_command_is_stopped_with_its_group(tmp_path: Path) -> None:
     started = time.monotonic()
     worker.fan_out_pending()
     worker.channel_pass("run")
-    assert time.monotonic() - started < 0.3 + 2.0 + 1.0  # the timeout, the channel's kill grace, a margin
+    # The timeout, the channel's kill grace, a margin for a loaded machine (4.1 s seen with suites beside
+    # this one); without the kill the group sleeps 30 s.
+    assert time.monotonic() - started < 0.3 + 2.0 + 3.0
     queued = spool.queued("run")
     assert len(queued) == 1 and "timed out after 0.3 s" in queued[0].last_error
     assert alive_with(length) == []

@@ -56,6 +56,19 @@ def assert_one_line_failure(outcome: Outcome, *fragments: str) -> None:
         assert fragment in outcome.line, (fragment, outcome.line)
 
 
+def assert_timed_out(outcome: Outcome, seconds: float, *probe_fragments: str) -> None:
+    """A check failed at its --timeout: with the probe's own words, or with the runner's backstop alarm's.
+
+    The alarm fires 50 ms after the probe's deadline (hooks/check_cli.py); on a loaded machine (CI's two
+    legs at once) the process can wake later than that, and the alarm answers first. Both are the same
+    budget, both are one line.
+    """
+    assert_one_line_failure(outcome)
+    alarm = f"timed out after {seconds:g} s"
+    assert alarm in outcome.line or all(fragment in outcome.line for fragment in probe_fragments), (
+        probe_fragments, outcome.line)
+
+
 def _command_lines() -> Iterator[tuple[int, bytes]]:
     """Each live process's pid and raw argv (NUL-separated); one that ends while /proc is read is skipped
     (its files vanish between the listing and the read)."""
