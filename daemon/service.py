@@ -106,7 +106,11 @@ class Daemon:
             while not self.stop_requested:
                 if self.reload_requested:
                     self.reload_requested = False
-                    self.reload()  # one applied beats at its end (apply)
+                    if self.reload():
+                        # An applied reload beat at its end (apply), perhaps at a new interval: the next beat is
+                        # that interval after it. Kept at the old plan, lowering heartbeat_interval from 10 s
+                        # to 1 s left one 10 s gap, past a heartbeat guard's --max-age set for the new one.
+                        next_beat = time.monotonic() + self.serve.heartbeat_interval
                 if time.monotonic() >= next_beat:
                     self.housekeeping()
                     # A fixed cadence: the time housekeeping took is not added to the gap between beats.

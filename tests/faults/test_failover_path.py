@@ -211,11 +211,30 @@ def test_a_burst_of_reloads_keeps_the_heartbeats_cadence(tmp_path: Path, service
         assert served.stop(timeout=10) == 0
 
 
+def test_a_reload_that_shortens_the_heartbeat_interval_beats_at_the_new_one_at_once(tmp_path: Path,
+                                                                                   service: Service) -> None:
+    """The next beat was planned at the old interval: lowering heartbeat_interval from 5 s to 0.2 s by a
+    reload left one gap of up to 5 s, and a heartbeat guard whose --max-age followed the new interval would
+    have failed the node."""
+    import signal
+
+    service.start()
+    slow = head(tmp_path).replace("heartbeat_interval = 0.2", "heartbeat_interval = 5") + svc_check(service)
+    with Served(tmp_path, slow) as served:
+        served.wait_track("svc", "0")
+        served.config.write_text(slow.replace("heartbeat_interval = 5", "heartbeat_interval = 0.2"))
+        served.signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded " in served.log_text(), 10, "the reload")
+        gaps = served.heartbeat_gaps(1.5)
+        assert len(gaps) >= 4 and max(gaps) < 0.5, gaps  # every 0.2 s from the reload on
+        assert served.stop(timeout=10) == 0
+
+
 SLOW_STATUS = """
 import sys, time
 from kahooks.daemon import reporting, service
 held = open(sys.argv[2], "w")
-def slow_write(daemon):
+def slow_write(daemon, last=False):
     held.write("held\\n"); held.flush()
     time.sleep(3)
 reporting.write_status = slow_write
