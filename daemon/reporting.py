@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("kahooks.serve")
 # A burst of check changes is written as status.json at most this often (the heartbeat writes it anyway).
 STATUS_GAP = 0.05
+# How long status.json's last write waits for one in progress (a small file: milliseconds, unless the disk hangs).
+STATUS_RENAME_WAIT = 2.0
 
 
 def snapshot(daemon: Daemon) -> Snapshot:
@@ -141,13 +143,27 @@ def _thread_state(daemon: Daemon, runner: CheckRunner) -> ThreadState:
     return {"state": "running" if alive else "stopped", "restarts": 0, "last_error": "", "since": daemon.started}
 
 
-def write_status(daemon: Daemon) -> None:
+def write_status(daemon: Daemon, last: bool = False) -> None:
+    """status.json from the daemon's state now; `last`: the shutdown's, which says the daemon stopped.
+
+    The status writer's writes and the last one take turns (daemon.status_renames), and once the daemon
+    has stopped only the last one renames: a write the writer built before the stop and renamed after the
+    last one put a running daemon's status back over the stopped one's."""
+    text = daemon.status_text.text(daemon)  # outside the turn: building is the slow part
+    if not daemon.status_renames.acquire(timeout=STATUS_RENAME_WAIT):  # a write hung on the disk
+        log.error("cannot write %s: another write of it did not end within %g s", daemon.serve.status_file,
+                  STATUS_RENAME_WAIT)
+        return
     try:
+        if daemon.stopped_at is not None and not last:
+            return
         # 0640: check results can name hosts and paths an unprivileged user need not see. Not indented:
         # json's C encoder (indent= takes the pure-Python one, about ten times slower on 500 checks).
-        trackfile.write_atomic(daemon.serve.status_file, daemon.status_text.text(daemon), mode=0o640)
+        trackfile.write_atomic(daemon.serve.status_file, text, mode=0o640)
     except OSError as exc:
         log.error("cannot write %s: %s", daemon.serve.status_file, os_words(exc))
+    finally:
+        daemon.status_renames.release()
 
 
 class StatusWrites:

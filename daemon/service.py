@@ -71,6 +71,7 @@ class Daemon:
         # hundreds of milliseconds, and the heartbeat waited for them, up to 3 s in CI).
         self.status_writes = reporting.StatusWrites(self._write_reports)
         self.status_text = reporting.StatusText()
+        self.status_renames = threading.Lock()  # status.json's writes take turns (reporting.write_status)
         self.textfile_due = False
         self.wire = Wire()
         self.metrics_server: Any = None
@@ -251,7 +252,7 @@ class Daemon:
         self.watcher.stop()
         self.status_writes.stop(wait=2)
         self.stopped_at = time.time()
-        reporting.write_status(self)
+        reporting.write_status(self, last=True)
 
     # Checks and track files --------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from kahooks.daemon.reporting import StatusWrites
 from kahooks.lab.netns import wait_for
@@ -55,6 +56,68 @@ def test_a_write_that_raises_does_not_end_the_writes() -> None:
         wait_for(lambda: writes.writes == 2, 10, "a write after the failed one")
     finally:
         writes.stop(5)
+
+
+def stopped_daemon_config(tmp_path) -> str:  # noqa: ANN001
+    config = tmp_path / "kahooks.toml"
+    config.write_text(f'spool_dir = "{tmp_path}/spool"\n\n[serve]\nstate_dir = "{tmp_path}/state"\ndeliver = false\n')
+    return str(config)
+
+
+def test_a_write_built_before_the_stop_never_lands_over_the_last_one(tmp_path) -> None:  # noqa: ANN001
+    """The shutdown's last status.json says the daemon stopped. The writer's thread, which had built a
+    status before the stop and renamed it after the last one, put a running daemon's status back: and
+    `kahooks status` then read a live daemon that was gone."""
+    import json
+    import time
+
+    from kahooks.daemon import reporting
+    from kahooks.daemon.service import Daemon, load_config
+
+    daemon = Daemon(stopped_daemon_config(tmp_path))
+    daemon.status_writes.stop(2)  # this test plays the writer's part itself
+    try:
+        daemon.config = load_config(daemon.config_path)
+        built, release = threading.Event(), threading.Event()
+        build = daemon.status_text.text
+
+        def build_then_wait(daemon: Daemon) -> str:
+            text = build(daemon)
+            if threading.current_thread().name == "late-writer":
+                built.set()
+                release.wait(10)  # descheduled between building and renaming
+            return text
+
+        daemon.status_text.text = build_then_wait  # type: ignore[method-assign]
+        late = threading.Thread(target=reporting.write_status, args=(daemon,), name="late-writer")
+        late.start()
+        assert built.wait(10)
+        daemon.stopped_at = time.time()
+        reporting.write_status(daemon, last=True)
+        release.set()
+        late.join(10)
+        assert json.loads(Path(daemon.serve.status_file).read_text())["stopped"] == daemon.stopped_at
+    finally:
+        daemon.watcher.stop()
+
+
+def test_the_last_write_waits_for_a_hung_one_only_so_long(tmp_path, monkeypatch, caplog) -> None:  # noqa: ANN001
+    from kahooks.daemon import reporting
+    from kahooks.daemon.service import Daemon, load_config
+
+    monkeypatch.setattr(reporting, "STATUS_RENAME_WAIT", 0.2)
+    daemon = Daemon(stopped_daemon_config(tmp_path))
+    daemon.status_writes.stop(2)
+    try:
+        daemon.config = load_config(daemon.config_path)
+        with daemon.status_renames:  # a write stuck in its rename, on a hung disk
+            waited = threading.Thread(target=reporting.write_status, args=(daemon,), kwargs={"last": True})
+            waited.start()
+            waited.join(5)
+            assert not waited.is_alive(), "the last write waited for the hung one without a deadline"
+        assert "another write of it did not end within 0.2 s" in caplog.text
+    finally:
+        daemon.watcher.stop()
 
 
 def test_a_checks_command_line_in_the_status_is_redacted_as_words_and_as_a_line() -> None:
