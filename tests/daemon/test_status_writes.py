@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kahooks.daemon.reporting import StatusWrites
 from kahooks.lab.netns import wait_for
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from kahooks.daemon.service import Daemon
 
 
 def test_a_burst_of_changes_while_a_write_runs_makes_one_more_write_not_one_each() -> None:
@@ -58,10 +65,22 @@ def test_a_write_that_raises_does_not_end_the_writes() -> None:
         writes.stop(5)
 
 
-def stopped_daemon_config(tmp_path) -> str:  # noqa: ANN001
+@contextlib.contextmanager
+def idle_daemon(tmp_path: Path, checks: str = "") -> Iterator[Daemon]:
+    """A Daemon with its configuration loaded and nothing running: no status writer (the test plays its
+    part), no check thread (a test runs probes by hand)."""
+    from kahooks.daemon.service import Daemon, load_config
+
     config = tmp_path / "kahooks.toml"
-    config.write_text(f'spool_dir = "{tmp_path}/spool"\n\n[serve]\nstate_dir = "{tmp_path}/state"\ndeliver = false\n')
-    return str(config)
+    config.write_text(f'spool_dir = "{tmp_path}/spool"\n\n[serve]\nstate_dir = "{tmp_path}/state"\ndeliver = false\n\n'
+                      + checks)
+    daemon = Daemon(str(config))
+    daemon.status_writes.stop(2)  # a probe's change would ask it for a write
+    try:
+        daemon.config = load_config(str(config))
+        yield daemon
+    finally:
+        daemon.watcher.stop()
 
 
 def test_a_write_built_before_the_stop_never_lands_over_the_last_one(tmp_path) -> None:  # noqa: ANN001
@@ -72,12 +91,8 @@ def test_a_write_built_before_the_stop_never_lands_over_the_last_one(tmp_path) -
     import time
 
     from kahooks.daemon import reporting
-    from kahooks.daemon.service import Daemon, load_config
 
-    daemon = Daemon(stopped_daemon_config(tmp_path))
-    daemon.status_writes.stop(2)  # this test plays the writer's part itself
-    try:
-        daemon.config = load_config(daemon.config_path)
+    with idle_daemon(tmp_path) as daemon:
         built, release = threading.Event(), threading.Event()
         build = daemon.status_text.text
 
@@ -97,27 +112,19 @@ def test_a_write_built_before_the_stop_never_lands_over_the_last_one(tmp_path) -
         release.set()
         late.join(10)
         assert json.loads(Path(daemon.serve.status_file).read_text())["stopped"] == daemon.stopped_at
-    finally:
-        daemon.watcher.stop()
 
 
 def test_the_last_write_waits_for_a_hung_one_only_so_long(tmp_path, monkeypatch, caplog) -> None:  # noqa: ANN001
     from kahooks.daemon import reporting
-    from kahooks.daemon.service import Daemon, load_config
 
     monkeypatch.setattr(reporting, "STATUS_RENAME_WAIT", 0.2)
-    daemon = Daemon(stopped_daemon_config(tmp_path))
-    daemon.status_writes.stop(2)
-    try:
-        daemon.config = load_config(daemon.config_path)
+    with idle_daemon(tmp_path) as daemon:
         with daemon.status_renames:  # a write stuck in its rename, on a hung disk
             waited = threading.Thread(target=reporting.write_status, args=(daemon,), kwargs={"last": True})
             waited.start()
             waited.join(5)
             assert not waited.is_alive(), "the last write waited for the hung one without a deadline"
         assert "another write of it did not end within 0.2 s" in caplog.text
-    finally:
-        daemon.watcher.stop()
 
 
 def test_a_checks_command_line_in_the_status_is_redacted_as_words_and_as_a_line() -> None:
@@ -137,16 +144,9 @@ def test_status_json_reserializes_only_the_checks_that_changed(tmp_path, monkeyp
 
     from kahooks.daemon import reporting
     from kahooks.daemon.runner import CheckRunner
-    from kahooks.daemon.service import Daemon, load_config
 
-    config = tmp_path / "kahooks.toml"
-    config.write_text(f'spool_dir = "{tmp_path}/spool"\n\n[serve]\nstate_dir = "{tmp_path}/state"\ndeliver = false\n\n'
-                      + "".join(f'[checks.c{index}]\nrun = "ka-check-port 127.0.0.1:1"\ninterval = 5\n\n'
-                                for index in range(5)))
-    daemon = Daemon(str(config))
-    daemon.status_writes.stop(2)  # its own writer would build parts too (a probe's change asks for a write)
-    try:
-        daemon.config = load_config(str(config))
+    checks = "".join(f'[checks.c{index}]\nrun = "ka-check-port 127.0.0.1:1"\ninterval = 5\n\n' for index in range(5))
+    with idle_daemon(tmp_path, checks) as daemon:  # its own writer would build parts too
         for spec in daemon.config.sections["checks"].values():
             daemon.runners[spec.name] = runner = CheckRunner(spec, daemon.publish)  # not started: run by hand
             runner.run_once()
@@ -182,6 +182,3 @@ def test_status_json_reserializes_only_the_checks_that_changed(tmp_path, monkeyp
         shown = json.loads(status.text(daemon))
         assert "c1" not in shown["checks"] and "check-c1" not in shown["threads"] and "check-c2" in shown["threads"]
         assert shown == json.loads(json.dumps(reporting.snapshot(daemon)))
-    finally:
-        daemon.status_writes.stop(2)
-        daemon.watcher.stop()
