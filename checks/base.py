@@ -124,15 +124,17 @@ class Check:
         return self.timeout + 0.05
 
 
-def probe_safely(check: Check, on_bug: Callable[[], None] | None = None) -> CheckResult:
+def probe_safely(check: Check, on_bug: Callable[[], None] | None = None,
+                 deadline: Deadline | None = None) -> CheckResult:
     """Run check.probe under its own deadline; every exception becomes a failed result.
 
     A check's own bug must read as a failure, never as a crash (nor, in the daemon,
     as a thread that silently stops checking). `on_bug` runs inside the except
-    block, so it can log the traceback.
+    block, so it can log the traceback. A runner that must stop a stuck probe passes
+    the deadline in, to name the step it was stuck in (Deadline.step).
     """
     try:
-        return check.probe(Deadline(check.timeout))
+        return check.probe(deadline or Deadline(check.timeout))
     except KahooksError as exc:  # ProbeTimeout included
         return unhealthy(str(exc))
     except Exception as exc:

@@ -69,7 +69,7 @@ class ExecCheck(Check):
     def probe(self, deadline: Deadline) -> CheckResult:
         commands.become_subreaper()
         try:
-            done = commands.run(self.argv, deadline.remaining(), kill_grace=self.kill_grace)
+            done = commands.run(self.argv, deadline.require(f"running {self.display}"), kill_grace=self.kill_grace)
         except FileNotFoundError:
             return unhealthy(f"cannot run {self.argv[0]}: command not found")
         except (OSError, ValueError) as exc:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from kahooks.checks.base import probe_safely
 from kahooks.daemon.verdict import Verdict, next_due
+from kahooks.deadline import Deadline
 from kahooks.errors import os_words
 from kahooks.output.result import CheckResult, unhealthy
 
@@ -58,6 +59,7 @@ class CheckRunner:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.running_since: float | None = None
+        self.deadline: Deadline | None = None  # the running probe's: its step names where a stuck one is
         self.stuck_reported = False
         self.watched = False
         self.poke_reason = ""
@@ -116,8 +118,10 @@ class CheckRunner:
         started = self.clock()
         self.running_since = started
         self.stuck_reported = False
+        self.deadline = Deadline(self.check.timeout)
         try:
-            result = probe_safely(self.check, on_bug=lambda: log.exception("%s: the probe failed", self.name))
+            result = probe_safely(self.check, on_bug=lambda: log.exception("%s: the probe failed", self.name),
+                                  deadline=self.deadline)
         finally:
             self.running_since = None
         latency = self.clock() - started
@@ -150,8 +154,11 @@ class CheckRunner:
         overdue = self.clock() - since
         if overdue > self.check.hard_limit() + STUCK_GRACE:
             self.stuck_reported = True
-            log.error("%s: probe still running after %.1f s; counting it as failed", self.name, overdue)
-            self._judge(unhealthy(f"probe did not finish within {overdue:.1f} s"), overdue)
+            step = self.deadline.step if self.deadline is not None else ""
+            where = f"{step}: " if step else ""
+            log.error("%s: probe still running after %.1f s (%s); counting it as failed", self.name, overdue,
+                      step or "no step named")
+            self._judge(unhealthy(f"{where}probe did not finish within {overdue:.1f} s"), overdue)
 
 
 class ProcessWatcher:

@@ -77,6 +77,7 @@ import time
 
 from kahooks.checks import PROGRAM_PREFIX, build
 from kahooks.checks.base import probe_safely
+from kahooks.deadline import Deadline, timed_out
 from kahooks.errors import UsageError
 from kahooks.output import redact
 from kahooks.output.result import CheckResult, unhealthy
@@ -188,21 +189,21 @@ def _probe_guarded(check: Check, verbose: bool) -> CheckResult:
     global _probing
 
     previous_alarm = signal.signal(signal.SIGALRM, _on_signal)
+    deadline = Deadline(check.timeout)
     # The probe keeps its own deadline; the alarm only stops one that ignores it.
     _probing = True
     try:
         if _stopped_by:
             raise Interrupted(_stopped_by)
         signal.setitimer(signal.ITIMER_REAL, check.hard_limit())
-        result = probe_safely(check, on_bug=lambda: _trace(verbose))
+        result = probe_safely(check, on_bug=lambda: _trace(verbose), deadline=deadline)
         if _stopped_by:  # a signal came, and its raise was swallowed on the way
             raise Interrupted(_stopped_by)
         return result
-    except Interrupted as exc:
-        reason = exc.reason
-        if reason == "timed out":
-            reason = f"timed out after {check.timeout:g} s"
-        return unhealthy(reason)
+    except Interrupted as exc:  # the line says where the probe was: the step keepalived or the alarm cut
+        if exc.reason == "timed out":  # the probe's own deadline did not end it
+            return unhealthy(timed_out(check.timeout, deadline.step))
+        return unhealthy(f"{deadline.step}: {exc.reason}" if deadline.step else exc.reason)
     finally:
         _probing = False
         signal.setitimer(signal.ITIMER_REAL, 0)

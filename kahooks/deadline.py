@@ -14,12 +14,15 @@ from kahooks.errors import ProbeTimeout
 class Deadline:
     """The moment a probe must be finished by, measured on the monotonic clock."""
 
-    __slots__ = ("seconds", "started", "expires")
+    __slots__ = ("seconds", "started", "expires", "step")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.started = time.monotonic()
         self.expires = self.started + seconds
+        # What the probe last began (require's `what`): when a runner's alarm has to stop a probe stuck
+        # past its deadline, its line still says where it was stuck.
+        self.step = ""
 
     def remaining(self) -> float:
         """Seconds left, never negative."""
@@ -29,11 +32,17 @@ class Deadline:
         return time.monotonic() - self.started
 
     def require(self, what: str) -> float:
-        """Seconds left for `what`; raises ProbeTimeout when none are left."""
+        """Seconds left for `what`, the step about to begin; raises ProbeTimeout when none are left."""
+        self.step = what
         left = self.expires - time.monotonic()
         if left <= 0:
-            raise ProbeTimeout(f"{what}: timed out after {format_seconds(self.seconds)}")
+            raise ProbeTimeout(timed_out(self.seconds, what))
         return left
+
+
+def timed_out(seconds: float, step: str = "") -> str:
+    """The words of a probe that ran out of time: 'waiting for db1: timed out after 2.0 s'."""
+    return f"{step}: timed out after {format_seconds(seconds)}" if step else f"timed out after {format_seconds(seconds)}"
 
 
 def format_seconds(seconds: float) -> str:

@@ -20,10 +20,12 @@ if TYPE_CHECKING:
 
     from kahooks.deadline import Deadline
 
-# regex checks its clock every so many steps: measured, a 0.2 s timeout ends after up to 0.4 s on a quiet
-# machine (regex 2022.10 on Debian 12 and 2026 alike), and those steps take longer in wall time when the CPU
-# is shared: at a load of 10 on 2 cores a match given 0.4 of a 4 s probe still ran past the probe's end.
-# A match gets this share of what is left, so the overshoot, even threefold, ends inside the deadline.
+# regex's timeout counts the process's CPU time, not wall time (measured, regex 2022.10 on Debian 12 and
+# 2026.12 from PyPI alike: a 1 s timeout ends after 1.0 s on a quiet machine, after 4.65 s of wall time
+# beside 8 busy loops on 2 cores, 1.0 s of CPU in both). A match gets this share of what is left, so on a
+# machine up to four times oversubscribed it still ends inside the deadline with its own words. Beyond,
+# the runner stops it (regex checks for signals, so ka-check-*'s alarm interrupts it; the daemon's
+# supervisor fails a stuck probe), and both name the step: Deadline.step, "matching /P/ against ...".
 SHARE_OF_DEADLINE = 0.25
 
 

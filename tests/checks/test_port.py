@@ -58,7 +58,7 @@ def test_banner_and_reply() -> None:
         assert server.received[-1] == b"QUIT\r\n"
         # The server keeps the connection open, so the check waits for '+OK' until its deadline.
         assert_timed_out(run("ka-check-port", f"127.0.0.1:{server.port}", "--expect", "+OK", "--timeout", "0.3"),
-                         0.3, "no '+OK' within 0.3 s", "(got '220 mail ESMTP ready")
+                         0.3, "no '+OK' within 0.3 s", "(got '220 mail ESMTP ready", where=("'+OK'",))
     finally:
         server.close()
 
@@ -67,7 +67,7 @@ def test_silent_server_times_out_within_the_deadline() -> None:
     server = TcpServer()  # accepts and says nothing
     try:
         outcome = run("ka-check-port", f"127.0.0.1:{server.port}", "--expect", "hello", "--timeout", "0.3")
-        assert_timed_out(outcome, 0.3, "no 'hello' within 0.3 s")
+        assert_timed_out(outcome, 0.3, "no 'hello' within 0.3 s", where=("'hello'",))
         # From the exec, the interpreter's start included; the server never speaks.
         assert outcome.seconds < 0.3 + 2.5, outcome.seconds
     finally:

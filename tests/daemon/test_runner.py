@@ -16,6 +16,7 @@ import pytest
 from kahooks.checks.base import Check
 from kahooks.daemon.runner import CheckRunner, ProcessWatcher
 from kahooks.daemon.settings import CheckSpec, build_check
+from kahooks.deadline import Deadline
 from kahooks.lab.netns import wait_for
 from kahooks.output.result import healthy
 
@@ -142,8 +143,8 @@ class Hangs(Check):
         self.release = threading.Event()
         self.last_pids: list[int] = []
 
-    def probe(self, deadline: object) -> object:
-        self.release.wait(10)
+    def probe(self, deadline: Deadline) -> object:
+        self.release.wait(deadline.require("resolving db.example") + 10)
         return healthy("finally answered")
 
 
@@ -157,7 +158,7 @@ def test_a_probe_that_hangs_is_judged_failed_by_the_supervisor() -> None:
         runner.check_stuck()
         assert recorder.changes() == []  # within its hard limit and grace: not yet
         wait_for(lambda: (runner.check_stuck(), recorder.changes())[1] == [False], 3, "the supervisor's verdict")
-        assert "did not finish" in runner.verdict.why
+        assert "resolving db.example: probe did not finish within" in runner.verdict.why  # where it hung
         check.release.set()
         wait_for(lambda: runner.verdict.ok is True, 5, "the late answer to count")
     finally:

@@ -77,7 +77,8 @@ def test_a_sigterm_whose_raise_python_swallows_still_fails_the_check(tmp_path: P
     (tmp_path / "sitecustomize.py").write_text(SIGTERM_IN_A_DEL)
     outcome = run("ka-check-exec", "--no-syslog", "--", "true", env={"PYTHONPATH": str(tmp_path)})
     assert "Exception ignored" in outcome.stderr, outcome  # the situation was made
-    assert outcome.code == 1 and outcome.line == "FAIL: stopped by SIGTERM", outcome
+    # The line names the step the signal cut (Deadline.step): the command being run.
+    assert outcome.code == 1 and outcome.line == "FAIL: running true: stopped by SIGTERM", outcome
 
 
 def test_flags_after_the_double_dash_belong_to_the_command() -> None:

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from kahooks.lab.netns import wait_for
 from kahooks.lab.rsyslog import Rsyslog
-from tests.support.programs import assert_one_line_failure, pids_mentioning, quiet_env, run
+from tests.support.programs import assert_one_line_failure, assert_timed_out, pids_mentioning, quiet_env, run
 from tests.support.serve import Served, head
 
 # --- Rule 7: secrets in output -------------------------------------------------------------------------
@@ -126,14 +128,46 @@ def test_a_backtracking_cmdline_pattern_fails_the_check_in_time_not_after_minute
     check (and the daemon) for minutes; now a failed probe with its reason, within --timeout."""
     crafted = _crafted_process()
     try:
-        # --timeout 4: the match gets its share (0.25 of what is left) and regex may overshoot it threefold on
-        # a loaded machine; with 2 s the check's own deadline came first there and named no pattern.
+        # --timeout 4: the match gets its share (0.25 of what is left), in CPU time: up to a fourfold
+        # oversubscribed machine, the probe's own words (kahooks/settings/patterns.py).
         outcome = run("ka-check-process", "--cmdline", EVIL, "--timeout", "4", timeout=20)
     finally:
         crafted.kill()
         crafted.wait()
-    assert_one_line_failure(outcome, f"/{EVIL}/ gave up on pid", "command line")
+    # The probe's words, or the alarm's when the match outran its share (regex counts CPU time): either
+    # names the pattern and what it was matched against.
+    assert_timed_out(outcome, 4, f"/{EVIL}/ gave up on pid", where=(f"/{EVIL}/", "pid", "command line"))
     assert outcome.seconds < 5.5, outcome  # a `re` match held it for minutes
+
+
+def test_a_match_the_machine_starves_is_cut_by_the_alarm_which_names_it() -> None:
+    """CI's host leg, two suites on two cores: regex's timeout counts CPU time, the match outran the
+    probe's deadline in wall time, and the runner's alarm stopped it with `FAIL: timed out after 4 s`,
+    where it was stuck lost. Made here at will: the check is frozen in the match (SIGSTOP) past its
+    deadline, then let go; the alarm cuts the match at once and its line names the pattern and the pid."""
+    crafted = _crafted_process()
+    try:
+        check = subprocess.Popen([str(Path(sys.executable).parent / "ka-check-process"), "--cmdline", EVIL,
+                                  "--timeout", "2"], stdout=subprocess.PIPE, text=True, env=quiet_env())
+        # In the match: past start-up's CPU (about 50 ms), short of the match's share (0.25 of 2 s).
+        wait_for(lambda: _cpu_seconds(check.pid) >= 0.2, 10, "the check to be matching", poll=0.01)
+        os.kill(check.pid, signal.SIGSTOP)
+        time.sleep(2.5)  # deliberate: the wall-clock deadline passes while the match's CPU clock stands still
+        os.kill(check.pid, signal.SIGCONT)
+        started = time.monotonic()
+        out, _ = check.communicate(timeout=10)
+    finally:
+        crafted.kill()
+        crafted.wait()
+    assert check.returncode == 1 and out.count("\n") == 1, out
+    assert out.startswith(f"FAIL: matching /{EVIL}/ against pid {crafted.pid}'s command line: timed out after 2.0 s"), out
+    assert time.monotonic() - started < 1.0, out  # cut at once, not after the rest of its CPU share
+
+
+def _cpu_seconds(pid: int) -> float:
+    """A process's user and system CPU time so far (/proc/PID/stat's fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_the_daemon_fails_a_backtracking_cmdline_probe_and_keeps_its_heartbeat(tmp_path: Path) -> None:
@@ -152,7 +186,10 @@ interval = 1
         crafted.kill()
         crafted.wait()
     assert gaps and max(gaps) < 1.0, gaps  # heartbeat_interval 0.2: the pattern never holds the daemon
-    assert "gave up on pid" in status["why"] and status["runs"] >= 2, status
+    # The probe's words, or the supervisor's for a match that outran its hard limit (regex counts CPU time),
+    # which name the step it was stuck in.
+    assert f"/{EVIL}/" in status["why"] and "command line" in status["why"] and status["runs"] >= 2, status
+    assert "gave up on pid" in status["why"] or "probe did not finish" in status["why"], status
 
 
 class _CraftedBody:
@@ -191,7 +228,7 @@ def test_a_backtracking_body_pattern_fails_the_http_check_in_time() -> None:
         plain = run("ka-check-http", "--regex", "a{3000}!b", "--timeout", "2", server.url, timeout=20)
     finally:
         server.close()
-    assert_one_line_failure(outcome, "200 from", f"/{EVIL}/ gave up on the body")
+    assert_timed_out(outcome, 4, "200 from", f"/{EVIL}/ gave up on the body", where=(f"/{EVIL}/", "the body"))
     assert outcome.seconds < 5.5, outcome
     assert plain.code == 0 and "body matches /a{3000}!b/" in plain.line, plain  # regex, re's syntax
 

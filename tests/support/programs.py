@@ -56,15 +56,19 @@ def assert_one_line_failure(outcome: Outcome, *fragments: str) -> None:
         assert fragment in outcome.line, (fragment, outcome.line)
 
 
-def assert_timed_out(outcome: Outcome, seconds: float, *probe_fragments: str) -> None:
+def assert_timed_out(outcome: Outcome, seconds: float, *probe_fragments: str, where: tuple[str, ...] = ()) -> None:
     """A check failed at its --timeout: with the probe's own words, or with the runner's backstop alarm's.
 
     The alarm fires 50 ms after the probe's deadline (hooks/check_cli.py); on a loaded machine (CI's two
-    legs at once) the process can wake later than that, and the alarm answers first. Both are the same
-    budget, both are one line.
+    legs at once) the process can wake later than that, and the alarm answers first. A `regex` match's
+    timeout counts CPU time, not wall time (kahooks/settings/patterns.py), so on a busy machine the alarm
+    ends it. Both are the same budget, both are one line, and both say where the probe was: every
+    fragment of `where` is in either.
     """
-    assert_one_line_failure(outcome)
-    alarm = f"timed out after {seconds:g} s"
+    from kahooks.deadline import format_seconds
+
+    assert_one_line_failure(outcome, *where)
+    alarm = f"timed out after {format_seconds(seconds)}"
     assert alarm in outcome.line or all(fragment in outcome.line for fragment in probe_fragments), (
         probe_fragments, outcome.line)
 
