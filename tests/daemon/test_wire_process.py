@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kahooks.daemon.wire_process import NICENESS
 from kahooks.lab.netns import wait_for
 from tests.support.programs import pids_mentioning
 from tests.support.serve import Served, head
@@ -82,6 +83,26 @@ def test_the_daemon_holds_no_packet_socket_its_observer_process_does(tmp_path: P
         assert not packet_sockets(daemon.process.pid), "the daemon holds none"
         assert daemon.stop() == 0
         wait_for(lambda: gone(observer), 5, "the observer to end with the daemon")
+
+
+@pytest.mark.root  # a packet socket needs CAP_NET_RAW
+def test_the_observer_runs_below_the_daemon(tmp_path: Path) -> None:
+    """A flood keeps the observer decoding (up to its budget); on a busy machine it must not take the CPU
+    the checks and the heartbeat need. Lower by its nice value, and by its autogroup's where the kernel
+    shares the CPU between sessions (the observer has a session of its own)."""
+    with served(tmp_path) as daemon:
+        assert daemon.process is not None
+        wait_for(lambda: listening(daemon), 10, "the observer to listen on lo (status.json)")
+        [observer] = observers(daemon.process.pid)
+        assert nice(observer) == min(19, nice(daemon.process.pid) + NICENESS), (nice(observer), nice(daemon.process.pid))
+        if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1":
+            assert Path(f"/proc/{observer}/autogroup").read_text().split()[-1] == str(NICENESS)
+            assert Path(f"/proc/{observer}/autogroup").read_text() != Path(f"/proc/{daemon.process.pid}/autogroup").read_text()
+
+
+def nice(pid: int) -> int:
+    """A process's nice value (/proc/PID/stat's field 19)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[16])
 
 
 @pytest.mark.root
