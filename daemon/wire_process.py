@@ -172,9 +172,8 @@ class _Relay:
 
 
 # How much lower than the daemon the observer runs. A report can wait; a check cannot: under a flood the
-# observer decodes up to its budget (about 15 % of a core), and on a busy machine those cycles are taken
-# from the checks' probes and the heartbeat (CI's trixie leg: the daemon's exec check, one run every 0.25 s
-# beside a bare loop keeping 0.25 s, averaged 0.46 s during the flood).
+# observer decodes up to its budget (about 15 % of a core), and on a busy machine those cycles would be
+# taken from the checks' probes and the heartbeat at the same weight.
 NICENESS = 10
 
 
