@@ -59,7 +59,7 @@ class CheckRunner:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.running_since: float | None = None
-        self.deadline: Deadline | None = None  # the running probe's: its step names where a stuck one is
+        self.deadline = Deadline(self.check.timeout)  # the last probe's: its step names where a stuck one is
         self.stuck_reported = False
         self.watched = False
         self.poke_reason = ""
@@ -116,9 +116,9 @@ class CheckRunner:
 
     def run_once(self) -> CheckResult:
         started = self.clock()
+        self.deadline = Deadline(self.check.timeout)  # before running_since: the supervisor reads this one's step
         self.running_since = started
         self.stuck_reported = False
-        self.deadline = Deadline(self.check.timeout)
         try:
             result = probe_safely(self.check, on_bug=lambda: log.exception("%s: the probe failed", self.name),
                                   deadline=self.deadline)
@@ -154,11 +154,9 @@ class CheckRunner:
         overdue = self.clock() - since
         if overdue > self.check.hard_limit() + STUCK_GRACE:
             self.stuck_reported = True
-            step = self.deadline.step if self.deadline is not None else ""
-            where = f"{step}: " if step else ""
             log.error("%s: probe still running after %.1f s (%s); counting it as failed", self.name, overdue,
-                      step or "no step named")
-            self._judge(unhealthy(f"{where}probe did not finish within {overdue:.1f} s"), overdue)
+                      self.deadline.step or "no step named")
+            self._judge(unhealthy(self.deadline.where(f"probe did not finish within {overdue:.1f} s")), overdue)
 
 
 class ProcessWatcher:

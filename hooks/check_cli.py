@@ -77,7 +77,7 @@ import time
 
 from kahooks.checks import PROGRAM_PREFIX, build
 from kahooks.checks.base import probe_safely
-from kahooks.deadline import Deadline, timed_out
+from kahooks.deadline import Deadline, format_seconds
 from kahooks.errors import UsageError
 from kahooks.output import redact
 from kahooks.output.result import CheckResult, unhealthy
@@ -202,8 +202,8 @@ def _probe_guarded(check: Check, verbose: bool) -> CheckResult:
         return result
     except Interrupted as exc:  # the line says where the probe was: the step keepalived or the alarm cut
         if exc.reason == "timed out":  # the probe's own deadline did not end it
-            return unhealthy(timed_out(check.timeout, deadline.step))
-        return unhealthy(f"{deadline.step}: {exc.reason}" if deadline.step else exc.reason)
+            return unhealthy(deadline.where(f"timed out after {format_seconds(check.timeout)}"))
+        return unhealthy(deadline.where(exc.reason))
     finally:
         _probing = False
         signal.setitimer(signal.ITIMER_REAL, 0)

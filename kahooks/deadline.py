@@ -28,6 +28,10 @@ class Deadline:
         """Seconds left, never negative."""
         return max(0.0, self.expires - time.monotonic())
 
+    def where(self, words: str) -> str:
+        """`words` after the step the probe was in, when it named one: 'waiting for db1: stopped by SIGTERM'."""
+        return f"{self.step}: {words}" if self.step else words
+
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
@@ -36,13 +40,8 @@ class Deadline:
         self.step = what
         left = self.expires - time.monotonic()
         if left <= 0:
-            raise ProbeTimeout(timed_out(self.seconds, what))
+            raise ProbeTimeout(self.where(f"timed out after {format_seconds(self.seconds)}"))
         return left
-
-
-def timed_out(seconds: float, step: str = "") -> str:
-    """The words of a probe that ran out of time: 'waiting for db1: timed out after 2.0 s'."""
-    return f"{step}: timed out after {format_seconds(seconds)}" if step else f"timed out after {format_seconds(seconds)}"
 
 
 def format_seconds(seconds: float) -> str:
