@@ -21,6 +21,7 @@ from kahooks.errors import os_words
 from kahooks.events.event import DELETED, VRRP_STATES
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from kahooks.daemon.snapshot import NotificationState, ThreadState
@@ -52,6 +53,9 @@ class Notifications:
         self.transitions: collections.deque = collections.deque(maxlen=LAST_TRANSITIONS)
         self.transition_counts: collections.Counter = collections.Counter()
         self.instance_states: dict[str, tuple[str, float]] = {}  # name -> (last state reported, when)
+        # Told when instance_states changes (the delivery worker's thread): the wire observer, which judges
+        # with them, is sent them at once (daemon/wire.py). Never blocks.
+        self.on_states: Callable[[], None] | None = None
         self.delivery_counts: collections.Counter = collections.Counter()
 
     def housekeeping(self) -> None:
@@ -100,6 +104,11 @@ class Notifications:
             self.instance_states[event.name] = (event.state, event.time)
         elif event.state == DELETED:  # gone with a reload: no state, rather than its last one
             self.instance_states.pop(event.name, None)
+        else:
+            return
+        told = self.on_states
+        if told is not None:
+            told()
 
     def observe_outcome(self, channel: str, outcome: str) -> None:
         self.delivery_counts[(channel, outcome)] += 1

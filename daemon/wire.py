@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class Wire:
         previous = self.observer
         # Waited for: its open alerts are read once it can change them no more.
         self.stop(wait=STOP_JOIN)
+        notifications.on_states = None
         serve = config.sections["serve"]
         state_dir = serve.state_dir
         settings: WireSettings = config.sections["wire"]
@@ -128,6 +130,7 @@ class Wire:
         observer = ObserverProcess(locals_, lambda: instance_states(notifications), record, left_open,
                                    lambda alerts: wire_memory.save(state_dir, alerts))
         self.observer = observer
+        notifications.on_states = observer.poke
         self.why_off = ""
         self.thread = Supervised("wire", observer.run).start()
         log.info("wire: watching VRRP on %s for %s", ", ".join(observer.interfaces),
@@ -185,6 +188,19 @@ class ObserverProcess:
         self.open: dict[tuple[str, str], str] = dict(remembered)
         self.latest: dict | None = None
         self.pid = 0
+        # poke() wakes the thread through this pair when keepalived's states change: they go to the observer
+        # then, not at its next wake (up to JUDGE_EVERY later, which VRRP blocked's 3 advert intervals could
+        # not spare). Closed with this object.
+        self.woken, self.waking = socket.socketpair()
+        self.woken.setblocking(False)
+        self.waking.setblocking(False)
+
+    def poke(self) -> None:
+        """keepalived's states changed (Notifications.on_states, the delivery worker's thread): send them now."""
+        try:
+            self.waking.send(b"\0")
+        except OSError:  # poked already (the pair's buffer is full), or closed
+            pass
 
     def run(self, stop: threading.Event) -> None:
         import select
@@ -210,6 +226,7 @@ class ObserverProcess:
         ended = False
         readable = select.poll()  # not select(): a daemon at scale holds over a thousand descriptors (pidfds)
         readable.register(ours, select.POLLIN)
+        readable.register(self.woken, select.POLLIN)
         try:
             ours.settimeout(STOP_WAIT)  # the first line, whole; a process that does not read it is broken
             channel.send({"locals": serialised_locals(self.locals), "level": log.getEffectiveLevel(),
@@ -224,10 +241,13 @@ class ObserverProcess:
                         sent = states
                 except OSError as exc:  # the rest of a line it could not take within 1 s: what it says is still read
                     log.debug("wire: cannot tell the observer keepalived's states: %s", exc)
-                # Woken by the observer's snapshot (every SNAPSHOT_EVERY s) or its other lines; a stop is heard
-                # within JUDGE_EVERY s.
-                if readable.poll(JUDGE_EVERY * 1000):
-                    ended = self._take(channel)
+                # Woken by the observer's snapshot (every SNAPSHOT_EVERY s) or its other lines, or by poke(); a stop
+                # is heard within JUDGE_EVERY s.
+                for fd, _ in readable.poll(JUDGE_EVERY * 1000):
+                    if fd == ours.fileno():
+                        ended = self._take(channel)
+                    else:
+                        _drain(self.woken)
             if not ended:
                 # Told to stop: the end of our stream stops it; what it said until then is taken, within STOP_WAIT.
                 ours.shutdown(socket.SHUT_WR)
@@ -278,6 +298,15 @@ class ObserverProcess:
                 "ignored": 0, "dropped": 0, "vrids": [], "findings": [],
                 "instances": [{"instance": local.name, "interface": local.interface, "vrid": local.vrid}
                               for local in self.locals]}
+
+
+def _drain(sock: Any) -> None:
+    """Read a non-blocking socket empty."""
+    try:
+        while sock.recv(4096):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def _ended(status: int | None) -> str:

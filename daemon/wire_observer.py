@@ -75,15 +75,17 @@ class Observer:
         # A left-open alert that does not hold is cleared only once every finding could have been seen again:
         # the longest wait of any (master gone: the master-down interval and one more advert interval).
         self.control: socket.socket | None = None
-        self.on_control: Callable[[], None] | None = None
+        self.on_control: Callable[[], bool] | None = None
         self.on_judged: Callable[[], None] | None = None
         self.settle = max(4 * local.interval_seen() + max(local.interval_seen(), 1.0) for local in locals_) \
             + JUDGE_EVERY
 
     def run(self, stop: threading.Event, control: socket.socket | None = None,
-            on_control: Callable[[], None] | None = None, on_judged: Callable[[], None] | None = None) -> None:
+            on_control: Callable[[], bool] | None = None, on_judged: Callable[[], None] | None = None) -> None:
         """Observe until `stop`. `control` (the daemon's channel) is waited on with the packet sockets, and
-        `on_control` called when it is readable; `on_judged` after each judgement. One thread does it all:
+        `on_control` called when it is readable: True when keepalived's states changed, which are judged at
+        once (VRRP blocked counts from the moment keepalived here is known to be MASTER, not from the next
+        judgement); `on_judged` after each judgement. One thread does it all:
         a second one would wait for the interpreter lock for as long as packets keep coming (see
         daemon/wire_process.py), and the snapshot it was to send would lag the flood it describes."""
         self.stopping = stop
@@ -121,7 +123,8 @@ class Observer:
             ready, _, _ = select.select(waiting, [], [], max(0.0, min(next_judge, next_addresses) - now))
             for sock in ready:
                 if sock is self.control and self.on_control is not None:
-                    self.on_control()
+                    if self.on_control():
+                        next_judge = time.monotonic()
                 elif sock is events:
                     self._drain(events)
                     next_addresses = min(next_addresses, time.monotonic() + 0.05)

@@ -147,17 +147,26 @@ class _Relay:
     def remember(self, alerts: dict[tuple[str, str], str]) -> None:
         self.change["open"] = [[kind, instance, sentence] for (kind, instance), sentence in alerts.items()]
 
-    def take(self, lines: list[bytes]) -> None:
+    def take(self, lines: list[bytes]) -> bool:
+        """The daemon's lines; True when they changed keepalived's states."""
+        before = self.states
         for line in lines:
             message = decode(line)
             if message is not None and isinstance(message.get("states"), dict):
                 self.states = {name: (value[0], value[1]) for name, value in message["states"].items()}
+        if self.states == before:
+            return False
+        log.debug("wire: keepalived's states: %s", ", ".join(f"{name} {state}" for name, (state, _) in
+                                                           sorted(self.states.items())) or "none")
+        return True
 
-    def from_daemon(self) -> None:
+    def from_daemon(self) -> bool:
+        """Read what the daemon sent; True when keepalived's states changed (judged at once)."""
         lines, ended = self.channel.receive()
-        self.take(lines)
+        changed = self.take(lines)
         if ended:
             self.stop.set()
+        return changed
 
     def judged(self, observer: Any) -> None:
         if self.change:
