@@ -65,9 +65,18 @@ class Booted:
                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             process = self.process
-            self.init = wait_for(lambda: next((child.pid for child in psutil.Process(process.pid).children()
-                                               if child.name() == "systemd"), None) or process.poll() is not None,
-                                 20, "systemd to start in the root")
+
+            def systemd() -> int | None:
+                """nspawn's child that is systemd; its other children come and go as it sets the root up."""
+                for child in psutil.Process(process.pid).children():
+                    try:
+                        if child.name() == "systemd":
+                            return child.pid
+                    except psutil.NoSuchProcess:  # ended between the listing and the look (seen in CI)
+                        continue
+                return None
+
+            self.init = wait_for(lambda: systemd() or process.poll() is not None, 20, "systemd to start in the root")
             assert process.poll() is None, process.stdout.read() if process.stdout else ""
             # Until systemd's own socket is up, systemctl cannot even ask: ask again.
             try:
