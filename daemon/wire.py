@@ -208,7 +208,7 @@ class ObserverProcess:
         import sys
         import time
 
-        from kahooks.daemon.wire_observer import JUDGE_EVERY
+        from kahooks.daemon.wire_observer import JUDGE_EVERY, drain
         from kahooks.daemon.wire_process import Channel, serialised_locals
         from kahooks.system import commands
 
@@ -247,7 +247,7 @@ class ObserverProcess:
                     if fd == ours.fileno():
                         ended = self._take(channel)
                     else:
-                        _drain(self.woken)
+                        drain(self.woken)
             if not ended:
                 # Told to stop: the end of our stream stops it; what it said until then is taken, within STOP_WAIT.
                 ours.shutdown(socket.SHUT_WR)
@@ -298,15 +298,6 @@ class ObserverProcess:
                 "ignored": 0, "dropped": 0, "vrids": [], "findings": [],
                 "instances": [{"instance": local.name, "interface": local.interface, "vrid": local.vrid}
                               for local in self.locals]}
-
-
-def _drain(sock: Any) -> None:
-    """Read a non-blocking socket empty."""
-    try:
-        while sock.recv(4096):
-            pass
-    except BlockingIOError:
-        pass
 
 
 def _ended(status: int | None) -> str:

@@ -126,17 +126,11 @@ class Observer:
                     if self.on_control():
                         next_judge = time.monotonic()
                 elif sock is events:
-                    self._drain(events)
+                    drain(events)
                     next_addresses = min(next_addresses, time.monotonic() + 0.05)
                 else:
                     used += self._read(sock, BUDGET - used)
 
-    def _drain(self, sock: socket.socket) -> None:
-        for _ in range(64):
-            try:
-                sock.recv(65536)
-            except (BlockingIOError, OSError):
-                return
 
     def _read(self, sock: socket.socket, allowed: int) -> int:
         count = 0
@@ -279,3 +273,13 @@ class Observer:
                                  for finding in self.findings],
                     "instances": [{"instance": local.name, "interface": local.interface, "vrid": local.vrid}
                                   for local in segment.locals]}
+
+
+def drain(sock: socket.socket) -> None:
+    """Read what a non-blocking socket holds and throw it away (what matters is that it woke us), at most
+    64 reads: a sender that keeps writing cannot hold the loop here."""
+    for _ in range(64):
+        try:
+            sock.recv(65536)
+        except OSError:  # BlockingIOError: empty
+            return

@@ -190,7 +190,6 @@ def test_a_judgements_open_alerts_and_events_cross_the_channel_as_one_line() -> 
         assert relay.change == {}
 
 
-
 def test_the_observer_judges_at_once_when_keepalived_states_change() -> None:
     """The other half of the states' way: told them, the observer judged at its turn, up to JUDGE_EVERY
     (0.5 s) later. Now a change, and only a change, is judged at once."""
